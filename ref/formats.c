@@ -408,10 +408,11 @@ void kb_quantize_q4k(const float *x, kb_block_q4k *y, int64_t nblocks) {
     }
 }
 
-/* A plain Q6_K quantizer (not ggml's make_qx_quants search): per 16-value group
- * s = absmax/31, block d = max(s)/127 as fp16, int8 group scale round(s/d), then
- * q = round(x / (d*scale)) clamped to [-32, 31]. Packing follows
- * dequantize_row_q6_K's index pattern (see kb_dequant_q6k). */
+/* A plain Q6_K quantizer (not ggml's make_qx_quants search). Per 16-value group
+ * s = absmax/31; block d = max(s)/127 rounded *up* to fp16; int8 group scale
+ * ceil(s/d) <= 127, so the group step d*scale >= s and every |x| <= 31 steps:
+ * q = round(x / step) never clamps and each value is off by at most half a step.
+ * Packing follows dequantize_row_q6_K's index pattern (see kb_dequant_q6k). */
 void kb_quantize_q6k(const float *x, kb_block_q6k *y, int64_t nblocks) {
     uint8_t L[KB_QK_K];
     float group_scale[KB_QK_K / 16];
@@ -428,15 +429,19 @@ void kb_quantize_q6k(const float *x, kb_block_q6k *y, int64_t nblocks) {
             group_scale[g] = amax / 31.f;
             if (group_scale[g] > max_scale) max_scale = group_scale[g];
         }
-        /* fp16 d, saturated so huge inputs still give a finite block */
-        y[i].d = kb_f32_to_f16(max_scale / 127.f, 1);
-        const float d = kb_f16_to_f32(y[i].d);
+        const float d_want = max_scale / 127.f;
+        uint16_t dh = kb_f32_to_f16(d_want, 1); /* saturated: huge inputs still give a finite block */
+        if (kb_f16_to_f32(dh) < d_want && dh < 0x7bffu) {
+            dh++; /* next fp16 up: positive codes are ordered like their values */
+        }
+        y[i].d = dh;
+        const float d = kb_f16_to_f32(dh);
         for (int g = 0; g < KB_QK_K / 16; g++) {
-            const int s = d > 0 ? round_clamp(group_scale[g] / d, 0, 127) : 0;
+            const int s = d > 0 ? round_clamp(ceilf(group_scale[g] / d), 0, 127) : 0;
             y[i].scales[g] = (int8_t)s;
-            const float dg = d * (float)s;
+            const float step = d * (float)s;
             for (int l = 0; l < 16; l++) {
-                const int q = dg > 0 ? round_clamp(xb[16 * g + l] / dg, -32, 31) : 0;
+                const int q = step > 0 ? round_clamp(xb[16 * g + l] / step, -32, 31) : 0;
                 L[16 * g + l] = (uint8_t)(q + 32);
             }
         }
