@@ -1,0 +1,71 @@
+// rope_neox.cu - rotary embedding, NEOX layout: x [N][heads][d], pos [N] (int32).
+// For i < d/2, pair (i, i + d/2), angle a = pos * theta^(-2i/d) (REFERENCE.md section 3):
+//   y_i = x_i cos a - x_{i+d/2} sin a,   y_{i+d/2} = x_i sin a + x_{i+d/2} cos a.
+// theta (the base) comes from the case (Qwen2.5: 1e6).
+//
+// The angle and its cos/sin are computed in fp64 and rounded once to fp32: at
+// pos ~ 32k an fp32 angle (powf, or ggml CPU's repeated products) is off by up to
+// ~pos*(i+2)*2^-24 rad, which is the known way fp32 rope implementations drift apart.
+// The cost is one pow + sincos per (token, i): amortized over the heads in v2.
+//
+// -D options: BLOCK (threads per block). v2 needs d % 8 == 0 (float4 halves).
+#ifndef BLOCK
+#define BLOCK 256
+#endif
+
+__device__ __forceinline__ void rope_angle(int p, int i, int d, double theta, float *c, float *s) {
+    const double a = (double)p * pow(theta, -2.0 * (double)i / (double)d);
+    double sd, cd;
+    sincos(a, &sd, &cd);
+    *c = (float)cd;
+    *s = (float)sd;
+}
+
+// v1: one thread per (token, head, pair); each computes its own angle.
+extern "C" __global__ void __launch_bounds__(BLOCK)
+rope_neox_v1(const float *__restrict__ x, const int *__restrict__ pos, float *__restrict__ y, int n, int heads, int d,
+             double theta) {
+    const int half = d / 2;
+    const long long idx = (long long)blockIdx.x * BLOCK + threadIdx.x;
+    if (idx >= (long long)n * heads * half) return;
+    const int i = (int)(idx % half);
+    const long long row = idx / half; // token * heads + head
+    const int t = (int)(row / heads);
+    float c, s;
+    rope_angle(pos[t], i, d, theta, &c, &s);
+    const long long b = row * d;
+    const float x0 = x[b + i], x1 = x[b + i + half];
+    y[b + i] = x0 * c - x1 * s;
+    y[b + i + half] = x0 * s + x1 * c;
+}
+
+// v2: one block per token. The d/2 (cos, sin) pairs go to shared memory once, then the
+// block sweeps heads x (d/2)/4 with 16-byte loads of both halves.
+extern "C" __global__ void __launch_bounds__(BLOCK)
+rope_neox_v2(const float *__restrict__ x, const int *__restrict__ pos, float *__restrict__ y, int n, int heads, int d,
+             double theta) {
+    extern __shared__ __align__(16) float cs[]; // cos [d/2], then sin [d/2]
+    const int half = d / 2, t = blockIdx.x;
+    (void)n;
+    const int p = pos[t];
+    for (int i = threadIdx.x; i < half; i += BLOCK) rope_angle(p, i, d, theta, &cs[i], &cs[half + i]);
+    __syncthreads();
+    const int q = half / 4;
+    for (int e = threadIdx.x; e < heads * q; e += BLOCK) {
+        const int h = e / q, i = (e - h * q) * 4;
+        const long long b = ((long long)t * heads + h) * d;
+        const float4 a = *(const float4 *)(x + b + i), u = *(const float4 *)(x + b + half + i);
+        const float4 c = *(const float4 *)(cs + i), s = *(const float4 *)(cs + half + i);
+        float4 lo, hi;
+        lo.x = a.x * c.x - u.x * s.x;
+        hi.x = a.x * s.x + u.x * c.x;
+        lo.y = a.y * c.y - u.y * s.y;
+        hi.y = a.y * s.y + u.y * c.y;
+        lo.z = a.z * c.z - u.z * s.z;
+        hi.z = a.z * s.z + u.z * c.z;
+        lo.w = a.w * c.w - u.w * s.w;
+        hi.w = a.w * s.w + u.w * c.w;
+        __stcs((float4 *)(y + b + i), lo);
+        __stcs((float4 *)(y + b + half + i), hi);
+    }
+}

@@ -1,0 +1,46 @@
+// test_fault.cu - test-only kernels, with rmsnorm's signature (x, w, y, K, eps), exposed
+// as rmsnorm variants only when KB_TEST_VARIANTS=1. They check the harness, not math:
+//   rmsnorm_test_fault     : stores to an unmapped address -> CUDA_ERROR_ILLEGAL_ADDRESS,
+//                            a sticky fault: the row must be `error`, the next cases fine.
+//   rmsnorm_test_unwritten : a correct rmsnorm that skips the very last element, so the
+//                            poison check must flag one unwritten value.
+#ifndef BLOCK
+#define BLOCK 256
+#endif
+
+extern "C" __global__ void __launch_bounds__(BLOCK)
+rmsnorm_test_fault(const float *__restrict__ x, const float *__restrict__ w, float *__restrict__ y, int K, float eps) {
+    (void)x;
+    (void)w;
+    (void)y;
+    (void)K;
+    (void)eps;
+    if (blockIdx.x == 0 && threadIdx.x == 0) {
+        // The first page of the address space is never mapped. volatile: the store stays.
+        volatile float *bad = (volatile float *)16ull;
+        *bad = 1.0f;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(BLOCK)
+rmsnorm_test_unwritten(const float *__restrict__ x, const float *__restrict__ w, float *__restrict__ y, int K, float eps) {
+    __shared__ float part[BLOCK / 32];
+    __shared__ float total;
+    const float *xr = x + (long long)blockIdx.x * K;
+    float *yr = y + (long long)blockIdx.x * K;
+    float ss = 0.0f;
+    for (int i = threadIdx.x; i < K; i += BLOCK) ss = fmaf(xr[i], xr[i], ss);
+    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = ss;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float s = 0.0f;
+        for (int i = 0; i < BLOCK / 32; i++) s += part[i];
+        total = s;
+    }
+    __syncthreads();
+    const float scale = 1.0f / sqrtf(total / (float)K + eps);
+    const bool last_row = blockIdx.x == gridDim.x - 1;
+    for (int i = threadIdx.x; i < K; i += BLOCK)
+        if (!(last_row && i == K - 1)) yr[i] = (xr[i] * scale) * w[i];
+}
