@@ -130,6 +130,11 @@ static void test_cache_roundtrip(const char *tmp) {
     CHECK(strstr(b.cache_path, "cache_test-") && strstr(b.cache_path, ".cubin"), "cache file name: %s", b.cache_path);
     free(a.image);
     free(b.image);
+    /* the NVRTC compile test fails on a non-empty log: make sure warnings land there */
+    rc = kbcu_compile("warn.cu", "extern \"C\" __global__ void k(float *y) { int unused; y[0] = 1.0f; }\n", "",
+                      "sm_90", inc, NULL, &a, msg);
+    CHECK(rc == KB_OK && strstr(a.log, "unused") != NULL, "warnings reach the log: '%s'", a.log);
+    free(a.image);
     rc = kbcu_compile("bad.cu", "this is not CUDA", "", "sm_90", inc, NULL, &a, msg);
     CHECK(rc == KB_ERROR && strstr(msg, "bad.cu"), "a compile error names the source: %s", msg);
     free(a.image);
@@ -263,6 +268,9 @@ static void test_geometry(void) {
     CHECK(plan(&ro, "v2_b256", &p, msg) == KB_OK && p.launch[0].grid[0] == 512 && p.launch[0].smem == 512,
           "rope v2: a block per token, d floats of shared memory");
     CHECK(p.launch[0].args[6].kind == KBCU_ARG_F64 && p.launch[0].args[6].f == 1e6, "theta from the case");
+    CHECK(plan(&ro, "v3_b256_i2", &p, msg) == KB_OK && p.launch[0].grid[0] == 512 && p.launch[0].smem == 512 &&
+              strcmp(p.launch[0].kernel, "rope_neox_v3") == 0,
+          "rope v3: v2's geometry");
     ro.head_dim = 68;
     CHECK(plan(&ro, "v2_b256", &p, msg) == KB_NOT_SUPPORTED, "rope v2 needs d %% 8 == 0");
 

@@ -39,6 +39,7 @@ const kbcu_kernel_def kbcu_kernel_defs[] = {
     {KB_OP_GEMM_FP8, "gemv_v2_b256_u4", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=4", 80, 0},
     {KB_OP_ROPE_NEOX, "v1_b256", "rope_neox.cu", "rope_neox_v1", "-DBLOCK=256", 75, 0},
     {KB_OP_ROPE_NEOX, "v2_b256", "rope_neox.cu", "rope_neox_v2", "-DBLOCK=256", 75, 0},
+    {KB_OP_ROPE_NEOX, "v3_b256_i2", "rope_neox.cu", "rope_neox_v3", "-DBLOCK=256 -DITEMS=2", 75, 0},
     {KB_OP_ATTENTION, "decode_v1", "attention.cu", "attn_decode_v1,attn_decode_combine_v1", "-DWARPS=4 -DKPW=4", 75, 0},
     {KB_OP_ATTENTION, "prefill_v1", "attention.cu", "attn_prefill_v1", "-DWARPS=8 -DKT=32", 75, 0},
     {KB_OP_EMBED, "v1_b256", "embed.cu", "embed_{q4k,q6k,f16,f32}_v1", "-DBLOCK=256", 75, 0},
@@ -205,7 +206,7 @@ int kbcu_plan_case(const kb_case *c, const kbcu_kernel_def *def, const kbcu_devi
         int64_t d = c->head_dim;
         if (!fits_i32(c->n * c->heads * d)) return kb_fail(msg, KB_NOT_SUPPORTED, "tensor beyond int32 elements");
         kbcu_launch *l;
-        if (strcmp(k, "rope_neox_v2") == 0) {
+        if (strcmp(k, "rope_neox_v2") == 0 || strcmp(k, "rope_neox_v3") == 0) {
             if (d % 8) return kb_fail(msg, KB_NOT_SUPPORTED, "%s needs head_dim %% 8 == 0 (float4 halves)", def->name);
             l = add_launch(p, k, c->n, 1, 1, block);
             l->smem = (unsigned)(d * sizeof(float));

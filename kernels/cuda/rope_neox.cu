@@ -69,3 +69,60 @@ rope_neox_v2(const float *__restrict__ x, const int *__restrict__ pos, float *__
         __stcs((float4 *)(y + b + half + i), hi);
     }
 }
+
+// v3: v2 with the loads issued before the fp64 table: each thread first loads up to
+// ITEMS (x_i, x_{i+d/2}) float4 pairs into registers, so the DRAM latency overlaps the
+// pow/sincos latency instead of following it. Pairs beyond BLOCK*ITEMS (more heads
+// than planned for) take v2's path after the table.
+#ifndef ITEMS
+#define ITEMS 2
+#endif
+__device__ __forceinline__ void rope4(const float4 a, const float4 u, const float *cs, int half, int i, float *yb) {
+    const float4 c = *(const float4 *)(cs + i), s = *(const float4 *)(cs + half + i);
+    float4 lo, hi;
+    lo.x = a.x * c.x - u.x * s.x;
+    hi.x = a.x * s.x + u.x * c.x;
+    lo.y = a.y * c.y - u.y * s.y;
+    hi.y = a.y * s.y + u.y * c.y;
+    lo.z = a.z * c.z - u.z * s.z;
+    hi.z = a.z * s.z + u.z * c.z;
+    lo.w = a.w * c.w - u.w * s.w;
+    hi.w = a.w * s.w + u.w * c.w;
+    __stcs((float4 *)(yb + i), lo);
+    __stcs((float4 *)(yb + half + i), hi);
+}
+
+extern "C" __global__ void __launch_bounds__(BLOCK)
+rope_neox_v3(const float *__restrict__ x, const int *__restrict__ pos, float *__restrict__ y, int n, int heads, int d,
+             double theta) {
+    extern __shared__ __align__(16) float cs3[]; // cos [d/2], then sin [d/2]
+    const int half = d / 2, t = blockIdx.x, q = half / 4, total = heads * q;
+    (void)n;
+    const float *xt = x + (long long)t * heads * d;
+    float *yt = y + (long long)t * heads * d;
+    float4 a[ITEMS], u[ITEMS];
+#pragma unroll
+    for (int it = 0; it < ITEMS; it++) {
+        const int e = threadIdx.x + it * BLOCK;
+        if (e < total) {
+            const int h = e / q, i = (e - h * q) * 4;
+            a[it] = *(const float4 *)(xt + h * d + i);
+            u[it] = *(const float4 *)(xt + h * d + half + i);
+        }
+    }
+    const int p = pos[t];
+    for (int i = threadIdx.x; i < half; i += BLOCK) rope_angle(p, i, d, theta, &cs3[i], &cs3[half + i]);
+    __syncthreads();
+#pragma unroll
+    for (int it = 0; it < ITEMS; it++) {
+        const int e = threadIdx.x + it * BLOCK;
+        if (e < total) {
+            const int h = e / q, i = (e - h * q) * 4;
+            rope4(a[it], u[it], cs3, half, i, yt + h * d);
+        }
+    }
+    for (int e = threadIdx.x + ITEMS * BLOCK; e < total; e += BLOCK) {
+        const int h = e / q, i = (e - h * q) * 4;
+        rope4(*(const float4 *)(xt + h * d + i), *(const float4 *)(xt + h * d + half + i), cs3, half, i, yt + h * d);
+    }
+}
