@@ -1,0 +1,12 @@
+# ref.cmake - tests of the fp64 references (ref/ref_ops.c) and the reference benchmark.
+
+# Hand-checked tiny cases for every reference + thread-count invariance.
+add_executable(test_ref_tiny ${CMAKE_CURRENT_SOURCE_DIR}/test_ref_tiny.c)
+target_link_libraries(test_ref_tiny PRIVATE kbref)
+add_test(NAME ref_tiny COMMAND test_ref_tiny)
+set_tests_properties(ref_tiny PROPERTIES TIMEOUT 60)
+
+# How fast the GEMM reference is (3584x512x3584 at 1 and all threads) and whether its
+# bits depend on the thread count: a tool, not a test (it takes seconds).
+add_executable(ref_bench ${CMAKE_SOURCE_DIR}/tools/ref_bench.c)
+target_link_libraries(ref_bench PRIVATE kbref)
