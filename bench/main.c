@@ -163,6 +163,12 @@ static void apply_overrides(const overrides *o, kb_case *c) {
 }
 
 int main(int argc, char **argv) {
+    /* --help is ours; Google Benchmark would print its own usage and exit */
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage_text, stdout);
+            return 0;
+        }
     if (kb_gb_init(&argc, argv) != 0) return KB_EXIT_USAGE;
 
     kb_harness h;
@@ -194,10 +200,7 @@ int main(int argc, char **argv) {
         i++;                                                                                                          \
     } while (0)
         long long n;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage_text, stdout);
-            return 0;
-        } else if (!strcmp(a, "--list-ops")) want_list = 1;
+        if (!strcmp(a, "--list-ops")) want_list = 1;
         else if (!strcmp(a, "--list-shapes")) want_list = 2;
         else if (!strcmp(a, "--list-backends")) want_list = 3;
         else if (!strcmp(a, "--op")) { NEED_VALUE(); ops_arg = v; }

@@ -55,7 +55,7 @@ static const column columns[NCOLS] = {
     {"bytes", COL_NUM},        {"flops", COL_NUM},
 };
 
-typedef char cell[200];
+typedef char cell[2 * KB_MSG + 8]; /* fits the longest value: the reason */
 
 static void put_int(cell v, int64_t x, int na_if_negative) {
     if (na_if_negative && x < 0) v[0] = 0;
@@ -165,7 +165,17 @@ struct kb_reporter {
     FILE *f;
     int rows, header_done;
     int counts[5];
+    /* console: a skipped backend's reason is printed once, not on every case */
+    char skipped_seen[8][2 * KB_MSG];
+    int n_skipped_seen;
 };
+
+static int console_seen(kb_reporter *rep, const char *reason) {
+    for (int i = 0; i < rep->n_skipped_seen; i++)
+        if (!strcmp(rep->skipped_seen[i], reason)) return 1;
+    if (rep->n_skipped_seen < 8) snprintf(rep->skipped_seen[rep->n_skipped_seen++], 2 * KB_MSG, "%s", reason);
+    return 0;
+}
 
 static kb_reporter *new_reporter(rep_kind k, FILE *f) {
     kb_reporter *r = calloc(1, sizeof *r);
@@ -201,7 +211,7 @@ static void json_string(FILE *f, const char *s) {
     fputc('"', f);
 }
 
-static void console_row(FILE *f, const kb_row *r, int first) {
+static void console_row(kb_reporter *rep, FILE *f, const kb_row *r, int first) {
     if (first)
         fprintf(f, "%-11s %-22s %-8s %-24s %-13s %9s %9s %9s %9s %7s %10s %8s %8s %6s\n", "op", "shape", "backend",
                 "variant", "verdict", "max_abs", "rel_l2", "err/tol", "tol_acc", "bad", "median_us", "GB/s",
@@ -226,7 +236,8 @@ static void console_row(FILE *f, const kb_row *r, int first) {
     fprintf(f, "%-11s %-22s %-8s %-24.24s %-13s %9s %9s %9s %9s %7s %10s %8s %8s %6s\n", kb_op_name(r->c->op),
             r->c->label, r->backend, r->variant.name, kb_verdict_name(r->verdict), maxabs, rel, worst, tacc, bad, med,
             gbs, tfl, frac);
-    if (r->verdict != KB_PASS && r->reason[0]) fprintf(f, "    %s: %s\n", kb_verdict_name(r->verdict), r->reason);
+    if (r->verdict != KB_PASS && r->reason[0] && !(r->verdict == KB_SKIPPED && console_seen(rep, r->reason)))
+        fprintf(f, "    %s: %s\n", kb_verdict_name(r->verdict), r->reason);
 }
 
 void kb_report_row(kb_reporter *rep, const kb_run_info *ri, const kb_row *row) {
@@ -234,7 +245,7 @@ void kb_report_row(kb_reporter *rep, const kb_run_info *ri, const kb_row *row) {
     row_cells(ri, row, v);
     FILE *f = rep->f;
     switch (rep->kind) {
-    case REP_CONSOLE: console_row(f, row, rep->rows == 0); break;
+    case REP_CONSOLE: console_row(rep, f, row, rep->rows == 0); break;
     case REP_CSV:
         if (!rep->header_done) fprintf(f, "%s\n", kb_csv_header());
         rep->header_done = 1;

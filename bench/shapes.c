@@ -37,7 +37,7 @@ static int shapes_dir(char *dir, size_t n) {
         snprintf(dir, n, "%s", env);
         return 0;
     }
-    char exe[PATH_MAX];
+    char exe[PATH_MAX - 16];
     ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (len > 0) {
         exe[len] = 0;

@@ -1,0 +1,11 @@
+# The harness catches what it exists to catch (test-only broken cpu variants),
+# and the correct cpu implementation passes at every smoke shape.
+add_executable(test_metrics ${CMAKE_CURRENT_SOURCE_DIR}/test_metrics.c)
+target_link_libraries(test_metrics PRIVATE kbcore)
+add_test(NAME harness_metrics COMMAND test_metrics)
+add_test(NAME harness_catches_broken_kernels
+         COMMAND ${KB_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/test_harness.py $<TARGET_FILE:kbench>)
+set_tests_properties(harness_catches_broken_kernels PROPERTIES TIMEOUT 600)
+add_test(NAME harness_cpu_smoke_all_pass
+         COMMAND $<TARGET_FILE:kbench> --shapes smoke --backend cpu --reps 3 --max-time 0.05 --quiet)
+set_tests_properties(harness_cpu_smoke_all_pass PROPERTIES TIMEOUT 600)

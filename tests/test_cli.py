@@ -1,0 +1,124 @@
+"""CLI contract: bad input exits 2 with one clear line; listings work; the CSV
+header is exactly the schema in results/README.md; JSON Lines and Google
+Benchmark's JSON are valid. Usage: test_cli.py KBENCH SOURCE_DIR"""
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "oracle"))
+from kbref import Tally  # noqa: E402
+
+kbench, src = sys.argv[1], sys.argv[2]
+t = Tally()
+tmp = tempfile.mkdtemp()
+
+
+def run(*args, env=None):
+    e = dict(os.environ)
+    e.update(env or {})
+    p = subprocess.run([kbench, *args], capture_output=True, text=True, env=e, timeout=300)
+    return p.returncode, p.stdout, p.stderr
+
+
+def expect_usage(args, pattern):
+    rc, out, err = run(*args)
+    lines = [l for l in err.splitlines() if l.strip()]
+    ok = rc == 2 and len(lines) == 1 and re.search(pattern, lines[0]) is not None
+    t.check(ok, f"{args}: want exit 2 and one line matching {pattern!r}, got rc={rc} stderr={err!r}")
+
+
+bad_table = os.path.join(tmp, "bad.tsv")
+with open(bad_table, "w") as f:
+    f.write("op m n k\ngemm_fp8 64 x 256\n")
+odd_table = os.path.join(tmp, "odd.tsv")
+with open(odd_table, "w") as f:
+    f.write("op n heads head_dim\nrope_neox 2 4 7\n")
+cases = [
+    (["--op", "gemm"], r"unknown op 'gemm'"),
+    (["--op", "gemm_fp8", "--backend", "tpu"], r"unknown backend 'tpu'"),
+    (["--op", "gemm_fp8", "--shape", "3584x"], r"malformed shape '3584x'"),
+    (["--op", "gemm_fp8", "--shape", "3584x16"], r"malformed shape '3584x16' for gemm_fp8: expected MxNxK"),
+    (["--op", "gemm_fp8", "--shape", "12abc"], r"unknown shape table '12abc'"),
+    (["--op", "gemm_fp8", "--shape", "0x16x3584"], r"M must be positive \(got 0\)"),
+    (["--op", "gemm_fp8", "--shape", "3584x-4x3584"], r"N must be positive \(got -4\)"),
+    (["--op", "rope_neox", "--shape", "4x2x7"], r"head_dim must be even \(got 7\)"),
+    (["--op", "rmsnorm", "--shape", "4x64", "--eps", "0"], r"--eps must be > 0"),
+    (["--op", "rmsnorm", "--shape", "4x64", "--eps", "-1e-6"], r"--eps must be > 0"),
+    (["--op", "dequant_q4k", "--shape", "4x100"], r"not a multiple of the Q4_K block"),
+    (["--op", "attention", "--shape", "1x16x7x2x64"], r"heads \(7\) must be a multiple of kv_heads \(2\)"),
+    (["--op", "attention", "--shape", "20x16x4x4x64"], r"queries \(20\) cannot exceed kv_len \(16\)"),
+    (["--op", "gemm_fp8", "--shape", "64x1x256", "--out-type", "q4_k"], r"output type must be f32, f16 or bf16"),
+    (["--shapes", "/nonexistent/table.tsv"], r"cannot read shape table '/nonexistent/table.tsv'"),
+    (["--shapes", bad_table], r"bad.tsv:2: bad n 'x'"),
+    (["--shapes", odd_table], r"odd.tsv:2: rope_neox: head_dim must be even"),
+    (["--op", "gemm_fp8", "--shape", "1234"], r"no rows of table 'qwen2.5-7b' match"),
+    (["--reps", "two"], r"--reps: 'two'"),
+    (["--frobnicate"], r"unknown option '--frobnicate'"),
+    (["--op"], r"--op needs a value"),
+    (["--algo", "fastest"], r"--algo: 'fastest'"),
+    (["--benchmark_colour=yes"], r"unknown Google Benchmark flag"),
+    (["--op", "rmsnorm", "--shape", "2x64", "--variant", "nope", "--backend", "cpu", "--no-timing"],
+     r"--variant 'nope' matched no variant"),
+]
+for args, pat in cases:
+    expect_usage(args, pat)
+
+# listings
+rc, out, _ = run("--list-ops")
+t.check(rc == 0 and all(op in out for op in ["dequant_q4k", "rmsnorm", "gemm_fp8", "rope_neox", "attention", "embed"]),
+        "--list-ops lists the six ops")
+rc, out, _ = run("--list-shapes")
+t.check(rc == 0 and "smoke" in out and "qwen2.5-7b" in out, f"--list-shapes: {out!r}")
+rc, out, _ = run("--list-backends")
+names = [l.split()[0] for l in out.splitlines() if l and not l.startswith(" ")]
+t.check(rc == 0 and all(b in names for b in ["cpu", "cuda", "cublaslt", "vulkan"]), f"--list-backends: {out!r}")
+for line in out.splitlines():
+    if line.startswith(("cuda ", "cublaslt ")) and "unavailable" in line:
+        t.check(len(line.split("unavailable", 1)[1].split("[")[0].strip()) > 0, f"unavailable without a reason: {line}")
+rc, out, _ = run("--help")
+t.check(rc == 0 and "Exit codes" in out and "--list-backends" in out, "--help")
+
+# schema: the CSV header equals the column table documented in results/README.md
+doc = open(os.path.join(src, "results", "README.md")).read()
+documented = re.findall(r"^\| `([a-z0-9_]+)` \|", doc, re.M)
+csv_path, json_path, gb_path = (os.path.join(tmp, n) for n in ("r.csv", "r.jsonl", "gb.json"))
+rc, out, err = run("--op", "rmsnorm,gemm_fp8", "--shape", "smoke", "--backend", "cpu,cuda", "--reps", "3",
+                   "--max-time", "0.05", "--csv", csv_path, "--json", json_path,
+                   f"--benchmark_out={gb_path}", "--benchmark_out_format=json")
+t.check(rc == 0, f"smoke rmsnorm+gemm on cpu,cuda exits 0, got {rc}: {err[-500:]}")
+with open(csv_path) as f:
+    rows = list(csv.reader(f))
+header = rows[0]
+t.check(header == documented, f"CSV header != results/README.md schema:\n{header}\n{documented}")
+body = [dict(zip(header, r)) for r in rows[1:]]
+t.check(all(len(r) == len(header) for r in rows), "every CSV row has every column")
+cpu_rows = [r for r in body if r["backend"] == "cpu"]
+t.check(len(cpu_rows) == 9 and all(r["verdict"] == "pass" for r in cpu_rows), "9 cpu rows, all pass")
+t.check(all(r["schema"] == "kbench-row-1" and r["seed"] == "1" and r["tol_formula"] for r in cpu_rows),
+        "schema, seed and tolerance in every row")
+t.check(all(float(r["time_med_us"]) > 0 and int(r["reps"]) >= 3 and r["mode"] == "cold" for r in cpu_rows),
+        "timed rows have median, reps and mode")
+cuda_rows = [r for r in body if r["backend"] == "cuda"]
+t.check(all(r["verdict"] in ("skipped", "pass", "fail", "not_supported", "error") for r in cuda_rows), "cuda verdicts")
+if cuda_rows and cuda_rows[0]["verdict"] == "skipped":
+    t.check(all(r["verdict"] == "skipped" and "unavailable" in r["reason"] for r in cuda_rows),
+            "without a GPU every cuda row is skipped with the reason, never pass")
+with open(json_path) as f:
+    jl = [json.loads(l) for l in f]
+t.check(len(jl) == len(body) and list(jl[0].keys()) == documented, "JSON Lines: one object per row, same columns")
+t.check(all(isinstance(j["max_abs"], float) or j["max_abs"] is None for j in jl), "JSON numbers are numbers")
+gb = json.load(open(gb_path))
+gb_names = {b["name"] for b in gb["benchmarks"]}
+t.check(len(gb_names) == len(cpu_rows) and all(n.startswith(("rmsnorm/", "gemm_fp8/")) for n in gb_names),
+        f"Google Benchmark JSON names every timed row: {sorted(gb_names)[:3]}")
+t.check(all(b["time_unit"] == "us" and b["real_time"] > 0 for b in gb["benchmarks"]), "Google Benchmark times")
+
+# an interrupted run keeps the rows that finished: rows are flushed as written
+rc, out, err = run("--op", "rmsnorm", "--shape", "2x64", "--backend", "cpu", "--no-timing", "--csv", csv_path)
+lines = open(csv_path).read().splitlines()
+t.check(rc == 0 and len(lines) == 2, "parity-only run writes header + 1 row")
+t.finish()

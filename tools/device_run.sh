@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# There (on the lent GPU machine, from the repo root): unpack the carried
+# libraries, then run build-device/kbench with the given arguments, writing
+# CSV, JSON Lines and the whole log under $OUT (named kbench-$KB_TAG.* when
+# KB_TAG is set, so one device call can run several). Prints the device first.
+set -uo pipefail
+for f in .gl/*.deb; do dpkg -x "$f" /; done
+ldconfig
+export LD_LIBRARY_PATH=$PWD/.gl:${LD_LIBRARY_PATH:-}
+# NVIDIA's Vulkan ICD (glvnd) when the loader does not find it by itself
+[ -e /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ] &&
+  export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+out=${OUT:-/tmp/kbench-out}
+mkdir -p "$out"
+name=kbench${KB_TAG:+-$KB_TAG}
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv 2>&1 | tee -a "$out/$name.log"
+echo "+ kbench $*" | tee -a "$out/$name.log"
+build-device/kbench "$@" --csv "$out/$name.csv" --json "$out/$name.jsonl" 2>&1 | tee -a "$out/$name.log"
+exit "${PIPESTATUS[0]}"
