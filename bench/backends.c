@@ -7,7 +7,7 @@
 
 extern const kb_backend kb_backend_cpu;
 
-static int not_built_probe(const kb_options *opt, char *msg, const char *what) {
+__attribute__((unused)) static int not_built_probe(const kb_options *opt, char *msg, const char *what) {
     (void)opt;
     return kb_fail(msg, KB_NOT_SUPPORTED, "not built: %s was not found when kbench was configured", what);
 }
