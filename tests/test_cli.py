@@ -121,4 +121,21 @@ t.check(all(b["time_unit"] == "us" and b["real_time"] > 0 for b in gb["benchmark
 rc, out, err = run("--op", "rmsnorm", "--shape", "2x64", "--backend", "cpu", "--no-timing", "--csv", csv_path)
 lines = open(csv_path).read().splitlines()
 t.check(rc == 0 and len(lines) == 2, "parity-only run writes header + 1 row")
+
+# tools/compare.py: the same CSV matches itself; a pass turned fail is a regression
+compare = os.path.join(src, "tools", "compare.py")
+rc, out, err = run("--op", "rmsnorm,gemm_fp8", "--shape", "smoke", "--backend", "cpu", "--reps", "3",
+                   "--max-time", "0.05", "--csv", csv_path, "--quiet")
+p = subprocess.run([sys.executable, compare, csv_path, csv_path], capture_output=True, text=True)
+t.check(p.returncode == 0 and "9 rows matched" in p.stdout, f"compare.py same file: {p.stdout[-300:]}{p.stderr}")
+with open(csv_path) as f:
+    rows = list(csv.DictReader(f))
+rows[0]["verdict"] = "fail"
+worse = os.path.join(tmp, "worse.csv")
+with open(worse, "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+    w.writeheader()
+    w.writerows(rows)
+p = subprocess.run([sys.executable, compare, csv_path, worse], capture_output=True, text=True)
+t.check(p.returncode == 1 and "verdict pass -> fail" in p.stdout, f"compare.py flags pass -> fail: {p.stdout[-300:]}")
 t.finish()
