@@ -491,7 +491,8 @@ static void test_thread_invariance(void) {
         for (int t = 1; t < 3; t++)
             same &= memcmp(d[0], d[t], outn * sizeof(double)) == 0 && memcmp(mg[0], mg[t], outn * sizeof(double)) == 0;
         char what[96];
-        snprintf(what, sizeof what, "gemm 203x37x300 %s: 1, 2, 3 threads bit-identical", kb_scale_mode_name(c.scale_mode));
+        snprintf(what, sizeof what, "gemm 203x37x300 %s: 1, 2, 3 threads bit-identical",
+                 kb_scale_mode_name(c.scale_mode));
         check(same, what);
         for (int t = 0; t < 3; t++) {
             free(d[t]);
