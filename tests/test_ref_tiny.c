@@ -561,6 +561,116 @@ static void test_thread_invariance(void) {
     kb_set_ref_threads(0);
 }
 
+/* ---- the fast references against their plain-loop transcriptions ---------- */
+/* ref_ops.c reorganises the GEMM and attention loops for speed but promises the
+ * operation sequence of the definition for every output. These plain loops are that
+ * sequence, written out once more; the results must agree in every bit. */
+static double plain_gemm_one(const kb_case *c, const double *w, const double *x, const float *sa, const float *sb,
+                             int64_t n, int64_t m) {
+    const int64_t kb = (c->k + 127) / 128;
+    double total = 0;
+    for (int64_t b = 0; b < kb; b++) {
+        double block = 0;
+        for (int64_t k = 128 * b; k < c->k && k < 128 * b + 128; k++) block += w[m * c->k + k] * x[n * c->k + k];
+        if (c->scale_mode == KB_SCALE_VEC128)
+            total += (double)sa[m * kb + b] * (double)sb[n * kb + b] * block;
+        else if (c->scale_mode == KB_SCALE_BLK128)
+            total += (double)sa[(m / 128) * kb + b] * (double)sb[n * kb + b] * block;
+        else
+            total += block;
+    }
+    if (c->scale_mode == KB_SCALE_TENSOR) return (double)sa[0] * (double)sb[0] * total;
+    if (c->scale_mode == KB_SCALE_OUTER) return (double)sa[m] * (double)sb[n] * total;
+    return total;
+}
+
+static void plain_attention_one(const kb_case *c, const float *q, const float *k, const float *v, int64_t i,
+                                int64_t h, double *out) {
+    const int64_t d = c->head_dim, g = h / (c->heads / c->kv_heads), visible = c->kv_len - c->n + i + 1;
+    double *e = malloc((size_t)visible * sizeof(double));
+    double mx = 0, z = 0;
+    for (int64_t j = 0; j < visible; j++) {
+        double s = 0;
+        for (int64_t l = 0; l < d; l++) s += (double)q[(i * c->heads + h) * d + l] * k[(j * c->kv_heads + g) * d + l];
+        e[j] = s / sqrt((double)d);
+        if (j == 0 || e[j] > mx) mx = e[j];
+    }
+    for (int64_t j = 0; j < visible; j++) {
+        e[j] = exp(e[j] - mx);
+        z += e[j];
+    }
+    for (int64_t l = 0; l < d; l++) {
+        double o = 0;
+        for (int64_t j = 0; j < visible; j++) o += e[j] * v[(j * c->kv_heads + g) * d + l];
+        out[l] = o / z;
+    }
+    free(e);
+}
+
+static void test_plain_loops(void) {
+    kb_case c = make_case(KB_OP_GEMM_FP8);
+    c.m = 150;
+    c.n = 7;
+    c.k = 333;
+    c.a_type = KB_E4M3;
+    c.b_type = KB_E5M2;
+    c.out_type = KB_F32;
+    const int64_t kb = 3;
+    uint8_t *w8 = malloc((size_t)(c.m * c.k)), *x8 = malloc((size_t)(c.n * c.k));
+    double *w = malloc((size_t)(c.m * c.k) * sizeof(double)), *x = malloc((size_t)(c.n * c.k) * sizeof(double));
+    float *sa = malloc((size_t)(c.m * kb) * sizeof(float)), *sb = malloc((size_t)(c.n * kb) * sizeof(float));
+    for (int64_t i = 0; i < c.m * c.k; i++) w8[i] = kb_f32_to_e4m3((float)(rnd() * 448), 1);
+    for (int64_t i = 0; i < c.n * c.k; i++) x8[i] = kb_f32_to_e5m2((float)(rnd() * 30000), 1);
+    kb_decode(KB_E4M3, w8, w, c.m * c.k);
+    kb_decode(KB_E5M2, x8, x, c.n * c.k);
+    for (int64_t i = 0; i < c.m * kb; i++) sa[i] = (float)(0.3 + rnd() * 0.1);
+    for (int64_t i = 0; i < c.n * kb; i++) sb[i] = (float)(0.7 + rnd() * 0.1);
+    double *d = malloc((size_t)(c.m * c.n) * sizeof(double));
+    for (int mode = 0; mode < KB_SCALE_COUNT; mode++) {
+        c.scale_mode = (kb_scale_mode)mode;
+        ref_gemm_fp8(&c, w8, x8, sa, sb, d, NULL);
+        int same = 1;
+        for (int64_t n = 0; n < c.n; n++)
+            for (int64_t m = 0; m < c.m; m++) same &= d[n * c.m + m] == plain_gemm_one(&c, w, x, sa, sb, n, m);
+        char what[96];
+        snprintf(what, sizeof what, "gemm 150x7x333 %s equals the plain loop bit for bit",
+                 kb_scale_mode_name(c.scale_mode));
+        check(same, what);
+    }
+    free(w8);
+    free(x8);
+    free(w);
+    free(x);
+    free(sa);
+    free(sb);
+    free(d);
+
+    kb_case a = make_case(KB_OP_ATTENTION);
+    a.n = 21;
+    a.kv_len = 50;
+    a.heads = 6;
+    a.kv_heads = 2;
+    a.head_dim = 12;
+    const size_t qn = (size_t)(a.n * a.heads * a.head_dim), kvn = (size_t)(a.kv_len * a.kv_heads * a.head_dim);
+    float *q = malloc(qn * sizeof(float)), *k = malloc(kvn * sizeof(float)), *v = malloc(kvn * sizeof(float));
+    for (size_t i = 0; i < qn; i++) q[i] = (float)(rnd() * 4);
+    for (size_t i = 0; i < kvn; i++) k[i] = (float)(rnd() * 4);
+    for (size_t i = 0; i < kvn; i++) v[i] = (float)rnd();
+    double *o = malloc(qn * sizeof(double)), one[12];
+    ref_attention(&a, q, k, v, o, NULL);
+    int same = 1;
+    for (int64_t i = 0; i < a.n; i++)
+        for (int64_t h = 0; h < a.heads; h++) {
+            plain_attention_one(&a, q, k, v, i, h, one);
+            same &= memcmp(one, o + (i * a.heads + h) * a.head_dim, sizeof one) == 0;
+        }
+    check(same, "attention 21x50 GQA 6/2 d12 equals the plain loop bit for bit");
+    free(q);
+    free(k);
+    free(v);
+    free(o);
+}
+
 int main(void) {
     kb_set_ref_threads(2); /* the hand cases also run through the pool */
     test_rmsnorm();
@@ -572,6 +682,7 @@ int main(void) {
     test_round_decode();
     test_parallel_for();
     test_thread_invariance();
+    test_plain_loops();
     printf("%d passed, %d failed\n", passed, failed);
     return failed || !passed ? 1 : 0;
 }
