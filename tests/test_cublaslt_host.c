@@ -561,7 +561,11 @@ int main(void) {
                     /* k = 640: five 128-blocks (BLK128 pads to 8); m = 384: three W blocks. */
                     run_case(b, gemm_case(384, 24, 640, KB_E4M3, KB_E4M3, outs[o], (kb_scale_mode)s), &opt, 1, &t);
                 }
+            /* k = 1024: eight whole blocks, in case a block mode wants k % 128 == 0. */
+            run_case(b, gemm_case(384, 24, 1024, KB_E4M3, KB_E4M3, KB_BF16, KB_SCALE_VEC128), &opt, 1, &t);
+            run_case(b, gemm_case(384, 24, 1024, KB_E4M3, KB_E4M3, KB_BF16, KB_SCALE_BLK128), &opt, 1, &t);
             run_case(b, gemm_case(256, 1, 512, KB_E4M3, KB_E5M2, KB_BF16, KB_SCALE_OUTER), &opt, 1, &t); /* decode */
+            run_case(b, gemm_case(256, 1, 1024, KB_E4M3, KB_E4M3, KB_BF16, KB_SCALE_VEC128), &opt, 1, &t);
             run_case(b, gemm_case(256, 8, 512, KB_E5M2, KB_E4M3, KB_F32, KB_SCALE_TENSOR), &opt, 1, &t);
             /* fp16 overflow: |ref| well past 65504 must come back as inf, not clamped. */
             run_case(b, gemm_case(256, 16, 1024, KB_E4M3, KB_E4M3, KB_F16, KB_SCALE_TENSOR), &opt, 2000.0, &t);

@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bench/kbench.h"
 #include "kernels/cuda/cublaslt_host.h"
@@ -488,6 +489,12 @@ typedef struct {
     kblt_identity id;
 } lt_found;
 
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static int cap_array(const cublasLtMatmulAlgo_t *algo, cublasLtMatmulAlgoCapAttributes_t attr, uint32_t *buf,
                      int max) {
     size_t need = 0;
@@ -529,9 +536,11 @@ static int list_exhaustive(lt_list *l, int cap, char *msg) {
         problem_destroy(&p);
         return -kb_fail(msg, KB_ERROR, "out of host memory for the exhaustive search");
     }
-    int nfound = 0;
-    /* The check budget is shared out per algorithm id so late ids are reached. */
-    long budget_per_id = KBLT_EXHAUSTIVE_MAX_CHECKS / nids;
+    int nfound = 0, timed_out = 0;
+    /* The check budget and the time are shared out per algorithm id so late ids
+     * are reached whatever the early ones cost. */
+    int64_t budget_per_id = KBLT_EXHAUSTIVE_MAX_CHECKS / nids;
+    double t0 = now_seconds();
     cublasStatus_t last_fail = CUBLAS_STATUS_SUCCESS;
     for (int a = 0; a < nids && nfound < KBLT_EXHAUSTIVE_MAX_VALID; a++) {
         cublasLtMatmulAlgo_t algo;
@@ -552,49 +561,67 @@ static int list_exhaustive(lt_list *l, int cap, char *msg) {
                                           sizeof swizzle_max, &w);
         cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_CUSTOM_OPTION_MAX, &custom_max, sizeof custom_max,
                                           &w);
-        long checks = 0;
-        for (int t = 0; t < ntiles; t++)
-            for (int st = 0; st < nstages; st++)
-                for (int sk = -1; sk < (int)(sizeof exhaustive_splitk / sizeof exhaustive_splitk[0]); sk++) {
-                    int32_t splitk = sk < 0 ? 1 : exhaustive_splitk[sk];
-                    if (splitk > 1 && (!splitk_support || splitk * 16 > c->k)) continue;
-                    for (uint32_t red = 0; red <= CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE; red = red ? red << 1 : 1) {
-                        /* One scheme per configuration: NONE without split-K, a supported bit with it. */
-                        if ((splitk == 1) != (red == CUBLASLT_REDUCTION_SCHEME_NONE)) continue;
-                        if (red && !(red_mask & red)) continue;
-                        for (uint32_t sw = 0; sw <= swizzle_max; sw++)
-                            for (int32_t cu = 0; cu <= custom_max; cu++)
-                                for (size_t cl = 0; cl < sizeof exhaustive_clusters / sizeof exhaustive_clusters[0];
-                                     cl++) {
-                                    if (checks >= budget_per_id || nfound >= KBLT_EXHAUSTIVE_MAX_VALID) goto next_id;
-                                    kblt_identity id = {.algo_id = ids[a],
-                                                        .tile = (int)tiles[t],
-                                                        .stages = (int)stages[st],
-                                                        .splitk = splitk,
-                                                        .reduction = (int)red,
-                                                        .swizzle = (int)sw,
-                                                        .custom = cu,
-                                                        .cluster = exhaustive_clusters[cl],
-                                                        .heuristic_rank = -1};
-                                    if (algo_configure(&algo, &id) != CUBLAS_STATUS_SUCCESS) continue;
-                                    cublasLtMatmulHeuristicResult_t r;
-                                    memset(&r, 0, sizeof r);
-                                    checks++;
-                                    s = cublasLtMatmulAlgoCheck(g.lt, p.op, p.a, p.b, p.c, p.d, &algo, &r);
-                                    if (s != CUBLAS_STATUS_SUCCESS) {
-                                        last_fail = s;
-                                        continue;
-                                    }
-                                    if (r.workspaceSize > KBLT_WORKSPACE_BYTES) continue;
-                                    id.workspace = (int64_t)r.workspaceSize;
-                                    id.waves = r.wavesCount;
-                                    found[nfound].algo = algo;
-                                    found[nfound].id = id;
-                                    nfound++;
-                                }
-                    }
-                }
-    next_id:;
+        /* The (split-K, reduction) pairs: 1 with NONE, and each supported
+         * scheme with each split-K factor that leaves >= 16 of k per split. */
+        int32_t pair_splitk[1 + 6 * 3];
+        uint32_t pair_red[1 + 6 * 3];
+        int npairs = 0;
+        pair_splitk[npairs] = 1, pair_red[npairs++] = CUBLASLT_REDUCTION_SCHEME_NONE;
+        for (size_t sk = 0; splitk_support && sk < sizeof exhaustive_splitk / sizeof exhaustive_splitk[0]; sk++)
+            for (uint32_t red = CUBLASLT_REDUCTION_SCHEME_INPLACE; red <= CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE; red <<= 1)
+                if ((red_mask & red) && exhaustive_splitk[sk] * 16 <= c->k)
+                    pair_splitk[npairs] = exhaustive_splitk[sk], pair_red[npairs++] = red;
+        const int64_t nclusters = (int64_t)(sizeof exhaustive_clusters / sizeof exhaustive_clusters[0]);
+        const int64_t nsw = (int64_t)swizzle_max + 1, ncu = (int64_t)(custom_max > 0 ? custom_max : 0) + 1;
+        /* Every combination is a mixed-radix number in [0, total). Past the
+         * per-id budget, the j-th check takes x = j * P mod total with P a prime
+         * not dividing total: distinct, spread over the whole space, and not
+         * aliased with any one digit (a plain stride could fix the cluster). */
+        int64_t total = (int64_t)ntiles * nstages * npairs * nsw * ncu * nclusters;
+        int64_t nchecks = total < budget_per_id ? total : budget_per_id;
+        int64_t prime = total % 1000003 != 0 ? 1000003 : 999983;
+        double deadline = t0 + KBLT_EXHAUSTIVE_MAX_SECONDS * (a + 1) / nids;
+        for (int64_t j = 0; j < nchecks && nfound < KBLT_EXHAUSTIVE_MAX_VALID; j++) {
+            if ((j & 63) == 63 && now_seconds() > deadline) {
+                timed_out = 1;
+                break;
+            }
+            int64_t x = nchecks == total ? j : j * prime % total; /* j * prime < 2^37 */
+            int64_t r = x;
+            int cl = (int)(r % nclusters);
+            r /= nclusters;
+            int cu = (int)(r % ncu);
+            r /= ncu;
+            int sw = (int)(r % nsw);
+            r /= nsw;
+            int pr = (int)(r % npairs);
+            r /= npairs;
+            int st = (int)(r % nstages);
+            int t = (int)(r / nstages);
+            kblt_identity id = {.algo_id = ids[a],
+                                .tile = (int)tiles[t],
+                                .stages = (int)stages[st],
+                                .splitk = pair_splitk[pr],
+                                .reduction = (int)pair_red[pr],
+                                .swizzle = sw,
+                                .custom = cu,
+                                .cluster = exhaustive_clusters[cl],
+                                .heuristic_rank = -1};
+            if (algo_configure(&algo, &id) != CUBLAS_STATUS_SUCCESS) continue;
+            cublasLtMatmulHeuristicResult_t res;
+            memset(&res, 0, sizeof res);
+            s = cublasLtMatmulAlgoCheck(g.lt, p.op, p.a, p.b, p.c, p.d, &algo, &res);
+            if (s != CUBLAS_STATUS_SUCCESS) {
+                last_fail = s;
+                continue;
+            }
+            if (res.workspaceSize > KBLT_WORKSPACE_BYTES) continue;
+            id.workspace = (int64_t)res.workspaceSize;
+            id.waves = res.wavesCount;
+            found[nfound].algo = algo;
+            found[nfound].id = id;
+            nfound++;
+        }
     }
     problem_destroy(&p);
     if (nfound == 0) {
@@ -604,7 +631,7 @@ static int list_exhaustive(lt_list *l, int cap, char *msg) {
     }
     int keep = nfound < cap ? nfound : cap;
     char prefix[64];
-    snprintf(prefix, sizeof prefix, "%d of %d valid: ", keep, nfound);
+    snprintf(prefix, sizeof prefix, "%d of %d valid%s: ", keep, nfound, timed_out ? " (time-bounded)" : "");
     for (int j = 0; j < keep; j++) {
         const lt_found *f = &found[kblt_subsample_index(j, nfound, cap)];
         if (list_add(l, KBLT_SRC_EXHAUSTIVE, j, &f->algo, &f->id, prefix) < 0) break;
