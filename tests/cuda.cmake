@@ -16,4 +16,13 @@ if(TARGET kbcuda)
   endif()
   add_test(NAME cuda_host COMMAND test_cuda_host)
   set_tests_properties(cuda_host PROPERTIES TIMEOUT 60)
+  if(KBCU_STUB_LIBCUDA)
+    # The worker process and its socket protocol, end to end, on the stub libcuda.
+    add_test(NAME cuda_worker_stub COMMAND test_cuda_host stub)
+    set_tests_properties(cuda_worker_stub PROPERTIES TIMEOUT 60 ENVIRONMENT
+      "KB_CUDA_LIBCUDA=${KBCU_STUB_LIBCUDA};KB_CUDA_WORKER=$<TARGET_FILE:kbcuda_worker>")
+    add_test(NAME cuda_worker_missing COMMAND test_cuda_host noworker)
+    set_tests_properties(cuda_worker_missing PROPERTIES TIMEOUT 60 ENVIRONMENT
+      "KB_CUDA_LIBCUDA=${KBCU_STUB_LIBCUDA};KB_CUDA_WORKER=${CMAKE_CURRENT_BINARY_DIR}/no-such-worker")
+  endif()
 endif()

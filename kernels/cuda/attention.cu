@@ -234,3 +234,141 @@ attn_prefill_v1(const float *__restrict__ q, const float *__restrict__ k, const 
         if (f < d4) o4[f] = make_float4(acc[e].x * inv, acc[e].y * inv, acc[e].z * inv, acc[e].w * inv);
     }
 }
+
+// decode_v2 (small n): flash-decoding with the GQA group sharing one KV stream.
+//   grid (splits, kv_heads, n), 8 warps; warp g < G = heads/kv_heads is query head
+//   hk*G + g. Each 32-key tile of K and V crosses DRAM once for the whole group (v1
+//   reads it once per query head), lands in shared memory, and is used as in
+//   prefill_v1: lane j scores key t0+j, then every lane accumulates its 4 dims.
+//   Splits are planned so most blocks hold one or two tiles: all loads of the chip go
+//   out at once. Workspace (floats, S = n*heads*splits, b = (qi*heads + h)*splits + s):
+//   acc at ws[b*d + dim] first (16-byte aligned rows: d % 4 == 0), then m at ws[S*d + b],
+//   l at ws[S*d + S + b]. attn_decode_combine_v2 merges.
+extern "C" __global__ void __launch_bounds__(256)
+attn_decode_v2(const float *__restrict__ q, const float *__restrict__ k, const float *__restrict__ v,
+               float *__restrict__ ws, int n, int kv_len, int heads, int kv_heads, int d, int chunk, float scale) {
+    extern __shared__ float4 dsm4[];
+    const int d4 = d / 4, ld = d4 + 1;
+    float4 *Ks = dsm4, *Vs = dsm4 + KT * ld, *Qs = dsm4 + 2 * KT * ld;
+    const int split = blockIdx.x, hk = blockIdx.y, qi = blockIdx.z, splits = gridDim.x;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int G = heads / kv_heads, h = hk * G + warp;
+    const bool active = warp < G;
+    const int p = kv_len - n + qi;
+    const int j0 = split * chunk, j1 = min(j0 + chunk, p + 1);
+    const float4 *q4 = (const float4 *)q, *k4 = (const float4 *)k, *v4 = (const float4 *)v;
+    const float4 z4 = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+
+    for (int f = lane; f < d4; f += 32) {
+        float4 a = active ? q4[((long long)qi * heads + h) * d4 + f] : z4;
+        a.x *= scale;
+        a.y *= scale;
+        a.z *= scale;
+        a.w *= scale;
+        Qs[warp * d4 + f] = a;
+    }
+    float4 acc[2] = {z4, z4};
+    float m = neg_inf(), l = 0.0f;
+    for (int t0 = j0; t0 < j1; t0 += KT) {
+        __syncthreads();
+        for (int e = threadIdx.x; e < KT * d4; e += 256) {
+            const int r = e / d4, f = e - r * d4, j = t0 + r;
+            const long long gi = ((long long)j * kv_heads + hk) * d4 + f;
+            Ks[r * ld + f] = j < j1 ? k4[gi] : z4;
+            Vs[r * ld + f] = j < j1 ? v4[gi] : z4;
+        }
+        __syncthreads();
+        if (!active) continue;
+        const int j = t0 + lane;
+        float s = neg_inf();
+        if (j < j1) {
+            float dot = 0.0f;
+            for (int f = 0; f < d4; f++) {
+                const float4 a = Qs[warp * d4 + f], b = Ks[lane * ld + f];
+                dot = fmaf(a.x, b.x, dot);
+                dot = fmaf(a.y, b.y, dot);
+                dot = fmaf(a.z, b.z, dot);
+                dot = fmaf(a.w, b.w, dot);
+            }
+            s = dot;
+        }
+        const float mn = fmaxf(m, warp_max(s)); // finite: key t0 < j1 is in the tile
+        const float corr = expf(m - mn);
+        const float pj = j < j1 ? expf(s - mn) : 0.0f;
+        l = l * corr + warp_sum(pj);
+        const int nkeys = min(KT, j1 - t0);
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+            acc[e].x *= corr;
+            acc[e].y *= corr;
+            acc[e].z *= corr;
+            acc[e].w *= corr;
+        }
+        for (int jj = 0; jj < nkeys; jj++) {
+            const float pw = __shfl_sync(0xffffffffu, pj, jj);
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int f = lane + 32 * e;
+                if (f < d4) {
+                    const float4 b = Vs[jj * ld + f];
+                    acc[e].x = fmaf(pw, b.x, acc[e].x);
+                    acc[e].y = fmaf(pw, b.y, acc[e].y);
+                    acc[e].z = fmaf(pw, b.z, acc[e].z);
+                    acc[e].w = fmaf(pw, b.w, acc[e].w);
+                }
+            }
+        }
+        m = mn;
+    }
+    if (!active) return;
+    const long long S = (long long)n * heads * splits;
+    const long long b = ((long long)qi * heads + h) * splits + split;
+    if (lane == 0) {
+        ws[S * d + b] = m;
+        ws[S * d + S + b] = l;
+    }
+    float4 *wacc = (float4 *)(ws + b * d);
+#pragma unroll
+    for (int e = 0; e < 2; e++) {
+        const int f = lane + 32 * e;
+        if (f < d4) wacc[f] = acc[e];
+    }
+}
+
+// grid (heads, n), 128 threads: the split weights w_s = e^(m_s - M) once in shared
+// memory (parallel over splits), then each thread sums its dims over the splits.
+extern "C" __global__ void __launch_bounds__(128)
+attn_decode_combine_v2(const float *__restrict__ ws, float *__restrict__ o, int n, int heads, int d, int splits) {
+    extern __shared__ float wsm[]; // [splits]
+    __shared__ float red[4];
+    __shared__ float bcast;
+    const int h = blockIdx.x, qi = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const long long S = (long long)n * heads * splits;
+    const float *wm = ws + S * d, *wl = ws + S * d + S; // layout: attn_decode_v2
+    const long long b0 = ((long long)qi * heads + h) * splits;
+    float M = neg_inf();
+    for (int s = threadIdx.x; s < splits; s += 128) M = fmaxf(M, wm[b0 + s]);
+    M = warp_max(M);
+    if (lane == 0) red[warp] = M;
+    __syncthreads();
+    if (threadIdx.x == 0) bcast = fmaxf(fmaxf(red[0], red[1]), fmaxf(red[2], red[3]));
+    __syncthreads();
+    M = bcast; // finite: split 0 always holds key 0
+    float L = 0.0f;
+    for (int s = threadIdx.x; s < splits; s += 128) {
+        const float ms = wm[b0 + s];
+        const float w = ms == neg_inf() ? 0.0f : expf(ms - M);
+        wsm[s] = w;
+        L += wl[b0 + s] * w;
+    }
+    L = warp_sum(L);
+    __syncthreads(); // red[] reads above are done; wsm complete below
+    if (lane == 0) red[warp] = L;
+    __syncthreads();
+    const float inv = 1.0f / (red[0] + red[1] + red[2] + red[3]);
+    for (int dim = threadIdx.x; dim < d; dim += 128) {
+        float a = 0.0f;
+        for (int s = 0; s < splits; s++) a = fmaf(ws[(b0 + s) * d + dim], wsm[s], a);
+        o[((long long)qi * heads + h) * d + dim] = a * inv;
+    }
+}

@@ -2,23 +2,32 @@
  * run time by NVRTC for the device's architecture, launched through the CUDA driver
  * API (loaded with dlopen: kbench runs, and says why, without a driver).
  *
- * Context: our own (cuCtxCreate), never the primary one, and current only inside our
- * calls (push on entry, pop on exit): the cuBLASLt backend uses the runtime API and
- * the primary context in the same process and must never see ours. A sticky fault
- * (illegal address...) poisons only our context: every call then answers
- * KB_ERROR_FATAL until reset() destroys and recreates it.
+ * This file holds what needs no device: the variant table, the launch planning
+ * (pure arithmetic, unit-tested) and the kb_backend itself, which forwards every
+ * device operation to the worker process kbcuda_worker (cuda_worker.c, cuda_ipc.h,
+ * cuda_device.c). A kernel fault kills only the worker's CUDA state; reset() starts a
+ * new worker and the next cases run as if nothing happened.
  *
- * Timing: CUDA events around the launch(es) on our stream. Cold samples: flush_cache
- * writes a buffer of twice the device's L2 size first. */
+ * Timing (in the worker): CUDA events around the launch(es) on our stream, behind a
+ * spin kernel so the host's launch latency stays out. Cold samples: flush_cache writes
+ * a buffer of twice the device's L2 size first. */
 #include "kernels/cuda/backend_cuda.h"
 
-#include "kernels/cuda/cuda_driver.h"
+#include "kernels/cuda/cuda_ipc.h"
 #include "kernels/cuda/nvrtc_build.h"
 
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* ======================= the kernel table ===================================== */
 /* Numbered versions per op, llm.c dev/cuda style: v1 is the simplest correct kernel,
@@ -37,33 +46,32 @@ const kbcu_kernel_def kbcu_kernel_defs[] = {
     {KB_OP_GEMM_FP8, "gemv_v2_b128_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=4 -DUNROLL=2", 80, 0},
     {KB_OP_GEMM_FP8, "gemv_v2_b256_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=2", 80, 0},
     {KB_OP_GEMM_FP8, "gemv_v2_b256_u4", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=4", 80, 0},
+    /* one n8 tile: half the token registers, so all 7 chunks of a warp (K = 3584) in flight */
+    {KB_OP_GEMM_FP8, "gemv_v2_b256_u7_t1", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=7 -DNT=1", 80, 0},
     {KB_OP_ROPE_NEOX, "v1_b256", "rope_neox.cu", "rope_neox_v1", "-DBLOCK=256", 75, 0},
     {KB_OP_ROPE_NEOX, "v2_b256", "rope_neox.cu", "rope_neox_v2", "-DBLOCK=256", 75, 0},
     {KB_OP_ROPE_NEOX, "v3_b256_i2", "rope_neox.cu", "rope_neox_v3", "-DBLOCK=256 -DITEMS=2", 75, 0},
     {KB_OP_ATTENTION, "decode_v1", "attention.cu", "attn_decode_v1,attn_decode_combine_v1", "-DWARPS=4 -DKPW=4", 75, 0},
+    {KB_OP_ATTENTION, "decode_v2", "attention.cu", "attn_decode_v2,attn_decode_combine_v2", "-DKT=32", 75, 0},
     {KB_OP_ATTENTION, "prefill_v1", "attention.cu", "attn_prefill_v1", "-DWARPS=8 -DKT=32", 75, 0},
     {KB_OP_EMBED, "v1_b256", "embed.cu", "embed_{q4k,q6k,f16,f32}_v1", "-DBLOCK=256", 75, 0},
     {KB_OP_EMBED, "v2_b256", "embed.cu", "embed_q4k_v2", "-DBLOCK=256", 75, 0},
 };
 const int kbcu_kernel_def_count = (int)(sizeof kbcu_kernel_defs / sizeof kbcu_kernel_defs[0]);
 
+/* No op compiles case-dependent options today (gemm_fp8 takes its fp8 formats as a
+ * run-time argument: one module per variant instead of four, and a 4x shorter NVRTC
+ * test); the mechanism stays for the kernel that needs it. */
 int kbcu_def_specs(const kbcu_kernel_def *def, char specs[][64], int max) {
-    if (def->op != KB_OP_GEMM_FP8) {
-        if (max < 1) return 0;
-        specs[0][0] = 0;
-        return 1;
-    }
-    int n = 0;
-    for (int a = 0; a < 2; a++)
-        for (int b = 0; b < 2; b++)
-            if (n < max) snprintf(specs[n++], 64, "-DA_E5M2=%d -DB_E5M2=%d", a, b);
-    return n;
+    (void)def;
+    if (max < 1) return 0;
+    specs[0][0] = 0;
+    return 1;
 }
 
 void kbcu_case_spec(const kb_case *c, char *out, size_t cap) {
-    if (c->op == KB_OP_GEMM_FP8)
-        snprintf(out, cap, "-DA_E5M2=%d -DB_E5M2=%d", c->a_type == KB_E5M2, c->b_type == KB_E5M2);
-    else if (cap) out[0] = 0;
+    (void)c;
+    if (cap) out[0] = 0;
 }
 
 void kbcu_def_options(const kbcu_kernel_def *def, const char *spec, char *out, size_t cap) {
@@ -75,11 +83,6 @@ int kbcu_def_int(const kbcu_kernel_def *def, const char *name, int fallback) {
     snprintf(key, sizeof key, "-D%s=", name);
     const char *p = strstr(def->defines, key);
     return p ? atoi(p + strlen(key)) : fallback;
-}
-
-static int test_variants_enabled(void) {
-    const char *e = getenv("KB_TEST_VARIANTS");
-    return e && strcmp(e, "1") == 0;
 }
 
 const kbcu_kernel_def *kbcu_find_def(kb_op_id op, const char *name, int allow_test) {
@@ -140,6 +143,18 @@ void kbcu_decode_splits(const kb_case *c, int warps, int kpw, int sm_count, int 
     *splits = (int)ceil_div(c->kv_len, ch);
 }
 
+void kbcu_decode_splits_v2(const kb_case *c, int kt, int sm_count, int *splits, int *chunk) {
+    /* One KT-key tile per block where the chip can hold all the blocks at once (about
+     * 8 blocks of 256 threads per SM); longer contexts get several tiles a block. */
+    int64_t tiles = ceil_div(c->kv_len, kt);
+    int64_t cap = 8LL * (sm_count > 0 ? sm_count : 1) / (c->kv_heads * c->n);
+    int64_t s = tiles < cap ? tiles : cap;
+    if (s < 1) s = 1;
+    int64_t ch = ceil_div(ceil_div(c->kv_len, s), kt) * kt;
+    *chunk = (int)ch;
+    *splits = (int)ceil_div(c->kv_len, ch);
+}
+
 int kbcu_plan_case(const kb_case *c, const kbcu_kernel_def *def, const kbcu_devinfo *dev, kbcu_plan *p, char *msg) {
     memset(p, 0, sizeof *p);
     kbcu_case_spec(c, p->spec, sizeof p->spec);
@@ -194,12 +209,14 @@ int kbcu_plan_case(const kb_case *c, const kbcu_kernel_def *def, const kbcu_devi
             if (c->k % 16)
                 return kb_fail(msg, KB_NOT_SUPPORTED, "%s loads 16-byte row pieces: needs K %% 16 == 0 (K = %lld)",
                                def->name, (long long)c->k);
-            l = add_launch(p, k, ceil_div(c->m, 16), ceil_div(c->n, 16), 1, warps * 32);
+            int nt = kbcu_def_int(def, "NT", 2);
+            l = add_launch(p, k, ceil_div(c->m, 16), ceil_div(c->n, 8 * nt), 1, warps * 32);
         }
-        set_args(l, 10,
+        int fmt = (c->a_type == KB_E5M2) | (c->b_type == KB_E5M2) << 1;
+        set_args(l, 11,
                  (kbcu_arg[]){ptr_arg(KBCU_ARG_IN0), ptr_arg(KBCU_ARG_IN1), ptr_arg(KBCU_ARG_IN2),
                               ptr_arg(KBCU_ARG_IN3), ptr_arg(KBCU_ARG_OUT), i32_arg(c->m), i32_arg(c->n), i32_arg(c->k),
-                              i32_arg(c->scale_mode), i32_arg(out_type)});
+                              i32_arg(c->scale_mode), i32_arg(out_type), i32_arg(fmt)});
         break;
     }
     case KB_OP_ROPE_NEOX: {
@@ -238,6 +255,33 @@ int kbcu_plan_case(const kb_case *c, const kbcu_kernel_def *def, const kbcu_devi
                                   ptr_arg(KBCU_ARG_WS), i32_arg(c->n), i32_arg(c->kv_len), i32_arg(c->heads),
                                   i32_arg(c->kv_heads), i32_arg(d), i32_arg(chunk), f32_arg(scale)});
             l = add_launch(p, "attn_decode_combine_v1", c->heads, c->n, 1, 128);
+            set_args(l, 6,
+                     (kbcu_arg[]){ptr_arg(KBCU_ARG_WS), ptr_arg(KBCU_ARG_OUT), i32_arg(c->n), i32_arg(c->heads),
+                                  i32_arg(d), i32_arg(splits)});
+        } else if (strcmp(def->name, "decode_v2") == 0) {
+            if (c->n > 16)
+                return kb_fail(msg, KB_NOT_SUPPORTED, "decode_v2 is for n <= 16 queries (n = %lld): prefill_v1 runs it",
+                               (long long)c->n);
+            if (d % 4) return kb_fail(msg, KB_NOT_SUPPORTED, "decode_v2 needs head_dim %% 4 == 0");
+            if (c->heads / c->kv_heads > 8)
+                return kb_fail(msg, KB_NOT_SUPPORTED, "decode_v2 takes a GQA group of <= 8 query heads (%lld)",
+                               (long long)(c->heads / c->kv_heads));
+            int kt = kbcu_def_int(def, "KT", 32), splits, chunk;
+            kbcu_decode_splits_v2(c, kt, dev->sm_count, &splits, &chunk);
+            int64_t d4 = d / 4, S = c->n * c->heads * splits;
+            int64_t smem = (2 * kt * (d4 + 1) + 8 * d4) * 16;
+            if (smem > dev->smem_optin)
+                return kb_fail(msg, KB_NOT_SUPPORTED, "needs %lld bytes of shared memory (device: %d)", (long long)smem,
+                               dev->smem_optin);
+            p->workspace = (size_t)(S * d + 2 * S) * sizeof(float);
+            kbcu_launch *l = add_launch(p, "attn_decode_v2", splits, c->kv_heads, c->n, 256);
+            l->smem = (unsigned)smem;
+            set_args(l, 11,
+                     (kbcu_arg[]){ptr_arg(KBCU_ARG_IN0), ptr_arg(KBCU_ARG_IN1), ptr_arg(KBCU_ARG_IN2),
+                                  ptr_arg(KBCU_ARG_WS), i32_arg(c->n), i32_arg(c->kv_len), i32_arg(c->heads),
+                                  i32_arg(c->kv_heads), i32_arg(d), i32_arg(chunk), f32_arg(scale)});
+            l = add_launch(p, "attn_decode_combine_v2", c->heads, c->n, 1, 128);
+            l->smem = (unsigned)(splits * sizeof(float));
             set_args(l, 6,
                      (kbcu_arg[]){ptr_arg(KBCU_ARG_WS), ptr_arg(KBCU_ARG_OUT), i32_arg(c->n), i32_arg(c->heads),
                                   i32_arg(d), i32_arg(splits)});
@@ -292,255 +336,195 @@ int kbcu_plan_case(const kb_case *c, const kbcu_kernel_def *def, const kbcu_devi
     return KB_OK;
 }
 
-/* ======================= device state ========================================= */
-#define MAX_MODULES 64
 
-typedef struct {
-    uint64_t key;
-    CUmodule mod;
-} module_entry;
+/* ======================= the backend: a proxy to the worker process ============ */
+/* Every device operation runs in kbcuda_worker (cuda_worker.c, cuda_ipc.h): a kernel
+ * fault poisons the CUDA state of its whole process (run 1 on the H100: after
+ * CUDA_ERROR_ILLEGAL_ADDRESS even a fresh cuCtxCreate failed with it), so reset()
+ * replaces the worker. kbench itself never initialises CUDA for this backend. */
+extern char **environ;
 
 static struct {
-    int probed;       /* probe ran (result in probe_rc / reason) */
-    int probe_rc;
+    int probed, probe_rc;
     char reason[KB_MSG];
-    kbcu_driver drv;
-    int live;         /* context and friends exist */
-    int poisoned;     /* a sticky fault happened: FATAL until reset() */
-    char poison[KB_MSG];
-    int generation;   /* bumped by reset(): states from before are dead */
-    CUdevice dev;
-    CUcontext ctx;
-    CUstream stream;
-    CUevent ev0, ev1;
-    CUdeviceptr flush_buf;
-    size_t flush_bytes;
-    unsigned char flush_value;
-    kbcu_devinfo info;
-    int cc_major, cc_minor, l2_bytes;
-    double copy_bw; /* bytes/s, read + written, measured at probe */
-    char arch[16];
-    char include_dir[1024];
-    char include_err[KB_MSG];
+    int has_cache_dir;
     char cache_dir[1024];
-    int use_cache;
-    char name[160];
-    char description[256];
-    char driver[160];
-    module_entry mods[MAX_MODULES];
-    int nmods;
-} g;
+    pid_t pid;
+    int fd; /* our end of the socket pair, -1 without a worker */
+    char lost[KB_MSG];
+    kbcu_device_info info;
+} P = {.fd = -1};
 
-static const char *cu_text(CUresult r) {
-    static char buf[KB_MSG];
-    return kbcu_result_text(&g.drv, r, buf, sizeof buf);
+static int timeout_ms(void) {
+    /* per reply; a probe compiles and measures, a kernel may be slow: be generous */
+    const char *e = getenv("KB_CUDA_TIMEOUT_S");
+    int s = e && atoi(e) > 0 ? atoi(e) : 300;
+    return s * 1000;
 }
 
-/* msg = "what: NAME: text"; sticky errors poison the context and answer FATAL. */
-static int cu_fail(char *msg, CUresult r, const char *what) {
-    if (kbcu_result_is_sticky(r)) {
-        g.poisoned = 1;
-        snprintf(g.poison, sizeof g.poison, "%s: %s", what, cu_text(r));
-        return kb_fail(msg, KB_ERROR_FATAL, "%s: %s (context lost; reset needed)", what, cu_text(r));
+static void kill_worker(void) {
+    if (P.fd >= 0) close(P.fd);
+    P.fd = -1;
+    if (P.pid > 0) {
+        kill(P.pid, SIGKILL);
+        waitpid(P.pid, NULL, 0);
     }
-    return kb_fail(msg, KB_ERROR, "%s: %s", what, cu_text(r));
+    P.pid = 0;
 }
 
-#define CU_TRY(call, what)                       \
-    do {                                         \
-        CUresult r_ = (call);                    \
-        if (r_ != CUDA_SUCCESS) {                \
-            int rc_ = cu_fail(msg, r_, what);    \
-            leave();                             \
-            return rc_;                          \
-        }                                        \
-    } while (0)
-
-static void leave(void) {
-    CUcontext c;
-    g.drv.CtxPopCurrent(&c);
-}
-
-static int enter(char *msg) {
-    if (!g.live) return kb_fail(msg, KB_ERROR, "cuda backend is not initialised (%s)", g.probed ? g.reason : "no probe");
-    if (g.poisoned) return kb_fail(msg, KB_ERROR_FATAL, "context lost after %s; reset needed", g.poison);
-    CUresult r = g.drv.CtxPushCurrent(g.ctx);
-    if (r != CUDA_SUCCESS) return cu_fail(msg, r, "cuCtxPushCurrent");
-    return KB_OK;
-}
-
-/* The context, stream, events and the L2 flush buffer. cuCtxCreate leaves the new
- * context current: popped again before returning, like every entry point. */
-static int make_context(char *msg) {
-    CUresult r = g.drv.CtxCreate(&g.ctx, 0, g.dev); /* created current: pop below */
-    if (r != CUDA_SUCCESS) return kb_fail(msg, KB_NOT_SUPPORTED, "cuCtxCreate: %s", cu_text(r));
-    g.live = 1;
-    g.poisoned = 0;
-    g.nmods = 0;
-    CU_TRY(g.drv.StreamCreate(&g.stream, CU_STREAM_NON_BLOCKING), "cuStreamCreate");
-    CU_TRY(g.drv.EventCreate(&g.ev0, CU_EVENT_DEFAULT), "cuEventCreate");
-    CU_TRY(g.drv.EventCreate(&g.ev1, CU_EVENT_DEFAULT), "cuEventCreate");
-    /* nvbench flushes with a buffer of the L2 size; twice that leaves no line of the
-     * timed op's data behind whatever the replacement policy. */
-    g.flush_bytes = 2 * (size_t)(g.l2_bytes > 0 ? g.l2_bytes : 64 << 20);
-    CU_TRY(g.drv.MemAlloc(&g.flush_buf, g.flush_bytes), "cuMemAlloc (L2 flush buffer)");
-    leave();
-    return KB_OK;
-}
-
-static void destroy_context(void) {
-    if (!g.live) return;
-    /* Destroying the context frees its memory, modules, streams and events, also
-     * after a sticky fault (the only way out of one). */
-    g.drv.CtxDestroy(g.ctx);
-    g.ctx = NULL;
-    g.stream = NULL;
-    g.ev0 = g.ev1 = NULL;
-    g.flush_buf = 0;
-    g.nmods = 0;
-    g.live = 0;
-}
-
-/* Device-to-device copy bandwidth (bytes read + written per second), the memory
- * ceiling for napkin math: best of 5 copies of up to 1 GiB, timed with events. */
-static double measure_copy_bw(void) {
-    char msg[KB_MSG];
-    if (enter(msg) != KB_OK) return 0;
-    double best = 0;
-    for (size_t bytes = (size_t)1 << 30; bytes >= ((size_t)64 << 20) && best == 0; bytes /= 2) {
-        CUdeviceptr a = 0, b = 0;
-        if (g.drv.MemAlloc(&a, bytes) != CUDA_SUCCESS) continue;
-        if (g.drv.MemAlloc(&b, bytes) != CUDA_SUCCESS) {
-            g.drv.MemFree(a);
-            continue;
-        }
-        int ok = g.drv.MemsetD8Async(a, 1, bytes, g.stream) == CUDA_SUCCESS &&
-                 g.drv.MemcpyDtoDAsync(b, a, bytes, g.stream) == CUDA_SUCCESS; /* warm-up */
-        for (int i = 0; ok && i < 5; i++) {
-            float ms = 0;
-            ok = g.drv.EventRecord(g.ev0, g.stream) == CUDA_SUCCESS &&
-                 g.drv.MemcpyDtoDAsync(b, a, bytes, g.stream) == CUDA_SUCCESS &&
-                 g.drv.EventRecord(g.ev1, g.stream) == CUDA_SUCCESS && g.drv.EventSynchronize(g.ev1) == CUDA_SUCCESS &&
-                 g.drv.EventElapsedTime(&ms, g.ev0, g.ev1) == CUDA_SUCCESS;
-            if (ok && ms > 0) {
-                double bw = 2.0 * (double)bytes / (ms * 1e-3);
-                if (bw > best) best = bw;
-            }
-        }
-        g.drv.StreamSynchronize(g.stream);
-        g.drv.MemFree(a);
-        g.drv.MemFree(b);
+/* The worker: $KB_CUDA_WORKER, else next to the running executable, else where the
+ * build put it. */
+static int find_worker(char *out, size_t cap, char *msg) {
+    const char *e = getenv("KB_CUDA_WORKER");
+    if (e && *e) {
+        snprintf(out, cap, "%s", e);
+        if (access(out, X_OK) == 0) return KB_OK;
+        return kb_fail(msg, KB_NOT_SUPPORTED, "KB_CUDA_WORKER=%s is not an executable", e);
     }
-    leave();
-    return best;
-}
-
-/* "580.159.04" from the kernel module's version file, when there is one. */
-static void kernel_driver_version(char *out, size_t cap) {
-    out[0] = 0;
-    FILE *f = fopen("/proc/driver/nvidia/version", "r");
-    if (!f) return;
-    char line[512];
-    if (fgets(line, sizeof line, f)) {
-        const char *p = strstr(line, "Kernel Module");
-        if (p) {
-            p += strlen("Kernel Module");
-            while (*p == ' ' || *p == '\t') p++;
-            size_t n = strcspn(p, " \t\n");
-            if (n >= cap) n = cap - 1;
-            memcpy(out, p, n);
-            out[n] = 0;
+    char exe[2048];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    char beside[2100] = "";
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = 0;
+        snprintf(beside, sizeof beside, "%s/kbcuda_worker", exe);
+        if (access(beside, X_OK) == 0) {
+            snprintf(out, cap, "%s", beside);
+            return KB_OK;
         }
     }
-    fclose(f);
+#ifdef KB_CUDA_WORKER_BUILD
+    if (access(KB_CUDA_WORKER_BUILD, X_OK) == 0) {
+        snprintf(out, cap, "%s", KB_CUDA_WORKER_BUILD);
+        return KB_OK;
+    }
+#endif
+    return kb_fail(msg, KB_NOT_SUPPORTED, "cuda worker program kbcuda_worker not found (looked at %s; set KB_CUDA_WORKER)",
+                   beside[0] ? beside : "/proc/self/exe's directory");
 }
 
-static int do_probe(const kb_options *opt, char *msg) {
-    int rc = kbcu_driver_load(&g.drv, NULL, msg);
+static int spawn_worker(char *msg) {
+    char path[2200];
+    int rc = find_worker(path, sizeof path, msg);
     if (rc != KB_OK) return rc;
-    CUresult r = g.drv.Init(0);
-    if (r == CUDA_ERROR_STUB_LIBRARY)
-        return kb_fail(msg, KB_NOT_SUPPORTED, "no CUDA driver (libcuda.so.1 is the toolkit's stub: %s)", cu_text(r));
-    if (r != CUDA_SUCCESS) return kb_fail(msg, KB_NOT_SUPPORTED, "no CUDA device (cuInit: %s)", cu_text(r));
-    int count = 0;
-    r = g.drv.DeviceGetCount(&count);
-    if (r != CUDA_SUCCESS) return kb_fail(msg, KB_NOT_SUPPORTED, "no CUDA device (cuDeviceGetCount: %s)", cu_text(r));
-    if (count < 1) return kb_fail(msg, KB_NOT_SUPPORTED, "no CUDA device (the driver sees none)");
-    r = g.drv.DeviceGet(&g.dev, 0);
-    if (r != CUDA_SUCCESS) return kb_fail(msg, KB_NOT_SUPPORTED, "cuDeviceGet(0): %s", cu_text(r));
-
-    int v = 0;
-#define ATTR(dst, a)                                                                         \
-    do {                                                                                     \
-        r = g.drv.DeviceGetAttribute(&v, a, g.dev);                                          \
-        if (r != CUDA_SUCCESS) return kb_fail(msg, KB_NOT_SUPPORTED, #a ": %s", cu_text(r)); \
-        dst = v;                                                                             \
-    } while (0)
-    ATTR(g.cc_major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR);
-    ATTR(g.cc_minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR);
-    ATTR(g.info.sm_count, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
-    ATTR(g.l2_bytes, CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE);
-    ATTR(g.info.smem_optin, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN);
-#undef ATTR
-    g.info.sm = g.cc_major * 10 + g.cc_minor;
-    if (!kbcu_nvrtc_supports(g.info.sm)) {
-        int vmaj, vmin;
-        kbcu_nvrtc_version(&vmaj, &vmin);
-        return kb_fail(msg, KB_NOT_SUPPORTED, "compute capability %d.%d is not a target of NVRTC %d.%d", g.cc_major,
-                       g.cc_minor, vmaj, vmin);
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+        return kb_fail(msg, KB_ERROR, "socketpair: %s", strerror(errno));
+    fcntl(sv[0], F_SETFD, FD_CLOEXEC); /* later children must not hold our end */
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addclose(&fa, sv[0]);
+    if (sv[1] != 3) {
+        posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
+        posix_spawn_file_actions_addclose(&fa, sv[1]);
     }
-    kbcu_arch_name(g.cc_major, g.cc_minor, g.arch, sizeof g.arch);
-    if (g.drv.DeviceGetName(g.name, sizeof g.name, g.dev) != CUDA_SUCCESS) snprintf(g.name, sizeof g.name, "CUDA device 0");
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0); /* a backend prints nothing */
+    char *argv[] = {path, "3", NULL};
+    pid_t pid;
+    int err = posix_spawn(&pid, path, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(sv[1]);
+    if (err) {
+        close(sv[0]);
+        return kb_fail(msg, KB_NOT_SUPPORTED, "starting %s: %s", path, strerror(err));
+    }
+    P.pid = pid;
+    P.fd = sv[0];
+    P.lost[0] = 0;
+    return KB_OK;
+}
 
-    rc = make_context(msg);
-    if (rc != KB_OK) return rc == KB_ERROR_FATAL ? KB_NOT_SUPPORTED : rc;
+/* Why the worker stopped answering, for the row. */
+static void describe_loss(const char *what) {
+    int status = 0;
+    char why[96] = "did not answer in time (killed)";
+    if (P.pid > 0 && waitpid(P.pid, &status, WNOHANG) == P.pid) {
+        if (WIFSIGNALED(status)) snprintf(why, sizeof why, "died of signal %d", WTERMSIG(status));
+        else snprintf(why, sizeof why, "exited with status %d", WEXITSTATUS(status));
+        P.pid = 0;
+    }
+    snprintf(P.lost, sizeof P.lost, "cuda worker %s during %s", why, what);
+    kill_worker();
+}
 
-    /* Missing headers fail only the kernels that include them, with this text. */
-    if (kbcu_cuda_include(g.include_dir, sizeof g.include_dir, g.include_err) != KB_OK) g.include_dir[0] = 0;
-    g.use_cache = kbcu_cache_dir(opt ? opt->cache_dir : NULL, g.cache_dir, sizeof g.cache_dir);
-    g.copy_bw = measure_copy_bw();
+/* One request and its reply. out/out_len receive a reply payload of exactly that size.
+ * An unusable worker answers KB_ERROR_FATAL: the harness then calls reset(). */
+static int call(const char *what, kbcu_req *req, const void *payload, kbcu_rep *rep, void *out, size_t out_len,
+                char *msg) {
+    if (P.fd < 0)
+        return kb_fail(msg, KB_ERROR_FATAL, "%s", P.lost[0] ? P.lost : "cuda worker not running (probe or reset first)");
+    int t = timeout_ms();
+    if (kbcu_send_all(P.fd, req, sizeof *req) || (req->len && kbcu_send_all(P.fd, payload, (size_t)req->len)) ||
+        kbcu_recv_all(P.fd, rep, sizeof *rep, t)) {
+        describe_loss(what);
+        return kb_fail(msg, KB_ERROR_FATAL, "%s", P.lost);
+    }
+    if (rep->len) {
+        if (!out || rep->len != out_len || kbcu_recv_all(P.fd, out, out_len, t)) {
+            describe_loss(what);
+            return kb_fail(msg, KB_ERROR_FATAL, "%s", P.lost);
+        }
+    }
+    rep->msg[KB_MSG - 1] = 0;
+    if (rep->rc != KB_OK) snprintf(msg, KB_MSG, "%s", rep->msg);
+    return rep->rc;
+}
 
-    int drv_api = 0, nv_maj = 0, nv_min = 0;
-    g.drv.DriverGetVersion(&drv_api);
-    kbcu_nvrtc_version(&nv_maj, &nv_min);
-    char kmod[64];
-    kernel_driver_version(kmod, sizeof kmod);
-    snprintf(g.driver, sizeof g.driver, "%s%sCUDA %d.%d driver API, NVRTC %d.%d", kmod, kmod[0] ? " (" : "",
-             drv_api / 1000, (drv_api % 1000) / 10, nv_maj, nv_min);
-    if (kmod[0]) strncat(g.driver, ")", sizeof g.driver - strlen(g.driver) - 1);
-    snprintf(g.description, sizeof g.description, "%s (%s, %d SMs, %d MiB L2)", g.name, g.arch, g.info.sm_count,
-             g.l2_bytes >> 20);
+static int start_worker(char *msg) {
+    /* Say "no driver" without starting anything when libcuda cannot even load. */
+    const char *lib = getenv("KB_CUDA_LIBCUDA"); /* tests: the toolkit's stub */
+    void *h = dlopen(lib && *lib ? lib : "libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+    if (!h) {
+        const char *e = dlerror();
+        return kb_fail(msg, KB_NOT_SUPPORTED, "no CUDA driver (%s)", e ? e : "libcuda.so.1 not found");
+    }
+    dlclose(h);
+    int rc = spawn_worker(msg);
+    if (rc != KB_OK) return rc;
+    kbcu_probe_req pr;
+    memset(&pr, 0, sizeof pr);
+    pr.has_cache_dir = P.has_cache_dir;
+    snprintf(pr.cache_dir, sizeof pr.cache_dir, "%s", P.cache_dir);
+    pr.has_libcuda = lib && *lib;
+    snprintf(pr.libcuda, sizeof pr.libcuda, "%s", lib && *lib ? lib : "");
+    kbcu_req req = {KBCU_REQ_PROBE, 0, 0, 0, sizeof pr};
+    kbcu_rep rep;
+    rc = call("probe", &req, &pr, &rep, &P.info, sizeof P.info, msg);
+    if (rc != KB_OK) {
+        kill_worker();
+        return rc == KB_ERROR_FATAL ? KB_NOT_SUPPORTED : rc;
+    }
     return KB_OK;
 }
 
 static int cuda_probe(const kb_options *opt, char *msg) {
-    if (!g.probed) {
-        g.probed = 1;
-        g.probe_rc = do_probe(opt, g.reason);
-        if (g.probe_rc != KB_OK) {
-            destroy_context();
-            if (g.drv.lib) kbcu_driver_unload(&g.drv);
-        }
+    if (!P.probed) {
+        P.probed = 1;
+        P.has_cache_dir = opt && opt->cache_dir;
+        if (P.has_cache_dir) snprintf(P.cache_dir, sizeof P.cache_dir, "%s", opt->cache_dir);
+        P.probe_rc = start_worker(P.reason);
     }
-    if (g.probe_rc != KB_OK) return kb_fail(msg, g.probe_rc, "%s", g.reason);
+    if (P.probe_rc != KB_OK) return kb_fail(msg, P.probe_rc, "%s", P.reason);
     return KB_OK;
 }
 
-static const char *cuda_device_name(void) { return g.description[0] ? g.description : "none"; }
-static const char *cuda_driver_version(void) { return g.driver[0] ? g.driver : "none"; }
+static const char *cuda_device_name(void) { return P.info.device[0] ? P.info.device : "none"; }
+static const char *cuda_driver_version(void) { return P.info.driver[0] ? P.info.driver : "none"; }
 
 static void cuda_ceilings(const kb_case *c, double *bytes_per_s, double *flops_per_s) {
-    *bytes_per_s = g.copy_bw; /* measured at probe; 0 if that failed */
+    *bytes_per_s = P.info.copy_bw; /* measured by the worker at start; 0 if that failed */
     /* Upper ceiling only: H100 SXM's datasheet dense FP8 tensor rate (REFERENCE.md
      * section 5; an H200 is the same chip). Our GEMV runs f16 mma.sync (dense f16:
      * 989 TFLOP/s) and is memory-bound at N <= 16 anyway. Unknown elsewhere: 0. */
-    *flops_per_s = (c->op == KB_OP_GEMM_FP8 && g.info.sm == 90) ? 1979e12 : 0;
+    *flops_per_s = (c->op == KB_OP_GEMM_FP8 && P.info.sm == 90) ? 1979e12 : 0;
 }
 
 static int cuda_variants(const kb_case *c, const kb_options *opt, kb_variant *out, int max, char *msg) {
     (void)opt;
     (void)msg;
-    int n = 0, allow_test = test_variants_enabled();
+    const char *e = getenv("KB_TEST_VARIANTS");
+    int n = 0, allow_test = e && strcmp(e, "1") == 0;
     char spec[64], opts[128];
     kbcu_case_spec(c, spec, sizeof spec);
     for (int i = 0; i < kbcu_kernel_def_count && n < max; i++) {
@@ -555,236 +539,83 @@ static int cuda_variants(const kb_case *c, const kb_options *opt, kb_variant *ou
     return n;
 }
 
-/* ======================= memory =============================================== */
-static CUdeviceptr dptr(const void *p) { return (CUdeviceptr)(uintptr_t)p; }
-
 static int cuda_alloc(size_t bytes, void **dbuf, char *msg) {
-    int rc = enter(msg);
-    if (rc != KB_OK) return rc;
-    CUdeviceptr p = 0;
-    CU_TRY(g.drv.MemAlloc(&p, bytes ? bytes : 1), "cuMemAlloc");
-    leave();
-    *dbuf = (void *)(uintptr_t)p;
-    return KB_OK;
+    kbcu_req req = {KBCU_REQ_ALLOC, 0, bytes, 0, 0};
+    kbcu_rep rep;
+    int rc = call("alloc", &req, NULL, &rep, NULL, 0, msg);
+    *dbuf = rc == KB_OK ? (void *)(uintptr_t)rep.a : NULL;
+    return rc;
 }
 
 static void cuda_free(void *dbuf) {
     char msg[KB_MSG];
-    if (!dbuf || enter(msg) != KB_OK) return; /* after a fault: the context's reset frees it */
-    g.drv.MemFree(dptr(dbuf));
-    leave();
+    if (!dbuf || P.fd < 0) return; /* after a reset the old worker took its memory along */
+    kbcu_req req = {KBCU_REQ_FREE, 0, (uint64_t)(uintptr_t)dbuf, 0, 0};
+    kbcu_rep rep;
+    call("free", &req, NULL, &rep, NULL, 0, msg);
 }
 
 static int cuda_upload(void *dbuf, const void *host, size_t bytes, char *msg) {
-    int rc = enter(msg);
-    if (rc != KB_OK) return rc;
-    CU_TRY(g.drv.MemcpyHtoDAsync(dptr(dbuf), host, bytes, g.stream), "cuMemcpyHtoDAsync");
-    CU_TRY(g.drv.StreamSynchronize(g.stream), "cuStreamSynchronize (upload)");
-    leave();
-    return KB_OK;
+    kbcu_req req = {KBCU_REQ_UPLOAD, 0, (uint64_t)(uintptr_t)dbuf, 0, bytes};
+    kbcu_rep rep;
+    return call("upload", &req, host, &rep, NULL, 0, msg);
 }
 
 static int cuda_download(void *host, const void *dbuf, size_t bytes, char *msg) {
-    int rc = enter(msg);
-    if (rc != KB_OK) return rc;
-    CU_TRY(g.drv.MemcpyDtoHAsync(host, dptr(dbuf), bytes, g.stream), "cuMemcpyDtoHAsync");
-    CU_TRY(g.drv.StreamSynchronize(g.stream), "cuStreamSynchronize (download)");
-    leave();
-    return KB_OK;
+    kbcu_req req = {KBCU_REQ_DOWNLOAD, 0, (uint64_t)(uintptr_t)dbuf, bytes, 0};
+    kbcu_rep rep;
+    return call("download", &req, NULL, &rep, host, bytes, msg);
 }
-
-/* ======================= modules ============================================== */
-/* Compile (or take from the disk cache) and load; loaded modules are kept per
- * context, keyed like the cache. Called with the context pushed. */
-static int get_module(const kbcu_kernel_def *def, const char *spec, CUmodule *mod, char *msg) {
-    const char *src = kbcu_source_text(def->source);
-    if (!src) return kb_fail(msg, KB_ERROR, "kernel source %s is not embedded in this build", def->source);
-    if (strstr(src, "#include <cuda_") && !g.include_dir[0]) return kb_fail(msg, KB_ERROR, "%s", g.include_err);
-    char opts[256];
-    kbcu_def_options(def, spec, opts, sizeof opts);
-    int vmaj, vmin;
-    kbcu_nvrtc_version(&vmaj, &vmin);
-    uint64_t key = kbcu_cache_key(src, opts, g.arch, vmaj, vmin);
-    for (int i = 0; i < g.nmods; i++)
-        if (g.mods[i].key == key) {
-            *mod = g.mods[i].mod;
-            return KB_OK;
-        }
-    kbcu_binary bin;
-    int rc = kbcu_compile(def->source, src, opts, g.arch, g.include_dir, g.use_cache ? g.cache_dir : NULL, &bin, msg);
-    if (rc != KB_OK) return rc;
-    CUresult r = g.drv.ModuleLoadData(mod, bin.image);
-    if (r != CUDA_SUCCESS && bin.from_cache && !kbcu_result_is_sticky(r)) {
-        /* a damaged cache file: drop it and compile afresh (which rewrites it) */
-        free(bin.image);
-        remove(bin.cache_path);
-        rc = kbcu_compile(def->source, src, opts, g.arch, g.include_dir, g.use_cache ? g.cache_dir : NULL, &bin, msg);
-        if (rc != KB_OK) return rc;
-        r = g.drv.ModuleLoadData(mod, bin.image);
-    }
-    free(bin.image);
-    if (r != CUDA_SUCCESS) return cu_fail(msg, r, "cuModuleLoadData");
-    if (g.nmods < MAX_MODULES) g.mods[g.nmods++] = (module_entry){key, *mod};
-    return KB_OK;
-}
-
-/* ======================= prepare / run ======================================== */
-typedef union {
-    CUdeviceptr p;
-    int32_t i32;
-    int64_t i64;
-    float f32;
-    double f64;
-} arg_value;
-
-typedef struct {
-    int generation;
-    int nlaunch;
-    struct {
-        CUfunction fn;
-        unsigned grid[3], block[3], smem;
-        arg_value values[KBCU_MAX_ARGS];
-        void *params[KBCU_MAX_ARGS];
-    } l[2];
-    CUdeviceptr ws;
-} cuda_state;
 
 static int cuda_prepare(const kb_case *c, const kb_variant *v, void *const *dev_in, void *dev_out, void **state,
                         char *msg) {
     *state = NULL;
-    const kbcu_kernel_def *def = kbcu_find_def(c->op, v->name, test_variants_enabled());
-    if (!def) return kb_fail(msg, KB_ERROR, "cuda has no variant %s for %s", v->name, kb_op_name(c->op));
-    kbcu_plan plan;
-    int rc = kbcu_plan_case(c, def, &g.info, &plan, msg);
-    if (rc != KB_OK) return rc;
-    rc = enter(msg);
-    if (rc != KB_OK) return rc;
-
-    CUmodule mod;
-    rc = get_module(def, plan.spec, &mod, msg);
-    if (rc != KB_OK) {
-        leave();
-        return rc;
-    }
-    cuda_state *st = calloc(1, sizeof *st);
-    if (!st) {
-        leave();
-        return kb_fail(msg, KB_ERROR, "out of host memory");
-    }
-    st->generation = g.generation;
-    st->nlaunch = plan.nlaunch;
-    if (plan.workspace) {
-        CUresult r = g.drv.MemAlloc(&st->ws, plan.workspace);
-        if (r != CUDA_SUCCESS) {
-            free(st);
-            rc = cu_fail(msg, r, "cuMemAlloc (workspace)");
-            leave();
-            return rc;
-        }
-    }
-    for (int i = 0; i < plan.nlaunch; i++) {
-        const kbcu_launch *pl = &plan.launch[i];
-        CUresult r = g.drv.ModuleGetFunction(&st->l[i].fn, mod, pl->kernel);
-        if (r == CUDA_SUCCESS && pl->smem > 48 * 1024)
-            r = g.drv.FuncSetAttribute(st->l[i].fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)pl->smem);
-        if (r != CUDA_SUCCESS) {
-            if (st->ws) g.drv.MemFree(st->ws);
-            free(st);
-            char what[96];
-            snprintf(what, sizeof what, "cuModuleGetFunction/cuFuncSetAttribute(%s)", pl->kernel);
-            rc = cu_fail(msg, r, what);
-            leave();
-            return rc;
-        }
-        memcpy(st->l[i].grid, pl->grid, sizeof pl->grid);
-        memcpy(st->l[i].block, pl->block, sizeof pl->block);
-        st->l[i].smem = pl->smem;
-        for (int a = 0; a < pl->nargs; a++) {
-            const kbcu_arg *arg = &pl->args[a];
-            arg_value *val = &st->l[i].values[a];
-            switch (arg->kind) {
-            case KBCU_ARG_IN0:
-            case KBCU_ARG_IN1:
-            case KBCU_ARG_IN2:
-            case KBCU_ARG_IN3: val->p = dptr(dev_in[arg->kind - KBCU_ARG_IN0]); break;
-            case KBCU_ARG_OUT: val->p = dptr(dev_out); break;
-            case KBCU_ARG_WS: val->p = st->ws; break;
-            case KBCU_ARG_I32: val->i32 = (int32_t)arg->i; break;
-            case KBCU_ARG_I64: val->i64 = arg->i; break;
-            case KBCU_ARG_F32: val->f32 = (float)arg->f; break;
-            default: val->f64 = arg->f; break;
-            }
-            st->l[i].params[a] = val;
-        }
-    }
-    leave();
-    *state = st;
-    return KB_OK;
+    kbcu_prepare_req pr;
+    memset(&pr, 0, sizeof pr);
+    pr.c = *c;
+    snprintf(pr.variant, sizeof pr.variant, "%s", v->name);
+    for (int i = 0; i < KB_MAX_INPUTS; i++) pr.dev_in[i] = (uint64_t)(uintptr_t)dev_in[i];
+    pr.dev_out = (uint64_t)(uintptr_t)dev_out;
+    kbcu_req req = {KBCU_REQ_PREPARE, 0, 0, 0, sizeof pr};
+    kbcu_rep rep;
+    int rc = call("prepare", &req, &pr, &rep, NULL, 0, msg);
+    if (rc == KB_OK) *state = (void *)(uintptr_t)rep.a;
+    return rc;
 }
 
 static int cuda_run(void *state, double *seconds, char *msg) {
-    cuda_state *st = state;
-    if (!st || st->generation != g.generation) return kb_fail(msg, KB_ERROR, "stale state (the context was reset)");
-    int rc = enter(msg);
-    if (rc != KB_OK) return rc;
-    if (seconds) CU_TRY(g.drv.EventRecord(g.ev0, g.stream), "cuEventRecord");
-    for (int i = 0; i < st->nlaunch; i++) {
-        char what[48];
-        snprintf(what, sizeof what, "cuLaunchKernel (launch %d)", i);
-        CU_TRY(g.drv.LaunchKernel(st->l[i].fn, st->l[i].grid[0], st->l[i].grid[1], st->l[i].grid[2], st->l[i].block[0],
-                                  st->l[i].block[1], st->l[i].block[2], st->l[i].smem, g.stream, st->l[i].params, NULL),
-               what);
-    }
-    if (seconds) {
-        float ms = 0;
-        CU_TRY(g.drv.EventRecord(g.ev1, g.stream), "cuEventRecord");
-        CU_TRY(g.drv.EventSynchronize(g.ev1), "kernel execution (cuEventSynchronize)");
-        CU_TRY(g.drv.EventElapsedTime(&ms, g.ev0, g.ev1), "cuEventElapsedTime");
-        *seconds = (double)ms * 1e-3;
-    } else {
-        CU_TRY(g.drv.StreamSynchronize(g.stream), "kernel execution (cuStreamSynchronize)");
-    }
-    leave();
-    return KB_OK;
+    kbcu_req req = {KBCU_REQ_RUN, 0, (uint64_t)(uintptr_t)state, seconds != NULL, 0};
+    kbcu_rep rep;
+    int rc = call("run", &req, NULL, &rep, NULL, 0, msg);
+    if (rc == KB_OK && seconds) *seconds = rep.seconds;
+    return rc;
 }
 
 static void cuda_release(void *state) {
-    cuda_state *st = state;
-    if (!st) return;
     char msg[KB_MSG];
-    /* From an older context (reset since): its memory went with it. */
-    if (st->ws && st->generation == g.generation && enter(msg) == KB_OK) {
-        g.drv.MemFree(st->ws);
-        leave();
-    }
-    free(st);
+    if (!state || P.fd < 0) return;
+    kbcu_req req = {KBCU_REQ_RELEASE, 0, (uint64_t)(uintptr_t)state, 0, 0};
+    kbcu_rep rep;
+    call("release", &req, NULL, &rep, NULL, 0, msg);
 }
 
 static int cuda_flush_cache(char *msg) {
-    int rc = enter(msg);
-    if (rc != KB_OK) return rc;
-    /* a new byte value each time: no chance of a write the memory system can skip */
-    CU_TRY(g.drv.MemsetD8Async(g.flush_buf, ++g.flush_value, g.flush_bytes, g.stream), "cuMemsetD8Async (L2 flush)");
-    CU_TRY(g.drv.StreamSynchronize(g.stream), "cuStreamSynchronize (L2 flush)");
-    leave();
-    return KB_OK;
+    kbcu_req req = {KBCU_REQ_FLUSH, 0, 0, 0, 0};
+    kbcu_rep rep;
+    return call("flush_cache", &req, NULL, &rep, NULL, 0, msg);
 }
 
 static int cuda_reset(char *msg) {
-    if (!g.probed || g.probe_rc != KB_OK) return kb_fail(msg, KB_ERROR, "cuda backend is not initialised");
-    destroy_context();
-    g.generation++;
+    if (!P.probed || P.probe_rc != KB_OK) return kb_fail(msg, KB_ERROR, "cuda backend is not initialised");
+    kill_worker(); /* its context, memory and modules go with it */
     char why[KB_MSG];
-    if (make_context(why) != KB_OK) {
-        destroy_context();
-        return kb_fail(msg, KB_ERROR_FATAL, "reset: %s", why);
-    }
+    if (start_worker(why) != KB_OK) return kb_fail(msg, KB_ERROR_FATAL, "reset: %s", why);
     return KB_OK;
 }
 
 const kb_backend kb_backend_cuda = {
     .name = "cuda",
-    .description = "our CUDA kernels (kernels/cuda/NAME.cu), NVRTC, driver API",
+    .description = "our CUDA kernels (kernels/cuda/NAME.cu), NVRTC, driver API, in a worker process",
     .probe = cuda_probe,
     .device_name = cuda_device_name,
     .driver_version = cuda_driver_version,

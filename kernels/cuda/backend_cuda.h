@@ -23,11 +23,10 @@ typedef struct {
 extern const kbcu_kernel_def kbcu_kernel_defs[];
 extern const int kbcu_kernel_def_count;
 
-/* The case-dependent -D sets a definition can be compiled with (gemm_fp8: the fp8
- * formats of W and X, 4 sets; every other op: the one empty set). Writes up to max
- * strings into specs and returns the count. */
+/* The case-dependent -D sets a definition can be compiled with (today: the one empty
+ * set for every op). Writes up to max strings into specs and returns the count. */
 int kbcu_def_specs(const kbcu_kernel_def *def, char specs[][64], int max);
-/* The spec a case needs (gemm_fp8: "-DA_E5M2=0 -DB_E5M2=1"; else ""). */
+/* The spec a case needs ("" today). */
 void kbcu_case_spec(const kb_case *c, char *out, size_t cap);
 /* "defines spec" */
 void kbcu_def_options(const kbcu_kernel_def *def, const char *spec, char *out, size_t cap);
@@ -85,5 +84,7 @@ int kbcu_plan_case(const kb_case *c, const kbcu_kernel_def *def, const kbcu_devi
 /* Attention decode: how many key splits for this case on this many SMs, and the
  * keys per split. */
 void kbcu_decode_splits(const kb_case *c, int warps, int kpw, int sm_count, int *splits, int *chunk);
+/* decode_v2: splits of whole KT-key tiles, at most ~8 blocks per SM in all. */
+void kbcu_decode_splits_v2(const kb_case *c, int kt, int sm_count, int *splits, int *chunk);
 
 #endif

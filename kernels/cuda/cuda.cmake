@@ -30,7 +30,7 @@ endif()
 
 # ---- build mode ---------------------------------------------------------------------
 set(KBCU_DIR ${CMAKE_SOURCE_DIR}/kernels/cuda)
-set(KBCU_KERNELS attention.cu dequant_q4k.cu embed.cu gemm_fp8.cu rmsnorm.cu rope_neox.cu test_fault.cu)
+set(KBCU_KERNELS attention.cu dequant_q4k.cu embed.cu gemm_fp8.cu rmsnorm.cu rope_neox.cu test_fault.cu timing.cu)
 set(KBCU_KERNEL_PATHS ${KBCU_KERNELS})
 list(TRANSFORM KBCU_KERNEL_PATHS PREPEND ${KBCU_DIR}/)
 string(REPLACE ";" "," KBCU_NAMES "${KBCU_KERNELS}")
@@ -44,7 +44,8 @@ add_custom_command(
   VERBATIM)
 
 add_library(kbcuda STATIC
-  ${KBCU_DIR}/backend_cuda.c ${KBCU_DIR}/cuda_driver.c ${KBCU_DIR}/nvrtc_build.c ${KBCU_GENERATED})
+  ${KBCU_DIR}/backend_cuda.c ${KBCU_DIR}/cuda_driver.c ${KBCU_DIR}/nvrtc_build.c ${KBCU_DIR}/cuda_device.c
+  ${KBCU_DIR}/cuda_ipc.c ${KBCU_GENERATED})
 # cuda.h for the driver's types only: libcuda is dlopen'ed, never linked. NVRTC is linked.
 target_include_directories(kbcuda PUBLIC ${CMAKE_SOURCE_DIR} ${CUDAToolkit_INCLUDE_DIRS})
 target_link_libraries(kbcuda PUBLIC kbref CUDA::nvrtc ${CMAKE_DL_LIBS} m)
@@ -52,5 +53,14 @@ target_link_libraries(kbcuda PUBLIC kbref CUDA::nvrtc ${CMAKE_DL_LIBS} m)
 list(GET CUDAToolkit_INCLUDE_DIRS 0 KBCU_INCLUDE_FALLBACK)
 target_compile_definitions(kbcuda PRIVATE KB_CUDA_INCLUDE_FALLBACK="${KBCU_INCLUDE_FALLBACK}")
 
+# The worker process that owns the GPU (a kernel fault poisons its whole process, so
+# kbench keeps the device out of its own). It sits next to kbench, where the backend
+# looks first; the build path is the fallback (tests run from build/tests).
+add_executable(kbcuda_worker ${KBCU_DIR}/cuda_worker.c)
+target_link_libraries(kbcuda_worker PRIVATE kbcuda)
+set_target_properties(kbcuda_worker PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})
+target_compile_definitions(kbcuda PRIVATE KB_CUDA_WORKER_BUILD="${CMAKE_BINARY_DIR}/kbcuda_worker")
+
 target_link_libraries(kbcore PUBLIC kbcuda)
 target_compile_definitions(kbcore PRIVATE KB_HAVE_CUDA=1)
+add_dependencies(kbcore kbcuda_worker) # building kbench builds its worker
