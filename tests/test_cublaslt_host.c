@@ -225,7 +225,19 @@ static void test_names(void) {
     CHECK(kblt_fast_accum_settings(0, s) == 1 && s[0] == 0, "off");
     CHECK(kblt_fast_accum_settings(1, s) == 1 && s[0] == 1, "on");
     CHECK(kblt_fast_accum_settings(2, s) == 0, "bad");
-    CHECK(kblt_acc_unit_roundoff(1) == 1.0 / 16384.0 && kblt_acc_unit_roundoff(0) == 0.0, "roundoff");
+    /* FAST_ACCUM on: 2^-14 at any k. Off: 2^-13 / sqrt(k), so the harness's
+     * 2 sqrt(K) u term is 4 * 2^-14 whatever k is. */
+    CHECK(kblt_acc_unit_roundoff(1, 3584) == 0x1p-14 && kblt_acc_unit_roundoff(1, 16) == 0x1p-14, "fast accum");
+    CHECK(kblt_acc_unit_roundoff(0, 16) == 0x1p-15, "%g", kblt_acc_unit_roundoff(0, 16));
+    CHECK(fabs(kblt_acc_unit_roundoff(0, 3584) - 0x1p-13 / sqrt(3584.0)) < 1e-20, "%g", kblt_acc_unit_roundoff(0, 3584));
+    for (int64_t k = 16; k <= 65536; k *= 2)
+        CHECK(fabs(2 * sqrt((double)k) * kblt_acc_unit_roundoff(0, k) - 4 * 0x1p-14) < 1e-15, "k = %lld",
+              (long long)k);
+    /* The harness's accumulation tolerance: the numbers its CSV showed on the
+     * H100 for K = 3584 (tol_acc 7.38e-06 with u = 0, 7.31e-03 with u = 2^-14). */
+    CHECK(fabs(kblt_acc_tolerance(3584, 0.0) - 7.38e-6) < 0.005e-6, "%.4g", kblt_acc_tolerance(3584, 0.0));
+    CHECK(fabs(kblt_acc_tolerance(3584, 0x1p-14) - 7.31e-3) < 0.005e-3, "%.4g", kblt_acc_tolerance(3584, 0x1p-14));
+    CHECK(kblt_acc_tolerance(3584, 1e-30) == kblt_acc_tolerance(3584, 0.0), "u below fp32's counts as fp32");
 
     kblt_algo_mode m;
     CHECK(kblt_algo_mode_parse(NULL, &m) == 0 && m == KBLT_ALGO_HEURISTIC, "default");
@@ -496,9 +508,9 @@ static void run_case(const kb_backend *b, kb_case c, const kb_options *opt, doub
         be->download(d, dd, dn * ob, msg);
         be->release(state);
         t->ran++;
-        /* fp32 accumulation: sum|terms| * 2^-20 is generous for these k; fast
-         * accumulation: its ~14 bits (KBLT_FAST_ACCUM_UNIT_ROUNDOFF) times 8. */
-        double gamma = vars[v].acc_unit_roundoff > 0 ? 8 * vars[v].acc_unit_roundoff : 0x1p-20;
+        /* The harness's model with the variant's own unit roundoff; u_out doubled. */
+        double gamma = kblt_acc_tolerance(c.k, vars[v].acc_unit_roundoff);
+        CHECK(vars[v].acc_unit_roundoff > 0, "%s: acc_unit_roundoff unset", vars[v].name);
         int64_t bad = 0, infs = 0, first = -1;
         for (size_t i = 0; i < dn; i++) {
             double o = dec_out(c.out_type, d, (int64_t)i);

@@ -5,6 +5,7 @@
 
 #include <cublasLt.h>
 #include <driver_types.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -297,7 +298,15 @@ int kblt_fast_accum_settings(int opt_fast_accum, int out[2]) {
     }
 }
 
-double kblt_acc_unit_roundoff(int fast_accum) { return fast_accum ? KBLT_FAST_ACCUM_UNIT_ROUNDOFF : 0.0; }
+double kblt_acc_unit_roundoff(int fast_accum, int64_t k) {
+    if (fast_accum) return KBLT_FAST_ACCUM_UNIT_ROUNDOFF;
+    return 0x1p-13 / sqrt((double)(k > 0 ? k : 1));
+}
+
+double kblt_acc_tolerance(int64_t k, double acc_unit_roundoff) {
+    double u = acc_unit_roundoff > 0x1p-24 ? acc_unit_roundoff : 0x1p-24;
+    return 2.0 * sqrt((double)(k > 0 ? k : 1)) * u + 4 * 0x1p-24;
+}
 
 /* ---- --algo ------------------------------------------------------------------------ */
 int kblt_algo_mode_parse(const char *s, kblt_algo_mode *mode) {
