@@ -1,0 +1,111 @@
+#!/bin/sh
+# test_vulkan_cli.sh KBENCH MODE OUTDIR - the vulkan backend through the kbench CLI, judged
+# from the JSON Lines rows (one object per row; the fields are flat, so grep reads them).
+#   smoke    every op and variant at the smoke shapes: every vulkan row passes, is timed
+#            (cold, timestamps), every op has rows, exit 0
+#   short    KB_TEST_VARIANTS=1, test_short_write: every row fails with 1 unwritten, exit 1
+#   gptj     KB_TEST_VARIANTS=1, test_rope_gptj on rope_neox: every row fails, exit 1
+#   feature  KB_VK_DISABLE_FEATURES=storageBuffer8BitAccess: 8-bit-storage shaders are
+#            not_supported rows naming the feature, rmsnorm still passes, exit 0
+#   list     --list-backends shows vulkan available and its device list
+# Exit 0 on success, 1 on a failed check, 77 (skipped) when kbench has no usable Vulkan device.
+set -u
+KBENCH=$1
+MODE=$2
+OUT=$3
+mkdir -p "$OUT"
+ROWS="$OUT/vulkan_$MODE.jsonl"
+LOG="$OUT/vulkan_$MODE.log"
+rm -f "$ROWS" "$LOG"
+fails=0
+passes=0
+ok() { echo "ok   - $*"; passes=$((passes + 1)); }
+bad() { echo "FAIL - $*"; fails=$((fails + 1)); }
+finish() {
+    echo "$passes passed, $fails failed"
+    [ "$fails" -eq 0 ] && exit 0
+    exit 1
+}
+
+# No device here (no loader / ICD): a skip, never a pass.
+if ! "$KBENCH" --list-backends 2>&1 | grep -q '^vulkan *available'; then
+    echo "SKIP - vulkan backend unavailable here:"
+    "$KBENCH" --list-backends 2>&1 | grep '^vulkan' || true
+    exit 77
+fi
+
+# run EXPECTED_EXIT ARGS...: run kbench into $ROWS, check its exit code.
+run() {
+    want=$1
+    shift
+    "$KBENCH" --backend vulkan --shapes smoke --json "$ROWS" --quiet "$@" >"$LOG" 2>&1
+    rc=$?
+    if [ "$rc" -eq "$want" ]; then ok "kbench $* exits $rc"; else bad "kbench $* exits $rc, expected $want"; cat "$LOG"; fi
+}
+count() { grep -c "$1" "$ROWS" 2>/dev/null || true; }
+rows_with() { # PATTERN DESCRIPTION: every row matches PATTERN
+    total=$(count '"backend":"vulkan"')
+    n=$(count "$1")
+    if [ "$total" -gt 0 ] && [ "$n" -eq "$total" ]; then ok "all $total rows: $2"
+    else bad "$n of $total rows: $2"; grep -v "$1" "$ROWS" | grep -o '"op":"[a-z_0-9]*"\|"shape":"[^"]*"\|"variant":"[^"]*"\|"verdict":"[a-z_]*","reason":"[^"]*"' | paste - - - - | head -20; fi
+}
+has_ops() { # OP...: each op has at least one row
+    for op in "$@"; do
+        n=$(count "\"op\":\"$op\"")
+        if [ "$n" -gt 0 ]; then ok "$op: $n row(s)"; else bad "$op: no rows"; fi
+    done
+}
+ALL_OPS="dequant_q4k rmsnorm gemm_fp8 rope_neox attention embed"
+
+case "$MODE" in
+smoke)
+    run 0 --op all --cold --reps 3 --max-time 0.2 --warmup 1
+    has_ops $ALL_OPS
+    rows_with '"verdict":"pass"' "verdict pass"
+    rows_with '"time_med_us":[0-9]' "timed with device timestamps"
+    rows_with '"mode":"cold"' "cold mode (cache flushed between samples)"
+    for v in block256 row256 gemv tiled64 pairs prefill decode_split lookup; do
+        n=$(count "\"variant\":\"$v\"")
+        if [ "$n" -gt 0 ]; then ok "variant $v ran ($n rows)"; else bad "variant $v never ran"; fi
+    done
+    n=$(count '"variant":"test_')
+    if [ "$n" -eq 0 ]; then ok "no test-only variant without KB_TEST_VARIANTS"; else bad "$n test-only rows leaked"; fi
+    ;;
+short)
+    KB_TEST_VARIANTS=1 run 1 --op all --variant test_short_write --no-timing
+    has_ops $ALL_OPS
+    rows_with '"verdict":"fail"' "verdict fail"
+    rows_with '"n_unwritten":1,' "exactly one element unwritten"
+    ;;
+gptj)
+    KB_TEST_VARIANTS=1 run 1 --op rope_neox --variant test_rope_gptj --no-timing
+    has_ops rope_neox
+    rows_with '"verdict":"fail"' "verdict fail"
+    rows_with '"n_unwritten":0,' "every element written (the values are wrong)"
+    ;;
+feature)
+    KB_VK_DISABLE_FEATURES=storageBuffer8BitAccess run 0 --op dequant_q4k,gemm_fp8,embed,rmsnorm --no-timing
+    has_ops dequant_q4k gemm_fp8 embed rmsnorm
+    for op in dequant_q4k gemm_fp8; do
+        t=$(count "\"op\":\"$op\"")
+        n=$(grep "\"op\":\"$op\"" "$ROWS" | grep -c '"verdict":"not_supported","reason":"device lacks storageBuffer8BitAccess' || true)
+        if [ "$t" -gt 0 ] && [ "$n" -eq "$t" ]; then ok "$op: $n not_supported rows naming storageBuffer8BitAccess"
+        else bad "$op: $n of $t rows not_supported naming storageBuffer8BitAccess"; fi
+    done
+    n=$(grep '"op":"embed"' "$ROWS" | grep -c '"a_type":"f32".*"verdict":"pass"' || true)
+    if [ "$n" -gt 0 ]; then ok "embed from an f32 table (no 8-bit storage needed) still passes"; else bad "embed f32 did not pass"; fi
+    n=$(grep '"op":"rmsnorm"' "$ROWS" | grep -c '"verdict":"pass"' || true)
+    t=$(count '"op":"rmsnorm"')
+    if [ "$t" -gt 0 ] && [ "$n" -eq "$t" ]; then ok "rmsnorm (no optional feature) passes"; else bad "rmsnorm: $n of $t pass"; fi
+    ;;
+list)
+    "$KBENCH" --list-backends >"$LOG" 2>&1
+    if grep -q '^vulkan *available' "$LOG"; then ok "vulkan available"; else bad "vulkan not available"; fi
+    if grep -q '^ *\[0\] .*Vulkan [0-9]' "$LOG"; then ok "device list printed"; else bad "no device list"; cat "$LOG"; fi
+    ;;
+*)
+    echo "unknown mode $MODE"
+    exit 2
+    ;;
+esac
+finish

@@ -1,0 +1,38 @@
+# vulkan.cmake (tests) - the vulkan backend on whatever Vulkan device is here (lavapipe in CI).
+#   vulkan_selftest           the backend through kb_backend alone, inline fp64 reference: device
+#                             init, every op/variant, f16/bf16 rounding, timestamps, cache flush,
+#                             broken variants caught, the missing-feature path, reset
+#   vulkan_smoke              kbench --op all --shapes smoke --backend vulkan: every row passes
+#   vulkan_broken_short_write KB_TEST_VARIANTS=1 test_short_write: every row fails (1 unwritten)
+#   vulkan_broken_rope_gptj   KB_TEST_VARIANTS=1 test_rope_gptj: every row fails
+#   vulkan_missing_feature    a hidden device feature gives not_supported rows naming it
+#   vulkan_list_backends      --list-backends shows the device list
+# Exit code 77 = no usable Vulkan device: CTest reports the test as skipped, never passed.
+if(Vulkan_FOUND AND GLSLANG_VALIDATOR)
+  add_executable(test_vulkan_selftest ${CMAKE_SOURCE_DIR}/tests/test_vulkan_selftest.c)
+  target_link_libraries(test_vulkan_selftest PRIVATE kbcore)
+  add_test(NAME vulkan_selftest COMMAND test_vulkan_selftest)
+
+  set(KB_VK_TEST_OUT ${CMAKE_CURRENT_BINARY_DIR}/vulkan_rows)
+  foreach(mode smoke short gptj feature list)
+    if(mode STREQUAL "short")
+      set(name vulkan_broken_short_write)
+    elseif(mode STREQUAL "gptj")
+      set(name vulkan_broken_rope_gptj)
+    elseif(mode STREQUAL "feature")
+      set(name vulkan_missing_feature)
+    elseif(mode STREQUAL "list")
+      set(name vulkan_list_backends)
+    else()
+      set(name vulkan_smoke)
+    endif()
+    add_test(NAME ${name} COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_vulkan_cli.sh $<TARGET_FILE:kbench> ${mode}
+                                  ${KB_VK_TEST_OUT})
+    set_tests_properties(${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 180)
+  endforeach()
+  set_tests_properties(vulkan_selftest PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 180)
+else()
+  add_test(NAME vulkan_not_built
+           COMMAND sh -c "echo 'SKIP - vulkan backend not built: Vulkan (libvulkan-dev) or glslangValidator (glslang-tools) not found at configure time'; exit 77")
+  set_tests_properties(vulkan_not_built PROPERTIES SKIP_RETURN_CODE 77)
+endif()
