@@ -382,6 +382,7 @@ static void test_misc(void) {
 }
 
 int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
     test_enum_names();
     test_identity();
     test_names();
@@ -538,6 +539,7 @@ static void run_case(const kb_backend *b, kb_case c, const kb_options *opt, doub
 }
 
 int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* a killed run still shows how far it got */
     const kb_backend *b = &kb_backend_cublaslt;
     char msg[KB_MSG] = "", msg2[KB_MSG] = "";
     int rc = b->probe(NULL, msg);
