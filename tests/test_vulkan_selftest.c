@@ -566,8 +566,14 @@ static void test_variants_listing(void) {
     unsetenv("KB_TEST_VARIANTS");
     kb_case g = {.op = KB_OP_GEMM_FP8, .m = 64, .n = 1, .k = 128};
     int ng = B->variants(&g, NULL, v, 8, msg);
+    check(ng == 1 && strcmp(v[0].name, "gemv") == 0, "gemm_fp8 n=1 lists gemv only");
+    g.n = 8;
+    ng = B->variants(&g, NULL, v, 8, msg);
     check(ng == 2 && strcmp(v[0].name, "gemv") == 0 && strcmp(v[1].name, "tiled64") == 0,
-          "gemm_fp8 n=1 lists gemv and tiled64");
+          "gemm_fp8 n=8 lists gemv and tiled64");
+    g.n = 17;
+    ng = B->variants(&g, NULL, v, 8, msg);
+    check(ng == 1 && strcmp(v[0].name, "tiled64") == 0, "gemm_fp8 n=17 lists tiled64 only");
 }
 
 static void test_flush_and_timing(void) {

@@ -755,7 +755,12 @@ static int get_pipeline(int mod, const uint32_t *spec, int nspec, VkPipeline *ou
 }
 
 /* ---- ops: variants and dispatch plans ---------------------------------------------------- */
-#define GEMV_MAX_N 64        /* gemv re-reads W once per 4 tokens: listed for small batches */
+#define TILED_MIN_N 8        /* tiled64 listed from 8 tokens (both variants at 8..16) */
+#define GEMV_MAX_N 16        /* gemv re-reads W once per 4 tokens: listed for decode-sized batches */
+/* A CPU Vulkan device (lavapipe) runs these shaders at well under 1 GFLOP/s (NOTES.md), so a
+ * flop-heavy case over this many GFLOP is a not_supported row there instead of minutes per
+ * sample. KB_VK_CPU_MAX_GFLOP overrides it; GPUs have no limit. */
+#define CPU_DEVICE_MAX_GFLOP 1.0
 #define ATTN_MAX_HEAD_DIM 256
 #define ATTN_SPLIT_KEYS 256  /* decode split: keys per workgroup (a multiple of the 64-key chunk) */
 
@@ -764,7 +769,7 @@ static int test_variants_enabled(void) {
     return s && strcmp(s, "1") == 0;
 }
 
-static const char *gemm_default_variant(const kb_case *c) { return c->n <= GEMV_MAX_N ? "gemv" : "tiled64"; }
+static const char *gemm_default_variant(const kb_case *c) { return c->n < TILED_MIN_N ? "gemv" : "tiled64"; }
 
 static void add_variant(kb_variant *out, int max, int *count, const char *name, const char *detail) {
     if (*count >= max) return;
@@ -788,8 +793,10 @@ static int vk_variants(const kb_case *c, const kb_options *opt, kb_variant *out,
     case KB_OP_GEMM_FP8:
         if (c->n <= GEMV_MAX_N)
             add_variant(out, max, &n, "gemv", "gemm_fp8.comp: 128 threads per output row, 4 tokens a pass");
-        add_variant(out, max, &n, "tiled64",
-                    "gemm_fp8.comp -DKB_GEMM_TILED: 64x64 tile, 256 threads x 4x4, K step 32 in shared memory");
+        /* A 64-token tile is mostly padding below 8 tokens: not offered there. */
+        if (c->n >= TILED_MIN_N)
+            add_variant(out, max, &n, "tiled64",
+                        "gemm_fp8.comp -DKB_GEMM_TILED: 64x64 tile, 256 threads x 4x4, K step 32 in shared memory");
         break;
     case KB_OP_ROPE_NEOX:
         add_variant(out, max, &n, "pairs", "rope_neox.comp: one thread per (i, i+d/2) pair, fixed-point angle");
@@ -1074,10 +1081,30 @@ static int record(vk_state *s, const op_plan *p, const VkPipeline *pipes, char *
     return KB_OK;
 }
 
+/* The multiply-adds of the flop-heavy ops, x2 (gemm: 2mnk; attention: q.k and p.v over the
+ * keys each query sees, causal). 0 for the memory-bound ops. */
+static double case_gflop(const kb_case *c) {
+    if (c->op == KB_OP_GEMM_FP8) return 2.0 * (double)c->m * (double)c->n * (double)c->k * 1e-9;
+    if (c->op == KB_OP_ATTENTION) {
+        double keys = (double)c->n * (double)c->kv_len - (double)c->n * (double)(c->n - 1) / 2.0;
+        return 4.0 * keys * (double)c->heads * (double)c->head_dim * 1e-9;
+    }
+    return 0;
+}
+
 static int vk_prepare(const kb_case *c, const kb_variant *v, void *const *dev_in, void *dev_out, void **state,
                       char *msg) {
     *state = NULL;
     if (!g.ready) return kb_fail(msg, KB_ERROR, "vulkan backend not initialised (probe failed)");
+    if (g.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU) {
+        const char *env = getenv("KB_VK_CPU_MAX_GFLOP");
+        double limit = env ? atof(env) : CPU_DEVICE_MAX_GFLOP;
+        double gf = case_gflop(c);
+        if (gf > limit)
+            return kb_fail(msg, KB_NOT_SUPPORTED,
+                           "%s is a CPU Vulkan device: %.2f GFLOP is over its %.2f GFLOP limit "
+                           "(KB_VK_CPU_MAX_GFLOP raises it)", g.props.deviceName, gf, limit);
+    }
     op_plan plan;
     void *scratch_host = NULL;
     int rc = plan_op(c, v, (vk_buffer *const *)dev_in, (vk_buffer *)dev_out, &plan, &scratch_host, msg);

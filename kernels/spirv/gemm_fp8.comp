@@ -17,6 +17,7 @@
 // Needs storageBuffer8BitAccess (the fp8 bytes); the 16-bit output build also needs
 // storageBuffer16BitAccess.
 #extension GL_EXT_shader_8bit_storage : require
+#extension GL_EXT_control_flow_attributes : require // [[unroll]] on the 4-wide loops
 #ifdef KB_OUT16
 #extension GL_EXT_shader_16bit_storage : require
 #endif
@@ -30,6 +31,9 @@ layout(local_size_x = LOCAL) in;
 
 layout(std430, set = 0, binding = 0) readonly buffer W { uint8_t wq[]; };
 layout(std430, set = 0, binding = 1) readonly buffer X { uint8_t xq[]; };
+// The same buffers as 32-bit words: 4 fp8 values per load when k % 4 == 0.
+layout(std430, set = 0, binding = 0) readonly buffer W32 { uint w32[]; };
+layout(std430, set = 0, binding = 1) readonly buffer X32 { uint x32[]; };
 layout(std430, set = 0, binding = 2) readonly buffer SA { float sa[]; };
 layout(std430, set = 0, binding = 3) readonly buffer SB { float sb[]; };
 #ifdef KB_OUT16
@@ -123,109 +127,165 @@ const bool PER_BLOCK = (SCALE_MODE == SCALE_VEC128 || SCALE_MODE == SCALE_BLK128
 shared float lut_a[256];
 shared float lut_b[256];
 
-#ifndef KB_GEMM_TILED
-// ---- gemv ---------------------------------------------------------------------------------
-const uint NB = 4u; // tokens per pass
-shared float red[NB][LOCAL];
-
-void main() {
-    uint t = gl_LocalInvocationID.x;
+void fill_luts(uint t) {
     for (uint i = t; i < 256u; i += LOCAL) {
         lut_a[i] = fp8_decode(i, A_E5M2);
         lut_b[i] = fp8_decode(i, B_E5M2);
     }
+}
+// Four fp8 values packed little-endian in a word, decoded through a table.
+vec4 unpack_a(uint w) { return vec4(lut_a[w & 255u], lut_a[(w >> 8) & 255u], lut_a[(w >> 16) & 255u], lut_a[w >> 24]); }
+vec4 unpack_b(uint w) { return vec4(lut_b[w & 255u], lut_b[(w >> 8) & 255u], lut_b[(w >> 16) & 255u], lut_b[w >> 24]); }
+
+#ifndef KB_GEMM_TILED
+// ---- gemv ---------------------------------------------------------------------------------
+// Tokens 4 at a time in a vec4 accumulator. When k % 4 == 0 every row starts on a word, so
+// each thread reads 4 fp8 values of W and of each X row as one 32-bit word (the 4 values lie in
+// one 128-block, as 4 divides 128); otherwise it reads single bytes.
+shared vec4 red[LOCAL];
+
+void main() {
+    uint t = gl_LocalInvocationID.x;
+    fill_luts(t);
     barrier();
     uint mi = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
     if (mi >= pc.m) return; // uniform per workgroup
-    uint wrow = mi * pc.k;
+    bool words = (pc.k & 3u) == 0u;
 
-    for (uint n0 = 0u; n0 < pc.n; n0 += NB) {
-        uint cnt = min(NB, pc.n - n0);
-        float acc[NB] = float[NB](0.0, 0.0, 0.0, 0.0);
-        for (uint kk = t; kk < pc.k; kk += LOCAL) {
-            float w = lut_a[uint(wq[wrow + kk])];
-            uint kb = kk >> 7;
-            for (uint j = 0u; j < NB; j++) {
-                if (j >= cnt) break;
-                float p = w * lut_b[uint(xq[(n0 + j) * pc.k + kk])];
-                acc[j] += PER_BLOCK ? p * block_scale(mi, n0 + j, kb) : p;
+    for (uint n0 = 0u; n0 < pc.n; n0 += 4u) {
+        // Rows past n are clamped to the last one: computed, never stored.
+        uvec4 nj = min(uvec4(n0, n0 + 1u, n0 + 2u, n0 + 3u), uvec4(pc.n - 1u));
+        vec4 acc = vec4(0.0);
+        if (words) {
+            uint kw_n = pc.k >> 2;
+            for (uint kw = t; kw < kw_n; kw += LOCAL) {
+                vec4 w = unpack_a(w32[mi * kw_n + kw]);
+                vec4 p = vec4(dot(w, unpack_b(x32[nj.x * kw_n + kw])), dot(w, unpack_b(x32[nj.y * kw_n + kw])),
+                              dot(w, unpack_b(x32[nj.z * kw_n + kw])), dot(w, unpack_b(x32[nj.w * kw_n + kw])));
+                if (PER_BLOCK) {
+                    uint kb = kw >> 5; // (4 kw) / 128
+                    p *= vec4(block_scale(mi, nj.x, kb), block_scale(mi, nj.y, kb), block_scale(mi, nj.z, kb),
+                              block_scale(mi, nj.w, kb));
+                }
+                acc += p;
+            }
+        } else {
+            for (uint kk = t; kk < pc.k; kk += LOCAL) {
+                float w = lut_a[uint(wq[mi * pc.k + kk])];
+                vec4 p = w * vec4(lut_b[uint(xq[nj.x * pc.k + kk])], lut_b[uint(xq[nj.y * pc.k + kk])],
+                                  lut_b[uint(xq[nj.z * pc.k + kk])], lut_b[uint(xq[nj.w * pc.k + kk])]);
+                if (PER_BLOCK) {
+                    uint kb = kk >> 7;
+                    p *= vec4(block_scale(mi, nj.x, kb), block_scale(mi, nj.y, kb), block_scale(mi, nj.z, kb),
+                              block_scale(mi, nj.w, kb));
+                }
+                acc += p;
             }
         }
-        for (uint j = 0u; j < NB; j++) red[j][t] = acc[j];
+        red[t] = acc;
         barrier();
         for (uint stride = LOCAL / 2u; stride > 0u; stride >>= 1) {
-            if (t < stride)
-                for (uint j = 0u; j < NB; j++) red[j][t] += red[j][t + stride];
+            if (t < stride) red[t] += red[t + stride];
             barrier();
         }
-        if (t < cnt) store(n0 + t, mi, red[t][0] * final_scale(mi, n0 + t));
+        if (t < 4u && n0 + t < pc.n) store(n0 + t, mi, red[0][t] * final_scale(mi, n0 + t));
         barrier(); // red is reused by the next pass
     }
 }
 
 #else
 // ---- tiled --------------------------------------------------------------------------------
+// Shared tiles hold decoded floats as vec4 along the output dimension, so each thread's 4x4
+// block is two vec4 reads and one outer product per k (a mat4 accumulator, no dynamically
+// indexed arrays: those become scratch memory on some compilers, lavapipe's among them).
 const uint BM = 64u, BN = 64u, BK = 32u;
-shared float ws[BK][BM];
-shared float xs[BK][BN];
+shared vec4 ws4[BK][BM / 4u]; // ws4[c][q][i] = W[m0 + 4q + i][k0 + c]
+shared vec4 xs4[BK][BN / 4u]; // xs4[c][q][j] = X[n0 + 4q + j][k0 + c]
+
+// Scales of 4 consecutive m rows (W side) and 4 consecutive n rows (X side) for block kb.
+vec4 scale_a4(uint mbase, uint kb) {
+    vec4 r;
+    [[unroll]] for (uint i = 0u; i < 4u; i++) {
+        uint mi = min(mbase + i, pc.m - 1u);
+        r[i] = (SCALE_MODE == SCALE_OUTER) ? sa[mi]
+             : (SCALE_MODE == SCALE_TENSOR) ? sa[0]
+             : sa[((SCALE_MODE == SCALE_BLK128) ? mi / 128u : mi) * pc.kblocks + kb];
+    }
+    return r;
+}
+vec4 scale_b4(uint nbase, uint kb) {
+    vec4 r;
+    [[unroll]] for (uint j = 0u; j < 4u; j++) {
+        uint ni = min(nbase + j, pc.n - 1u);
+        r[j] = (SCALE_MODE == SCALE_OUTER) ? sb[ni] : (SCALE_MODE == SCALE_TENSOR) ? sb[0] : sb[ni * pc.kblocks + kb];
+    }
+    return r;
+}
 
 void main() {
     uint t = gl_LocalInvocationID.x;
-    for (uint i = t; i < 256u; i += LOCAL) {
-        lut_a[i] = fp8_decode(i, A_E5M2);
-        lut_b[i] = fp8_decode(i, B_E5M2);
-    }
+    fill_luts(t);
     uint tiles_m = (pc.m + BM - 1u) / BM;
     uint tile = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
     uint m0 = (tile % tiles_m) * BM;
     uint n0 = (tile / tiles_m) * BN;
     if (n0 >= pc.n) return; // uniform per workgroup
     uint tx = t % 16u, ty = t / 16u;
+    bool words = (pc.k & 3u) == 0u;
     barrier();
 
-    float acc[4][4], part[4][4];
-    for (uint i = 0u; i < 4u; i++)
-        for (uint j = 0u; j < 4u; j++) { acc[i][j] = 0.0; part[i][j] = 0.0; }
+    mat4 acc = mat4(0.0), part = mat4(0.0); // [j][i]: n = n0 + 4 ty + j, m = m0 + 4 tx + i
 
     for (uint k0 = 0u; k0 < pc.k; k0 += BK) {
-        // Stage the W and X tiles as decoded floats; consecutive threads read consecutive k.
-        for (uint e = t; e < BM * BK; e += LOCAL) {
-            uint r = e / BK, c = e % BK;
-            uint gm = m0 + r, gk = k0 + c;
-            ws[c][r] = (gm < pc.m && gk < pc.k) ? lut_a[uint(wq[gm * pc.k + gk])] : 0.0;
-        }
-        for (uint e = t; e < BN * BK; e += LOCAL) {
-            uint r = e / BK, c = e % BK;
-            uint gn = n0 + r, gk = k0 + c;
-            xs[c][r] = (gn < pc.n && gk < pc.k) ? lut_b[uint(xq[gn * pc.k + gk])] : 0.0;
+        // Stage the tiles as decoded floats: 8 words (32 k) per row, consecutive threads on
+        // consecutive words of a row; zeros outside the matrix.
+        if (words) {
+            uint kw_n = pc.k >> 2;
+            for (uint e = t; e < BM * BK / 4u; e += LOCAL) {
+                uint r = e / (BK / 4u), cw = e % (BK / 4u);
+                uint gm = m0 + r, gk = k0 + 4u * cw;
+                vec4 v = (gm < pc.m && gk < pc.k) ? unpack_a(w32[gm * kw_n + (gk >> 2)]) : vec4(0.0);
+                [[unroll]] for (uint b = 0u; b < 4u; b++) ws4[4u * cw + b][r >> 2][r & 3u] = v[b];
+            }
+            for (uint e = t; e < BN * BK / 4u; e += LOCAL) {
+                uint r = e / (BK / 4u), cw = e % (BK / 4u);
+                uint gn = n0 + r, gk = k0 + 4u * cw;
+                vec4 v = (gn < pc.n && gk < pc.k) ? unpack_b(x32[gn * kw_n + (gk >> 2)]) : vec4(0.0);
+                [[unroll]] for (uint b = 0u; b < 4u; b++) xs4[4u * cw + b][r >> 2][r & 3u] = v[b];
+            }
+        } else {
+            for (uint e = t; e < BM * BK; e += LOCAL) {
+                uint r = e / BK, c = e % BK;
+                uint gm = m0 + r, gk = k0 + c;
+                ws4[c][r >> 2][r & 3u] = (gm < pc.m && gk < pc.k) ? lut_a[uint(wq[gm * pc.k + gk])] : 0.0;
+            }
+            for (uint e = t; e < BN * BK; e += LOCAL) {
+                uint r = e / BK, c = e % BK;
+                uint gn = n0 + r, gk = k0 + c;
+                xs4[c][r >> 2][r & 3u] = (gn < pc.n && gk < pc.k) ? lut_b[uint(xq[gn * pc.k + gk])] : 0.0;
+            }
         }
         barrier();
-        for (uint c = 0u; c < BK; c++) {
-            float a[4], b[4];
-            for (uint i = 0u; i < 4u; i++) a[i] = ws[c][tx * 4u + i];
-            for (uint j = 0u; j < 4u; j++) b[j] = xs[c][ty * 4u + j];
-            for (uint i = 0u; i < 4u; i++)
-                for (uint j = 0u; j < 4u; j++) part[i][j] += a[i] * b[j];
-        }
+        for (uint c = 0u; c < BK; c++) part += outerProduct(ws4[c][tx], xs4[c][ty]);
         barrier();
         // End of a 128-wide K block (or of K): fold the block's partial sums in, scaled.
         if (((k0 + BK) & 127u) == 0u || k0 + BK >= pc.k) {
-            uint kb = k0 >> 7;
-            for (uint i = 0u; i < 4u; i++)
-                for (uint j = 0u; j < 4u; j++) {
-                    uint mi = m0 + tx * 4u + i, ni = n0 + ty * 4u + j;
-                    float s = (PER_BLOCK && mi < pc.m && ni < pc.n) ? block_scale(mi, ni, kb) : 1.0;
-                    acc[i][j] += part[i][j] * s;
-                    part[i][j] = 0.0;
-                }
+            if (PER_BLOCK) {
+                uint kb = k0 >> 7;
+                acc += matrixCompMult(part, outerProduct(scale_a4(m0 + 4u * tx, kb), scale_b4(n0 + 4u * ty, kb)));
+            } else {
+                acc += part;
+            }
+            part = mat4(0.0);
         }
     }
-    for (uint j = 0u; j < 4u; j++) {
+    if (!PER_BLOCK) acc = matrixCompMult(acc, outerProduct(scale_a4(m0 + 4u * tx, 0u), scale_b4(n0 + 4u * ty, 0u)));
+    [[unroll]] for (uint j = 0u; j < 4u; j++) {
         uint ni = n0 + ty * 4u + j;
         if (ni >= pc.n) break;
-        for (uint i = 0u; i < 4u; i++) {
+        [[unroll]] for (uint i = 0u; i < 4u; i++) {
             uint mi = m0 + tx * 4u + i;
-            if (mi < pc.m) store(ni, mi, acc[i][j] * final_scale(mi, ni));
+            if (mi < pc.m) store(ni, mi, acc[j][i]);
         }
     }
 }
