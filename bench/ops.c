@@ -402,10 +402,13 @@ static void rp_generate(const kb_case *c, kb_tensor *in) {
 }
 static void rp_reference(const kb_case *c, kb_tensor *in, double *ref, double *mag) {
     ref_rope_neox(c, in[0].host, in[1].host, ref, NULL);
-    /* An fp32 implementation forms theta_i = pos*base^(-2i/d) with relative error
-     * up to (i+2)*u32 when it builds base^(-2i/d) by repeated multiplication (ggml's
-     * CPU) and ~3*u32 with powf; the output moves by |dtheta|*(|x_i|+|x_pair|). So
-     * mag_i = theta_i*(i+2)*(|x_i| + |x_pair|) + |y_i|, in units of u32. */
+    /* Two error sources of an fp32 implementation, per output element:
+     * - the products and the sum x_i*cos -+ x_pair*sin: a few u32 of |x_i| + |x_pair|
+     *   (not of |y|: the two products can cancel);
+     * - the angle theta_i = pos*base^(-2i/d) in fp32: relative error up to (i+2)*u32
+     *   when base^(-2i/d) is built by repeated multiplication (ggml's CPU), ~3*u32
+     *   with powf; y moves by |dtheta|*(|x_i| + |x_pair|).
+     * So mag_i = (theta_i*(i+2) + 1)*(|x_i| + |x_pair|) + |y_i|, in units of u32. */
     const float *x = in[0].host;
     const int32_t *pos = in[1].host;
     int64_t d = c->head_dim, half = d / 2, rows = c->n * c->heads;
@@ -414,7 +417,7 @@ static void rp_reference(const kb_case *c, kb_tensor *in, double *ref, double *m
         for (int64_t i = 0; i < half; i++) {
             double th = p * pow(c->theta, -2.0 * (double)i / (double)d);
             double a = fabs(x[r * d + i]) + fabs(x[r * d + i + half]);
-            double e = th * (double)(i + 2) * a;
+            double e = (th * (double)(i + 2) + 1.0) * a;
             mag[r * d + i] = e + fabs(ref[r * d + i]);
             mag[r * d + i + half] = e + fabs(ref[r * d + i + half]);
         }
@@ -430,7 +433,7 @@ static void rp_tol(const kb_case *c, const kb_tensor *in, double u, kb_tolerance
     t->rel = 0;
     t->acc = 4 * U32;
     t->abs = 0;
-    snprintf(t->formula, sizeof t->formula, "4*u32*(theta_i*(i+2)*(|x_i|+|x_pair|) + |y|)");
+    snprintf(t->formula, sizeof t->formula, "4*u32*((theta_i*(i+2) + 1)*(|x_i|+|x_pair|) + |y|)");
 }
 
 /* ======================= attention ======================================= */

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Here (no GPU): build a Release kbench into build-device/ and fetch the libraries the
+# Here (no GPU): build Release kbench (+ kbcuda_worker, the tests) into build-device/ and fetch the libraries the
 # lent H100 machine lacks (Vulkan loader, glvnd, Debian's libbenchmark) into .gl/.
 # Then hand the device tool (../shared/DEVICE.md):
 #   command: tools/device_run.sh <kbench args...>
@@ -16,4 +16,4 @@ if [ ! -e .gl/libbenchmark.so.1debian ]; then
   cp /usr/lib/x86_64-linux-gnu/libbenchmark.so.1debian .gl/
 fi
 cmake -S . -B build-device -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build-device --target kbench
+cmake --build build-device

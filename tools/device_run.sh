@@ -2,7 +2,8 @@
 # There (on the lent GPU machine, from the repo root): unpack the carried
 # libraries, then run build-device/kbench with the given arguments, writing
 # CSV, JSON Lines and the whole log under $OUT (named kbench-$KB_TAG.* when
-# KB_TAG is set, so one device call can run several). Prints the device first.
+# KB_TAG is set, so one device call can run several; KB_WRAP is a command put
+# in front of kbench, e.g. compute-sanitizer). Prints the device first.
 set -uo pipefail
 for f in .gl/*.deb; do dpkg -x "$f" /; done
 ldconfig
@@ -15,5 +16,5 @@ mkdir -p "$out"
 name=kbench${KB_TAG:+-$KB_TAG}
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv 2>&1 | tee -a "$out/$name.log"
 echo "+ kbench $*" | tee -a "$out/$name.log"
-build-device/kbench "$@" --csv "$out/$name.csv" --json "$out/$name.jsonl" 2>&1 | tee -a "$out/$name.log"
+${KB_WRAP:-} build-device/kbench "$@" --csv "$out/$name.csv" --json "$out/$name.jsonl" 2>&1 | tee -a "$out/$name.log"
 exit "${PIPESTATUS[0]}"
