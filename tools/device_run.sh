@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # There (on the lent GPU machine, from the repo root): unpack the carried
 # libraries, then run build-device/kbench with the given arguments, writing
-# CSV, JSON Lines and the whole log under $OUT (named kbench-$KB_TAG.* when
+# a CSV (kbench-$KB_TAG.csv when
 # KB_TAG is set, so one device call can run several; KB_WRAP is a command put
 # in front of kbench, e.g. compute-sanitizer). Prints the device first.
 set -uo pipefail
@@ -14,7 +14,8 @@ export LD_LIBRARY_PATH=$PWD/.gl:${LD_LIBRARY_PATH:-}
 out=${OUT:-/tmp/kbench-out}
 mkdir -p "$out"
 name=kbench${KB_TAG:+-$KB_TAG}
-nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv 2>&1 | tee -a "$out/$name.log"
-echo "+ kbench $*" | tee -a "$out/$name.log"
-${KB_WRAP:-} build-device/kbench "$@" --csv "$out/$name.csv" --json "$out/$name.jsonl" 2>&1 | tee -a "$out/$name.log"
+# at most 8 files come back from a device call: one CSV per run, one shared log
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv 2>&1 | tee -a "$out/log.txt"
+echo "+ ${KB_WRAP:-} kbench $* --csv $name.csv" | tee -a "$out/log.txt"
+${KB_WRAP:-} build-device/kbench "$@" --csv "$out/$name.csv" 2>&1 | tee -a "$out/log.txt"
 exit "${PIPESTATUS[0]}"

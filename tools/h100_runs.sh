@@ -2,7 +2,7 @@
 # The runs behind results/h100/, on the lent H100 (../shared/DEVICE.md). Build and
 # fetch libraries here with tools/device_prepare.sh, then give the device tool
 #   command: tools/h100_runs.sh STEP...   carry: [".gl", "build-device"]
-# Each step writes kbench-STEP.{csv,jsonl,log} under $OUT (tools/device_run.sh).
+# Each step writes kbench-STEP.csv under $OUT, and all of them log.txt (tools/device_run.sh).
 #   gemm3584   gemm_fp8 M=K=3584, every N, cuda + cublaslt (heuristic) + vulkan, cold
 #   hot3584    the same on cuda + cublaslt, hot (back-to-back, L2 warm)
 #   table      the whole qwen2.5-7b table on cuda, cublaslt (heuristic), vulkan
@@ -19,10 +19,8 @@ for step in "$@"; do
     table) KB_TAG=$step tools/device_run.sh --shapes qwen2.5-7b --backend cuda,cublaslt,vulkan "${common[@]}" ;;
     table-*) KB_TAG=$step tools/device_run.sh --op "${step#table-}" --shapes qwen2.5-7b --backend cuda,cublaslt,vulkan "${common[@]}" ;;
     exhaustive)
-      for n in 1 16 512 4096; do
-        KB_TAG=exhaustive-n$n tools/device_run.sh --op gemm_fp8 --shape 3584x${n}x3584 --backend cublaslt \
-          --algo exhaustive --algo-cap 64 --reps 10 --max-time 0.1 --progress
-      done ;;
+      KB_TAG=$step tools/device_run.sh --shapes shapes/gemm_fp8_3584_probe.tsv --backend cublaslt \
+        --algo exhaustive --algo-cap 64 --reps 10 --max-time 0.1 --progress ;;
     cpu) KB_TAG=$step tools/device_run.sh --shapes qwen2.5-7b --backend cpu --reps 5 --max-time 1 --progress ;;
     sanitize)
       for tool in memcheck racecheck; do
