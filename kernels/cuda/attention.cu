@@ -339,9 +339,11 @@ attn_decode_v2(const float *__restrict__ q, const float *__restrict__ k, const f
 // memory (parallel over splits), then each thread sums its dims over the splits.
 extern "C" __global__ void __launch_bounds__(128)
 attn_decode_combine_v2(const float *__restrict__ ws, float *__restrict__ o, int n, int heads, int d, int splits) {
-    extern __shared__ float wsm[]; // [splits]
-    __shared__ float red[4];
-    __shared__ float bcast;
+    // One dynamic block: [splits] weights, then 4 warp partials and the broadcast.
+    // (compute-sanitizer's memcheck flagged a 12-byte out-of-bounds __shared__ read
+    // here with red/bcast as static arrays beside the dynamic one.)
+    extern __shared__ float wsm[];
+    float *red = wsm + splits, *bcast_p = red + 4;
     const int h = blockIdx.x, qi = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const long long S = (long long)n * heads * splits;
     const float *wm = ws + S * d, *wl = ws + S * d + S; // layout: attn_decode_v2
@@ -351,9 +353,9 @@ attn_decode_combine_v2(const float *__restrict__ ws, float *__restrict__ o, int 
     M = warp_max(M);
     if (lane == 0) red[warp] = M;
     __syncthreads();
-    if (threadIdx.x == 0) bcast = fmaxf(fmaxf(red[0], red[1]), fmaxf(red[2], red[3]));
+    if (threadIdx.x == 0) *bcast_p = fmaxf(fmaxf(red[0], red[1]), fmaxf(red[2], red[3]));
     __syncthreads();
-    M = bcast; // finite: split 0 always holds key 0
+    M = *bcast_p; // finite: split 0 always holds key 0
     float L = 0.0f;
     for (int s = threadIdx.x; s < splits; s += 128) {
         const float ms = wm[b0 + s];

@@ -281,7 +281,7 @@ int kbcu_plan_case(const kb_case *c, const kbcu_kernel_def *def, const kbcu_devi
                                   ptr_arg(KBCU_ARG_WS), i32_arg(c->n), i32_arg(c->kv_len), i32_arg(c->heads),
                                   i32_arg(c->kv_heads), i32_arg(d), i32_arg(chunk), f32_arg(scale)});
             l = add_launch(p, "attn_decode_combine_v2", c->heads, c->n, 1, 128);
-            l->smem = (unsigned)(splits * sizeof(float));
+            l->smem = (unsigned)((splits + 5) * sizeof(float)); /* weights, 4 partials, broadcast */
             set_args(l, 6,
                      (kbcu_arg[]){ptr_arg(KBCU_ARG_WS), ptr_arg(KBCU_ARG_OUT), i32_arg(c->n), i32_arg(c->heads),
                                   i32_arg(d), i32_arg(splits)});
