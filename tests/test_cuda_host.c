@@ -42,9 +42,22 @@ static void test_fnv(void) {
     CHECK(kbcu_fnv1a(KBCU_FNV_OFFSET, "a", 1) == 0xaf63dc4c8601ec8cull, "fnv(\"a\")");
     CHECK(kbcu_fnv1a(KBCU_FNV_OFFSET, "foobar", 6) == 0x85944171f73967e8ull, "fnv(\"foobar\")");
 
-    /* the key is FNV-1a over "src\0opts\0arch\0nvrtc M.m\0" */
+    /* the key is FNV-1a over "name\0text\0" of every embedded .cuh header, then
+     * "src\0opts\0arch\0nvrtc M.m\0" */
+    uint64_t want = KBCU_FNV_OFFSET;
+    int nhdr = 0;
+    for (int i = 0; i < kbcu_source_count; i++) {
+        const char *nm = kbcu_sources[i].name, *tx = kbcu_sources[i].text;
+        size_t len = strlen(nm);
+        if (len > 4 && strcmp(nm + len - 4, ".cuh") == 0) {
+            want = kbcu_fnv1a(want, nm, len + 1);
+            want = kbcu_fnv1a(want, tx, strlen(tx) + 1);
+            nhdr++;
+        }
+    }
+    CHECK(nhdr >= 1, "q4k.cuh is embedded as a header");
     const char bytes[] = "x\0-DA=1\0sm_90\0nvrtc 13.0";
-    uint64_t want = kbcu_fnv1a(KBCU_FNV_OFFSET, bytes, sizeof bytes); /* sizeof keeps the final 0 */
+    want = kbcu_fnv1a(want, bytes, sizeof bytes); /* sizeof keeps the final 0 */
     uint64_t k = kbcu_cache_key("x", "-DA=1", "sm_90", 13, 0);
     CHECK(k == want, "cache key layout: %016llx vs %016llx", (unsigned long long)k, (unsigned long long)want);
     CHECK(k == kbcu_cache_key("x", "-DA=1", "sm_90", 13, 0), "cache key is deterministic");

@@ -30,7 +30,8 @@ endif()
 
 # ---- build mode ---------------------------------------------------------------------
 set(KBCU_DIR ${CMAKE_SOURCE_DIR}/kernels/cuda)
-set(KBCU_KERNELS attention.cu dequant_q4k.cu embed.cu gemm_fp8.cu rmsnorm.cu rope_neox.cu test_fault.cu timing.cu)
+# .cuh files are headers NVRTC gets with every program (nvrtc_build.c)
+set(KBCU_KERNELS attention.cu dequant_q4k.cu embed.cu gemm_fp8.cu rmsnorm.cu rope_neox.cu test_fault.cu timing.cu q4k.cuh)
 set(KBCU_KERNEL_PATHS ${KBCU_KERNELS})
 list(TRANSFORM KBCU_KERNEL_PATHS PREPEND ${KBCU_DIR}/)
 string(REPLACE ";" "," KBCU_NAMES "${KBCU_KERNELS}")

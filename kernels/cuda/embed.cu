@@ -6,20 +6,12 @@
 // A token id outside [0, M) writes NaN across its row: loud in the metrics.
 //
 // -D options: BLOCK (threads per block).
-#include <cuda_fp16.h>
+#include "q4k.cuh" // block_q4k, q4k_value, q4k_decode8, h2f
 
 #ifndef BLOCK
 #define BLOCK 256
 #endif
 
-typedef unsigned char u8;
-typedef unsigned int u32;
-
-struct block_q4k {
-    unsigned short d, dmin;
-    u8 scales[12];
-    u8 qs[128];
-};
 struct block_q6k {
     u8 ql[128];
     u8 qh[64];
@@ -27,18 +19,7 @@ struct block_q6k {
     unsigned short d;
 };
 
-__device__ __forceinline__ float h2f(unsigned short h) { return __half2float(__ushort_as_half(h)); }
 __device__ __forceinline__ float nan_f32() { return __uint_as_float(0x7fc00000u); }
-
-__device__ __forceinline__ void q4k_scale_min(int j, const u8 *s, u32 *sc, u32 *m) {
-    if (j < 4) {
-        *sc = s[j] & 63;
-        *m = s[j + 4] & 63;
-    } else {
-        *sc = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
-        *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-    }
-}
 
 // ---- v1: one thread per output value, every table type ----
 // grid.x covers K (in BLOCK-wide pieces), grid.y is the token.
@@ -49,13 +30,7 @@ embed_q4k_v1(const block_q4k *__restrict__ table, const int *__restrict__ ids, f
     const int id = ids[t];
     float *dst = y + (long long)t * K + i;
     if (id < 0 || id >= M) { *dst = nan_f32(); return; }
-    const block_q4k *b = table + (long long)id * (K / 256) + i / 256;
-    const int v = i & 255, c = v >> 6, hi = (v >> 5) & 1, l = v & 31;
-    u32 sc, m;
-    q4k_scale_min(2 * c + hi, b->scales, &sc, &m);
-    const u32 q = b->qs[32 * c + l];
-    const float d1 = __fmul_rn(h2f(b->d), (float)sc), m1 = __fmul_rn(h2f(b->dmin), (float)m);
-    *dst = __fsub_rn(__fmul_rn(d1, (float)(hi ? q >> 4 : q & 0xF)), m1);
+    *dst = q4k_value(table + (long long)id * (K / 256) + i / 256, i & 255);
 }
 
 // Q6_K, value v of a block: half n = v/128, w = v%128, quarter r = w/32, l = w%32;
@@ -112,23 +87,8 @@ embed_q4k_v2(const block_q4k *__restrict__ table, const int *__restrict__ ids, f
         *(float4 *)(out + 32) = bad;
         return;
     }
-    const block_q4k *b = table + (long long)id * nb + j;
-    const u32 q4 = *(const u32 *)(b->qs + 32 * c + 4 * g);
-    u32 sc0, m0, sc1, m1;
-    q4k_scale_min(2 * c, b->scales, &sc0, &m0);
-    q4k_scale_min(2 * c + 1, b->scales, &sc1, &m1);
-    const float d = h2f(b->d), dmin = h2f(b->dmin);
-    const float dl = __fmul_rn(d, (float)sc0), ml = __fmul_rn(dmin, (float)m0);
-    const float dh = __fmul_rn(d, (float)sc1), mh = __fmul_rn(dmin, (float)m1);
     float4 lo, hv;
-    lo.x = __fsub_rn(__fmul_rn(dl, (float)(q4 & 0xF)), ml);
-    lo.y = __fsub_rn(__fmul_rn(dl, (float)((q4 >> 8) & 0xF)), ml);
-    lo.z = __fsub_rn(__fmul_rn(dl, (float)((q4 >> 16) & 0xF)), ml);
-    lo.w = __fsub_rn(__fmul_rn(dl, (float)((q4 >> 24) & 0xF)), ml);
-    hv.x = __fsub_rn(__fmul_rn(dh, (float)((q4 >> 4) & 0xF)), mh);
-    hv.y = __fsub_rn(__fmul_rn(dh, (float)((q4 >> 12) & 0xF)), mh);
-    hv.z = __fsub_rn(__fmul_rn(dh, (float)((q4 >> 20) & 0xF)), mh);
-    hv.w = __fsub_rn(__fmul_rn(dh, (float)(q4 >> 28)), mh);
+    q4k_decode8(table + (long long)id * nb + j, c, g, &lo, &hv);
     __stcs((float4 *)out, lo);
     __stcs((float4 *)(out + 32), hv);
 }

@@ -36,10 +36,27 @@ static uint64_t fnv_str(uint64_t h, const char *s) {
     return kbcu_fnv1a(h, "", 1); /* the terminating 0 separates fields */
 }
 
+/* Embedded sources named *.cuh: headers handed to NVRTC with every program. */
+static int embedded_headers(const char **text, const char **name, int max) {
+    int n = 0;
+    for (int i = 0; i < kbcu_source_count && n < max; i++) {
+        size_t len = strlen(kbcu_sources[i].name);
+        if (len > 4 && strcmp(kbcu_sources[i].name + len - 4, ".cuh") == 0) {
+            text[n] = kbcu_sources[i].text;
+            name[n++] = kbcu_sources[i].name;
+        }
+    }
+    return n;
+}
+
 uint64_t kbcu_cache_key(const char *src, const char *opts, const char *arch, int nvrtc_major, int nvrtc_minor) {
     char ver[32];
     snprintf(ver, sizeof ver, "nvrtc %d.%d", nvrtc_major, nvrtc_minor);
     uint64_t h = KBCU_FNV_OFFSET;
+    /* a header change must miss the cache too */
+    const char *hdr_text[8], *hdr_name[8];
+    int nhdr = embedded_headers(hdr_text, hdr_name, 8);
+    for (int i = 0; i < nhdr; i++) h = fnv_str(fnv_str(h, hdr_name[i]), hdr_text[i]);
     h = fnv_str(h, src);
     h = fnv_str(h, opts);
     h = fnv_str(h, arch);
@@ -225,8 +242,11 @@ int kbcu_compile(const char *name, const char *src, const char *opts, const char
         argv[argc++] = tok;
     }
 
+    /* The embedded .cuh sources are the headers every kernel may #include. */
+    const char *hdr_text[8], *hdr_name[8];
+    int nhdr = embedded_headers(hdr_text, hdr_name, 8);
     nvrtcProgram prog;
-    nvrtcResult r = nvrtcCreateProgram(&prog, src, name, 0, NULL, NULL);
+    nvrtcResult r = nvrtcCreateProgram(&prog, src, name, nhdr, hdr_text, hdr_name);
     if (r != NVRTC_SUCCESS) return kb_fail(msg, KB_ERROR, "nvrtcCreateProgram(%s): %s", name, nvrtcGetErrorString(r));
     nvrtcResult rc = nvrtcCompileProgram(prog, argc, argv);
     size_t logsize = 0;
