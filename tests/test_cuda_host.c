@@ -16,19 +16,10 @@
 
 extern const kb_backend kb_backend_cuda;
 
-static int passed, failed, skipped;
+#include "tests/kb_check.h"
 
-#define CHECK(cond, ...)                                  \
-    do {                                                  \
-        if (cond) {                                       \
-            passed++;                                     \
-        } else {                                          \
-            failed++;                                     \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);   \
-            printf(__VA_ARGS__);                          \
-            printf("\n");                                 \
-        }                                                 \
-    } while (0)
+static int skipped;
+
 
 static void skip(const char *why) {
     skipped++;

@@ -6,17 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static int passed, failed;
-#define CHECK(cond, ...)                                                                                              \
-    do {                                                                                                              \
-        if (cond) passed++;                                                                                           \
-        else {                                                                                                        \
-            failed++;                                                                                                 \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                               \
-            printf(__VA_ARGS__);                                                                                      \
-            printf("\n");                                                                                             \
-        }                                                                                                             \
-    } while (0)
+#include "tests/kb_check.h"
 
 int main(void) {
     /* FNV-1a 64 test vectors (Fowler/Noll/Vo reference): "" and "a" */
