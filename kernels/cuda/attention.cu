@@ -36,6 +36,35 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
+// Online-softmax step of one key tile for a warp: rescale the running output by
+// corr, then add p_j * v_j for the tile's nkeys keys (p_j sits in lane j). Lane owns
+// dims 4*(lane + 32e), e < 2 (d <= 256).
+__device__ __forceinline__ void pv_tile(float4 acc[2], float corr, float pj, const float4 *Vs, int ld, int d4, int nkeys,
+                                        int lane) {
+#pragma unroll
+    for (int e = 0; e < 2; e++) {
+        acc[e].x *= corr;
+        acc[e].y *= corr;
+        acc[e].z *= corr;
+        acc[e].w *= corr;
+    }
+    for (int jj = 0; jj < nkeys; jj++) {
+        const float pw = __shfl_sync(0xffffffffu, pj, jj);
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+            const int f = lane + 32 * e;
+            if (f < d4) {
+                const float4 b = Vs[jj * ld + f];
+                acc[e].x = fmaf(pw, b.x, acc[e].x);
+                acc[e].y = fmaf(pw, b.y, acc[e].y);
+                acc[e].z = fmaf(pw, b.z, acc[e].z);
+                acc[e].w = fmaf(pw, b.w, acc[e].w);
+            }
+        }
+    }
+}
+
+
 // Workspace (floats), S = n*heads*splits partial results, index b = (qi*heads + h)*splits + s:
 //   ws[b] = m, ws[S + b] = l, ws[2S + b*d + dim] = acc.
 extern "C" __global__ void __launch_bounds__(WARPS * 32)
@@ -202,27 +231,7 @@ attn_prefill_v1(const float *__restrict__ q, const float *__restrict__ k, const 
         const float pj = j <= p ? expf(s - mn) : 0.0f;
         l = l * corr + warp_sum(pj);
         const int nkeys = min(KT, p - t0 + 1);
-#pragma unroll
-        for (int e = 0; e < 2; e++) {
-            acc[e].x *= corr;
-            acc[e].y *= corr;
-            acc[e].z *= corr;
-            acc[e].w *= corr;
-        }
-        for (int jj = 0; jj < nkeys; jj++) {
-            const float pw = __shfl_sync(0xffffffffu, pj, jj);
-#pragma unroll
-            for (int e = 0; e < 2; e++) {
-                const int f = lane + 32 * e;
-                if (f < d4) {
-                    const float4 b = Vs[jj * ld + f];
-                    acc[e].x = fmaf(pw, b.x, acc[e].x);
-                    acc[e].y = fmaf(pw, b.y, acc[e].y);
-                    acc[e].z = fmaf(pw, b.z, acc[e].z);
-                    acc[e].w = fmaf(pw, b.w, acc[e].w);
-                }
-            }
-        }
+        pv_tile(acc, corr, pj, Vs, ld, d4, nkeys, lane);
         m = mn;
     }
     if (!valid) return;
@@ -297,27 +306,7 @@ attn_decode_v2(const float *__restrict__ q, const float *__restrict__ k, const f
         const float pj = j < j1 ? expf(s - mn) : 0.0f;
         l = l * corr + warp_sum(pj);
         const int nkeys = min(KT, j1 - t0);
-#pragma unroll
-        for (int e = 0; e < 2; e++) {
-            acc[e].x *= corr;
-            acc[e].y *= corr;
-            acc[e].z *= corr;
-            acc[e].w *= corr;
-        }
-        for (int jj = 0; jj < nkeys; jj++) {
-            const float pw = __shfl_sync(0xffffffffu, pj, jj);
-#pragma unroll
-            for (int e = 0; e < 2; e++) {
-                const int f = lane + 32 * e;
-                if (f < d4) {
-                    const float4 b = Vs[jj * ld + f];
-                    acc[e].x = fmaf(pw, b.x, acc[e].x);
-                    acc[e].y = fmaf(pw, b.y, acc[e].y);
-                    acc[e].z = fmaf(pw, b.z, acc[e].z);
-                    acc[e].w = fmaf(pw, b.w, acc[e].w);
-                }
-            }
-        }
+        pv_tile(acc, corr, pj, Vs, ld, d4, nkeys, lane);
         m = mn;
     }
     if (!active) return;

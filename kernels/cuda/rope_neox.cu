@@ -39,6 +39,23 @@ rope_neox_v1(const float *__restrict__ x, const int *__restrict__ pos, float *__
     y[b + i + half] = x0 * s + x1 * c;
 }
 
+// One float4 of pairs: x_i cos - x_{i+d/2} sin and x_i sin + x_{i+d/2} cos, from the
+// (cos, sin) table cs, streamed to yb (the row's output).
+__device__ __forceinline__ void rope4(const float4 a, const float4 u, const float *cs, int half, int i, float *yb) {
+    const float4 c = *(const float4 *)(cs + i), s = *(const float4 *)(cs + half + i);
+    float4 lo, hi;
+    lo.x = a.x * c.x - u.x * s.x;
+    hi.x = a.x * s.x + u.x * c.x;
+    lo.y = a.y * c.y - u.y * s.y;
+    hi.y = a.y * s.y + u.y * c.y;
+    lo.z = a.z * c.z - u.z * s.z;
+    hi.z = a.z * s.z + u.z * c.z;
+    lo.w = a.w * c.w - u.w * s.w;
+    hi.w = a.w * s.w + u.w * c.w;
+    __stcs((float4 *)(yb + i), lo);
+    __stcs((float4 *)(yb + half + i), hi);
+}
+
 // v2: one block per token. The d/2 (cos, sin) pairs go to shared memory once, then the
 // block sweeps heads x (d/2)/4 with 16-byte loads of both halves.
 extern "C" __global__ void __launch_bounds__(BLOCK)
@@ -55,18 +72,7 @@ rope_neox_v2(const float *__restrict__ x, const int *__restrict__ pos, float *__
         const int h = e / q, i = (e - h * q) * 4;
         const long long b = ((long long)t * heads + h) * d;
         const float4 a = *(const float4 *)(x + b + i), u = *(const float4 *)(x + b + half + i);
-        const float4 c = *(const float4 *)(cs + i), s = *(const float4 *)(cs + half + i);
-        float4 lo, hi;
-        lo.x = a.x * c.x - u.x * s.x;
-        hi.x = a.x * s.x + u.x * c.x;
-        lo.y = a.y * c.y - u.y * s.y;
-        hi.y = a.y * s.y + u.y * c.y;
-        lo.z = a.z * c.z - u.z * s.z;
-        hi.z = a.z * s.z + u.z * c.z;
-        lo.w = a.w * c.w - u.w * s.w;
-        hi.w = a.w * s.w + u.w * c.w;
-        __stcs((float4 *)(y + b + i), lo);
-        __stcs((float4 *)(y + b + half + i), hi);
+        rope4(a, u, cs, half, i, y + b);
     }
 }
 
@@ -77,20 +83,6 @@ rope_neox_v2(const float *__restrict__ x, const int *__restrict__ pos, float *__
 #ifndef ITEMS
 #define ITEMS 2
 #endif
-__device__ __forceinline__ void rope4(const float4 a, const float4 u, const float *cs, int half, int i, float *yb) {
-    const float4 c = *(const float4 *)(cs + i), s = *(const float4 *)(cs + half + i);
-    float4 lo, hi;
-    lo.x = a.x * c.x - u.x * s.x;
-    hi.x = a.x * s.x + u.x * c.x;
-    lo.y = a.y * c.y - u.y * s.y;
-    hi.y = a.y * s.y + u.y * c.y;
-    lo.z = a.z * c.z - u.z * s.z;
-    hi.z = a.z * s.z + u.z * c.z;
-    lo.w = a.w * c.w - u.w * s.w;
-    hi.w = a.w * s.w + u.w * c.w;
-    __stcs((float4 *)(yb + i), lo);
-    __stcs((float4 *)(yb + half + i), hi);
-}
 
 extern "C" __global__ void __launch_bounds__(BLOCK)
 rope_neox_v3(const float *__restrict__ x, const int *__restrict__ pos, float *__restrict__ y, int n, int heads, int d,

@@ -349,6 +349,22 @@ static void destroy_buffer(vk_buffer *b) {
     free(b);
 }
 
+/* Where each FEAT_* flag lives in a features chain (queried or to enable). */
+static void feature_slots(VkPhysicalDeviceFeatures2 *f2, VkPhysicalDeviceVulkan11Features *f11,
+                          VkPhysicalDeviceVulkan12Features *f12, VkBool32 *slot[FEAT_COUNT]) {
+    slot[FEAT_SHADER_FLOAT16] = &f12->shaderFloat16;
+    slot[FEAT_SHADER_FLOAT64] = &f2->features.shaderFloat64;
+    slot[FEAT_SHADER_INT64] = &f2->features.shaderInt64;
+    slot[FEAT_SHADER_INT16] = &f2->features.shaderInt16;
+    slot[FEAT_SHADER_INT8] = &f12->shaderInt8;
+    slot[FEAT_SB16] = &f11->storageBuffer16BitAccess;
+    slot[FEAT_UASB16] = &f11->uniformAndStorageBuffer16BitAccess;
+    slot[FEAT_PC16] = &f11->storagePushConstant16;
+    slot[FEAT_SB8] = &f12->storageBuffer8BitAccess;
+    slot[FEAT_UASB8] = &f12->uniformAndStorageBuffer8BitAccess;
+    slot[FEAT_PC8] = &f12->storagePushConstant8;
+}
+
 static int init_device(int vk_device, char *msg) {
     memset(&g.have, 0, sizeof g.have);
     int rc = create_instance(&g.inst, msg);
@@ -406,36 +422,14 @@ static int init_device(int vk_device, char *msg) {
     VkPhysicalDeviceVulkan11Features f11 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES, .pNext = &f12};
     VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f11};
     vkGetPhysicalDeviceFeatures2(g.phys, &f2);
-    VkBool32 *member[FEAT_COUNT] = {
-        [FEAT_SHADER_FLOAT16] = &f12.shaderFloat16,
-        [FEAT_SHADER_FLOAT64] = &f2.features.shaderFloat64,
-        [FEAT_SHADER_INT64] = &f2.features.shaderInt64,
-        [FEAT_SHADER_INT16] = &f2.features.shaderInt16,
-        [FEAT_SHADER_INT8] = &f12.shaderInt8,
-        [FEAT_SB16] = &f11.storageBuffer16BitAccess,
-        [FEAT_UASB16] = &f11.uniformAndStorageBuffer16BitAccess,
-        [FEAT_PC16] = &f11.storagePushConstant16,
-        [FEAT_SB8] = &f12.storageBuffer8BitAccess,
-        [FEAT_UASB8] = &f12.uniformAndStorageBuffer8BitAccess,
-        [FEAT_PC8] = &f12.storagePushConstant8,
-    };
+    VkBool32 *member[FEAT_COUNT];
+    feature_slots(&f2, &f11, &f12, member);
     /* Enable exactly the features we map (and have); leave everything else off. */
     VkPhysicalDeviceVulkan12Features e12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
     VkPhysicalDeviceVulkan11Features e11 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES, .pNext = &e12};
     VkPhysicalDeviceFeatures2 e2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &e11};
-    VkBool32 *enable[FEAT_COUNT] = {
-        [FEAT_SHADER_FLOAT16] = &e12.shaderFloat16,
-        [FEAT_SHADER_FLOAT64] = &e2.features.shaderFloat64,
-        [FEAT_SHADER_INT64] = &e2.features.shaderInt64,
-        [FEAT_SHADER_INT16] = &e2.features.shaderInt16,
-        [FEAT_SHADER_INT8] = &e12.shaderInt8,
-        [FEAT_SB16] = &e11.storageBuffer16BitAccess,
-        [FEAT_UASB16] = &e11.uniformAndStorageBuffer16BitAccess,
-        [FEAT_PC16] = &e11.storagePushConstant16,
-        [FEAT_SB8] = &e12.storageBuffer8BitAccess,
-        [FEAT_UASB8] = &e12.uniformAndStorageBuffer8BitAccess,
-        [FEAT_PC8] = &e12.storagePushConstant8,
-    };
+    VkBool32 *enable[FEAT_COUNT];
+    feature_slots(&e2, &e11, &e12, enable);
     for (int i = 0; i < FEAT_COUNT; i++) {
         g.have[i] = *member[i] && !feature_disabled_by_env(feature_caps[i].feature);
         *enable[i] = g.have[i] ? VK_TRUE : VK_FALSE;
