@@ -1,78 +1,219 @@
-/* harness.c - the one loop every case goes through (ARCHITECTURE.md):
+/* harness.c - the one loop every case goes through:
  *   inputs = op.generate(case)            seeded, realistic, never zeros
  *   ref    = op.reference(case, inputs)   fp64, once per case
  *   per backend, per variant:
- *     upload -> poison output -> prepare -> run -> download -> metrics -> verdict
- *     warm-up, then samples through Google Benchmark with the device timer
- *     (cold: caches flushed before each sample) -> one row -> every reporter
- * A backend that loses its context (a sticky fault) is reset; the row says
- * error and the cases after it run on a fresh context. */
+ *     alloc -> upload -> poison outputs -> prepare -> enqueue -> wait -> download
+ *     -> metrics of every output -> verdict
+ *     warm-up, then samples through Google Benchmark with the device's timer:
+ *       cold   caches flushed before each sample (outside the timed span)
+ *       hot    back to back on the same buffers
+ *       rotate back to back over enough copies of the tensors to outgrow the cache,
+ *              as a forward pass meets its weights
+ *     -> derived throughput -> one row -> every reporter
+ * A backend that loses its context (a sticky fault) is reset; the row says error
+ * and the cases after it run on a fresh context. */
 #include "bench/harness.h"
 
 #include "bench/gbench_shim.h"
+#include "bench/hostmem.h"
 #include "bench/metrics.h"
-#include "bench/ops.h"
+#include "bench/op.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAX_VARIANTS 512
+#define ROTATE_MAX_COPIES 64
 
-/* ---- host-side case data, shared by every backend ------------------------ */
-typedef struct {
-    const kb_case *c;
-    const kb_op *op;
-    kb_tensor in[KB_MAX_INPUTS];
-    int n_in;
-    kb_tensor out;
-    double *ref, *mag;
-} case_data;
+const char *kb_time_mode_name(kb_time_mode m) {
+    static const char *const names[] = {"cold", "hot", "rotate"};
+    return (unsigned)m < 3 ? names[m] : "?";
+}
 
-static void case_prepare(case_data *d, const kb_case *c) {
+static volatile sig_atomic_t stop_signal;
+void kb_harness_request_stop(int signo) { stop_signal = signo; }
+int kb_harness_stopped(void) { return (int)stop_signal; }
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- host-side case data ------------------------------------------------------------ */
+void kb_case_data_free(kb_case_data *d) {
+    const kb_op *op = kb_ops[d->c->op];
+    for (int i = 0; i < op->n_in + op->n_out; i++) free(d->t[i].host);
+    for (int o = 0; o < op->n_out; o++) {
+        free(d->ref[o].ref);
+        free(d->ref[o].mag);
+    }
+    memset(d, 0, sizeof *d);
+}
+
+static int host_need(const kb_case *c, kb_tensor *t, char *msg) {
+    const kb_op *op = kb_ops[c->op];
+    int rc = kb_case_tensors(c, t, msg);
+    if (rc != KB_OK) return rc;
+    /* every tensor, plus a reference and a magnitude per output element */
+    double need = 0;
+    for (int i = 0; i < op->n_in + op->n_out; i++) need += (double)t[i].bytes;
+    for (int o = 0; o < op->n_out; o++) need += 16.0 * (double)t[op->n_in + o].count;
+    if (kb_host_mem_check(need, msg) != KB_OK) {
+        char why[KB_MSG];
+        snprintf(why, sizeof why, "%s", msg);
+        return kb_fail(msg, KB_ERROR, "%s %s %s", op->name, c->label, why);
+    }
+    return KB_OK;
+}
+
+int kb_case_check_size(const kb_case *c, char *msg) {
+    kb_tensor t[KB_MAX_IN + KB_MAX_OUT];
+    return host_need(c, t, msg);
+}
+
+int kb_case_data_make(kb_case_data *d, const kb_case *c, int generate, char *msg) {
     memset(d, 0, sizeof *d);
     d->c = c;
-    d->op = &kb_ops[c->op];
-    d->n_in = d->op->tensors(c, d->in, &d->out);
-    for (int i = 0; i < d->n_in; i++) d->in[i].host = calloc(1, d->in[i].bytes ? d->in[i].bytes : 1);
-    d->out.host = malloc(d->out.bytes);
-    d->op->generate(c, d->in);
-    d->ref = malloc((size_t)d->out.count * sizeof *d->ref);
-    d->mag = malloc((size_t)d->out.count * sizeof *d->mag);
-    d->op->reference(c, d->in, d->ref, d->mag);
+    const kb_op *op = kb_ops[c->op];
+    int rc = host_need(c, d->t, msg);
+    if (rc != KB_OK) return rc;
+    for (int i = 0; i < op->n_in + op->n_out; i++) {
+        d->t[i].host = calloc(1, d->t[i].bytes ? d->t[i].bytes : 1);
+        if (!d->t[i].host) goto oom;
+    }
+    for (int o = 0; o < op->n_out; o++) {
+        size_t n = (size_t)(d->t[op->n_in + o].count > 0 ? d->t[op->n_in + o].count : 1);
+        d->ref[o].ref = malloc(n * sizeof(double));
+        d->ref[o].mag = malloc(n * sizeof(double));
+        if (!d->ref[o].ref || !d->ref[o].mag) goto oom;
+    }
+    if (generate) {
+        op->generate(c, d->t);
+        op->reference(c, d->t, d->ref);
+    }
+    return KB_OK;
+oom:
+    kb_case_data_free(d);
+    d->c = c;
+    return kb_fail(msg, KB_ERROR, "%s %s: out of host memory", op->name, c->label);
 }
 
-static void case_free(case_data *d) {
-    for (int i = 0; i < d->n_in; i++) free(d->in[i].host);
-    free(d->out.host);
-    free(d->ref);
-    free(d->mag);
+void kb_judge(const kb_case_data *d, double u_acc, kb_row *row) {
+    const kb_op *op = kb_ops[d->c->op];
+    int chosen = -1;
+    kb_metrics m[KB_MAX_OUT];
+    kb_tolerance tol[KB_MAX_OUT];
+    memset(m, 0, sizeof m);
+    memset(tol, 0, sizeof tol);
+    uint64_t hash = 0;
+    for (int o = 0; o < op->n_out; o++) {
+        const kb_tensor *t = &d->t[op->n_in + o];
+        memset(&tol[o], 0, sizeof tol[o]);
+        op->tolerance(d->c, o, u_acc, &tol[o]);
+        kb_compute_metrics(t->type, t->host, d->ref[o].ref, d->ref[o].mag, t->count, &tol[o], &m[o]);
+        hash = o == 0 ? kb_fnv1a64(t->host, t->bytes) : kb_fnv1a64_update(hash, t->host, t->bytes);
+        if (chosen < 0 && !kb_metrics_pass(&m[o])) chosen = o;
+    }
+    if (chosen < 0) chosen = 0;
+    row->have_metrics = 1;
+    row->m = m[chosen];
+    row->tol = tol[chosen];
+    row->output = d->t[op->n_in + chosen].name;
+    row->hash = hash;
+    row->verdict = KB_PASS;
+    for (int o = 0; o < op->n_out; o++)
+        if (!kb_metrics_pass(&m[o])) row->verdict = KB_FAIL;
+    if (row->verdict == KB_FAIL) {
+        const kb_metrics *mm = &row->m;
+        const int64_t i = mm->first_bad;
+        snprintf(row->reason, sizeof row->reason,
+                 "%s: %lld beyond tolerance, %lld NaN/Inf, %lld overflowed %s, %lld unwritten; first at [%lld] "
+                 "ref=%.9g",
+                 row->output, (long long)mm->n_bad, (long long)mm->n_nan, (long long)mm->n_overflow,
+                 kb_dtype_name(d->t[op->n_in + chosen].type), (long long)mm->n_unwritten, (long long)i,
+                 i >= 0 ? d->ref[chosen].ref[i] : 0.0);
+    }
 }
 
-/* ---- one backend x variant ---------------------------------------------- */
+void kb_row_derive(kb_row *row) {
+    if (row->reps <= 0 || !(row->t_med > 0)) return;
+    row->gbps = row->bytes / row->t_med * 1e-9;
+    row->tflops = row->flops / row->t_med * 1e-12;
+    /* the roofline floor: the slower of moving the bytes and doing the flops */
+    double floor_t = row->bw_ceiling > 0 ? row->bytes / row->bw_ceiling : 0;
+    if (row->flop_ceiling > 0 && row->flops / row->flop_ceiling > floor_t) floor_t = row->flops / row->flop_ceiling;
+    row->ceiling_frac = row->bw_ceiling > 0 ? floor_t / row->t_med : 0;
+}
+
+/* ---- one copy of a case's tensors on a backend ---------------------------------------- */
+typedef struct {
+    kb_buf buf[KB_MAX_IN + KB_MAX_OUT];
+    void *state;
+} copy;
+
+static void copy_free(const kb_backend *b, copy *cp, int n) {
+    if (cp->state) b->release(cp->state);
+    for (int i = 0; i < n; i++)
+        if (cp->buf[i]) b->free(cp->buf[i]);
+    memset(cp, 0, sizeof *cp);
+}
+
+/* Buffers for every tensor, inputs uploaded, outputs poisoned, prepared. `step`
+ * names what failed. */
+static int copy_make(const kb_backend *b, const kb_case_data *d, const kb_variant *v, copy *cp, const char **step,
+                     char *msg) {
+    const kb_op *op = kb_ops[d->c->op];
+    const int n = op->n_in + op->n_out;
+    kb_arg args[KB_MAX_ARGS];
+    memset(cp, 0, sizeof *cp);
+    int rc;
+    for (int i = 0; i < n; i++) {
+        const kb_tensor *t = &d->t[i];
+        *step = "alloc";
+        if ((rc = b->alloc(t->bytes, &cp->buf[i], msg)) != KB_OK) return rc;
+        args[i] = (kb_arg){t->type, t->count, {cp->buf[i], 0, t->bytes}};
+        *step = "upload";
+        if (i < op->n_in && (rc = b->upload(args[i].view, t->host, msg)) != KB_OK) return rc;
+        if (i >= op->n_in) { /* every element the kernel does not write is caught */
+            kb_poison(t->type, t->host, t->count);
+            if ((rc = b->upload(args[i].view, t->host, msg)) != KB_OK) return rc;
+        }
+    }
+    *step = "prepare";
+    return b->prepare(d->c, v, args, op->n_in, op->n_out, &cp->state, msg);
+}
+
+/* ---- timing ---------------------------------------------------------------------------- */
 typedef struct {
     const kb_backend *b;
-    void *state;
-    int cold;
+    void **states;
+    int n;
+    int flush;
     int fatal;
 } sample_ctx;
 
 static double take_sample(void *user, char *msg) {
     sample_ctx *s = user;
     double sec = -1;
-    int rc = KB_OK;
-    if (s->cold) rc = s->b->flush_cache(msg);
-    if (rc == KB_OK) rc = s->b->run(s->state, &sec, msg);
+    if (kb_harness_stopped()) {
+        kb_fail(msg, KB_ERROR, "interrupted by signal %d", kb_harness_stopped());
+        return -1;
+    }
+    int rc = s->b->run_timed(s->states, s->n, s->flush, &sec, msg);
     if (rc != KB_OK) {
         s->fatal = rc == KB_ERROR_FATAL;
         return -1;
     }
-    return sec;
+    return sec / s->n;
 }
 
 static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
+    const double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
@@ -89,6 +230,132 @@ static void timing_stats(double *s, int n, kb_row *row) {
     row->cv = n > 1 && mean > 0 ? sqrt(var / (n - 1)) / mean : 0;
 }
 
+/* How many copies rotate mode runs over: enough to be twice the cache, at least 2,
+ * within a quarter of the free device memory (2 GiB when unknown). */
+static int rotate_copies(const kb_case_data *d, const kb_device_info *dev) {
+    const kb_op *op = kb_ops[d->c->op];
+    double per = 0;
+    for (int i = 0; i < op->n_in + op->n_out; i++) per += (double)d->t[i].bytes;
+    if (per <= 0) return 2;
+    double want = ceil(2.0 * (double)(dev->cache_bytes ? dev->cache_bytes : 64u << 20) / per);
+    double room = floor((dev->mem_free ? (double)dev->mem_free / 4 : 2.0 * (1u << 30)) / per);
+    double r = want < room ? want : room;
+    if (r > ROTATE_MAX_COPIES) r = ROTATE_MAX_COPIES;
+    return r < 2 ? 2 : (int)r;
+}
+
+/* Warm-up and samples; fills the row's timing. -1 on a failed sample (msg). */
+static int time_variant(kb_harness *h, const kb_case_data *d, const kb_backend *b, sample_ctx *s, kb_row *row,
+                        char *msg) {
+    /* warm-up: module load, compilation, handle creation stay out; more only while
+     * they are cheap next to the samples (a 9 s cpu GEMM needs no second warm-up) */
+    double first = -1, warm_total = 0;
+    for (int w = 0; w < h->warmup; w++) {
+        if ((first = take_sample(s, msg)) < 0) return -1;
+        warm_total += first * s->n;
+        if (warm_total > 0.1 * h->max_time) break;
+    }
+    if (h->warmup == 0 && (first = take_sample(s, msg)) < 0) return -1;
+    int reps = h->reps;
+    if (first > 0 && first * s->n * reps > h->max_time) reps = (int)(h->max_time / (first * s->n));
+    if (reps < 3) reps = 3;
+    if (reps > h->reps) reps = h->reps;
+    double *samples = malloc((size_t)reps * sizeof *samples);
+    if (!samples) {
+        kb_fail(msg, KB_ERROR, "out of host memory");
+        return -1;
+    }
+    char name[256];
+    snprintf(name, sizeof name, "%s/%s/%s/%s/%s", kb_op_name(d->c->op), d->c->label, b->name, row->variant.name,
+             kb_time_mode_name(h->mode));
+    const int n = kb_gb_time(name, reps, take_sample, s, row->bytes, row->flops, samples, msg);
+    if (n > 0) {
+        row->mode = kb_time_mode_name(h->mode);
+        timing_stats(samples, n, row);
+    }
+    free(samples);
+    return n > 0 ? 0 : -1;
+}
+
+/* After a fatal error every device buffer and state of the backend is gone. */
+static void backend_lost(const kb_backend *b, kb_row *row) {
+    char msg[KB_MSG];
+    if (b->reset(msg) != KB_OK) {
+        size_t len = strlen(row->reason);
+        snprintf(row->reason + len, sizeof row->reason - len, " (reset failed: %s)", msg);
+    }
+}
+
+/* Parity (and timing) of one variant; fills row. */
+static void run_variant(kb_harness *h, kb_case_data *d, const kb_backend *b, kb_row *row) {
+    const kb_op *op = kb_ops[d->c->op];
+    const int ntensors = op->n_in + op->n_out;
+    char msg[KB_MSG] = "";
+    const char *step = "";
+    copy copies[ROTATE_MAX_COPIES];
+    int ncopies = 0, lost = 0, rc;
+    memset(copies, 0, sizeof copies);
+
+    rc = copy_make(b, d, &row->variant, &copies[ncopies++], &step, msg);
+    if (rc == KB_OK) {
+        step = "run";
+        rc = b->enqueue(&copies[0].state, 1, msg);
+        if (rc == KB_OK) rc = b->wait(msg);
+    }
+    for (int o = 0; rc == KB_OK && o < op->n_out; o++) {
+        step = "download";
+        const kb_tensor *t = &d->t[op->n_in + o];
+        rc = b->download(t->host, (kb_view){copies[0].buf[op->n_in + o], 0, t->bytes}, msg);
+    }
+    if (rc != KB_OK) {
+        row->verdict = rc == KB_NOT_SUPPORTED ? KB_UNSUPPORTED : KB_ERRORED;
+        if (rc == KB_NOT_SUPPORTED) snprintf(row->reason, sizeof row->reason, "%s", msg);
+        else snprintf(row->reason, sizeof row->reason, "%s: %s", step, msg);
+        lost = rc == KB_ERROR_FATAL;
+        goto cleanup;
+    }
+    kb_judge(d, row->variant.acc_unit_roundoff, row);
+
+    if (h->timing) {
+        void *states[ROTATE_MAX_COPIES];
+        int n = 1;
+        if (h->mode == KB_MODE_ROTATE) {
+            const int want = rotate_copies(d, b->device());
+            for (; ncopies < want; ncopies++) {
+                rc = copy_make(b, d, &row->variant, &copies[ncopies], &step, msg);
+                if (rc != KB_OK) {
+                    lost = rc == KB_ERROR_FATAL;
+                    copy_free(b, &copies[ncopies], ntensors);
+                    break;
+                }
+            }
+            if (lost || ncopies < 2) {
+                row->verdict = KB_ERRORED;
+                snprintf(row->reason, sizeof row->reason, "rotate copy %d: %s: %s", ncopies, step, msg);
+                goto cleanup;
+            }
+            row->rotate_copies = ncopies;
+            n = ncopies;
+        }
+        for (int i = 0; i < n; i++) states[i] = copies[i].state;
+        sample_ctx s = {b, states, n, h->mode == KB_MODE_COLD, 0};
+        if (time_variant(h, d, b, &s, row, msg) != 0) {
+            row->verdict = KB_ERRORED;
+            snprintf(row->reason, sizeof row->reason, "timing: %s", msg);
+            lost = s.fatal;
+        }
+        kb_row_derive(row);
+    }
+
+cleanup:
+    if (lost) {
+        backend_lost(b, row);
+        return; /* every buffer died with the context */
+    }
+    for (int i = 0; i < ncopies; i++) copy_free(b, &copies[i], ntensors);
+}
+
+/* ---- the loop ------------------------------------------------------------------------- */
 static int variant_matches(const char *filter, const char *name) {
     if (!filter) return 1;
     const char *p = filter;
@@ -105,169 +372,138 @@ static int variant_matches(const char *filter, const char *name) {
     return 0;
 }
 
-static void emit(kb_harness *h, kb_row *row) {
+typedef struct {
+    int any_fail, any_error;
+} outcome;
+
+static void emit(kb_harness *h, const kb_row *row, outcome *out) {
+    if (row->verdict == KB_FAIL) out->any_fail = 1;
+    if (row->verdict == KB_ERRORED) out->any_error = 1;
     for (int i = 0; i < h->n_reporters; i++) kb_report_row(h->reporters[i], &h->info, row);
 }
 
-/* After a fatal error every device buffer and state of the backend is gone. */
-static void backend_lost(const kb_backend *b, kb_row *row) {
-    char msg[KB_MSG];
-    if (b->reset(msg) != KB_OK) {
-        size_t len = strlen(row->reason);
-        snprintf(row->reason + len, sizeof row->reason - len, " (reset failed: %s)", msg);
-    }
-}
-
-/* Parity (and timing) of one variant; fills row. */
-static void run_variant(kb_harness *h, case_data *d, const kb_backend *b, kb_row *row) {
-    char msg[KB_MSG] = "";
-    void *dev_in[KB_MAX_INPUTS] = {0}, *dev_out = NULL, *state = NULL;
-    int rc = KB_OK, lost = 0;
-
-#define FAIL_STEP(what)                                                                                               \
-    do {                                                                                                              \
-        row->verdict = rc == KB_NOT_SUPPORTED ? KB_UNSUPPORTED : KB_ERRORED;                                          \
-        if (rc == KB_NOT_SUPPORTED) snprintf(row->reason, sizeof row->reason, "%s", msg);                             \
-        else snprintf(row->reason, sizeof row->reason, "%s: %s", what, msg);                                          \
-        lost = rc == KB_ERROR_FATAL;                                                                                  \
-        goto cleanup;                                                                                                 \
-    } while (0)
-
-    for (int i = 0; i < d->n_in; i++) {
-        if ((rc = b->alloc(d->in[i].bytes, &dev_in[i], msg)) != KB_OK) FAIL_STEP("alloc");
-        if ((rc = b->upload(dev_in[i], d->in[i].host, d->in[i].bytes, msg)) != KB_OK) FAIL_STEP("upload");
-    }
-    if ((rc = b->alloc(d->out.bytes, &dev_out, msg)) != KB_OK) FAIL_STEP("alloc");
-    /* poison the output so every element the kernel does not write is caught */
-    kb_poison(d->out.type, d->out.host, d->out.count);
-    if ((rc = b->upload(dev_out, d->out.host, d->out.bytes, msg)) != KB_OK) FAIL_STEP("upload");
-    if ((rc = b->prepare(d->c, &row->variant, dev_in, dev_out, &state, msg)) != KB_OK) FAIL_STEP("prepare");
-    if ((rc = b->run(state, NULL, msg)) != KB_OK) FAIL_STEP("run");
-    if ((rc = b->download(d->out.host, dev_out, d->out.bytes, msg)) != KB_OK) FAIL_STEP("download");
-
-    kb_compute_metrics(d->out.type, d->out.host, d->ref, d->mag, d->out.count, &row->tol, &row->m);
-    row->have_metrics = 1;
-    row->verdict = kb_metrics_pass(&row->m) ? KB_PASS : KB_FAIL;
-    if (row->verdict == KB_FAIL) {
-        const kb_metrics *m = &row->m;
-        int64_t i = m->first_bad;
-        snprintf(row->reason, sizeof row->reason,
-                 "%lld beyond tolerance, %lld NaN/Inf, %lld overflowed %s, %lld unwritten; first at [%lld] "
-                 "ref=%.9g",
-                 (long long)m->n_bad, (long long)m->n_nan, (long long)m->n_overflow, kb_dtype_name(d->out.type),
-                 (long long)m->n_unwritten, (long long)i, i >= 0 ? d->ref[i] : 0.0);
-    }
-
-    if (h->timing) {
-        sample_ctx s = {b, state, h->cold, 0};
-        /* warm-up: module load, compilation, handle creation stay out. The parity
-         * run above was the first; more only while they are cheap next to the
-         * samples (a 9 s cpu GEMM needs no second warm-up). */
-        double first = 0, warm_total = 0;
-        for (int w = 0; w < h->warmup; w++) {
-            if ((first = take_sample(&s, msg)) < 0) break;
-            warm_total += first;
-            if (warm_total > 0.1 * h->max_time) break;
-        }
-        if (h->warmup == 0 || first >= 0) {
-            if (h->warmup == 0 && (first = take_sample(&s, msg)) < 0) goto timing_failed;
-            int reps = h->reps;
-            if (first > 0 && first * reps > h->max_time) reps = (int)(h->max_time / first);
-            if (reps < 3) reps = 3;
-            if (reps > h->reps) reps = h->reps;
-            double *samples = malloc((size_t)reps * sizeof *samples);
-            char name[256];
-            snprintf(name, sizeof name, "%s/%s/%s/%s/%s", kb_op_name(d->c->op), d->c->label, b->name,
-                     row->variant.name, h->cold ? "cold" : "hot");
-            int n = kb_gb_time(name, reps, take_sample, &s, row->bytes, row->flops, samples, msg);
-            if (n > 0) {
-                row->mode = h->cold ? "cold" : "hot";
-                timing_stats(samples, n, row);
-            }
-            free(samples);
-            if (n > 0) goto timed;
-        }
-    timing_failed:
-        row->verdict = KB_ERRORED;
-        snprintf(row->reason, sizeof row->reason, "timing: %s", msg);
-        lost = s.fatal;
-    timed:;
-    }
-
-cleanup:
-    if (lost) {
-        backend_lost(b, row);
-        return; /* every buffer died with the context */
-    }
-    if (state) b->release(state);
-    for (int i = 0; i < d->n_in; i++)
-        if (dev_in[i]) b->free(dev_in[i]);
-    if (dev_out) b->free(dev_out);
-#undef FAIL_STEP
-}
-
-static void row_init(kb_row *row, const case_data *d, const kb_backend *b, int available) {
+static void row_init(kb_row *row, const kb_case *c, const kb_backend *b, int available) {
     memset(row, 0, sizeof *row);
-    row->c = d->c;
+    row->c = c;
     row->backend = b->name;
-    row->device = available ? b->device_name() : "";
-    row->driver = available ? b->driver_version() : "";
-    row->bytes = d->op->bytes(d->c);
-    row->flops = d->op->flops(d->c);
-    if (available && b->ceilings) b->ceilings(d->c, &row->bw_ceiling, &row->flop_ceiling);
+    row->dev = available ? b->device() : NULL;
+    const kb_op *op = kb_ops[c->op];
+    row->bytes = op->bytes(c);
+    row->flops = op->flops(c);
+    row->layer = -1;
+    if (available) {
+        row->bw_ceiling = row->dev->bw;
+        row->flop_ceiling = b->flop_peak ? b->flop_peak(c) : 0;
+    }
     kb_variant_init(&row->variant, "-");
 }
 
+/* --best: the fastest timed row that passed; the rows that lost to it on speed
+ * are dropped, every failing or erroring row is kept (the fastest wrong kernel
+ * never wins, and never hides). */
+static void emit_best(kb_harness *h, kb_row *rows, int n, outcome *out) {
+    int best = -1, passed = 0, timed = 0;
+    for (int i = 0; i < n; i++) {
+        if (rows[i].reps > 0) timed++;
+        if (rows[i].verdict != KB_PASS) continue;
+        passed++;
+        if (rows[i].reps > 0 && (best < 0 || rows[i].t_med < rows[best].t_med)) best = i;
+        if (!h->timing && best < 0) best = i;
+    }
+    for (int i = 0; i < n; i++) {
+        if (i == best) {
+            snprintf(rows[i].selection, sizeof rows[i].selection, "best of %d passing (%d run, %d timed)", passed, n,
+                     timed);
+            emit(h, &rows[i], out);
+        } else if (rows[i].verdict == KB_FAIL || rows[i].verdict == KB_ERRORED || best < 0) {
+            emit(h, &rows[i], out);
+        }
+    }
+}
+
 int kb_harness_run(kb_harness *h, const kb_case_list *cases) {
-    int any_fail = 0, any_error = 0;
-    int available[8];
-    char why[8][KB_MSG];
-    for (int i = 0; i < h->n_backends; i++) available[i] = h->backends[i]->probe(&h->opt, why[i]) == KB_OK;
+    const double t0 = now_s();
+    outcome out = {0, 0};
+    int available[KB_MAX_BACKENDS];
+    char why[KB_MAX_BACKENDS][KB_MSG];
+    for (int i = 0; i < h->n_backends; i++) {
+        available[i] = h->backends[i]->probe(&h->opt, why[i]) == KB_OK;
+        if (!available[i]) continue;
+        for (int r = 0; r < h->n_reporters; r++)
+            kb_report_device(h->reporters[r], h->backends[i]->name, h->backends[i]->device());
+    }
 
     kb_variant *vars = malloc(MAX_VARIANTS * sizeof *vars);
-    for (int ci = 0; ci < cases->count; ci++) {
+    kb_row *rows = malloc(MAX_VARIANTS * sizeof *rows);
+    if (!vars || !rows) {
+        fprintf(stderr, "kbench: out of host memory\n");
+        return KB_EXIT_ERROR;
+    }
+    int incomplete = 0;
+    for (int ci = 0; ci < cases->count && !kb_harness_stopped(); ci++) {
         const kb_case *c = &cases->cases[ci];
-        if (h->progress) fprintf(stderr, "[%d/%d] %s %s: generating inputs and fp64 reference\n", ci + 1, cases->count,
-                                 kb_op_name(c->op), c->label);
-        case_data d;
-        case_prepare(&d, c);
-        for (int bi = 0; bi < h->n_backends; bi++) {
+        if (h->budget_s > 0 && now_s() - t0 > h->budget_s) {
+            fprintf(stderr, "kbench: the run's budget of %g s is spent after %d of %d cases; --resume continues\n",
+                    h->budget_s, ci, cases->count);
+            incomplete = 1;
+            break;
+        }
+        if (h->progress)
+            fprintf(stderr, "[%d/%d] %s %s: generating inputs and fp64 reference\n", ci + 1, cases->count,
+                    kb_op_name(c->op), c->label);
+        kb_case_data d;
+        char msg[KB_MSG];
+        const int made = kb_case_data_make(&d, c, 1, msg);
+        for (int bi = 0; bi < h->n_backends && !kb_harness_stopped(); bi++) {
             const kb_backend *b = h->backends[bi];
             kb_row row;
-            row_init(&row, &d, b, available[bi]);
+            row_init(&row, c, b, available[bi]);
             if (!available[bi]) {
                 row.verdict = KB_SKIPPED;
                 snprintf(row.reason, sizeof row.reason, "%s unavailable: %s", b->name, why[bi]);
-                emit(h, &row);
+                emit(h, &row, &out);
                 continue;
             }
-            char msg[KB_MSG] = "";
-            int nv = b->variants(c, &h->opt, vars, MAX_VARIANTS, msg);
+            if (made != KB_OK) { /* too big for this host: a row, not a crash */
+                row.verdict = KB_UNSUPPORTED;
+                snprintf(row.reason, sizeof row.reason, "%s", msg);
+                emit(h, &row, &out);
+                continue;
+            }
+            char vmsg[KB_MSG] = "";
+            const int nv = b->variants(c, &h->opt, vars, MAX_VARIANTS, vmsg);
             if (nv <= 0) {
                 row.verdict = nv == 0 ? KB_UNSUPPORTED : KB_ERRORED;
-                snprintf(row.reason, sizeof row.reason, "%s", nv == 0 ? (msg[0] ? msg : "op not implemented") : msg);
-                if (nv < 0) any_error = 1;
-                if (nv == 0 && !msg[0]) snprintf(row.reason, sizeof row.reason, "%s has no %s kernel", b->name, kb_op_name(c->op));
-                emit(h, &row);
+                if (nv == 0 && !vmsg[0]) snprintf(vmsg, sizeof vmsg, "%s has no %s kernel", b->name, kb_op_name(c->op));
+                snprintf(row.reason, sizeof row.reason, "%s", vmsg);
+                emit(h, &row, &out);
                 continue;
             }
-            for (int vi = 0; vi < nv; vi++) {
+            int nrows = 0;
+            for (int vi = 0; vi < nv && !kb_harness_stopped(); vi++) {
                 if (!variant_matches(h->variant_filter, vars[vi].name)) continue;
                 h->variants_matched++;
-                row_init(&row, &d, b, 1);
-                row.variant = vars[vi];
-                d.op->tolerance(c, d.in, vars[vi].acc_unit_roundoff, &row.tol);
-                run_variant(h, &d, b, &row);
-                if (row.verdict == KB_FAIL) any_fail = 1;
-                if (row.verdict == KB_ERRORED) any_error = 1;
+                kb_row *r = &rows[nrows];
+                row_init(r, c, b, 1);
+                r->variant = vars[vi];
+                run_variant(h, &d, b, r);
+                if (kb_harness_stopped()) break; /* an interrupted row is not a result */
                 if (h->progress)
                     fprintf(stderr, "[%d/%d] %s %s %s/%s: %s\n", ci + 1, cases->count, kb_op_name(c->op), c->label,
-                            b->name, row.variant.name, kb_verdict_name(row.verdict));
-                emit(h, &row);
+                            b->name, r->variant.name, kb_verdict_name(r->verdict));
+                if (h->best) nrows++;
+                else emit(h, r, &out);
             }
+            if (h->best && !kb_harness_stopped()) emit_best(h, rows, nrows, &out);
         }
-        case_free(&d);
+        if (made == KB_OK) kb_case_data_free(&d);
     }
     free(vars);
-    return any_fail ? KB_EXIT_FAIL : any_error ? KB_EXIT_ERROR : KB_EXIT_PASS;
+    free(rows);
+    for (int r = 0; r < h->n_reporters; r++) kb_report_end(h->reporters[r], now_s() - t0);
+    h->n_reporters = 0;
+    if (kb_harness_stopped()) return 128 + kb_harness_stopped();
+    if (out.any_fail) return KB_EXIT_FAIL;
+    if (out.any_error) return KB_EXIT_ERROR;
+    return incomplete ? KB_EXIT_INCOMPLETE : KB_EXIT_PASS;
 }

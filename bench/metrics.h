@@ -17,7 +17,7 @@
 #define KB_METRICS_H
 
 #include "bench/kbench.h"
-#include "bench/ops.h"
+#include "bench/op.h"
 
 typedef struct {
     int64_t n;
@@ -33,8 +33,11 @@ void kb_poison(kb_dtype t, void *buf, int64_t count);
 int kb_is_poison(kb_dtype t, const void *buf, int64_t i);
 
 uint64_t kb_fnv1a64(const void *data, size_t n);
+/* FNV-1a continued over more bytes: kb_fnv1a64_update(kb_fnv1a64(a), b) hashes a then b. */
+uint64_t kb_fnv1a64_update(uint64_t h, const void *data, size_t n);
 
-/* out: raw output in its dtype; ref/mag: the reference and its magnitude. */
+/* out: raw output in its dtype; ref/mag: the reference and its magnitude. tol NULL:
+ * measure only (nothing counts as beyond tolerance; worst stays 0). */
 void kb_compute_metrics(kb_dtype t, const void *out, const double *ref, const double *mag, int64_t n,
                         const kb_tolerance *tol, kb_metrics *m);
 /* 1 when every element is within tolerance, written, finite and not overflowed. */

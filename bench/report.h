@@ -1,38 +1,48 @@
-/* report.h - one result row and the reporters that format it. A reporter only
- * formats rows: adding a column means touching kb_row and the column list in
- * report.c, nothing else. Schema: results/README.md. */
+/* report.h - one result row and the reporters that format it. The harness fills
+ * every field, derived throughput included; reporters only format. The columns are
+ * defined once (report.c: name, kind, getter); results/README.md documents the
+ * schema. */
 #ifndef KB_REPORT_H
 #define KB_REPORT_H
 
 #include "bench/kbench.h"
 #include "bench/metrics.h"
-#include "bench/ops.h"
+#include "bench/op.h"
 
 #include <stdio.h>
 
-#define KB_SCHEMA_VERSION "kbench-row-1"
+#define KB_SCHEMA_VERSION "kbench-row-2"
 
 /* Dispositions kept apart, as CUTLASS's profiler keeps them. */
-typedef enum { KB_PASS = 0, KB_FAIL, KB_SKIPPED, KB_UNSUPPORTED, KB_ERRORED } kb_verdict;
+typedef enum { KB_PASS = 0, KB_FAIL, KB_SKIPPED, KB_UNSUPPORTED, KB_ERRORED, KB_VERDICT_COUNT } kb_verdict;
 const char *kb_verdict_name(kb_verdict v);
 
 typedef struct {
     const kb_case *c;
     const char *backend;
-    const char *device;
-    const char *driver;
+    const kb_device_info *dev; /* NULL when the backend is unavailable */
     kb_variant variant;
     kb_verdict verdict;
     char reason[2 * KB_MSG]; /* room for a step name plus a backend message */
+    /* parity: the metrics of one output (the first that failed, else the first) */
     int have_metrics;
+    const char *output; /* its tensor name */
     kb_metrics m;
     kb_tolerance tol;
+    uint64_t hash; /* FNV-1a over every output's bytes, in order */
     /* timing; reps == 0 when not timed */
-    const char *mode; /* "cold" or "hot" */
-    int reps;
+    const char *mode; /* "cold", "hot", "rotate" */
+    int reps, rotate_copies;
     double t_med, t_min, t_max, cv; /* seconds */
     double bytes, flops;            /* the op's minimum model */
+    /* derived by the harness from the above and the device's ceilings */
+    double gbps, tflops, ceiling_frac;
     double bw_ceiling, flop_ceiling;
+    char selection[96]; /* --best: which variants it was picked from */
+    /* forward-pass rows (kbench forward): "" / -1 for single-op rows */
+    int layer;
+    char node[32];
+    const char *measure; /* "chained" or "isolated" */
 } kb_row;
 
 /* Run-wide facts written into every row. */
@@ -44,14 +54,16 @@ typedef struct {
 void kb_run_info_fill(kb_run_info *ri);
 
 typedef struct kb_reporter kb_reporter;
-/* Console table to `f` (stdout). */
-kb_reporter *kb_console_reporter(FILE *f);
-/* CSV (header first) and JSON Lines; rows are flushed as they are written so an
- * interrupted run keeps every finished row. */
+kb_reporter *kb_console_reporter(FILE *f); /* aligned table */
+/* CSV (header first) and JSON Lines; each row is flushed as one write so an
+ * interrupted run keeps every finished row, complete lines only. */
 kb_reporter *kb_csv_reporter(FILE *f);
 kb_reporter *kb_jsonl_reporter(FILE *f);
+/* A device the run uses: the console prints it in the header. */
+void kb_report_device(kb_reporter *r, const char *backend, const kb_device_info *dev);
 void kb_report_row(kb_reporter *r, const kb_run_info *ri, const kb_row *row);
-void kb_report_end(kb_reporter *r); /* summary line (console), frees; does not close f */
+/* Closing summary (console), then free; does not close f. wall_s: the run's wall time. */
+void kb_report_end(kb_reporter *r, double wall_s);
 
 /* The CSV header line (without newline), for tests and docs. */
 const char *kb_csv_header(void);

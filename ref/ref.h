@@ -1,38 +1,89 @@
 /* ref.h - the scalar fp64 references: the oracle every backend is judged by.
  *
- * Each returns the exact-as-possible result in double (fp64 accumulation, inputs
- * decoded exactly) plus, where the op accumulates, `mag`: the magnitude the
- * rounding error of a float implementation scales with (for a sum, sum |terms|).
- * The tolerance model (bench/ops.c) uses both. mag may be NULL when not wanted.
- * Rounding to an output type is a separate step (kb_round_to), never folded in.
+ * Each computes the exact-as-possible result in double (inputs decoded exactly,
+ * fp64 accumulation in a fixed order) plus `mag`: the magnitude the rounding error
+ * of a float implementation scales with (for a sum, sum |terms|). The op registry's
+ * tolerance model (bench/ops/) multiplies mag by the unit roundoffs involved. mag
+ * may be NULL. Rounding to an output type is a separate step (kb_round_to).
  *
- * Independent outputs are spread over `threads` pthreads (0 = all cores); every
- * output is computed by exactly one thread in a fixed order, so the result bits do
- * not depend on the thread count. Tensor layouts: bench/kbench.h. */
+ * Work is spread over the pool (ref/pool.h) by independent outputs; every output is
+ * computed by one thread in one fixed order, so no result depends on the thread
+ * count. All tensors are row-major, innermost index last; float activations come in
+ * as doubles (decode them with kb_decode), quantized operands in their own type.
+ * Each definition and its source is stated in the reference's own file. */
 #ifndef KB_REF_H
 #define KB_REF_H
 
-#include "../bench/kbench.h"
-#include "formats.h"
+#include "ref/convert.h"
+#include "ref/formats.h"
+#include "ref/pool.h"
+#include "ref/types.h"
 
-void kb_set_ref_threads(int threads); /* 0 = number of online cores */
-int kb_ref_threads(void);
+/* dequant (ref/dequant.c): out[rows][k] = the values of Q4_K or Q6_K blocks.
+ * mag: Q4_K |d*sc*q| + |dmin*m| (the two products a float decode rounds); Q6_K |y|. */
+void ref_dequant(kb_dtype t, const void *blocks, int64_t rows, int64_t k, double *out, double *mag);
 
-/* Decode `count` elements of any kbench dtype to double (exact). */
-void kb_decode(kb_dtype t, const void *src, double *dst, int64_t count);
-/* Round doubles to `t` (F32/F16/BF16/E4M3/E5M2, nearest even, IEEE overflow)
- * into dst; then the value that type holds. */
-void kb_round_to(kb_dtype t, const double *src, void *dst, int64_t count);
+/* rmsnorm (ref/rmsnorm.c): y[n][k] = x / sqrt(mean(x^2) + eps) * w. mag = |y|. */
+void ref_rmsnorm(int64_t n, int64_t k, double eps, const double *x, const double *w, double *y, double *mag);
 
-void ref_dequant_q4k(const kb_case *c, const kb_block_q4k *w, double *out);
-void ref_rmsnorm(const kb_case *c, const float *x, const float *w, double *out, double *mag);
-void ref_gemm_fp8(const kb_case *c, const void *a, const void *b, const float *sa, const float *sb, double *out,
-                  double *mag);
-void ref_rope_neox(const kb_case *c, const float *x, const int32_t *pos, double *out, double *mag);
-void ref_attention(const kb_case *c, const float *q, const float *k, const float *v, double *out, double *mag);
-void ref_embed(const kb_case *c, const void *table, const int32_t *ids, double *out);
+/* gemm_fp8 (ref/gemm.c): D[n][m] = scaled sum_k W[m][k] X[n][k] over fp8 operands,
+ * scales in the layouts of ref/types.h. mag = sum over blocks |scale| sum |w x|. */
+typedef struct {
+    int64_t m, n, k;
+    kb_dtype a_type, b_type; /* e4m3 / e5m2 */
+    kb_scale_mode scale_mode;
+} ref_gemm_fp8_dims;
+void ref_gemm_fp8(const ref_gemm_fp8_dims *d, const void *w, const void *x, const float *sa, const float *sb,
+                  double *out, double *mag);
 
-/* Run fn(i, arg) for i in [0, n) over the reference thread pool, static chunks. */
-void kb_parallel_for(int64_t n, void (*fn)(int64_t i, void *arg), void *arg);
+/* matmul (ref/gemm.c): out[n][m] = sum_k W[m][k] x[n][k], W of any type kb_decode
+ * takes (f32, f16, bf16, fp8, Q4_K, Q6_K), decoded row by row. mag = sum |w x|. */
+void ref_matmul(int64_t m, int64_t n, int64_t k, kb_dtype w_type, const void *w, const double *x, double *out,
+                double *mag);
+
+/* rope_neox (ref/rope_neox.c): rotate pairs (i, i + d/2) of every head by
+ * pos * theta^(-2i/d). mag: see the file (angle error of a float implementation). */
+void ref_rope_neox(int64_t n, int64_t heads, int64_t head_dim, double theta, const double *x, const int32_t *pos,
+                   double *y, double *mag);
+
+/* attention (ref/attention.c): causal GQA softmax(q k^T / sqrt(d)) v; query i sits
+ * at position kv_len - n + i. q [n][heads][d], k, v [kv_len][kv_heads][d]. */
+typedef struct {
+    int64_t n, kv_len, heads, kv_heads, head_dim;
+} ref_attention_dims;
+void ref_attention(const ref_attention_dims *d, const double *q, const double *k, const double *v, double *out,
+                   double *mag);
+
+/* embed (ref/embed.c): out[t] = decoded row ids[t] of a vocab x k table (Q4_K, Q6_K,
+ * F16, F32); an id outside [0, vocab) gives a NaN row. mag as ref_dequant (|y| for
+ * f16/f32). */
+void ref_embed(kb_dtype t, const void *table, int64_t vocab, int64_t k, const int32_t *ids, int64_t n, double *out,
+               double *mag);
+
+/* add (ref/add.c): y = a + b. mag = |a| + |b|. */
+void ref_add(int64_t count, const double *a, const double *b, double *y, double *mag);
+/* bias_add (ref/bias_add.c): y[n][m] = x[n][m] + bias[m]. mag = |x| + |bias|. */
+void ref_bias_add(int64_t n, int64_t m, const double *x, const double *bias, double *y, double *mag);
+/* swiglu (ref/swiglu.c): y = silu(gate) * up, silu(g) = g / (1 + exp(-g)). mag = |y|. */
+void ref_swiglu(int64_t count, const double *gate, const double *up, double *y, double *mag);
+
+/* quant_fp8 / weight_fp8 (ref/quant_fp8.c): a rows x k matrix of `in_type` (f32, f16,
+ * bf16, Q4_K, Q6_K) to fp8 with float32 scales in layout `mode`, as FP8 inference
+ * quantizes:
+ *   amax_g = max |x| over scale group g        (exact)
+ *   s_g    = f32(amax_g / fp8_max), or 1 when amax_g == 0
+ *   q      = fp8(f32(x / s_g)), nearest even, saturating at +-fp8_max;
+ *            with `flush`, a result that would be subnormal becomes +-0.
+ * Outputs: scales [kb_scale_count], codes [rows][k], and quotient[rows][k] = the
+ * exact x / s_g (0 where flush zeroes the code): the value a correct rounding of
+ * each element must be within half an fp8 step of. Any output may be NULL. */
+typedef struct {
+    int64_t rows, k;
+    kb_dtype in_type;
+    kb_dtype fp8; /* e4m3 / e5m2 */
+    kb_scale_mode mode;
+    int flush;
+} ref_quant_fp8_args;
+void ref_quant_fp8(const ref_quant_fp8_args *a, const void *x, float *scales, uint8_t *codes, double *quotient);
 
 #endif

@@ -1,8 +1,9 @@
-/* cpu_dequant_q4k.c - Q4_K blocks to float32, as ggml's dequantize_row_q4_K does. */
+/* cpu_dequant_q4k.c - Q4_K blocks to float32, as ggml's dequantize_row_q4_K does (Q6_K
+ * through ref/formats.c's transcription of ggml's dequantize_row_q6_K). */
 #include "kernels/cpu/cpu_ops.h"
 
 /* ggml get_scale_min_k4: the 6-bit scale and min of sub-block j from the 12 packed
- * bytes (REFERENCE.md section 2). */
+ * bytes (docs/FORMATS.md). */
 static void scale_min_k4(int j, const uint8_t *q, uint8_t *sc, uint8_t *m) {
     if (j < 4) {
         *sc = q[j] & 63;
@@ -37,6 +38,7 @@ static int dequant_check(const kb_case *c, size_t *shared_floats, size_t *slice_
     *slice_floats = 0;
     if (c->m < 1 || c->k < KB_QK_K || c->k % KB_QK_K)
         return kb_fail(msg, KB_NOT_SUPPORTED, "dequant_q4k needs m >= 1 and k a positive multiple of 256");
+    if (!kb_dtype_is_kquant(c->a_type)) return kb_fail(msg, KB_NOT_SUPPORTED, "dequant_q4k: q4_k or q6_k blocks");
     return KB_OK;
 }
 
@@ -44,9 +46,13 @@ static void dequant_rows(const cpu_state *s, int slice, int64_t begin, int64_t e
     (void)slice;
     (void)arg;
     const int64_t nb = s->c.k / KB_QK_K;
-    const kb_block_q4k *w = s->in[0];
-    float *out = s->out;
-    for (int64_t row = begin; row < end; row++) cpu_dequant_q4k_blocks(w + row * nb, out + row * s->c.k, nb);
+    float *out = s->out[0];
+    for (int64_t row = begin; row < end; row++) {
+        if (s->c.a_type == KB_Q4K)
+            cpu_dequant_q4k_blocks((const kb_block_q4k *)s->in[0] + row * nb, out + row * s->c.k, nb);
+        else
+            kb_dequant_q6k((const kb_block_q6k *)s->in[0] + row * nb, out + row * s->c.k, nb);
+    }
 }
 
 static int dequant_run(cpu_state *s, char *msg) {
@@ -56,4 +62,4 @@ static int dequant_run(cpu_state *s, char *msg) {
 }
 
 const cpu_op cpu_op_dequant_q4k = {dequant_check, NULL, dequant_run,
-                                   "ggml dequantize_row_q4_K in float32 (d*sc, dmin*m as float products)"};
+                                   "ggml dequantize_row_q4_K / _q6_K in float32 (d*sc, dmin*m as float products)", NULL};

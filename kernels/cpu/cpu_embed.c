@@ -31,8 +31,10 @@ static void embed_rows(const cpu_state *s, int slice, int64_t begin, int64_t end
     const size_t row_bytes = kb_dtype_bytes(s->c.a_type, k);
     const int32_t *ids = s->in[1];
     for (int64_t t = begin; t < end; t++) {
-        const uint8_t *row = (const uint8_t *)s->in[0] + (size_t)ids[t] * row_bytes;
-        float *y = (float *)s->out + t * k;
+        /* test_wrong_row: the row after the one asked for (the last wraps to 0) */
+        const int64_t id = s->test == CPU_OP_TEST(0) ? (ids[t] + 1) % s->c.m : ids[t];
+        const uint8_t *row = (const uint8_t *)s->in[0] + (size_t)id * row_bytes;
+        float *y = (float *)s->out[0] + t * k;
         switch (s->c.a_type) {
         case KB_F32: memcpy(y, row, (size_t)k * sizeof(float)); break;
         case KB_F16:
@@ -55,5 +57,7 @@ static int embed_run(cpu_state *s, char *msg) {
     return KB_OK;
 }
 
+static const cpu_test embed_tests[] = {{"test_wrong_row", "TEST ONLY: looks up row id+1 instead of id"}, {NULL, NULL}};
+
 const cpu_op cpu_op_embed = {embed_check, NULL, embed_run,
-                             "ggml get_rows: rows decoded to float32 (Q4_K/Q6_K ggml dequant, f16 widen)"};
+                             "ggml get_rows: rows decoded to float32 (Q4_K/Q6_K ggml dequant, f16 widen)", embed_tests};

@@ -81,6 +81,8 @@ static void gemm_rows(const cpu_state *s, int slice, int64_t begin, int64_t end,
     const int64_t M = c->m, N = c->n, K = c->k, kblocks = (K + GEMM_BLOCK - 1) / GEMM_BLOCK;
     const uint8_t *w = s->in[0];
     const float *sa = s->in[2], *sb = s->in[3];
+    const float one[1] = {1.0f};
+    const int no_bscale = s->test == CPU_OP_TEST(0); /* test_no_bscale: X's scales ignored */
     float *wrows = cpu_slice_mem(s, slice);
     for (int64_t m0 = begin; m0 < end; m0 += GEMM_ROWS) {
         const int64_t rows = end - m0 < GEMM_ROWS ? end - m0 : GEMM_ROWS;
@@ -95,17 +97,17 @@ static void gemm_rows(const cpu_state *s, int slice, int64_t begin, int64_t end,
                     const int64_t k0 = b * GEMM_BLOCK, kl = K - k0 < GEMM_BLOCK ? K - k0 : GEMM_BLOCK;
                     const float blocksum = block_dot(a + k0, x + k0, kl);
                     if (c->scale_mode == KB_SCALE_VEC128)
-                        total += sa[m * kblocks + b] * sb[n * kblocks + b] * blocksum;
+                        total += sa[m * kblocks + b] * (no_bscale ? one[0] : sb[n * kblocks + b]) * blocksum;
                     else if (c->scale_mode == KB_SCALE_BLK128)
-                        total += sa[(m / GEMM_BLOCK) * kblocks + b] * sb[n * kblocks + b] * blocksum;
+                        total += sa[(m / GEMM_BLOCK) * kblocks + b] * (no_bscale ? one[0] : sb[n * kblocks + b]) * blocksum;
                     else
                         total += blocksum;
                 }
                 if (c->scale_mode == KB_SCALE_TENSOR)
-                    total = sa[0] * sb[0] * total;
+                    total = sa[0] * (no_bscale ? one[0] : sb[0]) * total;
                 else if (c->scale_mode == KB_SCALE_OUTER)
-                    total = sa[m] * sb[n] * total;
-                store(s->out_type, s->out, n * M + m, total);
+                    total = sa[m] * (no_bscale ? one[0] : sb[n]) * total;
+                store(s->out_type[0], s->out[0], n * M + m, total);
             }
         }
     }
@@ -118,5 +120,8 @@ static int gemm_run(cpu_state *s, char *msg) {
     return KB_OK;
 }
 
+static const cpu_test gemm_tests[] = {{"test_no_bscale", "TEST ONLY: ignores X's (B's) scales"}, {NULL, NULL}};
+
 const cpu_op cpu_op_gemm_fp8 = {gemm_check, gemm_setup, gemm_run,
-                                "fp8 via 256-entry float table, float32 8-lane dot per 128-block, float scales"};
+                                "fp8 via 256-entry float table, float32 8-lane dot per 128-block, float scales",
+                                gemm_tests};

@@ -19,11 +19,11 @@ static void rmsnorm_rows(const cpu_state *s, int slice, int64_t begin, int64_t e
     (void)slice;
     (void)arg;
     const int64_t k = s->c.k;
-    const float eps = (float)s->c.eps; /* test_eps1e5 swapped it in the state's copy */
+    const float eps = (float)s->c.eps; /* test_eps1e5 set it in the state's copy */
     const float *w = s->in[1];
     for (int64_t row = begin; row < end; row++) {
         const float *x = (const float *)s->in[0] + row * k;
-        float *y = (float *)s->out + row * k;
+        float *y = (float *)s->out[0] + row * k;
         double sum = 0.0;
         for (int64_t i = 0; i < k; i++) sum += (double)(x[i] * x[i]);
         const float mean = (float)(sum / (double)k);
@@ -38,5 +38,13 @@ static int rmsnorm_run(cpu_state *s, char *msg) {
     return KB_OK;
 }
 
-const cpu_op cpu_op_rmsnorm = {rmsnorm_check, NULL, rmsnorm_run,
-                               "ggml CPU rms_norm: float squares summed in double, 1/sqrtf(mean+eps), x*scale*w"};
+static void rmsnorm_setup(cpu_state *s) {
+    if (s->test == CPU_OP_TEST(0)) s->c.eps = 1e-5; /* the hard-coded-eps bug class */
+}
+
+static const cpu_test rmsnorm_tests[] = {{"test_eps1e5", "TEST ONLY: rmsnorm with eps 1e-5 instead of the case's"},
+                                         {NULL, NULL}};
+
+const cpu_op cpu_op_rmsnorm = {rmsnorm_check, rmsnorm_setup, rmsnorm_run,
+                               "ggml CPU rms_norm: float squares summed in double, 1/sqrtf(mean+eps), x*scale*w",
+                               rmsnorm_tests};

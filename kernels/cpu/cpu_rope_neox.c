@@ -34,7 +34,7 @@ static void rope_tokens(const cpu_state *s, int slice, int64_t begin, int64_t en
         }
         for (int64_t h = 0; h < heads; h++) {
             const float *x = (const float *)s->in[0] + (t * heads + h) * d;
-            float *y = (float *)s->out + (t * heads + h) * d;
+            float *y = (float *)s->out[0] + (t * heads + h) * d;
             for (int64_t i = 0; i < half; i++) {
                 const float x0 = x[i], x1 = x[i + half];
                 y[i] = x0 * cache_cos[i] - x1 * cache_sin[i];
@@ -51,4 +51,4 @@ static int rope_run(cpu_state *s, char *msg) {
 }
 
 const cpu_op cpu_op_rope_neox = {rope_check, NULL, rope_run,
-                                 "ggml CPU rope: theta *= powf(base,-2/d) repeated in float, cosf/sinf"};
+                                 "ggml CPU rope: theta *= powf(base,-2/d) repeated in float, cosf/sinf", NULL};

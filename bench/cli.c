@@ -1,0 +1,352 @@
+/* cli.c - kbench's single-op command line: parse (kb_cli_parse) and the plan of
+ * cases it names (kb_cli_cases). Pure: no printing, no exits. */
+#include "bench/cli.h"
+
+#include "bench/shapes.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char kb_cli_usage[] =
+    "usage: kbench [options]                       single ops against the fp64 reference\n"
+    "       kbench forward [options]               a whole decoder (kbench forward --help)\n"
+    "       kbench falsify [options]               stages A-E of a divergence hunt (--help)\n"
+    "Runs each op on each backend against a scalar fp64 CPU reference and reports\n"
+    "error metrics, the tolerance, the verdict and the timing per row.\n"
+    "\n"
+    "What to run:\n"
+    "  --op OP[,OP]|all        ops (see --list-ops; default all)\n"
+    "  --shape SPEC            a table name (smoke, qwen2.5-7b), a leading dimension\n"
+    "                          (3584: gemm M=K=3584, dequant M, rmsnorm/embed hidden,\n"
+    "                          rope/attention heads*head_dim), or one explicit case in\n"
+    "                          the op's form (--list-ops: gemm MxNxK, rmsnorm NxK, ...)\n"
+    "  --shapes NAME|FILE      the shape table (default qwen2.5-7b)\n"
+    "  --backend LIST|all      cpu,cuda,cublaslt,vulkan (default all)\n"
+    "  --variant LIST          variant names, or prefixes ending in '*'\n"
+    "  --seed N                input seed (default 1), written in every row\n"
+    "Case parameters (override the table; a comma list is a sweep axis: one row per\n"
+    "combination, applied to the ops that read the parameter):\n"
+    "  --eps X --theta X --max-pos N --a-type T --b-type T --out-type T --scale MODE\n"
+    "  --flush 0|1             (types f32 f16 bf16 e4m3 e5m2 q4_k q6_k; MODE tensor,\n"
+    "                          outer, vec128, blk128)\n"
+    "Backends:\n"
+    "  --algo heuristic|exhaustive|best   cuBLASLt algorithms (default heuristic;\n"
+    "                          best = heuristic + --best)\n"
+    "  --algo-cap N            most algorithms per case for exhaustive (default 256)\n"
+    "  --fast-accum on|off|both  cuBLASLt FAST_ACCUM (default both)\n"
+    "  --vk-device N           Vulkan device index (default: first discrete GPU)\n"
+    "  --threads N             reference and cpu-backend threads (default all cores)\n"
+    "Timing:\n"
+    "  --mode cold|hot|rotate  cold: caches flushed before every sample (default);\n"
+    "                          hot: back to back; rotate: back to back over copies of\n"
+    "                          the tensors that outgrow the cache (--cold/--hot/--rotate)\n"
+    "  --reps N                most samples per row (default 30; fewer when a row's\n"
+    "                          samples would pass --max-time, never fewer than 3)\n"
+    "  --max-time S            seconds of samples per row (default 1.0)\n"
+    "  --warmup N              untimed runs first (default 2; fewer once they pass\n"
+    "                          a tenth of --max-time)\n"
+    "  --no-timing             parity only\n"
+    "  --best                  per case and backend, only the fastest variant that\n"
+    "                          passed (failing rows are always reported)\n"
+    "  --budget S              stop starting cases after S seconds (exit 4)\n"
+    "  --benchmark_out=FILE --benchmark_out_format=json|console --benchmark_format=...\n"
+    "                          Google Benchmark's own output (compare.py reads it)\n"
+    "Output:\n"
+    "  --csv FILE              CSV rows (schema: results/README.md)\n"
+    "  --json FILE             JSON Lines rows, same columns\n"
+    "  --quiet                 no console table;  --progress  progress on stderr\n"
+    "Information:\n"
+    "  --list-ops --list-shapes --list-backends --list-axes --help\n"
+    "  --list-axes             print the cases (points) the options name, and how many\n"
+    "Exit codes: 0 all rows pass (skipped/not_supported allowed), 1 a row failed\n"
+    "parity, 2 bad usage or input, 3 a row errored and none failed, 4 the --budget ran\n"
+    "out, 128+N stopped by signal N (every finished row is written).\n";
+
+static int fail(char *msg, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *msg, size_t n, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, n, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int parse_ll(const char *s, long long lo, long long hi, long long *v) {
+    char *end;
+    errno = 0;
+    long long x = strtoll(s, &end, 10);
+    if (errno || end == s || *end || x < lo || x > hi) return -1;
+    *v = x;
+    return 0;
+}
+
+static int parse_real(const char *s, double *v) {
+    char *end;
+    errno = 0;
+    double x = strtod(s, &end);
+    if (errno || end == s || *end || x != x) return -1;
+    *v = x;
+    return 0;
+}
+
+/* "--max-pos" -> the parameter max_pos */
+static int option_param(const char *opt, kb_param *p) {
+    char name[32];
+    if (strncmp(opt, "--", 2) != 0 || strlen(opt + 2) >= sizeof name) return -1;
+    snprintf(name, sizeof name, "%s", opt + 2);
+    for (char *c = name; *c; c++)
+        if (*c == '-') *c = '_';
+    if (!kb_param_find(name, p)) return -1;
+    /* sizes come from --shape; the rest are options */
+    return kb_params[*p].kind == KB_PK_INT && *p != KB_P_MAX_POS ? -1 : 0;
+}
+
+/* A comma list into an axis; every value must parse for the parameter. */
+static int parse_axis(const char *opt, kb_param p, const char *v, kb_axis *ax, char *msg, size_t n) {
+    ax->count = 0;
+    const char *s = v;
+    for (;;) {
+        const char *e = strchr(s, ',');
+        size_t len = e ? (size_t)(e - s) : strlen(s);
+        if (len == 0 || len >= sizeof ax->values[0]) return fail(msg, n, "%s: bad value in '%s'", opt, v);
+        if (ax->count == KB_MAX_AXIS_VALUES) return fail(msg, n, "%s: more than %d values", opt, KB_MAX_AXIS_VALUES);
+        char *dst = ax->values[ax->count++];
+        memcpy(dst, s, len);
+        dst[len] = 0;
+        kb_case probe;
+        memset(&probe, 0, sizeof probe);
+        if (kb_param_parse(&probe, p, dst) != 0) {
+            const kb_param_kind k = kb_params[p].kind;
+            if (k == KB_PK_DTYPE) return fail(msg, n, "unknown type '%s'", dst);
+            if (k == KB_PK_SCALE) return fail(msg, n, "%s: '%s' is not tensor, outer, vec128 or blk128", opt, dst);
+            if (k == KB_PK_BOOL) return fail(msg, n, "%s: '%s' is not 0 or 1", opt, dst);
+            return fail(msg, n, "%s: '%s' is not a number", opt, dst);
+        }
+        if ((p == KB_P_EPS && !(probe.eps > 0)) || (p == KB_P_THETA && !(probe.theta > 0)))
+            return fail(msg, n, "%s must be > 0 (got %s)", opt, dst);
+        if (p == KB_P_MAX_POS && (probe.max_pos < 1 || probe.max_pos > 2147483647LL))
+            return fail(msg, n, "%s: '%s' is not a position count", opt, dst);
+        if (!e) break;
+        s = e + 1;
+    }
+    return 0;
+}
+
+int kb_cli_parse(int argc, char **argv, kb_cli *c, char *msg, size_t n) {
+    memset(c, 0, sizeof *c);
+    c->ops = "all";
+    c->backend = "all";
+    c->seed = 1;
+    c->opt.algo = "heuristic";
+    c->opt.fast_accum = -1;
+    c->opt.vk_device = -1;
+    c->timing = 1;
+    c->warmup = 2;
+    c->reps = 30;
+    c->max_time = 1.0;
+    c->mode = KB_MODE_COLD;
+    msg[0] = 0;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long long x;
+        kb_param p;
+#define NEED_VALUE()                                                   \
+    do {                                                               \
+        if (!v) return fail(msg, n, "%s needs a value", a);            \
+        i++;                                                           \
+    } while (0)
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) c->help = 1;
+        else if (!strcmp(a, "--list-ops")) c->list = KB_LIST_OPS;
+        else if (!strcmp(a, "--list-shapes")) c->list = KB_LIST_SHAPES;
+        else if (!strcmp(a, "--list-backends")) c->list = KB_LIST_BACKENDS;
+        else if (!strcmp(a, "--list-axes") || !strcmp(a, "--dry-run")) c->list = KB_LIST_AXES;
+        else if (!strcmp(a, "--op")) { NEED_VALUE(); c->ops = v; }
+        else if (!strcmp(a, "--shape")) { NEED_VALUE(); c->shape = v; }
+        else if (!strcmp(a, "--shapes")) { NEED_VALUE(); c->table = v; }
+        else if (!strcmp(a, "--backend")) { NEED_VALUE(); c->backend = v; }
+        else if (!strcmp(a, "--variant")) { NEED_VALUE(); c->variant = v; }
+        else if (!strcmp(a, "--csv")) { NEED_VALUE(); c->csv = v; }
+        else if (!strcmp(a, "--json")) { NEED_VALUE(); c->json = v; }
+        else if (!strcmp(a, "--seed")) {
+            NEED_VALUE();
+            if (parse_ll(v, 0, LLONG_MAX, &c->seed)) return fail(msg, n, "--seed: '%s' is not a non-negative integer", v);
+        } else if (!strcmp(a, "--threads")) {
+            NEED_VALUE();
+            if (parse_ll(v, 1, 1024, &c->threads)) return fail(msg, n, "--threads: '%s' is not a thread count", v);
+        } else if (!strcmp(a, "--reps")) {
+            NEED_VALUE();
+            if (parse_ll(v, 3, 1000000, &x)) return fail(msg, n, "--reps: '%s' is not an integer >= 3", v);
+            c->reps = (int)x;
+        } else if (!strcmp(a, "--warmup")) {
+            NEED_VALUE();
+            if (parse_ll(v, 0, 1000000, &x)) return fail(msg, n, "--warmup: '%s' is not an integer >= 0", v);
+            c->warmup = (int)x;
+        } else if (!strcmp(a, "--max-time")) {
+            NEED_VALUE();
+            if (parse_real(v, &c->max_time) || !(c->max_time > 0) || c->max_time > 1e6)
+                return fail(msg, n, "--max-time: '%s' is not a number of seconds > 0", v);
+        } else if (!strcmp(a, "--budget")) {
+            NEED_VALUE();
+            if (parse_real(v, &c->budget_s) || !(c->budget_s > 0))
+                return fail(msg, n, "--budget: '%s' is not a number of seconds > 0", v);
+        } else if (!strcmp(a, "--cold")) c->mode = KB_MODE_COLD;
+        else if (!strcmp(a, "--hot")) c->mode = KB_MODE_HOT;
+        else if (!strcmp(a, "--rotate")) c->mode = KB_MODE_ROTATE;
+        else if (!strcmp(a, "--mode")) {
+            NEED_VALUE();
+            if (!strcmp(v, "cold")) c->mode = KB_MODE_COLD;
+            else if (!strcmp(v, "hot")) c->mode = KB_MODE_HOT;
+            else if (!strcmp(v, "rotate")) c->mode = KB_MODE_ROTATE;
+            else return fail(msg, n, "--mode: '%s' is not cold, hot or rotate", v);
+        } else if (!strcmp(a, "--no-timing")) c->timing = 0;
+        else if (!strcmp(a, "--best")) c->best = 1;
+        else if (!strcmp(a, "--quiet")) c->quiet = 1;
+        else if (!strcmp(a, "--progress")) c->progress = c->progress_set = 1;
+        else if (!strcmp(a, "--algo")) {
+            NEED_VALUE();
+            if (!strcmp(v, "best")) c->best = 1, c->opt.algo = "heuristic";
+            else if (!strcmp(v, "heuristic") || !strcmp(v, "exhaustive")) c->opt.algo = v;
+            else return fail(msg, n, "--algo: '%s' is not heuristic, exhaustive or best", v);
+        } else if (!strcmp(a, "--algo-cap")) {
+            NEED_VALUE();
+            if (parse_ll(v, 1, 100000, &x)) return fail(msg, n, "--algo-cap: '%s' is not a positive integer", v);
+            c->opt.algo_cap = (int)x;
+        } else if (!strcmp(a, "--fast-accum")) {
+            NEED_VALUE();
+            if (!strcmp(v, "on")) c->opt.fast_accum = 1;
+            else if (!strcmp(v, "off")) c->opt.fast_accum = 0;
+            else if (!strcmp(v, "both")) c->opt.fast_accum = -1;
+            else return fail(msg, n, "--fast-accum: '%s' is not on, off or both", v);
+        } else if (!strcmp(a, "--vk-device")) {
+            NEED_VALUE();
+            if (parse_ll(v, 0, 64, &x)) return fail(msg, n, "--vk-device: '%s' is not a device index", v);
+            c->opt.vk_device = (int)x;
+        } else if (option_param(a, &p) == 0) {
+            NEED_VALUE();
+            if (parse_axis(a, p, v, &c->axes[p], msg, n) != 0) return -1;
+        } else {
+            return fail(msg, n, "unknown option '%s'", a);
+        }
+#undef NEED_VALUE
+    }
+    const char *tv = getenv("KB_TEST_VARIANTS");
+    c->opt.test_variants = tv && !strcmp(tv, "1");
+    return 0;
+}
+
+/* ---- the plan ------------------------------------------------------------------------- */
+static int is_number(const char *s) {
+    if (!*s) return 0;
+    for (const char *p = s; *p; p++)
+        if (!isdigit((unsigned char)*p)) return 0;
+    return 1;
+}
+
+/* "MxNxK" with digits, 'x' and '-' only: an explicit case, not a table name */
+static int is_explicit(const char *s) {
+    if (!isdigit((unsigned char)*s) && *s != '-') return 0;
+    for (const char *p = s; *p; p++)
+        if (!isdigit((unsigned char)*p) && *p != 'x' && *p != '-') return 0;
+    return 1;
+}
+
+static int op_reads(const kb_op *op, kb_param p) {
+    if (op->params & KB_PBIT(p)) return 1;
+    for (int i = 0; i < op->n_dims; i++)
+        if (op->dims[i] == p) return 1;
+    return 0;
+}
+
+/* Every combination of the axes an op reads, applied to `base`. */
+static int expand_axes(const kb_cli *cli, const kb_case *base, kb_case_list *out, char *msg, size_t n) {
+    const kb_op *op = kb_ops[base->op];
+    int idx[KB_P_COUNT] = {0};
+    for (;;) {
+        kb_case c = *base;
+        for (int p = 0; p < KB_P_COUNT; p++)
+            if (cli->axes[p].count && op_reads(op, (kb_param)p)) kb_param_parse(&c, (kb_param)p, cli->axes[p].values[idx[p]]);
+        c.seed = (uint64_t)cli->seed;
+        kb_case_label(&c);
+        char why[KB_MSG];
+        if (op->validate(&c, why) != KB_OK) return fail(msg, n, "%s", why);
+        if (out->count >= 1000000) return fail(msg, n, "more than 1000000 cases");
+        kb_case_list_add(out, &c);
+        int p = 0; /* odometer over the axes this op reads */
+        for (; p < KB_P_COUNT; p++) {
+            if (!cli->axes[p].count || !op_reads(op, (kb_param)p)) continue;
+            if (++idx[p] < cli->axes[p].count) break;
+            idx[p] = 0;
+        }
+        if (p == KB_P_COUNT) return 0;
+    }
+}
+
+int kb_cli_cases(const kb_cli *cli, kb_case_list *out, char *msg, size_t n) {
+    int want[KB_OP_COUNT] = {0}, n_ops = 0;
+    if (!strcmp(cli->ops, "all")) {
+        for (int o = 0; o < KB_OP_COUNT; o++) want[o] = 1;
+        n_ops = KB_OP_COUNT;
+    } else {
+        char buf[512];
+        if (strlen(cli->ops) >= sizeof buf) return fail(msg, n, "--op: list too long");
+        snprintf(buf, sizeof buf, "%s", cli->ops);
+        for (char *save, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            kb_op_id id;
+            if (kb_op_lookup(t, &id) != 0) return fail(msg, n, "unknown op '%s' (see --list-ops)", t);
+            if (!want[id]) n_ops++;
+            want[id] = 1;
+        }
+        if (!n_ops) return fail(msg, n, "--op: no op named in '%s'", cli->ops);
+    }
+
+    kb_case_list base = {0};
+    char why[KB_MSG], path[PATH_MAX];
+    int rc = 0;
+    if (cli->shape && !is_number(cli->shape) && is_explicit(cli->shape)) {
+        for (int o = 0; o < KB_OP_COUNT; o++) {
+            if (!want[o]) continue;
+            kb_case c;
+            kb_case_init(&c, (kb_op_id)o);
+            if (kb_case_parse_shape(&c, cli->shape, why) != 0) {
+                rc = fail(msg, n, "%s", why);
+                goto done;
+            }
+            kb_case_list_add(&base, &c);
+        }
+    } else {
+        const int leading = cli->shape && is_number(cli->shape);
+        const char *table = cli->shape && !leading ? cli->shape : cli->table ? cli->table : "qwen2.5-7b";
+        kb_case_list rows = {0};
+        if (kb_shapes_resolve(table, path, sizeof path, why) != 0 || kb_shapes_load(path, want, &rows, why) != 0) {
+            kb_case_list_free(&rows);
+            rc = fail(msg, n, "%s", why);
+            goto done;
+        }
+        long long lead = 0;
+        if (leading && parse_ll(cli->shape, 1, LLONG_MAX, &lead)) {
+            kb_case_list_free(&rows);
+            rc = fail(msg, n, "malformed shape '%s'", cli->shape);
+            goto done;
+        }
+        for (int i = 0; i < rows.count; i++)
+            if (!leading || kb_ops[rows.cases[i].op]->matches_leading(&rows.cases[i], lead))
+                kb_case_list_add(&base, &rows.cases[i]);
+        kb_case_list_free(&rows);
+        if (!base.count) {
+            rc = fail(msg, n, "no rows of table '%s' match --op %s%s%s (see --list-shapes)", table, cli->ops,
+                      cli->shape ? " --shape " : "", cli->shape ? cli->shape : "");
+            goto done;
+        }
+    }
+    for (int i = 0; i < base.count && rc == 0; i++) rc = expand_axes(cli, &base.cases[i], out, msg, n);
+done:
+    kb_case_list_free(&base);
+    return rc;
+}

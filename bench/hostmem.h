@@ -1,0 +1,15 @@
+/* hostmem.h - is there host memory for this? Asked before anything big is
+ * allocated, so a case too large for the machine is a clear message, not a crash. */
+#ifndef KB_HOSTMEM_H
+#define KB_HOSTMEM_H
+
+#include <stdint.h>
+
+/* Bytes the kernel says can be allocated without swapping (MemAvailable in
+ * /proc/meminfo); 0 when unknown. */
+uint64_t kb_host_mem_available(void);
+/* KB_OK, or KB_ERROR with "needs X GiB of host memory, Y GiB available" when
+ * `bytes` exceeds what is available (unknown availability is no objection). */
+int kb_host_mem_check(double bytes, char *msg);
+
+#endif
