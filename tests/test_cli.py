@@ -37,6 +37,12 @@ with open(bad_table, "w") as f:
 odd_table = os.path.join(tmp, "odd.tsv")
 with open(odd_table, "w") as f:
     f.write("op n heads head_dim\nrope_neox 2 4 7\n")
+eps_table = os.path.join(tmp, "eps.tsv")
+with open(eps_table, "w") as f:
+    f.write("op m n k eps\ngemm_fp8 64 1 256 1e-6\n")
+unknown_col_table = os.path.join(tmp, "unk.tsv")
+with open(unknown_col_table, "w") as f:
+    f.write("op m n k colour\ngemm_fp8 64 1 256 red\n")
 cases = [
     (["--op", "gemm"], r"unknown op 'gemm'"),
     (["--op", "gemm_fp8", "--backend", "tpu"], r"unknown backend 'tpu'"),
@@ -48,13 +54,24 @@ cases = [
     (["--op", "rope_neox", "--shape", "4x2x7"], r"head_dim must be even \(got 7\)"),
     (["--op", "rmsnorm", "--shape", "4x64", "--eps", "0"], r"--eps must be > 0"),
     (["--op", "rmsnorm", "--shape", "4x64", "--eps", "-1e-6"], r"--eps must be > 0"),
-    (["--op", "dequant_q4k", "--shape", "4x100"], r"not a multiple of the Q4_K block"),
+    (["--op", "dequant_q4k", "--shape", "4x100"], r"K=100 is not a multiple of the block \(256\)"),
+    (["--op", "quant_fp8", "--shape", "4x64", "--scale", "blk128"], r"activation scales are tensor, outer or vec128"),
+    (["--op", "quant_fp8", "--shape", "4x64", "--out-type", "bf16"], r"out_type must be e4m3 or e5m2"),
+    (["--op", "weight_fp8", "--shape", "4x64", "--a-type", "f32"], r"the weights are q4_k or q6_k"),
+    (["--op", "swiglu", "--shape", "4x64", "--a-type", "e4m3"], r"must be f32, f16 or bf16"),
+    (["--op", "embed", "--shape", "4x512x1000x7"], r"expected NxK or NxKxVOCAB"),
+    (["--op", "rmsnorm", "--shape", "4x64", "--flush", "2"], r"--flush: '2' is not 0 or 1"),
+    (["--op", "rmsnorm", "--shape", "4x64", "--scale", "diagonal"], r"--scale: 'diagonal' is not tensor"),
+    (["--op", "rmsnorm", "--shape", "4x64", "--mode", "lukewarm"], r"--mode: 'lukewarm'"),
+    (["--op", "gemm_fp8", "--shape", "3000000000x3000000000x3000000000"], r"overflow"),
     (["--op", "attention", "--shape", "1x16x7x2x64"], r"heads \(7\) must be a multiple of kv_heads \(2\)"),
     (["--op", "attention", "--shape", "20x16x4x4x64"], r"queries \(20\) cannot exceed kv_len \(16\)"),
     (["--op", "gemm_fp8", "--shape", "64x1x256", "--out-type", "q4_k"], r"output type must be f32, f16 or bf16"),
     (["--shapes", "/nonexistent/table.tsv"], r"cannot read shape table '/nonexistent/table.tsv'"),
     (["--shapes", bad_table], r"bad.tsv:2: bad n 'x'"),
     (["--shapes", odd_table], r"odd.tsv:2: rope_neox: head_dim must be even"),
+    (["--shapes", eps_table], r"eps.tsv:2: gemm_fp8 takes no 'eps'"),
+    (["--shapes", unknown_col_table], r"unk.tsv:1: unknown column 'colour'"),
     (["--op", "gemm_fp8", "--shape", "1234"], r"no rows of table 'qwen2.5-7b' match"),
     (["--reps", "two"], r"--reps: 'two'"),
     (["--frobnicate"], r"unknown option '--frobnicate'"),
@@ -69,8 +86,10 @@ for args, pat in cases:
 
 # listings
 rc, out, _ = run("--list-ops")
-t.check(rc == 0 and all(op in out for op in ["dequant_q4k", "rmsnorm", "gemm_fp8", "rope_neox", "attention", "embed"]),
-        "--list-ops lists the six ops")
+ops = ["dequant_q4k", "rmsnorm", "gemm_fp8", "rope_neox", "attention", "embed", "gemm_f32", "add", "bias_add",
+       "swiglu", "quant_fp8", "weight_fp8"]
+listed = [l.split()[0] for l in out.splitlines() if l.strip()]
+t.check(rc == 0 and listed == ops, f"--list-ops lists every op once, in the registry's order: {listed}")
 rc, out, _ = run("--list-shapes")
 t.check(rc == 0 and "smoke" in out and "qwen2.5-7b" in out, f"--list-shapes: {out!r}")
 rc, out, _ = run("--list-backends")
@@ -79,6 +98,15 @@ t.check(rc == 0 and all(b in names for b in ["cpu", "cuda", "cublaslt", "vulkan"
 for line in out.splitlines():
     if line.startswith(("cuda ", "cublaslt ")) and "unavailable" in line:
         t.check(len(line.split("unavailable", 1)[1].split("[")[0].strip()) > 0, f"unavailable without a reason: {line}")
+# sweep axes: a comma list is an axis; the run is the product, applied to the ops that read it
+rc, out, _ = run("--op", "gemm_fp8", "--shape", "64x4x256", "--scale", "tensor,outer", "--out-type", "bf16,f32",
+                 "--list-axes")
+t.check(rc == 0 and out.strip().endswith("4 cases") and "scale=outer" in out and "out_type=f32" in out,
+        f"--list-axes: 2 scales x 2 out types = 4 cases: {out!r}")
+rc, out, _ = run("--op", "rmsnorm,gemm_fp8", "--shape", "smoke", "--eps", "1e-5,1e-6", "--list-axes")
+lines = [l for l in out.splitlines() if l.startswith(("rmsnorm", "gemm_fp8"))]
+t.check(rc == 0 and sum(l.startswith("rmsnorm") for l in lines) == 6 and sum(l.startswith("gemm_fp8") for l in lines) == 6,
+        f"--eps doubles the rmsnorm rows only: {out!r}")
 rc, out, _ = run("--help")
 t.check(rc == 0 and "Exit codes" in out and "--list-backends" in out, "--help")
 
@@ -98,7 +126,7 @@ body = [dict(zip(header, r)) for r in rows[1:]]
 t.check(all(len(r) == len(header) for r in rows), "every CSV row has every column")
 cpu_rows = [r for r in body if r["backend"] == "cpu"]
 t.check(len(cpu_rows) == 9 and all(r["verdict"] == "pass" for r in cpu_rows), "9 cpu rows, all pass")
-t.check(all(r["schema"] == "kbench-row-1" and r["seed"] == "1" and r["tol_formula"] for r in cpu_rows),
+t.check(all(r["schema"] == "kbench-row-2" and r["seed"] == "1" and r["tol_formula"] for r in cpu_rows),
         "schema, seed and tolerance in every row")
 t.check(all(float(r["time_med_us"]) > 0 and int(r["reps"]) >= 3 and r["mode"] == "cold" for r in cpu_rows),
         "timed rows have median, reps and mode")

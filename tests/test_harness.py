@@ -27,7 +27,8 @@ def rows(op, shape, variants, extra=()):
 
 # every op: an unwritten element, a NaN, and the correct variant on the same case
 shapes = {"dequant_q4k": "8x512", "rmsnorm": "4x3584", "gemm_fp8": "64x4x256", "rope_neox": "3x4x128",
-          "attention": "4x40x7x1x64", "embed": "4x512x1000"}
+          "attention": "4x40x7x1x64", "embed": "4x512x1000", "gemm_f32": "64x4x256", "add": "4x3584",
+          "bias_add": "4x512", "swiglu": "4x512", "quant_fp8": "4x512", "weight_fp8": "64x512"}
 for op, shape in shapes.items():
     rc, r = rows(op, shape, "f32,test_unwritten,test_nan")
     t.check(rc == 1, f"{op}: exit 1 when a row fails (got {rc})")
@@ -39,12 +40,25 @@ for op, shape in shapes.items():
 # off by 1e-3 in one element: caught where 1e-3 is beyond what fp32 rounding explains.
 # (RoPE at position ~32768 has an fp32 angle error of ~2e-3 rad, so 1e-3 is honest
 # rounding there: the test keeps positions below 2, where it is not.)
+# (fp8 outputs step two codes: within half a step of the exact quotient, one code toward
+# a quotient near a midpoint is a legal rounding)
 for op, shape, extra in [("rmsnorm", "4x3584", []), ("rope_neox", "3x4x128", ["--max-pos", "2"]),
                          ("attention", "4x40x7x1x64", []), ("dequant_q4k", "8x512", []),
-                         ("embed", "4x512x1000", [])]:
-    rc, r = rows(op, shape, "test_off1e3", extra)
-    o = r["test_off1e3"]
-    t.check(o["verdict"] == "fail" and o["n_bad"] == "1", f"{op}: off by 1e-3 caught: {o['reason']}")
+                         ("embed", "4x512x1000", []), ("gemm_f32", "64x4x256", []), ("add", "4x3584", []),
+                         ("bias_add", "4x512", []), ("swiglu", "4x512", []),
+                         ("quant_fp8", "4x512", ["--scale", "tensor,outer,vec128", "--flush", "0,1"]),
+                         ("weight_fp8", "64x512", ["--scale", "tensor,outer,vec128,blk128"]),
+                         ("gemm_fp8", "64x4x256", ["--out-type", "f32"])]:
+    path = os.path.join(tmp, "off.csv")
+    p = subprocess.run([kbench, "--op", op, "--shape", shape, "--backend", "cpu", "--variant", "f32,test_off1e3",
+                        "--no-timing", "--quiet", "--csv", path, *extra],
+                       env=dict(os.environ, KB_TEST_VARIANTS="1"), capture_output=True, text=True, timeout=600)
+    got = list(csv.DictReader(open(path)))
+    off = [g for g in got if g["variant"] == "test_off1e3"]
+    good = [g for g in got if g["variant"] == "f32"]
+    t.check(len(off) >= 1 and all(o["verdict"] == "fail" and o["n_bad"] == "1" for o in off),
+            f"{op} {extra}: off by 1e-3 caught in every case: {[o['reason'] for o in off]}")
+    t.check(len(good) == len(off) and all(g["verdict"] == "pass" for g in good), f"{op} {extra}: f32 passes")
 
 # eps 1e-5 instead of 1e-6: matters where mean(x^2) is small (early-layer rows);
 # the generator's rows span scales 1e-3..10, and 64 rows include small ones
@@ -55,6 +69,38 @@ t.check(e["verdict"] == "fail" and int(e["n_bad"]) > 0, f"rmsnorm with eps 1e-5 
 # ... and the case's eps is what the reference uses: with --eps 1e-5 the same kernel passes
 rc, r = rows("rmsnorm", "64x3584", "test_eps1e5", ["--eps", "1e-5"])
 t.check(r["test_eps1e5"]["verdict"] == "pass", "with --eps 1e-5 the eps-1e-5 kernel passes")
+
+# the ops' own planted bugs, each caught by its own op (the forward-pass tests name them)
+for op, shape, variant, extra in [("embed", "4x512x1000", "test_wrong_row", []),
+                                  ("attention", "4x40x7x1x64", "test_skip_key", []),
+                                  ("gemm_fp8", "64x4x256", "test_no_bscale", ["--scale", "tensor,outer,vec128,blk128"])]:
+    path = os.path.join(tmp, "planted.csv")
+    subprocess.run([kbench, "--op", op, "--shape", shape, "--backend", "cpu", "--variant", variant, "--no-timing",
+                    "--quiet", "--csv", path, *extra], env=dict(os.environ, KB_TEST_VARIANTS="1"),
+                   capture_output=True, text=True, timeout=600)
+    got = list(csv.DictReader(open(path)))
+    t.check(len(got) >= 1 and all(g["verdict"] == "fail" and int(g["n_bad"]) > 0 for g in got),
+            f"{op} {variant} {extra}: caught: {[g['reason'] for g in got]}")
+
+# --best: one row per case and backend, the fastest that passed, never a failing one
+path = os.path.join(tmp, "best.csv")
+p = subprocess.run([kbench, "--op", "rmsnorm", "--shape", "64x3584", "--backend", "cpu", "--best", "--reps", "3",
+                    "--max-time", "0.05", "--quiet", "--csv", path], env=dict(os.environ, KB_TEST_VARIANTS="1"),
+                   capture_output=True, text=True, timeout=600)
+got = list(csv.DictReader(open(path)))
+winners = [g for g in got if g["selection"]]
+t.check(len(winners) == 1 and winners[0]["verdict"] == "pass" and winners[0]["variant"] == "f32"
+        and "best of 1 passing" in winners[0]["selection"], f"--best picks the passing f32: {winners}")
+t.check(all(g["verdict"] in ("fail", "error") for g in got if not g["selection"]),
+        f"--best keeps every failing row: {[(g['variant'], g['verdict']) for g in got]}")
+
+# rotate mode times back to back over copies
+path = os.path.join(tmp, "rot.csv")
+p = subprocess.run([kbench, "--op", "rmsnorm", "--shape", "4x3584", "--backend", "cpu", "--mode", "rotate", "--reps",
+                    "3", "--max-time", "0.05", "--quiet", "--csv", path], capture_output=True, text=True, timeout=600)
+got = list(csv.DictReader(open(path)))
+t.check(p.returncode == 0 and len(got) == 1 and got[0]["mode"] == "rotate" and int(got[0]["rotate_copies"]) >= 2
+        and float(got[0]["time_med_us"]) > 0, f"rotate mode: {got}")
 
 # seeds: the same seed gives the same output bytes, another seed other inputs
 h = []
