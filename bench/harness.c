@@ -150,6 +150,14 @@ void kb_row_derive(kb_row *row) {
     row->ceiling_frac = row->bw_ceiling > 0 ? floor_t / row->t_med : 0;
 }
 
+/* Bytes one copy of the case's tensors takes on a device. */
+static double case_device_bytes(const kb_case_data *d) {
+    const kb_op *op = kb_ops[d->c->op];
+    double bytes = 0;
+    for (int i = 0; i < op->n_in + op->n_out; i++) bytes += (double)d->t[i].bytes;
+    return bytes;
+}
+
 /* ---- one copy of a case's tensors on a backend ---------------------------------------- */
 typedef struct {
     kb_buf buf[KB_MAX_IN + KB_MAX_OUT];
@@ -233,9 +241,7 @@ static void timing_stats(double *s, int n, kb_row *row) {
 /* How many copies rotate mode runs over: enough to be twice the cache, at least 2,
  * within a quarter of the free device memory (2 GiB when unknown). */
 static int rotate_copies(const kb_case_data *d, const kb_device_info *dev) {
-    const kb_op *op = kb_ops[d->c->op];
-    double per = 0;
-    for (int i = 0; i < op->n_in + op->n_out; i++) per += (double)d->t[i].bytes;
+    const double per = case_device_bytes(d);
     if (per <= 0) return 2;
     double want = ceil(2.0 * (double)(dev->cache_bytes ? dev->cache_bytes : 64u << 20) / per);
     double room = floor((dev->mem_free ? (double)dev->mem_free / 4 : 2.0 * (1u << 30)) / per);
@@ -439,7 +445,7 @@ int kb_harness_run(kb_harness *h, const kb_case_list *cases) {
         fprintf(stderr, "kbench: out of host memory\n");
         return KB_EXIT_ERROR;
     }
-    int incomplete = 0;
+    int incomplete = 0, exit_code = 0;
     for (int ci = 0; ci < cases->count && !kb_harness_stopped(); ci++) {
         const kb_case *c = &cases->cases[ci];
         if (h->budget_s > 0 && now_s() - t0 > h->budget_s) {
@@ -479,6 +485,22 @@ int kb_harness_run(kb_harness *h, const kb_case_list *cases) {
                 emit(h, &row, &out);
                 continue;
             }
+            /* the device must hold the case's tensors; say so before allocating */
+            const double dev_need = case_device_bytes(&d);
+            const kb_device_info *dev = b->device();
+            if (dev->mem_free && dev_need > (double)dev->mem_free) {
+                if (h->strict_sizes) {
+                    fprintf(stderr, "kbench: %s %s needs %.1f GiB of %s memory, %.1f GiB free\n", kb_op_name(c->op),
+                            c->label, dev_need / 1073741824.0, b->name, (double)dev->mem_free / 1073741824.0);
+                    exit_code = KB_EXIT_USAGE;
+                    break;
+                }
+                row.verdict = KB_UNSUPPORTED;
+                snprintf(row.reason, sizeof row.reason, "needs %.1f GiB of device memory, %.1f GiB free",
+                         dev_need / 1073741824.0, (double)dev->mem_free / 1073741824.0);
+                emit(h, &row, &out);
+                continue;
+            }
             int nrows = 0;
             for (int vi = 0; vi < nv && !kb_harness_stopped(); vi++) {
                 if (!variant_matches(h->variant_filter, vars[vi].name)) continue;
@@ -497,11 +519,13 @@ int kb_harness_run(kb_harness *h, const kb_case_list *cases) {
             if (h->best && !kb_harness_stopped()) emit_best(h, rows, nrows, &out);
         }
         if (made == KB_OK) kb_case_data_free(&d);
+        if (exit_code) break;
     }
     free(vars);
     free(rows);
     for (int r = 0; r < h->n_reporters; r++) kb_report_end(h->reporters[r], now_s() - t0);
     h->n_reporters = 0;
+    if (exit_code) return exit_code;
     if (kb_harness_stopped()) return 128 + kb_harness_stopped();
     if (out.any_fail) return KB_EXIT_FAIL;
     if (out.any_error) return KB_EXIT_ERROR;

@@ -141,9 +141,11 @@ int main(int argc, char **argv) {
     }
     /* a case the command line spelled out that cannot fit this host is a usage
      * error; a table row that cannot is a not_supported row */
-    if (cli.shape && strchr(cli.shape, 'x'))
+    if (cli.shape && strchr(cli.shape, 'x')) {
         for (int i = 0; i < cases.count; i++)
             if (kb_case_check_size(&cases.cases[i], msg) != KB_OK) return usage_error(msg);
+        h.strict_sizes = 1;
+    }
 
     FILE *csv = NULL, *json = NULL;
     if (!cli.quiet) h.reporters[h.n_reporters++] = kb_console_reporter(stdout);

@@ -9,3 +9,9 @@ set_tests_properties(harness_catches_broken_kernels PROPERTIES TIMEOUT 600)
 add_test(NAME harness_cpu_smoke_all_pass
          COMMAND $<TARGET_FILE:kbench> --shapes smoke --backend cpu --reps 3 --max-time 0.05 --quiet)
 set_tests_properties(harness_cpu_smoke_all_pass PROPERTIES TIMEOUT 600)
+# Three ops chained on device buffers (views of one allocation), one enqueue, one wait,
+# against the fp64 chain: on cpu, on vulkan when present, on cuda+cublaslt with a GPU.
+add_executable(test_chain ${CMAKE_CURRENT_SOURCE_DIR}/test_chain.c)
+target_link_libraries(test_chain PRIVATE kbcore)
+add_test(NAME harness_chain COMMAND test_chain)
+set_tests_properties(harness_chain PROPERTIES TIMEOUT 300)
