@@ -24,7 +24,9 @@ const char kb_cli_usage[] =
     "  --shape SPEC            a table name (smoke, qwen2.5-7b), a leading dimension\n"
     "                          (3584: gemm M=K=3584, dequant M, rmsnorm/embed hidden,\n"
     "                          rope/attention heads*head_dim), or one explicit case in\n"
-    "                          the op's form (--list-ops: gemm MxNxK, rmsnorm NxK, ...)\n"
+    "                          the op's form (--list-ops: gemm MxNxK, rmsnorm NxK, ...);\n"
+    "                          a dimension may be a list (1,16,512) or a range A:B:*F\n"
+    "                          (geometric) / A:B:+S: --shape 3584x1:4096:*2x3584\n"
     "  --shapes NAME|FILE      the shape table (default qwen2.5-7b)\n"
     "  --backend LIST|all      cpu,cuda,cublaslt,vulkan (default all)\n"
     "  --variant LIST          variant names, or prefixes ending in '*'\n"
@@ -54,6 +56,8 @@ const char kb_cli_usage[] =
     "  --best                  per case and backend, only the fastest variant that\n"
     "                          passed (failing rows are always reported)\n"
     "  --budget S              stop starting cases after S seconds (exit 4)\n"
+    "  --resume FILE.csv       skip the points (case, backend, variant) FILE already holds\n"
+    "                          and append the rest to it (the --csv file unless given)\n"
     "  --benchmark_out=FILE --benchmark_out_format=json|console --benchmark_format=...\n"
     "                          Google Benchmark's own output (compare.py reads it)\n"
     "Output:\n"
@@ -174,6 +178,7 @@ int kb_cli_parse(int argc, char **argv, kb_cli *c, char *msg, size_t n) {
         else if (!strcmp(a, "--variant")) { NEED_VALUE(); c->variant = v; }
         else if (!strcmp(a, "--csv")) { NEED_VALUE(); c->csv = v; }
         else if (!strcmp(a, "--json")) { NEED_VALUE(); c->json = v; }
+        else if (!strcmp(a, "--resume")) { NEED_VALUE(); c->resume = v; }
         else if (!strcmp(a, "--seed")) {
             NEED_VALUE();
             if (parse_ll(v, 0, LLONG_MAX, &c->seed)) return fail(msg, n, "--seed: '%s' is not a non-negative integer", v);
@@ -249,12 +254,87 @@ static int is_number(const char *s) {
     return 1;
 }
 
-/* "MxNxK" with digits, 'x' and '-' only: an explicit case, not a table name */
+/* "MxNxK" of numbers, lists and ranges: an explicit case (or a sweep of them), not a
+ * table name */
 static int is_explicit(const char *s) {
     if (!isdigit((unsigned char)*s) && *s != '-') return 0;
     for (const char *p = s; *p; p++)
-        if (!isdigit((unsigned char)*p) && *p != 'x' && *p != '-') return 0;
+        if (!isdigit((unsigned char)*p) && !strchr("x-,:*+", *p)) return 0;
     return 1;
+}
+
+/* One dimension of a --shape: "N", a list "A,B,C", or a range "A:B:*F" (A, A*F, ...
+ * while <= B) or "A:B:+S" (A, A+S, ...), "A:B" stepping by 1. Values appended to
+ * vals; -1 with msg when malformed or longer than max. */
+static int expand_dim(const char *text, long long *vals, int *n, int max, char *msg, size_t msg_len) {
+    char buf[128];
+    if (strlen(text) >= sizeof buf) return fail(msg, msg_len, "malformed shape dimension '%s'", text);
+    snprintf(buf, sizeof buf, "%s", text);
+    for (char *save, *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        char *colon = strchr(item, ':');
+        long long a, b, step = 1;
+        int geometric = 0;
+        if (!colon) {
+            if (parse_ll(item, LLONG_MIN, LLONG_MAX, &a)) return fail(msg, msg_len, "malformed shape dimension '%s'", text);
+            if (*n == max) return fail(msg, msg_len, "shape sweep: more than %d values in a dimension", max);
+            vals[(*n)++] = a;
+            continue;
+        }
+        *colon = 0;
+        char *second = colon + 1, *third = strchr(second, ':');
+        if (third) *third++ = 0;
+        if (parse_ll(item, 1, LLONG_MAX, &a) || parse_ll(second, 1, LLONG_MAX, &b) || b < a)
+            return fail(msg, msg_len, "malformed range in '%s' (A:B[:*F|:+S] with 1 <= A <= B)", text);
+        if (third) {
+            if ((third[0] != '*' && third[0] != '+') || parse_ll(third + 1, 1, LLONG_MAX, &step) ||
+                (third[0] == '*' && step < 2))
+                return fail(msg, msg_len, "malformed step in '%s' (*F with F >= 2, or +S with S >= 1)", text);
+            geometric = third[0] == '*';
+        }
+        for (long long v = a; v <= b;) {
+            if (*n == max) return fail(msg, msg_len, "shape sweep: more than %d values in a dimension", max);
+            vals[(*n)++] = v;
+            if (geometric ? v > LLONG_MAX / step : v > LLONG_MAX - step) break;
+            v = geometric ? v * step : v + step;
+        }
+    }
+    if (*n == 0) return fail(msg, msg_len, "malformed shape dimension '%s'", text);
+    return 0;
+}
+
+/* Every explicit "AxBxC" a swept --shape names, into specs (each < 128 chars). */
+#define MAX_SHAPE_POINTS 4096
+static int expand_shape(const char *shape, char (*specs)[128], int *count, char *msg, size_t msg_len) {
+    char buf[512];
+    if (strlen(shape) >= sizeof buf) return fail(msg, msg_len, "malformed shape '%s'", shape);
+    snprintf(buf, sizeof buf, "%s", shape);
+    long long vals[KB_MAX_DIMS][KB_MAX_AXIS_VALUES];
+    int nvals[KB_MAX_DIMS] = {0}, ndims = 0;
+    char *p = buf;
+    for (;;) { /* split on 'x' */
+        char *x = strchr(p, 'x');
+        if (x) *x = 0;
+        if (ndims == KB_MAX_DIMS || !*p) return fail(msg, msg_len, "malformed shape '%s'", shape);
+        if (expand_dim(p, vals[ndims], &nvals[ndims], KB_MAX_AXIS_VALUES, msg, msg_len)) return -1;
+        ndims++;
+        if (!x) break;
+        p = x + 1;
+    }
+    int idx[KB_MAX_DIMS] = {0};
+    *count = 0;
+    for (;;) {
+        if (*count == MAX_SHAPE_POINTS) return fail(msg, msg_len, "shape sweep: more than %d shapes", MAX_SHAPE_POINTS);
+        size_t o = 0;
+        for (int d = 0; d < ndims; d++)
+            o += (size_t)snprintf(specs[*count] + o, 128 - o, "%s%lld", d ? "x" : "", vals[d][idx[d]]);
+        (*count)++;
+        int d = ndims - 1;
+        for (; d >= 0; d--) {
+            if (++idx[d] < nvals[d]) break;
+            idx[d] = 0;
+        }
+        if (d < 0) return 0;
+    }
 }
 
 static int op_reads(const kb_op *op, kb_param p) {
@@ -310,16 +390,28 @@ int kb_cli_cases(const kb_cli *cli, kb_case_list *out, char *msg, size_t n) {
     char why[KB_MSG], path[PATH_MAX];
     int rc = 0;
     if (cli->shape && !is_number(cli->shape) && is_explicit(cli->shape)) {
-        for (int o = 0; o < KB_OP_COUNT; o++) {
-            if (!want[o]) continue;
-            kb_case c;
-            kb_case_init(&c, (kb_op_id)o);
-            if (kb_case_parse_shape(&c, cli->shape, why) != 0) {
-                rc = fail(msg, n, "%s", why);
-                goto done;
-            }
-            kb_case_list_add(&base, &c);
+        char(*specs)[128] = malloc(sizeof(char[128]) * MAX_SHAPE_POINTS);
+        int nspecs = 0;
+        if (!specs) return fail(msg, n, "out of memory");
+        if (expand_shape(cli->shape, specs, &nspecs, msg, n) != 0) {
+            free(specs);
+            rc = -1;
+            goto done;
         }
+        for (int o = 0; o < KB_OP_COUNT && rc == 0; o++) {
+            if (!want[o]) continue;
+            for (int i = 0; i < nspecs; i++) {
+                kb_case c;
+                kb_case_init(&c, (kb_op_id)o);
+                if (kb_case_parse_shape(&c, specs[i], why) != 0) {
+                    rc = fail(msg, n, "%s", nspecs == 1 ? why : why);
+                    break;
+                }
+                kb_case_list_add(&base, &c);
+            }
+        }
+        free(specs);
+        if (rc) goto done;
     } else {
         const int leading = cli->shape && is_number(cli->shape);
         const char *table = cli->shape && !leading ? cli->shape : cli->table ? cli->table : "qwen2.5-7b";

@@ -25,6 +25,7 @@ typedef struct {
     const char *backend; /* "all" or a comma list */
     const char *variant;
     const char *csv, *json;
+    const char *resume; /* --resume FILE.csv: skip the points it holds, append to it */
     long long seed, threads;
     int quiet, progress, progress_set;
     kb_axis axes[KB_P_COUNT]; /* --eps X, --a-type e4m3,e5m2, ... */

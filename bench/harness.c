@@ -383,6 +383,8 @@ typedef struct {
 } outcome;
 
 static void emit(kb_harness *h, const kb_row *row, outcome *out) {
+    /* --resume: a point the previous run wrote is not written twice */
+    if (kb_resume_has(h->resume, row->c, row->backend, row->selection[0] ? NULL : row->variant.name)) return;
     if (row->verdict == KB_FAIL) out->any_fail = 1;
     if (row->verdict == KB_ERRORED) out->any_error = 1;
     for (int i = 0; i < h->n_reporters; i++) kb_report_row(h->reporters[i], &h->info, row);
@@ -454,6 +456,9 @@ int kb_harness_run(kb_harness *h, const kb_case_list *cases) {
             incomplete = 1;
             break;
         }
+        int done = h->resume != NULL; /* every backend's point of this case already written? */
+        for (int bi = 0; bi < h->n_backends && done; bi++) done = kb_resume_has(h->resume, c, h->backends[bi]->name, NULL);
+        if (done) continue;
         if (h->progress)
             fprintf(stderr, "[%d/%d] %s %s: generating inputs and fp64 reference\n", ci + 1, cases->count,
                     kb_op_name(c->op), c->label);
@@ -501,10 +506,12 @@ int kb_harness_run(kb_harness *h, const kb_case_list *cases) {
                 emit(h, &row, &out);
                 continue;
             }
+            if (h->best && kb_resume_has(h->resume, c, b->name, NULL)) continue;
             int nrows = 0;
             for (int vi = 0; vi < nv && !kb_harness_stopped(); vi++) {
                 if (!variant_matches(h->variant_filter, vars[vi].name)) continue;
                 h->variants_matched++;
+                if (!h->best && kb_resume_has(h->resume, c, b->name, vars[vi].name)) continue;
                 kb_row *r = &rows[nrows];
                 row_init(r, c, b, 1);
                 r->variant = vars[vi];

@@ -6,6 +6,7 @@
 
 #include "bench/kbench.h"
 #include "bench/report.h"
+#include "bench/resume.h"
 #include "bench/shapes.h"
 
 #define KB_MAX_REPORTERS 4
@@ -28,6 +29,7 @@ typedef struct {
     double budget_s;   /* whole run: rows after this many seconds are skipped (0: none) */
     int best;          /* report only the fastest passing variant per case and backend */
     int strict_sizes;  /* a case a device cannot hold is a usage error (exit 2), not a row */
+    const kb_resume *resume; /* --resume: points already written are skipped */
     int progress;      /* progress lines on stderr */
     kb_reporter *reporters[KB_MAX_REPORTERS];
     int n_reporters;

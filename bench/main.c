@@ -147,14 +147,25 @@ int main(int argc, char **argv) {
         h.strict_sizes = 1;
     }
 
+    kb_resume *resume = NULL;
+    const char *csv_path = cli.csv;
+    if (cli.resume) {
+        if (!(resume = kb_resume_load(cli.resume, msg, sizeof msg))) return usage_error(msg);
+        h.resume = resume;
+        if (!csv_path) csv_path = cli.resume;
+        if (cli.progress_set || isatty(2))
+            fprintf(stderr, "kbench: --resume: %d rows of %s are done\n", kb_resume_rows(resume), cli.resume);
+    }
     FILE *csv = NULL, *json = NULL;
     if (!cli.quiet) h.reporters[h.n_reporters++] = kb_console_reporter(stdout);
-    if (cli.csv) {
-        if (!(csv = fopen(cli.csv, "w"))) return snprintf(msg, sizeof msg, "cannot write --csv file '%s'", cli.csv), usage_error(msg);
-        h.reporters[h.n_reporters++] = kb_csv_reporter(csv);
+    if (csv_path) {
+        const int append = cli.resume && !strcmp(csv_path, cli.resume);
+        if (!(csv = fopen(csv_path, append ? "a" : "w")))
+            return snprintf(msg, sizeof msg, "cannot write --csv file '%s'", csv_path), usage_error(msg);
+        h.reporters[h.n_reporters++] = append ? kb_csv_reporter_append(csv) : kb_csv_reporter(csv);
     }
     if (cli.json) {
-        if (!(json = fopen(cli.json, "w")))
+        if (!(json = fopen(cli.json, cli.resume ? "a" : "w")))
             return snprintf(msg, sizeof msg, "cannot write --json file '%s'", cli.json), usage_error(msg);
         h.reporters[h.n_reporters++] = kb_jsonl_reporter(json);
     }
@@ -174,5 +185,6 @@ int main(int argc, char **argv) {
         rc = KB_EXIT_USAGE;
     }
     kb_case_list_free(&cases);
+    kb_resume_free(resume);
     return rc;
 }

@@ -8,7 +8,7 @@
 #include <string.h>
 
 /* ---- parameters ------------------------------------------------------------ */
-#define PARAM(field, kind, help) {#field, kind, offsetof(kb_case, field), help}
+#define PARAM(field, kind, help) {#field, #field, kind, offsetof(kb_case, field), help}
 const kb_param_def kb_params[KB_P_COUNT] = {
     [KB_P_M] = PARAM(m, KB_PK_INT, "gemm: output features; dequant/quant: rows; embed: vocab"),
     [KB_P_N] = PARAM(n, KB_PK_INT, "tokens: gemm batch, rows of rmsnorm/rope/eltwise, attention queries, embed ids"),
@@ -20,7 +20,8 @@ const kb_param_def kb_params[KB_P_COUNT] = {
     [KB_P_A_TYPE] = PARAM(a_type, KB_PK_DTYPE, "first operand's type (gemm W, embed/dequant table, eltwise x)"),
     [KB_P_B_TYPE] = PARAM(b_type, KB_PK_DTYPE, "second operand's type (gemm X)"),
     [KB_P_OUT_TYPE] = PARAM(out_type, KB_PK_DTYPE, "output type (gemm D, quant target)"),
-    [KB_P_SCALE] = {"scale", KB_PK_SCALE, offsetof(kb_case, scale_mode), "fp8 scale layout: tensor, outer, vec128, blk128"},
+    [KB_P_SCALE] = {"scale", "scale_mode", KB_PK_SCALE, offsetof(kb_case, scale_mode),
+                    "fp8 scale layout: tensor, outer, vec128, blk128"},
     [KB_P_FLUSH] = PARAM(flush, KB_PK_BOOL, "fp8 quantization flushes subnormal results to 0 (0/1)"),
     [KB_P_EPS] = PARAM(eps, KB_PK_REAL, "rmsnorm epsilon"),
     [KB_P_THETA] = PARAM(theta, KB_PK_REAL, "rope base"),

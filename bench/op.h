@@ -35,7 +35,8 @@ typedef enum {
 typedef enum { KB_PK_INT, KB_PK_DTYPE, KB_PK_SCALE, KB_PK_BOOL, KB_PK_REAL } kb_param_kind;
 
 typedef struct {
-    const char *name; /* column / option name: "m", "a_type", "eps" */
+    const char *name;   /* option / table column name: "m", "a_type", "eps", "scale" */
+    const char *column; /* the report's column: the name, but "scale_mode" for scale */
     kb_param_kind kind;
     size_t offset; /* into kb_case */
     const char *help;

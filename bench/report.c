@@ -129,7 +129,7 @@ static int op_reads(const kb_case *c, kb_param p) {
 }
 
 #define C(name, kind) {#name, kind, get_##name, KB_P_COUNT}
-#define P(param, name, kind) {name, kind, NULL, param}
+#define P(param, kind) {NULL, kind, NULL, param} /* named by kb_params[param].column */
 static const column columns[] = {
     C(schema, COL_STR),
     C(timestamp, COL_STR),
@@ -139,21 +139,21 @@ static const column columns[] = {
     C(driver, COL_STR),
     C(op, COL_STR),
     C(shape, COL_STR),
-    P(KB_P_M, "m", COL_NUM),
-    P(KB_P_N, "n", COL_NUM),
-    P(KB_P_K, "k", COL_NUM),
-    P(KB_P_HEADS, "heads", COL_NUM),
-    P(KB_P_KV_HEADS, "kv_heads", COL_NUM),
-    P(KB_P_HEAD_DIM, "head_dim", COL_NUM),
-    P(KB_P_KV_LEN, "kv_len", COL_NUM),
-    P(KB_P_EPS, "eps", COL_NUM),
-    P(KB_P_THETA, "theta", COL_NUM),
-    P(KB_P_MAX_POS, "max_pos", COL_NUM),
-    P(KB_P_A_TYPE, "a_type", COL_STR),
-    P(KB_P_B_TYPE, "b_type", COL_STR),
-    P(KB_P_OUT_TYPE, "out_type", COL_STR),
-    P(KB_P_SCALE, "scale_mode", COL_STR),
-    P(KB_P_FLUSH, "flush", COL_NUM),
+    P(KB_P_M, COL_NUM),
+    P(KB_P_N, COL_NUM),
+    P(KB_P_K, COL_NUM),
+    P(KB_P_HEADS, COL_NUM),
+    P(KB_P_KV_HEADS, COL_NUM),
+    P(KB_P_HEAD_DIM, COL_NUM),
+    P(KB_P_KV_LEN, COL_NUM),
+    P(KB_P_EPS, COL_NUM),
+    P(KB_P_THETA, COL_NUM),
+    P(KB_P_MAX_POS, COL_NUM),
+    P(KB_P_A_TYPE, COL_STR),
+    P(KB_P_B_TYPE, COL_STR),
+    P(KB_P_OUT_TYPE, COL_STR),
+    P(KB_P_SCALE, COL_STR),
+    P(KB_P_FLUSH, COL_NUM),
     C(backend, COL_STR),
     C(variant, COL_STR),
     C(algo_id, COL_NUM),
@@ -213,6 +213,8 @@ static const column columns[] = {
 #undef P
 #define NCOLS ((int)(sizeof columns / sizeof columns[0]))
 
+static const char *column_name(const column *col) { return col->name ? col->name : kb_params[col->param].column; }
+
 static void column_value(const column *col, const kb_run_info *ri, const kb_row *r, cell v) {
     if (col->get) col->get(ri, r, v);
     else if (op_reads(r->c, col->param)) kb_param_format(r->c, col->param, v, sizeof(cell));
@@ -223,7 +225,7 @@ const char *kb_csv_header(void) {
     static char buf[4096];
     if (!buf[0]) {
         size_t o = 0;
-        for (int i = 0; i < NCOLS; i++) o += (size_t)snprintf(buf + o, sizeof buf - o, "%s%s", i ? "," : "", columns[i].name);
+        for (int i = 0; i < NCOLS; i++) o += (size_t)snprintf(buf + o, sizeof buf - o, "%s%s", i ? "," : "", column_name(&columns[i]));
     }
     return buf;
 }
@@ -252,6 +254,11 @@ static kb_reporter *new_reporter(rep_kind k, FILE *f) {
 }
 kb_reporter *kb_console_reporter(FILE *f) { return new_reporter(REP_CONSOLE, f); }
 kb_reporter *kb_csv_reporter(FILE *f) { return new_reporter(REP_CSV, f); }
+kb_reporter *kb_csv_reporter_append(FILE *f) {
+    kb_reporter *r = new_reporter(REP_CSV, f);
+    r->header_done = 1;
+    return r;
+}
 kb_reporter *kb_jsonl_reporter(FILE *f) { return new_reporter(REP_JSONL, f); }
 
 static void line_put(kb_reporter *r, const char *s, size_t n) {
@@ -366,7 +373,7 @@ void kb_report_row(kb_reporter *rep, const kb_run_info *ri, const kb_row *row) {
                 csv_field(rep, v);
             } else {
                 if (i) line_chr(rep, ',');
-                json_string(rep, columns[i].name);
+                json_string(rep, column_name(&columns[i]));
                 line_chr(rep, ':');
                 if (columns[i].kind == COL_NUM) line_str(rep, v[0] ? v : "null");
                 else json_string(rep, v);

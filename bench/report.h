@@ -58,6 +58,7 @@ kb_reporter *kb_console_reporter(FILE *f); /* aligned table */
 /* CSV (header first) and JSON Lines; each row is flushed as one write so an
  * interrupted run keeps every finished row, complete lines only. */
 kb_reporter *kb_csv_reporter(FILE *f);
+kb_reporter *kb_csv_reporter_append(FILE *f); /* to a file that already has the header */
 kb_reporter *kb_jsonl_reporter(FILE *f);
 /* A device the run uses: the console prints it in the header. */
 void kb_report_device(kb_reporter *r, const char *backend, const kb_device_info *dev);

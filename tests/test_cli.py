@@ -107,6 +107,48 @@ rc, out, _ = run("--op", "rmsnorm,gemm_fp8", "--shape", "smoke", "--eps", "1e-5,
 lines = [l for l in out.splitlines() if l.startswith(("rmsnorm", "gemm_fp8"))]
 t.check(rc == 0 and sum(l.startswith("rmsnorm") for l in lines) == 6 and sum(l.startswith("gemm_fp8") for l in lines) == 6,
         f"--eps doubles the rmsnorm rows only: {out!r}")
+rc, out, _ = run("--op", "gemm_fp8", "--shape", "3584x1:4096:*2x3584", "--list-axes")
+t.check(rc == 0 and out.strip().endswith("13 cases") and "3584x4096x3584" in out, f"--shape range 1..4096 x2: {out!r}")
+rc, out, _ = run("--op", "gemm_fp8", "--shape", "64x1,3,5x256", "--scale", "tensor,blk128", "--list-axes")
+t.check(rc == 0 and out.strip().endswith("6 cases"), f"--shape list x --scale: {out!r}")
+expect_usage(["--op", "gemm_fp8", "--shape", "3584x9:1x3584"], r"malformed range in '9:1'")
+expect_usage(["--op", "gemm_fp8", "--shape", "3584x1:9:*1x3584"], r"malformed step in '1:9:\*1'")
+
+# --resume: a run stopped by SIGTERM, resumed, gives the rows of an uninterrupted run
+import signal
+import time
+full, part = os.path.join(tmp, "full.csv"), os.path.join(tmp, "part.csv")
+timed = ["--shapes", "smoke", "--backend", "cpu", "--reps", "3", "--max-time", "0.05", "--quiet"]
+run(*timed, "--csv", full)
+proc = subprocess.Popen([kbench, *timed, "--csv", part], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+time.sleep(4)
+proc.send_signal(signal.SIGTERM)
+proc.wait(timeout=120)
+partial = len(open(part).read().splitlines())
+rc, out, err = run(*timed, "--resume", part)
+# what differs between any two runs: the start, the ceiling measured at it, the timings
+measured = {"timestamp", "bw_ceiling_gbps", "reps", "time_med_us", "time_min_us", "time_max_us", "cv", "gbps",
+            "tflops", "ceiling_frac"}
+
+
+def rows_without(path):
+    with open(path) as f:
+        r = list(csv.reader(f))
+    keep = [i for i, c in enumerate(r[0]) if c not in measured]
+    return [[row[i] for i in keep] for row in r]
+
+
+t.check(proc.returncode == 128 + signal.SIGTERM and 1 <= partial < len(open(full).read().splitlines()),
+        f"SIGTERM stopped the run part-way (rc {proc.returncode}, {partial} lines)")
+t.check(rc == 0 and rows_without(part) == rows_without(full),
+        f"--resume completes the CSV exactly as an uninterrupted run: rc {rc} {err[-300:]}")
+rc, out, err = run(*timed, "--resume", part)
+t.check(rc == 0 and rows_without(part) == rows_without(full), "a second --resume adds nothing")
+bad_csv = os.path.join(tmp, "notkb.csv")
+with open(bad_csv, "w") as f:
+    f.write("a,b\n1,2\n")
+expect_usage(["--shapes", "smoke", "--resume", bad_csv], r"is not a kbench CSV")
+
 rc, out, _ = run("--help")
 t.check(rc == 0 and "Exit codes" in out and "--list-backends" in out, "--help")
 
