@@ -1,6 +1,7 @@
 /* main.c - kbench: the command line (cli.c) -> a plan of cases -> the harness.
  * Subcommands: `kbench forward` (bench/forward_cli.c) and `kbench falsify`. */
 #include "bench/cli.h"
+#include "bench/forward.h"
 #include "bench/gbench_shim.h"
 #include "ref/pool.h"
 
@@ -102,6 +103,7 @@ static int parse_backends(const char *arg, kb_harness *h, char *msg, size_t n) {
 static void on_signal(int signo) { kb_harness_request_stop(signo); }
 
 int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "forward")) return kb_forward_main(argc - 1, argv + 1);
     /* --help is ours; Google Benchmark would print its own usage and exit */
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {

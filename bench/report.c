@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 const char *kb_verdict_name(kb_verdict v) {
-    static const char *const names[KB_VERDICT_COUNT] = {"pass", "fail", "skipped", "not_supported", "error"};
+    static const char *const names[KB_VERDICT_COUNT] = {"pass", "fail", "skipped", "not_supported", "error", "measured"};
     return (unsigned)v < KB_VERDICT_COUNT ? names[v] : "?";
 }
 
@@ -115,7 +115,8 @@ GET(flop_ceiling_tflops, put_num(v, r->flop_ceiling > 0 ? r->flop_ceiling * 1e-1
 GET(bytes, put_num(v, r->bytes))
 GET(flops, put_num(v, r->flops))
 GET(selection, put_str(v, r->selection))
-GET(layer, put_opt_int(v, r->layer))
+GET(step, if (r->node[0]) put_int(v, r->step); else v[0] = 0)
+GET(layer, if (r->node[0]) put_int(v, r->layer); else v[0] = 0)
 GET(node, put_str(v, r->node))
 GET(measure, put_str(v, r->measure))
 
@@ -170,6 +171,7 @@ static const column columns[] = {
     C(detail, COL_STR),
     C(selection, COL_STR),
     C(seed, COL_NUM),
+    C(step, COL_NUM),
     C(layer, COL_NUM),
     C(node, COL_STR),
     C(measure, COL_STR),
@@ -323,7 +325,7 @@ void kb_report_device(kb_reporter *rep, const char *backend, const kb_device_inf
 }
 
 static void console_row(kb_reporter *rep, FILE *f, const kb_row *r) {
-    const int forward = r->layer >= 0 || r->node[0];
+    const int forward = r->node[0] != 0;
     if (rep->rows == 0)
         fprintf(f, "%-11s %-22s %-8s %-24s %-13s %9s %9s %9s %9s %7s %10s %8s %8s %6s\n", forward ? "node" : "op",
                 forward ? "layer" : "shape", "backend", forward ? "measure" : "variant", "verdict", "max_abs", "rel_l2",
@@ -343,12 +345,13 @@ static void console_row(kb_reporter *rep, FILE *f, const kb_row *r) {
         snprintf(tfl, sizeof tfl, "%.3f", r->tflops);
         if (r->ceiling_frac > 0) snprintf(frac, sizeof frac, "%.0f%%", 100 * r->ceiling_frac);
     }
-    if (forward) snprintf(where, sizeof where, "%d", r->layer);
+    if (forward) snprintf(where, sizeof where, "step %d layer %d", r->step, r->layer);
     fprintf(f, "%-11s %-22s %-8s %-24.24s %-13s %9s %9s %9s %9s %7s %10s %8s %8s %6s\n",
             forward ? r->node : kb_op_name(r->c->op), forward ? where : r->c->label, r->backend,
             forward ? (r->measure ? r->measure : "") : r->variant.name, kb_verdict_name(r->verdict), maxabs, rel,
             worst, tacc, bad, med, gbs, tfl, frac);
-    if (r->verdict != KB_PASS && r->reason[0] && !(r->verdict == KB_SKIPPED && console_seen(rep, r->reason)))
+    if (r->verdict != KB_PASS && r->verdict != KB_MEASURED && r->reason[0] &&
+        !(r->verdict == KB_SKIPPED && console_seen(rep, r->reason)))
         fprintf(f, "    %s: %s\n", kb_verdict_name(r->verdict), r->reason);
     if (r->selection[0]) fprintf(f, "    selected: %s\n", r->selection);
 }
@@ -389,10 +392,12 @@ void kb_report_row(kb_reporter *rep, const kb_run_info *ri, const kb_row *row) {
 }
 
 void kb_report_end(kb_reporter *rep, double wall_s) {
+    char measured[32] = "";
+    if (rep->counts[KB_MEASURED]) snprintf(measured, sizeof measured, ", %d measured", rep->counts[KB_MEASURED]);
     if (rep->kind == REP_CONSOLE)
-        fprintf(rep->f, "%d rows: %d pass, %d fail, %d error, %d not_supported, %d skipped; wall time %.1f s\n",
+        fprintf(rep->f, "%d rows: %d pass, %d fail, %d error, %d not_supported, %d skipped%s; wall time %.1f s\n",
                 rep->rows, rep->counts[KB_PASS], rep->counts[KB_FAIL], rep->counts[KB_ERRORED],
-                rep->counts[KB_UNSUPPORTED], rep->counts[KB_SKIPPED], wall_s);
+                rep->counts[KB_UNSUPPORTED], rep->counts[KB_SKIPPED], measured, wall_s);
     if (rep->kind == REP_CSV && !rep->header_done) fprintf(rep->f, "%s\n", kb_csv_header());
     fflush(rep->f);
     free(rep->line);

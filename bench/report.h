@@ -14,7 +14,9 @@
 #define KB_SCHEMA_VERSION "kbench-row-2"
 
 /* Dispositions kept apart, as CUTLASS's profiler keeps them. */
-typedef enum { KB_PASS = 0, KB_FAIL, KB_SKIPPED, KB_UNSUPPORTED, KB_ERRORED, KB_VERDICT_COUNT } kb_verdict;
+/* KB_MEASURED: a forward pass's chained row, which no tolerance judges (drift is
+ * reported, not passed or failed). */
+typedef enum { KB_PASS = 0, KB_FAIL, KB_SKIPPED, KB_UNSUPPORTED, KB_ERRORED, KB_MEASURED, KB_VERDICT_COUNT } kb_verdict;
 const char *kb_verdict_name(kb_verdict v);
 
 typedef struct {
@@ -40,6 +42,7 @@ typedef struct {
     double bw_ceiling, flop_ceiling;
     char selection[96]; /* --best: which variants it was picked from */
     /* forward-pass rows (kbench forward): "" / -1 for single-op rows */
+    int step; /* 0 the prompt, 1.. the decode steps */
     int layer;
     char node[32];
     const char *measure; /* "chained" or "isolated" */
