@@ -79,7 +79,7 @@ typedef struct {
     kb_forward_layer *layer; /* [step][layers + 2]: index layer + 1 */
     int culprit_found;
     int culprit_step, culprit_layer;
-    char culprit_node[32], culprit_op[24], culprit_reason[256];
+    char culprit_node[32], culprit_op[24], culprit_reason[2 * KB_MSG];
     int drop_layer; /* first layer whose chained cosine < threshold (-2: none) */
     char drop_node[32];
     double drop_cosine;

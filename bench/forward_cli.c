@@ -45,6 +45,7 @@ static const char usage[] =
     "  --csv FILE --json FILE      every row (schema kbench-row-2: step, layer, node,\n"
     "                              measure columns)\n"
     "  --rows                      print every row, not only the per-layer table\n"
+    "  --info                      print the model's shape and tensors, then exit\n"
     "  --quiet --progress --list-recipes --help\n"
     "Exit codes: 0 no op exceeds its tolerance, 1 an op does (the culprit is named),\n"
     "2 bad usage or input (a corrupt model file), 3 a backend error.\n";
@@ -77,6 +78,28 @@ static void default_tokens(kb_forward_cfg *cfg, uint64_t seed, int64_t vocab) {
         cfg->tokens[i] = (int32_t)((x * 0x2545f4914f6cdd1dull >> 33) % (uint64_t)vocab);
     }
     if (vocab > 791) cfg->tokens[1] = 791;
+}
+
+static void print_weight(const kb_weight *w) {
+    printf("tensor %-28s %-5s %lld x %lld\n", w->name, kb_dtype_name(w->type), (long long)w->rows, (long long)w->cols);
+}
+
+static void print_info(const kb_model *m) {
+    const kb_model_dims *d = &m->d;
+    printf("model %s\n", m->name);
+    printf("layers %lld hidden %lld ffn %lld heads %lld kv_heads %lld head_dim %lld vocab %lld context %lld\n",
+           (long long)d->layers, (long long)d->hidden, (long long)d->ffn, (long long)d->heads, (long long)d->kv_heads,
+           (long long)d->head_dim, (long long)d->vocab, (long long)d->context);
+    printf("rms_eps %.9g rope_base %.9g tied %d weight_bytes %.0f\n", d->eps, d->rope_base, m->tied, kb_model_weight_bytes(m));
+    print_weight(&m->tok_embd);
+    print_weight(&m->out_norm);
+    if (!m->tied) print_weight(&m->output);
+    for (int64_t l = 0; l < d->layers; l++) {
+        const kb_layer_weights *w = &m->layer[l];
+        const kb_weight *all[] = {&w->attn_norm, &w->wq, &w->bq, &w->wk, &w->bk, &w->wv, &w->bv,
+                                  &w->wo,        &w->ffn_norm, &w->wgate, &w->wup, &w->wdown};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) print_weight(all[i]);
+    }
 }
 
 static void print_summary(const kb_forward_cfg *cfg, const kb_forward_result *r) {
@@ -128,7 +151,7 @@ int kb_forward_main(int argc, char **argv) {
     const char *model = "synthetic:tiny", *backend = "cpu", *gemm = "ours", *recipe = "f32", *tokens = NULL;
     const char *csv_path = NULL, *json_path = NULL;
     long long seed = 1, threads = 0, v;
-    int quiet = 0, rows = 0, progress = isatty(2);
+    int quiet = 0, rows = 0, info = 0, progress = isatty(2);
     cfg.steps = 3;
     cfg.repeat = 1;
     cfg.threshold = 0.99;
@@ -221,6 +244,7 @@ int kb_forward_main(int argc, char **argv) {
         } else if (!strcmp(a, "--csv")) { NEED(); csv_path = val; }
         else if (!strcmp(a, "--json")) { NEED(); json_path = val; }
         else if (!strcmp(a, "--rows")) rows = 1;
+        else if (!strcmp(a, "--info")) info = 1;
         else if (!strcmp(a, "--quiet")) quiet = 1;
         else if (!strcmp(a, "--progress")) progress = 1;
         else return bad("unknown option '%s'", a);
@@ -245,6 +269,11 @@ int kb_forward_main(int argc, char **argv) {
         return KB_EXIT_USAGE;
     }
     cfg.model = &m;
+    if (info) {
+        print_info(&m);
+        kb_model_free(&m);
+        return 0;
+    }
     if (tokens) {
         char buf[65536];
         snprintf(buf, sizeof buf, "%s", tokens);

@@ -35,6 +35,7 @@ void kb_model_free(kb_model *m) {
     if (!m) return;
     free(m->layer);
     free(m->owned);
+    free(m->names);
     kb_gguf_close(&m->gguf);
     memset(m, 0, sizeof *m);
 }
@@ -351,9 +352,18 @@ static int synthetic(const char *which, uint64_t seed, kb_model *m, char *msg, s
     synth_job j = {.seed = seed};
     j.nmassive = kb_synthetic_massive_channels(d, j.massive, 3);
     size_t off = 0;
+    enum { NAME_LEN = 48 };
+    m->names = calloc((size_t)np, NAME_LEN);
+    if (!m->names) {
+        free(p);
+        return fail(msg, n, "out of memory");
+    }
     for (int i = 0; i < np; i++) {
         kb_weight *w = p[i].w;
-        w->name = p[i].name;
+        char *name = m->names + (size_t)i * NAME_LEN;
+        if (i < 3) snprintf(name, NAME_LEN, "%s", p[i].name);
+        else snprintf(name, NAME_LEN, "blk.%d.%s", (i - 3) / 12, p[i].name);
+        w->name = name;
         w->type = p[i].type;
         w->rows = p[i].rows;
         w->cols = p[i].cols;

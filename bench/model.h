@@ -45,6 +45,7 @@ typedef struct {
     kb_gguf gguf;
     void *owned;
     size_t owned_bytes;
+    char *names; /* synthetic: the weights' GGUF names */
 } kb_model;
 
 /* "synthetic:tiny", "synthetic:qwen2.5-7b" (seeded) or a GGUF path. 0, or -1 with

@@ -15,3 +15,8 @@ add_executable(test_chain ${CMAKE_CURRENT_SOURCE_DIR}/test_chain.c)
 target_link_libraries(test_chain PRIVATE kbcore)
 add_test(NAME harness_chain COMMAND test_chain)
 set_tests_properties(harness_chain PROPERTIES TIMEOUT 300)
+# kbench forward: synthetic:tiny on every recipe (cpu, and vulkan where a device is),
+# the planted bugs named at their layer, --repeat determinism, GGUF files from the gguf
+# package's writer, and every corruption class of a GGUF file exiting 2.
+add_test(NAME forward_tiny_and_gguf COMMAND ${KB_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/test_forward.py $<TARGET_FILE:kbench>)
+set_tests_properties(forward_tiny_and_gguf PROPERTIES TIMEOUT 900)
