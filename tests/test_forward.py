@@ -158,7 +158,7 @@ expect_bad(raw("magic", b"GGML" + blob[4:]), r"not a GGUF file \(bad magic\)", "
 expect_bad(raw("version", blob[:4] + struct.pack("<I", 9) + blob[8:]), r"GGUF version 9 is not supported",
            "unknown version")
 expect_bad(raw("trunc_header", blob[:1500]), r"truncated: ", "truncated header")
-expect_bad(raw("tiny", blob[:200]), r"counts too large for the file", "counts beyond a short file")
+expect_bad(raw("short", blob[:200]), r"counts too large for the file", "counts beyond a short file")
 expect_bad(raw("trunc_data", blob[:len(blob) - 100]), r"lie past the end of the file", "truncated data")
 expect_bad(raw("counts", blob[:8] + struct.pack("<QQ", 1 << 60, 3) + blob[24:]), r"counts too large",
            "absurd tensor count")
@@ -173,15 +173,13 @@ expect_bad(raw("strlen", blob[:24] + struct.pack("<Q", 1 << 62) + blob[32:]), r"
 
 def with_tensor_field(name, dims, ggml_type, offset):
     """The file with one tensor info rewritten (n_dims, dims, type, offset)."""
-    rd = GGUFReader(good)
-    tt = next(x for x in rd.tensors if x.name == name)
     # the info starts with the name: u64 length + bytes, then u32 n_dims...
     key = struct.pack("<Q", len(name)) + name.encode()
     at = blob.index(key) + len(key)
     n_dims = struct.unpack_from("<I", blob, at)[0]
     old_len = 4 + 8 * n_dims + 4 + 8
     new = struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", d) for d in dims) + struct.pack("<IQ", ggml_type, offset)
-    assert len(new) == old_len, (len(new), old_len, tt.shape)
+    assert len(new) == old_len, (len(new), old_len)
     return blob[:at] + new + blob[at + old_len:]
 
 
