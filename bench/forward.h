@@ -101,7 +101,18 @@ int kb_forward_run(const kb_forward_cfg *cfg, kb_harness *h, kb_forward_result *
 void kb_forward_result_free(kb_forward_result *res);
 kb_forward_layer *kb_forward_layer_at(const kb_forward_result *res, const kb_model *m, int step, int layer);
 
-/* `kbench forward ...` (bench/forward_cli.c) */
+/* `kbench forward ...` (bench/forward_cli.c). Setup parses the options, loads the
+ * model and probes the backends: -1 when the run should go on, else the exit code
+ * (--help, --info, bad input). */
+typedef struct {
+    kb_forward_cfg cfg;
+    kb_model model;
+    const char *csv_path, *json_path;
+    int rows, quiet;
+} kb_forward_cli;
+int kb_forward_setup(int argc, char **argv, kb_forward_cli *cli);
 int kb_forward_main(int argc, char **argv);
+/* `kbench falsify ...` (bench/falsify.c) */
+int kb_falsify_main(int argc, char **argv);
 
 #endif

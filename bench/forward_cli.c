@@ -145,25 +145,26 @@ static void print_summary(const kb_forward_cfg *cfg, const kb_forward_result *r)
         printf("chained cosine stays >= %g through every layer\n", cfg->threshold);
 }
 
-int kb_forward_main(int argc, char **argv) {
-    kb_forward_cfg cfg;
-    memset(&cfg, 0, sizeof cfg);
+int kb_forward_setup(int argc, char **argv, kb_forward_cli *cli) {
+    memset(cli, 0, sizeof *cli);
+    kb_forward_cfg *cfg = &cli->cfg;
+    kb_model *m = &cli->model;
     const char *model = "synthetic:tiny", *backend = "cpu", *gemm = "ours", *recipe = "f32", *tokens = NULL;
     const char *csv_path = NULL, *json_path = NULL;
     long long seed = 1, threads = 0, v;
     int quiet = 0, rows = 0, info = 0, progress = isatty(2);
-    cfg.steps = 3;
-    cfg.repeat = 1;
-    cfg.threshold = 0.99;
-    cfg.isolated = 1;
-    cfg.check_weights = 1;
-    cfg.timing = 1;
-    cfg.reps = 10;
-    cfg.opt.algo = "heuristic";
-    cfg.opt.fast_accum = 0;
-    cfg.opt.vk_device = -1;
+    cfg->steps = 3;
+    cfg->repeat = 1;
+    cfg->threshold = 0.99;
+    cfg->isolated = 1;
+    cfg->check_weights = 1;
+    cfg->timing = 1;
+    cfg->reps = 10;
+    cfg->opt.algo = "heuristic";
+    cfg->opt.fast_accum = 0;
+    cfg->opt.vk_device = -1;
     const char *tv = getenv("KB_TEST_VARIANTS");
-    cfg.opt.test_variants = tv && !strcmp(tv, "1");
+    cfg->opt.test_variants = tv && !strcmp(tv, "1");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
 #define NEED() \
@@ -181,16 +182,16 @@ int kb_forward_main(int argc, char **argv) {
         else if (!strcmp(a, "--backend")) { NEED(); backend = val; }
         else if (!strcmp(a, "--gemm")) { NEED(); gemm = val; }
         else if (!strcmp(a, "--recipe")) { NEED(); recipe = val; }
-        else if (!strcmp(a, "--flush")) cfg.flush = 1;
+        else if (!strcmp(a, "--flush")) cfg->flush = 1;
         else if (!strcmp(a, "--tokens")) { NEED(); tokens = val; }
         else if (!strcmp(a, "--steps")) {
             NEED();
             if (parse_ll(val, 0, 60, &v)) return bad("--steps: '%s' is not 0..60", val);
-            cfg.steps = (int)v;
+            cfg->steps = (int)v;
         } else if (!strcmp(a, "--repeat")) {
             NEED();
             if (parse_ll(val, 1, 100, &v)) return bad("--repeat: '%s' is not 1..100", val);
-            cfg.repeat = (int)v;
+            cfg->repeat = (int)v;
         } else if (!strcmp(a, "--seed")) {
             NEED();
             if (parse_ll(val, 0, LLONG_MAX, &seed)) return bad("--seed: '%s' is not a non-negative integer", val);
@@ -200,47 +201,47 @@ int kb_forward_main(int argc, char **argv) {
         } else if (!strcmp(a, "--threshold")) {
             NEED();
             char *end;
-            cfg.threshold = strtod(val, &end);
-            if (*end || end == val || !(cfg.threshold > -1 && cfg.threshold <= 1))
+            cfg->threshold = strtod(val, &end);
+            if (*end || end == val || !(cfg->threshold > -1 && cfg->threshold <= 1))
                 return bad("--threshold: '%s' is not a cosine in (-1, 1]", val);
-        } else if (!strcmp(a, "--no-isolated")) cfg.isolated = 0;
+        } else if (!strcmp(a, "--no-isolated")) cfg->isolated = 0;
         else if (!strcmp(a, "--check-weights")) {
             NEED();
-            if (!strcmp(val, "none")) cfg.check_weights = 0;
-            else if (!strcmp(val, "some")) cfg.check_weights = 1;
-            else if (!strcmp(val, "all")) cfg.check_weights = 2;
+            if (!strcmp(val, "none")) cfg->check_weights = 0;
+            else if (!strcmp(val, "some")) cfg->check_weights = 1;
+            else if (!strcmp(val, "all")) cfg->check_weights = 2;
             else return bad("--check-weights: '%s' is not none, some or all", val);
         } else if (!strcmp(a, "--plant")) {
             NEED();
             kb_plant p;
             char node[64] = "", variant[96] = "";
             int layer, used = 0;
-            if (cfg.n_plants == KB_MAX_PLANTS) return bad("--plant: at most %s", "8");
+            if (cfg->n_plants == KB_MAX_PLANTS) return bad("--plant: at most %s", "8");
             if (sscanf(val, "%d:%63[a-z_0-9]=%95[a-z_0-9]%n", &layer, node, variant, &used) != 3 || val[used])
                 return bad("--plant: '%s' is not LAYER:NODE=VARIANT", val);
             p.layer = layer;
             snprintf(p.node, sizeof p.node, "%s", node);
             snprintf(p.variant, sizeof p.variant, "%s", variant);
-            cfg.plants[cfg.n_plants++] = p;
-        } else if (!strcmp(a, "--prefer")) { NEED(); cfg.prefer = val; }
-        else if (!strcmp(a, "--no-timing")) cfg.timing = 0;
+            cfg->plants[cfg->n_plants++] = p;
+        } else if (!strcmp(a, "--prefer")) { NEED(); cfg->prefer = val; }
+        else if (!strcmp(a, "--no-timing")) cfg->timing = 0;
         else if (!strcmp(a, "--reps")) {
             NEED();
             if (parse_ll(val, 1, 100000, &v)) return bad("--reps: '%s' is not a positive integer", val);
-            cfg.reps = (int)v;
+            cfg->reps = (int)v;
         } else if (!strcmp(a, "--fast-accum")) {
             NEED();
-            if (!strcmp(val, "on")) cfg.opt.fast_accum = 1;
-            else if (!strcmp(val, "off")) cfg.opt.fast_accum = 0;
+            if (!strcmp(val, "on")) cfg->opt.fast_accum = 1;
+            else if (!strcmp(val, "off")) cfg->opt.fast_accum = 0;
             else return bad("--fast-accum: '%s' is not on or off", val);
         } else if (!strcmp(a, "--algo")) {
             NEED();
             if (strcmp(val, "heuristic") && strcmp(val, "exhaustive")) return bad("--algo: '%s' is not heuristic or exhaustive", val);
-            cfg.opt.algo = val;
+            cfg->opt.algo = val;
         } else if (!strcmp(a, "--vk-device")) {
             NEED();
             if (parse_ll(val, 0, 64, &v)) return bad("--vk-device: '%s' is not a device index", val);
-            cfg.opt.vk_device = (int)v;
+            cfg->opt.vk_device = (int)v;
         } else if (!strcmp(a, "--csv")) { NEED(); csv_path = val; }
         else if (!strcmp(a, "--json")) { NEED(); json_path = val; }
         else if (!strcmp(a, "--rows")) rows = 1;
@@ -251,68 +252,80 @@ int kb_forward_main(int argc, char **argv) {
 #undef NEED
     }
     kb_set_ref_threads((int)threads);
-    cfg.progress = progress;
-    if (!(cfg.recipe = kb_recipe_find(recipe))) return bad("unknown recipe '%s' (see --list-recipes)", recipe);
-    if (!(cfg.backend = kb_backend_find(backend))) return bad("unknown backend '%s'", backend);
+    cfg->progress = progress;
+    if (!(cfg->recipe = kb_recipe_find(recipe))) return bad("unknown recipe '%s' (see --list-recipes)", recipe);
+    if (!(cfg->backend = kb_backend_find(backend))) return bad("unknown backend '%s'", backend);
     if (!strcmp(backend, "cublaslt")) return bad("--backend %s runs GEMMs only: use --backend cuda --gemm cublaslt", backend);
-    if (!strcmp(gemm, "ours")) cfg.gemm = cfg.backend;
-    else if (!strcmp(gemm, "cublaslt")) cfg.gemm = kb_backend_find("cublaslt");
+    if (!strcmp(gemm, "ours")) cfg->gemm = cfg->backend;
+    else if (!strcmp(gemm, "cublaslt")) cfg->gemm = kb_backend_find("cublaslt");
     else return bad("--gemm: '%s' is not ours or cublaslt", gemm);
-    if (cfg.gemm != cfg.backend && !cfg.recipe->fp8) return bad("--gemm cublaslt runs FP8 GEMMs: choose an fp8 recipe, not %s", recipe);
-    if (cfg.n_plants && !cfg.opt.test_variants) return bad("--plant needs KB_TEST_VARIANTS=1 (%s)", "test-only variants");
+    if (cfg->gemm != cfg->backend && !cfg->recipe->fp8) return bad("--gemm cublaslt runs FP8 GEMMs: choose an fp8 recipe, not %s", recipe);
+    if (cfg->n_plants && !cfg->opt.test_variants) return bad("--plant needs KB_TEST_VARIANTS=1 (%s)", "test-only variants");
 
     char msg[512];
-    kb_model m;
     if (progress) fprintf(stderr, "forward: loading %s\n", model);
-    if (kb_model_load(model, (uint64_t)seed, &m, msg, sizeof msg) != 0) {
+    if (kb_model_load(model, (uint64_t)seed, m, msg, sizeof msg) != 0) {
         fprintf(stderr, "kbench forward: %s\n", msg);
         return KB_EXIT_USAGE;
     }
-    cfg.model = &m;
+    cfg->model = m;
     if (info) {
-        print_info(&m);
-        kb_model_free(&m);
+        print_info(m);
+        kb_model_free(m);
         return 0;
     }
     if (tokens) {
         char buf[65536];
         snprintf(buf, sizeof buf, "%s", tokens);
         for (char *save, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-            if (cfg.n_tokens == KB_MAX_TOKENS) return kb_model_free(&m), bad("--tokens: more than %s ids", "4096");
-            if (parse_ll(t, 0, m.d.vocab - 1, &v)) {
-                kb_model_free(&m);
-                snprintf(msg, sizeof msg, "--tokens: '%s' is not a token id of this model (0..%lld)", t, (long long)m.d.vocab - 1);
+            if (cfg->n_tokens == KB_MAX_TOKENS) return kb_model_free(m), bad("--tokens: more than %s ids", "4096");
+            if (parse_ll(t, 0, m->d.vocab - 1, &v)) {
+                kb_model_free(m);
+                snprintf(msg, sizeof msg, "--tokens: '%s' is not a token id of this model (0..%lld)", t, (long long)m->d.vocab - 1);
                 return bad("%s", msg);
             }
-            cfg.tokens[cfg.n_tokens++] = (int32_t)v;
+            cfg->tokens[cfg->n_tokens++] = (int32_t)v;
         }
-        if (!cfg.n_tokens) return kb_model_free(&m), bad("--tokens: no id in '%s'", tokens);
+        if (!cfg->n_tokens) return kb_model_free(m), bad("--tokens: no id in '%s'", tokens);
     } else {
-        default_tokens(&cfg, (uint64_t)seed, m.d.vocab);
+        default_tokens(cfg, (uint64_t)seed, m->d.vocab);
     }
     char why[KB_MSG];
-    if (cfg.backend->probe(&cfg.opt, why) != KB_OK || (cfg.gemm != cfg.backend && cfg.gemm->probe(&cfg.opt, why) != KB_OK)) {
+    if (cfg->backend->probe(&cfg->opt, why) != KB_OK || (cfg->gemm != cfg->backend && cfg->gemm->probe(&cfg->opt, why) != KB_OK)) {
         fprintf(stderr, "kbench forward: backend unavailable: %s\n", why);
-        kb_model_free(&m);
+        kb_model_free(m);
         return KB_EXIT_USAGE;
     }
-    if (strcmp(cfg.backend->device()->key, cfg.gemm->device()->key)) {
-        fprintf(stderr, "kbench forward: %s and %s are not one device\n", cfg.backend->name, cfg.gemm->name);
-        kb_model_free(&m);
+    if (strcmp(cfg->backend->device()->key, cfg->gemm->device()->key)) {
+        fprintf(stderr, "kbench forward: %s and %s are not one device\n", cfg->backend->name, cfg->gemm->name);
+        kb_model_free(m);
         return KB_EXIT_USAGE;
     }
 
+    cli->csv_path = csv_path;
+    cli->json_path = json_path;
+    cli->rows = rows;
+    cli->quiet = quiet;
+    return -1;
+}
+
+int kb_forward_main(int argc, char **argv) {
+    kb_forward_cli cli;
+    int rc = kb_forward_setup(argc, argv, &cli);
+    if (rc >= 0) return rc;
+    kb_forward_cfg cfg = cli.cfg;
+    kb_model *mp = &cli.model;
     kb_harness h;
     memset(&h, 0, sizeof h);
     kb_run_info_fill(&h.info);
     FILE *csv = NULL, *json = NULL;
-    if (!quiet && rows) h.reporters[h.n_reporters++] = kb_console_reporter(stdout);
-    if (csv_path) {
-        if (!(csv = fopen(csv_path, "w"))) return kb_model_free(&m), bad("cannot write --csv file '%s'", csv_path);
+    if (!cli.quiet && cli.rows) h.reporters[h.n_reporters++] = kb_console_reporter(stdout);
+    if (cli.csv_path) {
+        if (!(csv = fopen(cli.csv_path, "w"))) return kb_model_free(mp), bad("cannot write --csv file '%s'", cli.csv_path);
         h.reporters[h.n_reporters++] = kb_csv_reporter(csv);
     }
-    if (json_path) {
-        if (!(json = fopen(json_path, "w"))) return kb_model_free(&m), bad("cannot write --json file '%s'", json_path);
+    if (cli.json_path) {
+        if (!(json = fopen(cli.json_path, "w"))) return kb_model_free(mp), bad("cannot write --json file '%s'", cli.json_path);
         h.reporters[h.n_reporters++] = kb_jsonl_reporter(json);
     }
     struct sigaction sa;
@@ -322,12 +335,12 @@ int kb_forward_main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
 
     kb_forward_result res;
-    int rc = kb_forward_run(&cfg, &h, &res);
+    rc = kb_forward_run(&cfg, &h, &res);
     for (int i = 0; i < h.n_reporters; i++) kb_report_end(h.reporters[i], 0);
     if (csv) fclose(csv);
     if (json) fclose(json);
-    if (!quiet && res.layer && rc != KB_EXIT_USAGE) print_summary(&cfg, &res);
+    if (!cli.quiet && res.layer && rc != KB_EXIT_USAGE) print_summary(&cfg, &res);
     kb_forward_result_free(&res);
-    kb_model_free(&m);
+    kb_model_free(mp);
     return rc;
 }

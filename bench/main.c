@@ -104,6 +104,7 @@ static void on_signal(int signo) { kb_harness_request_stop(signo); }
 
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "forward")) return kb_forward_main(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "falsify")) return kb_falsify_main(argc - 1, argv + 1);
     /* --help is ours; Google Benchmark would print its own usage and exit */
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {

@@ -20,3 +20,6 @@ set_tests_properties(harness_chain PROPERTIES TIMEOUT 300)
 # package's writer, and every corruption class of a GGUF file exiting 2.
 add_test(NAME forward_tiny_and_gguf COMMAND ${KB_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/test_forward.py $<TARGET_FILE:kbench>)
 set_tests_properties(forward_tiny_and_gguf PROPERTIES TIMEOUT 900)
+# kbench falsify: stages A-E give a verdict; each planted bug confirmed by its stage.
+add_test(NAME falsify_stages COMMAND ${KB_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/test_falsify.py $<TARGET_FILE:kbench>)
+set_tests_properties(falsify_stages PROPERTIES TIMEOUT 900)
