@@ -485,7 +485,9 @@ def render_markdown(board, rows, files, top, baseline=None):
                               [[e["device"], e["op"], e["shape"], params_text(e), e["mode"], e["backend"],
                                 e["variant"], _us(e["base_time_med_us"]), _us(e["time_med_us"]),
                                 _g(e["time_ratio"], ".3f"), _g(e["noise_threshold"], ".3f"), e["change"],
-                                "yes" if e["regression"] else "", e["base_source"], _source(e)] for e in changed]))
+                                "yes" if e["regression"] else "",
+                                f"{os.path.basename(e['base_source'])} @{e['base_git_commit'][:12] or '?'}",
+                                _source(e)] for e in changed]))
     return "\n".join(out)
 
 
@@ -619,7 +621,8 @@ def plot_gemm_n(board, out_dir, op="gemm_fp8"):
                 ax.set_xlabel("N (tokens)")
                 ax.set_ylabel(ylabel)
                 ax.grid(True, which="both", alpha=0.3)
-                ax.set_title(f"M={m} K={k} {par}", fontsize=9)
+                short = " ".join(f"{kv.split('=')[0].split('_')[0]}={kv.split('=')[1]}" for kv in par.split())
+                ax.set_title(f"M={m} K={k} {short}", fontsize=9)
             ax_t.legend(fontsize=7)
         fig.suptitle(f"{dev}: {op}, fastest passing variant per backend against N")
         paths.append(_save(fig, out_dir, f"gemm-n-{_slug(dev)}.png"))
