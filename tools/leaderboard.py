@@ -554,6 +554,8 @@ def plot_roofline(board, out_dir):
             bw, src = max(bws)
             ax.plot([x_lo, x_hi], [bw * x_lo * 1e-3, bw * x_hi * 1e-3], "k--", lw=1.2,
                     label=f"memory ceiling {bw:.0f} GB/s ({src})")
+        else:
+            ax.plot([], [], " ", label="(the rows carry no measured memory ceiling)")
         peaks = defaultdict(set)
         for e in board:
             if e["device"] == dev and num(e["flop_ceiling_tflops"]):
