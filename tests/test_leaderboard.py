@@ -28,16 +28,19 @@ TOOL, COMPARE = os.path.join(src, "tools", "leaderboard.py"), os.path.join(src, 
 
 
 def tool(*args, script=TOOL):
+    """Run a tool script: (exit status, stdout, stderr)."""
     p = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, timeout=300)
     return p.returncode, p.stdout, p.stderr
 
 
 def read_csv(path):
+    """A CSV as a list of dicts."""
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
 
 
 def write_csv(path, rows):
+    """Rows (dicts with the same keys) as a CSV."""
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0].keys()), lineterminator="\n")
         w.writeheader()
@@ -128,7 +131,8 @@ t.check(not problems, "ranking of the fixtures: " + "; ".join(problems))
 n16 = [e for e in board if e["shape"] == "512x16x1024" and e["mode"] == "cold" and e["device"] == "Fixture GPU X1"]
 bad_fast = find(n16, "gemv_bad_fast", lambda e: e["variant"] == "gemv_bad_fast")
 fastest = min((float(e["time_med_us"]) for e in n16 if e["time_med_us"]), default=None)
-t.check(fastest is not None and lb.num(bad_fast["time_med_us"]) == fastest, "the fixture's failing row is the fastest of its group")
+t.check(fastest is not None and lb.num(bad_fast["time_med_us"]) == fastest,
+        "the fixture's failing row is the fastest of its group")
 t.check(bad_fast["rank"] == "-" and bad_fast["disposition"] == "fail" and (lb.num(bad_fast["vs_best"]) or 9) < 1,
         f"the fast failing row is listed apart, never ranked: rank {bad_fast['rank']} {bad_fast['disposition']}")
 first = find(n16, "rank 1 at N = 16", lambda e: e["rank"] == "1")
@@ -137,10 +141,12 @@ t.check(first["verdict"] == "pass" and first["backend"] == "cuda" and first["var
 t.check([e["variant"] for e in sorted((e for e in n16 if e["rank"] != "-"), key=lambda e: int(e["rank"]))]
         == ["gemv_v1", "h00_fa0", "gemm_v1"], "ranks 1, 2, 3 by median time across cuda, cuBLASLt and Vulkan")
 err_row = find(n16, "gemv_v3", lambda e: e["variant"] == "gemv_v3")
-t.check(err_row["disposition"] == "error" and "ILLEGAL_ADDRESS" in err_row["reason"], "the errored row, with its reason")
+t.check(err_row["disposition"] == "error" and "ILLEGAL_ADDRESS" in err_row["reason"],
+        "the errored row, with its reason")
 t.check(all(e["group_not_supported"] == "1" and e["group_fail"] == "1" and e["group_pass"] == "3" for e in n16),
         "the group counts its not_supported, failing and passing rows")
-t.check(not any(e["verdict"] in ("not_supported", "skipped") for e in board), "not_supported/skipped: counted, not listed")
+t.check(not any(e["verdict"] in ("not_supported", "skipped") for e in board),
+        "not_supported/skipped: counted, not listed")
 hot = [e for e in board if e["shape"] == "512x16x1024" and e["mode"] == "hot"]
 t.check([e["variant"] for e in hot if e["rank"] != "-"] == ["gemv_v1", "h00_fa0"], "hot rows rank in their own group")
 h100 = [e for e in board if e["device"] == "NVIDIA H100 80GB HBM3"]
@@ -182,7 +188,8 @@ broken = lb.build_board(lb.load_rows(BOARD))
 lb.rank_group = orig_rank_group
 broken_csv = os.path.join(tmp, "broken.csv")
 lb.write_csv(broken, broken_csv)
-t.check(ranking_problems(read_csv(broken_csv), lb.load_rows(BOARD)), "the ranking check catches a tool that ranks a failing row")
+t.check(ranking_problems(read_csv(broken_csv), lb.load_rows(BOARD)),
+        "the ranking check catches a tool that ranks a failing row")
 
 # ---- plots ------------------------------------------------------------------------------
 import matplotlib.image  # noqa: E402
@@ -212,11 +219,13 @@ new_rows = [dict(r, timestamp="2026-11-30T10:00:00Z", git_commit="f1x7e5000003")
 
 
 def pick(shape, variant, mode="cold", scale="tensor"):
+    """The row of the new result set to change."""
     return next(r for r in new_rows if r["shape"] == shape and r["variant"] == variant and r["mode"] == mode
                 and r["scale_mode"] == scale)
 
 
 def slow(r, factor, cv):
+    """Make a row's times factor x longer, with this cv."""
     for c in ("time_med_us", "time_min_us", "time_max_us"):
         r[c] = "%.6g" % (float(r[c]) * factor)
     r["cv"] = "%.6g" % cv
@@ -237,23 +246,27 @@ cmp = read_csv(cmp_csv)
 
 
 def change(shape, variant, mode="cold", scale="tensor"):
+    """(change, regression) of one row of the comparison."""
     e = find(cmp, f"{shape} {variant}", lambda e: e["shape"] == shape and e["variant"] == variant
              and e["mode"] == mode and e["scale_mode"] == scale)
     return e["change"], e["regression"]
 
 
 t.check(change("512x64x1024", "gemv_v1") == ("slower", "1"), f"30% slower, cv 1%: {change('512x64x1024', 'gemv_v1')}")
-t.check(change("512x256x1024", "gemv_v1") == ("", ""), f"4% slower: within the floor: {change('512x256x1024', 'gemv_v1')}")
+t.check(change("512x256x1024", "gemv_v1") == ("", ""),
+        f"4% slower: within the floor: {change('512x256x1024', 'gemv_v1')}")
 t.check(change("512x1024x1024", "gemv_v1") == ("", ""),
         f"30% slower with cv 0.2: within noise: {change('512x1024x1024', 'gemv_v1')}")
 t.check(change("512x4x1024", "h00_fa0") == ("faster", ""), f"faster: {change('512x4x1024', 'h00_fa0')}")
 t.check(change("512x1x1024", "gemm_v1") == ("verdict pass -> fail", "1"), "pass -> fail flagged, a regression")
 t.check(change("64x16x512", "h00_fa0", scale="blk128") == ("verdict fail -> pass", ""), "fail -> pass flagged")
 t.check(sum(e["change"] != "" for e in cmp) == 4 and all(e["base_verdict"] for e in cmp),
-        f"nothing else flagged; every row matched: {[(e['shape'], e['variant'], e['change']) for e in cmp if e['change']]}")
+        f"nothing else flagged; every row matched: "
+        f"{[(e['shape'], e['variant'], e['change']) for e in cmp if e['change']]}")
 slowed = find(cmp, "the slowed row", lambda e: e["shape"] == "512x64x1024" and e["variant"] == "gemv_v1"
               and e["mode"] == "cold")
-t.check(abs((lb.num(slowed["time_ratio"]) or 0) - 1.3) < 1e-3 and abs((lb.num(slowed["noise_threshold"]) or 0) - 0.05) < 1e-9
+t.check(abs((lb.num(slowed["time_ratio"]) or 0) - 1.3) < 1e-3
+        and abs((lb.num(slowed["noise_threshold"]) or 0) - 0.05) < 1e-9
         and slowed["base_git_commit"] == "f1x7e5000001" and slowed["git_commit"] == "f1x7e5000003",
         f"ratio, threshold and both commits: {slowed['time_ratio']} {slowed['noise_threshold']}")
 md = open(cmp_md).read()
@@ -265,7 +278,8 @@ rc, out, err = tool("--baseline", ROW1, BOARD, ROW1, "--csv", cmp_csv)
 t.check(rc == 0 and all(e["change"] in ("", "new") for e in read_csv(cmp_csv)),
         "row-1 baseline: its rows match themselves, the others are new")
 newest = lb.build_board(lb.load_rows(BOARD) + lb.load_rows(new_csv))
-t.check(all(e["_row"]["git_commit"] == "f1x7e5000003" for e in newest), "two commits in one board: the newest row counts")
+t.check(all(e["_row"]["git_commit"] == "f1x7e5000003" for e in newest),
+        "two commits in one board: the newest row counts")
 
 # ---- compare.py: both schemas, its lines unchanged ---------------------------------------
 rc, out, err = tool(BOARD, new_csv, script=COMPARE)
@@ -283,7 +297,8 @@ if kbench:
                        env=dict(os.environ, KB_TEST_VARIANTS="1"))
     rows = read_csv(real)
     fails = [r for r in rows if r["verdict"] == "fail" and r["time_med_us"]]
-    t.check(p.returncode == 1 and fails, f"kbench with its broken test variants: rc={p.returncode}, {len(fails)} timed failures")
+    t.check(p.returncode == 1 and fails,
+            f"kbench with its broken test variants: rc={p.returncode}, {len(fails)} timed failures")
     rc, out, err = tool(real, "--csv", out_csv)
     board = read_csv(out_csv)
     problems = ranking_problems(board, rows)

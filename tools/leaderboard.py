@@ -39,7 +39,8 @@ FORWARD = ("layer", "node", "measure")
 USED = ("schema", "timestamp", "git_commit", "host", "device", "driver", "op", "shape", "backend", "verdict",
         "reason", "mode", "reps", "time_med_us", "time_min_us", "time_max_us", "cv", "gbps", "tflops",
         "ceiling_frac", "bw_ceiling_gbps", "bw_ceiling_source", "flop_ceiling_tflops", "bytes", "flops",
-        "max_abs", "rel_l2", "cosine", "worst_err_over_tol", "n_bad", "n_nan", "hash") + CASE_PARAMS + IDENTITY + FORWARD
+        "max_abs", "rel_l2", "cosine", "worst_err_over_tol", "n_bad", "n_nan", "hash"
+        ) + CASE_PARAMS + IDENTITY + FORWARD
 
 # The leaderboard's columns, in order (docs/LEADERBOARD.md documents each).
 BOARD_COLUMNS = (("schema", "device", "op", "shape") + CASE_PARAMS + (
@@ -383,21 +384,25 @@ def params_text(e):
 
 
 def _us(s):
+    """A time in microseconds for the markdown."""
     x = num(s)
     return "-" if x is None else f"{x:.2f}" if x < 1000 else f"{x:.0f}"
 
 
 def _g(s, spec=".3g"):
+    """A number cell for the markdown ("-" when empty)."""
     x = num(s)
     return "-" if x is None else format(x, spec)
 
 
 def _pct(s):
+    """A fraction as a percentage ("-" when empty or 0: no ceiling)."""
     x = num(s)
     return "-" if not x else f"{100 * x:.2g}%"
 
 
 def _source(e):
+    """Where an entry's row came from: file:line @commit."""
     return f"{os.path.basename(e['source_file'])}:{e['source_line']} @{e['git_commit'][:12] or '?'}"
 
 
@@ -506,10 +511,12 @@ def _pyplot():
 
 
 def _slug(s):
+    """A device or op name as part of a file name."""
     return re.sub(r"[^a-z0-9]+", "-", s.lower()).strip("-") or "none"
 
 
 def _save(fig, out_dir, name):
+    """Write the figure as DIR/NAME (PNG) and close it; the path."""
     path = os.path.join(out_dir, name)
     fig.savefig(path, dpi=110)
     _pyplot().close(fig)
@@ -561,7 +568,8 @@ def plot_roofline(board, out_dir):
             if e["device"] == dev and num(e["flop_ceiling_tflops"]):
                 peaks[round(num(e["flop_ceiling_tflops"]), 3)].add(e["op"])
         for (peak, pops), ls in zip(sorted(peaks.items()), ("-", "-.", ":", "--")):
-            ax.axhline(peak, color="gray", ls=ls, lw=1.2, label=f"flop ceiling {peak:.4g} TFLOP/s ({', '.join(sorted(pops))})")
+            ax.axhline(peak, color="gray", ls=ls, lw=1.2,
+                       label=f"flop ceiling {peak:.4g} TFLOP/s ({', '.join(sorted(pops))})")
         for op in ops:
             ax.scatter([], [], color=color[op], marker="o", label=op)
         for b in sorted({e["backend"] for e in pts}):
@@ -774,6 +782,7 @@ def load_all(paths, ops=None):
 
 
 def main(argv=None):
+    """The command line (module docstring); the exit status."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  epilog="Schema and rules: docs/LEADERBOARD.md")
     ap.add_argument("results", nargs="+", help="kbench --csv or --json files")
