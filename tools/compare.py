@@ -1,34 +1,25 @@
 #!/usr/bin/env python3
-"""Compare two kbench CSVs row by row (same op, shape, backend, variant, mode).
+"""Compare two kbench result files row by row (same op, shape, case parameters,
+backend, variant, mode; forward-pass rows also by layer, node and measure).
 
-    tools/compare.py BASE.csv NEW.csv [--threshold 0.05]
+    tools/compare.py BASE NEW [--threshold 0.05]
 
-Prints, per matched row, the median time of each, the ratio NEW/BASE, the
-rel_l2 of each, and flags verdict changes and slowdowns past the threshold.
-Exits 1 when a row that passed in BASE does not pass in NEW. Standard library only."""
+BASE and NEW are kbench CSV or JSON Lines files, schema kbench-row-1 or kbench-row-2
+(a case parameter one of them leaves empty matches any value). Prints, per matched
+row, the median time of each, the ratio NEW/BASE, the rel_l2 of each, and flags
+verdict changes and slowdowns past the threshold. Exits 1 when a row that passed in
+BASE does not pass in NEW, 2 on bad input. tools/leaderboard.py --baseline does the
+same over whole leaderboards, against each row's own noise. Standard library only."""
 import argparse
-import csv
 import sys
+
+from leaderboard import FORWARD, InputError, load_rows, match_rows, num
 
 
 def key(r):
-    return (r["op"], r["shape"], r["a_type"], r["b_type"], r["out_type"], r["scale_mode"], r["backend"],
-            r["variant"], r["mode"])
-
-
-def load(path):
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if rows and rows[0].get("schema") != "kbench-row-1":
-        sys.exit(f"{path}: not a kbench-row-1 CSV (schema {rows[0].get('schema')!r})")
-    return {key(r): r for r in rows}
-
-
-def num(s):
-    try:
-        return float(s)
-    except (TypeError, ValueError):
-        return None
+    """What must be equal for two rows to be the same row (case parameters are matched
+    separately, by leaderboard.match_rows)."""
+    return (r["op"], r["shape"], r["backend"], r["variant"], r["mode"]) + tuple(r[c] for c in FORWARD)
 
 
 def main():
@@ -37,12 +28,16 @@ def main():
     ap.add_argument("new")
     ap.add_argument("--threshold", type=float, default=0.05, help="flag slowdowns beyond this fraction")
     a = ap.parse_args()
-    base, new = load(a.base), load(a.new)
+    try:
+        base, new = load_rows(a.base), load_rows(a.new)
+    except InputError as e:
+        print(f"compare.py: {e}", file=sys.stderr)
+        sys.exit(2)
+    pairs, only_b, only_n = match_rows(base, new, key)
     regressions = 0
     print(f"{'op':11} {'shape':20} {'backend':8} {'variant':22} {'base_us':>9} {'new_us':>9} {'ratio':>6} "
           f"{'base_l2':>9} {'new_l2':>9}  note")
-    for k in sorted(set(base) & set(new)):
-        b, n = base[k], new[k]
+    for b, n in sorted(pairs, key=lambda p: key(p[1])):
         tb, tn = num(b["time_med_us"]), num(n["time_med_us"])
         ratio = tn / tb if tb and tn else None
         notes = []
@@ -55,10 +50,10 @@ def main():
         if ratio and ratio < 1 - a.threshold:
             notes.append("faster")
         fmt = lambda x, f: format(x, f) if x is not None else "-"  # noqa: E731
-        print(f"{k[0]:11} {k[1]:20} {k[6]:8} {k[7][:22]:22} {fmt(tb, '9.2f')} {fmt(tn, '9.2f')} "
-              f"{fmt(ratio, '6.3f')} {fmt(num(b['rel_l2']), '9.2e')} {fmt(num(n['rel_l2']), '9.2e')}  {', '.join(notes)}")
-    only_b, only_n = len(set(base) - set(new)), len(set(new) - set(base))
-    print(f"{len(set(base) & set(new))} rows matched, {only_b} only in base, {only_n} only in new, "
+        print(f"{n['op']:11} {n['shape']:20} {n['backend']:8} {n['variant'][:22]:22} {fmt(tb, '9.2f')} "
+              f"{fmt(tn, '9.2f')} {fmt(ratio, '6.3f')} {fmt(num(b['rel_l2']), '9.2e')} "
+              f"{fmt(num(n['rel_l2']), '9.2e')}  {', '.join(notes)}")
+    print(f"{len(pairs)} rows matched, {len(only_b)} only in base, {len(only_n)} only in new, "
           f"{regressions} pass -> not pass")
     sys.exit(1 if regressions else 0)
 

@@ -4,20 +4,16 @@
     tools/summarize.py results/h100
 
 Per case and backend it takes the fastest *passing* variant (median of the cold
-samples unless the file is a hot run). Fractions are of the H100's measured
-3.0 TB/s copy bandwidth and the datasheet's 1979 TFLOP/s dense FP8
-(REFERENCE.md section 5). Standard library only."""
-import csv
+samples unless the file is a hot run). Fractions are of the H100's 3.0 TB/s copy
+bandwidth as kbench measured it (the ceiling of the rows' ceiling_frac).
+tools/leaderboard.py ranks any set of result files (any device, both row schemas);
+this script prints the fixed tables of the H100 run. Standard library only."""
 import os
 import sys
 
+from leaderboard import load_rows as load
+
 BW = 3.0e12
-FP8_PEAK = 1979e12
-
-
-def load(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def best(rows, **match):
