@@ -61,6 +61,7 @@ GET(timestamp, put_str(v, ri->timestamp))
 GET(git_commit, put_str(v, ri->git_commit))
 GET(host, put_str(v, ri->host))
 GET(device, put_str(v, r->dev ? r->dev->name : ""))
+GET(device_key, put_str(v, r->dev ? r->dev->key : ""))
 GET(driver, put_str(v, r->dev ? r->dev->driver : ""))
 GET(op, put_str(v, kb_op_name(r->c->op)))
 GET(shape, put_str(v, r->c->label))
@@ -86,8 +87,9 @@ METRIC(max_abs, r->m.max_abs)
 METRIC(max_rel, r->m.max_rel)
 METRIC(rel_l2, r->m.rel_l2)
 METRIC(nmse, r->m.nmse)
-METRIC(cosine, r->m.cosine)
-METRIC(pearson, r->m.pearson)
+/* 1 - cosine below 1e-6 matters (chained drift): nine digits */
+GET(cosine, if (r->have_metrics) snprintf(v, sizeof(cell), "%.9g", r->m.cosine); else v[0] = 0)
+GET(pearson, if (r->have_metrics) snprintf(v, sizeof(cell), "%.9g", r->m.pearson); else v[0] = 0)
 METRIC_N(n_elems, r->m.n)
 METRIC_N(n_bad, r->m.n_bad)
 METRIC_N(n_nan, r->m.n_nan)
@@ -137,6 +139,7 @@ static const column columns[] = {
     C(git_commit, COL_STR),
     C(host, COL_STR),
     C(device, COL_STR),
+    C(device_key, COL_STR),
     C(driver, COL_STR),
     C(op, COL_STR),
     C(shape, COL_STR),
