@@ -1,5 +1,5 @@
 /* metrics.h - how an output is judged against the fp64 reference.
- * Definitions (REFERENCE.md section 7), over the n output elements:
+ * Definitions (results/README.md, "Row schema"), over the n output elements:
  *   max_abs   max |out - ref|
  *   max_rel   max |out - ref| / max(|ref|, floor), floor = 1e-3 * rms(ref), so
  *             near-zero outputs do not dominate

@@ -10,7 +10,7 @@
  *    CUDA's __NV_SATFINITE (clamp to +-max, inf included).
  *  - Q4_K / Q6_K: ggml/src/ggml-quants.c (dequantize_row_q4_K, dequantize_row_q6_K,
  *    quantize_row_q4_K_ref, make_qkx2_quants, nearest_int, get_scale_min_k4) and
- *    ggml-common.h (block layouts). REFERENCE.md section 2 states the formulas.
+ *    ggml-common.h (block layouts). docs/FORMATS.md states the formulas.
  *
  * The Q4_K quantizer reproduces ggml's float arithmetic operation by operation, so
  * it needs float expressions evaluated in float (FLT_EVAL_METHOD 0) and no fused

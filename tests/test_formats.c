@@ -1,7 +1,7 @@
 /* test_formats.c - checks of ref/formats.c that need no Python.
  *
  *  1. Hand-computed blocks: Q4_K blocks (and one Q6_K block) whose values were worked
- *     out by hand from REFERENCE.md section 2's formulas; the expected numbers are
+ *     out by hand from docs/FORMATS.md's formulas; the expected numbers are
  *     literals below, with the arithmetic in comments.
  *  2. Codec self-consistency: every code of fp16, bf16, e4m3, e5m2 survives
  *     decode -> encode; encoding a sweep of float32s is monotone, picks the nearest
@@ -41,7 +41,7 @@ static float bits_f32(uint32_t u) {
 
 /* Block A: d = 1.0 (0x3C00), dmin = 0.5 (0x3800).
  * Sub-block scales sc = {1, 2, 3, 4, 63, 32, 17, 5}, mins m = {0, 1, 2, 3, 4, 63, 40, 16}.
- * Packing (REFERENCE.md): for j < 4, scales[j] = sc[j] | (sc[j+4] >> 4) << 6,
+ * Packing (docs/FORMATS.md): for j < 4, scales[j] = sc[j] | (sc[j+4] >> 4) << 6,
  * scales[j+4] = m[j] | (m[j+4] >> 4) << 6, scales[j+8] = (sc[j+4] & 15) | (m[j+4] & 15) << 4:
  *   scales[0] = 1 | 3<<6 = 0xC1   scales[4] = 0 | 0<<6 = 0x00   scales[8]  = 15 | 4<<4  = 0x4F
  *   scales[1] = 2 | 2<<6 = 0x82   scales[5] = 1 | 3<<6 = 0xC1   scales[9]  = 0  | 15<<4 = 0xF0

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Here (no GPU): build Release kbench (+ kbcuda_worker, the tests) into build-device/ and fetch the libraries the
 # lent H100 machine lacks (Vulkan loader, glvnd, Debian's libbenchmark) into .gl/.
-# Then hand the device tool (../shared/DEVICE.md):
+# Then hand the lent machine (docs/DEVICE_RUNS.md):
 #   command: tools/device_run.sh <kbench args...>
 #   carry:   [".gl", "build-device"]
 # It returns $OUT/kbench[-$KB_TAG].{csv,jsonl,log}.

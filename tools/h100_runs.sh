@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The runs behind results/h100/, on the lent H100 (../shared/DEVICE.md). Build and
+# The runs behind results/h100/, on the lent H100 (docs/DEVICE_RUNS.md). Build and
 # fetch libraries here with tools/device_prepare.sh, then give the device tool
 #   command: tools/h100_runs.sh STEP...   carry: [".gl", "build-device"]
 # Each step writes kbench-STEP.csv under $OUT, and all of them log.txt (tools/device_run.sh).
