@@ -1,0 +1,128 @@
+/* lt_rotate_check.c - an independent timing of cuBLASLt's FP8 GEMM, to check kbench's
+ * rotate mode against: a plain loop of cublasLtMatmul calls over R copies of W, X and D
+ * (R x bytes > 2 x L2, so every call meets its weights in DRAM, as a forward pass
+ * does), back to back on one stream, timed with two events around ITERS calls.
+ *
+ * Nothing of kbench is used (no worker, no harness): the CUDA runtime and cuBLASLt
+ * directly, the heuristic's first algorithm, e4m3 x e4m3 -> bf16, tensor scales of 1,
+ * FAST_ACCUM off: the problem of kbench's `cublaslt` row h00_fa0 at the same shape.
+ *
+ *   lt_rotate_check [N ...]        default N = 1 16 512 4096, M = K = 3584
+ * prints one line per N: "N <n> copies <R> us_per_call <median of 7 loops>". */
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define CHECK_CUDA(x)                                                                                  \
+    do {                                                                                               \
+        cudaError_t e_ = (x);                                                                          \
+        if (e_ != cudaSuccess) {                                                                       \
+            fprintf(stderr, "lt_rotate_check: %s: %s\n", #x, cudaGetErrorString(e_));                  \
+            exit(2);                                                                                   \
+        }                                                                                              \
+    } while (0)
+#define CHECK_LT(x)                                                                                    \
+    do {                                                                                               \
+        cublasStatus_t s_ = (x);                                                                       \
+        if (s_ != CUBLAS_STATUS_SUCCESS) {                                                             \
+            fprintf(stderr, "lt_rotate_check: %s: %s\n", #x, cublasLtGetStatusString(s_));             \
+            exit(2);                                                                                   \
+        }                                                                                              \
+    } while (0)
+
+enum { M = 3584, K = 3584, ITERS = 200, LOOPS = 7, MAX_COPIES = 64 };
+
+static int cmp(const void *a, const void *b) {
+    const float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+static void check_n(cublasLtHandle_t lt, cudaStream_t st, void *ws, size_t ws_bytes, int l2, int n) {
+    const size_t wb = (size_t)M * K, xb = (size_t)n * K, db = (size_t)n * M * 2, per = wb + xb + db;
+    int copies = (int)((2.0 * l2) / (double)per) + 1;
+    if (copies < 2) copies = 2;
+    if (copies > MAX_COPIES) copies = MAX_COPIES;
+    void *w[MAX_COPIES], *x[MAX_COPIES], *d[MAX_COPIES];
+    for (int i = 0; i < copies; i++) {
+        CHECK_CUDA(cudaMalloc(&w[i], wb));
+        CHECK_CUDA(cudaMalloc(&x[i], xb));
+        CHECK_CUDA(cudaMalloc(&d[i], db));
+        CHECK_CUDA(cudaMemset(w[i], 0x38, wb)); /* e4m3 0x38 = 1.0: finite, not zero */
+        CHECK_CUDA(cudaMemset(x[i], 0x30, xb)); /* 0.5 */
+    }
+    cublasLtMatmulDesc_t op;
+    cublasLtMatrixLayout_t la, lb, lc;
+    int32_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    int8_t fa = 0;
+    CHECK_LT(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    CHECK_LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
+    CHECK_LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+    CHECK_LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fa, sizeof fa));
+    CHECK_LT(cublasLtMatrixLayoutCreate(&la, CUDA_R_8F_E4M3, K, M, K));
+    CHECK_LT(cublasLtMatrixLayoutCreate(&lb, CUDA_R_8F_E4M3, K, n, K));
+    CHECK_LT(cublasLtMatrixLayoutCreate(&lc, CUDA_R_16BF, M, n, M));
+    cublasLtMatmulPreference_t pref;
+    uint64_t wsb = ws_bytes;
+    CHECK_LT(cublasLtMatmulPreferenceCreate(&pref));
+    CHECK_LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb, sizeof wsb));
+    cublasLtMatmulHeuristicResult_t res;
+    int got = 0;
+    CHECK_LT(cublasLtMatmulAlgoGetHeuristic(lt, op, la, lb, lc, lc, pref, 1, &res, &got));
+    if (!got) {
+        fprintf(stderr, "lt_rotate_check: no algorithm for N=%d\n", n);
+        exit(2);
+    }
+    const float one = 1.0f, zero = 0.0f;
+    cudaEvent_t e0, e1;
+    CHECK_CUDA(cudaEventCreate(&e0));
+    CHECK_CUDA(cudaEventCreate(&e1));
+    float ms[LOOPS];
+    for (int loop = -1; loop < LOOPS; loop++) { /* loop -1: warm-up */
+        CHECK_CUDA(cudaEventRecord(e0, st));
+        for (int i = 0; i < ITERS; i++) {
+            const int c = i % copies;
+            CHECK_LT(cublasLtMatmul(lt, op, &one, w[c], la, x[c], lb, &zero, d[c], lc, d[c], lc, &res.algo, ws, ws_bytes, st));
+        }
+        CHECK_CUDA(cudaEventRecord(e1, st));
+        CHECK_CUDA(cudaEventSynchronize(e1));
+        if (loop >= 0) CHECK_CUDA(cudaEventElapsedTime(&ms[loop], e0, e1));
+    }
+    qsort(ms, LOOPS, sizeof ms[0], cmp);
+    printf("N %d copies %d us_per_call %.3f\n", n, copies, ms[LOOPS / 2] * 1000.0 / ITERS);
+    cublasLtMatmulPreferenceDestroy(pref);
+    cublasLtMatrixLayoutDestroy(la);
+    cublasLtMatrixLayoutDestroy(lb);
+    cublasLtMatrixLayoutDestroy(lc);
+    cublasLtMatmulDescDestroy(op);
+    for (int i = 0; i < copies; i++) cudaFree(w[i]), cudaFree(x[i]), cudaFree(d[i]);
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+}
+
+int main(int argc, char **argv) {
+    int ns[16] = {1, 16, 512, 4096}, count = 4;
+    if (argc > 1) {
+        count = 0;
+        for (int i = 1; i < argc && count < 16; i++) ns[count++] = atoi(argv[i]);
+    }
+    int l2 = 0;
+    CHECK_CUDA(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, 0));
+    cublasLtHandle_t lt;
+    CHECK_LT(cublasLtCreate(&lt));
+    cudaStream_t st;
+    CHECK_CUDA(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    const size_t ws_bytes = (size_t)32 << 20;
+    void *ws;
+    CHECK_CUDA(cudaMalloc(&ws, ws_bytes));
+    for (int i = 0; i < count; i++) {
+        if (ns[i] < 1 || ns[i] > 65536) {
+            fprintf(stderr, "lt_rotate_check: N %d out of range\n", ns[i]);
+            return 2;
+        }
+        check_n(lt, st, ws, ws_bytes, l2, ns[i]);
+    }
+    cudaFree(ws);
+    cublasLtDestroy(lt);
+    return 0;
+}
