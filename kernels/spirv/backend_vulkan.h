@@ -15,4 +15,9 @@ extern const kb_backend kb_backend_vulkan;
  * Returns the number of devices, or -1 with the reason written into buf (no loader/ICD). */
 int kb_vulkan_list_devices(char *buf, size_t n);
 
+/* The compute barriers the last enqueue, run_timed or record put between dispatches (a
+ * test of the dependency tracking; the full barrier each command buffer opens with is not
+ * counted). */
+int kb_vulkan_last_barriers(void);
+
 #endif
