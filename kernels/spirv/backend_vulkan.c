@@ -125,6 +125,43 @@ typedef struct {
     int busy; /* submitted, not yet waited for */
 } submit_slot;
 
+/* A byte range a dispatch touches, for the barriers between dispatches of a state. */
+typedef struct {
+    VkBuffer buf;
+    VkDeviceSize offset, size;
+    int written;
+} vk_access;
+
+typedef struct {
+    VkPipeline pipe;
+    VkDescriptorSet set;
+    uint32_t push[VK_PUSH_WORDS];
+    uint32_t gx, gy;
+    vk_access acc[VK_NBIND];
+    int nacc;
+} vk_cmd;
+
+/* What prepare returns (a case bound to its views: its dispatches, descriptor sets and
+ * scratch buffers), and what record returns (a secondary command buffer replaying a
+ * sequence of them). */
+typedef struct vk_state {
+    unsigned generation;
+    int is_seq;
+    /* a prepared case */
+    vk_cmd *cmds;
+    int ncmd;
+    VkDescriptorPool dpool;
+    vk_buffer **scratch;
+    int nscratch;
+    int seq_refs; /* recorded sequences that replay this state */
+    int released; /* release() came while seq_refs > 0: freed with the last such sequence */
+    /* a recorded sequence */
+    VkCommandBuffer secondary;
+    struct vk_state **members; /* the prepared cases it replays, in order */
+    int nmembers;
+    struct vk_state *prev, *next; /* every state of this device, for teardown */
+} vk_state;
+
 static struct {
     int ready;
     unsigned generation;
@@ -138,6 +175,7 @@ static struct {
     VkPhysicalDeviceProperties props;
     VkPhysicalDeviceMemoryProperties memprops;
     VkDeviceSize max_alloc;
+    VkDeviceSize heap_bytes; /* the largest device-local heap */
     int have[FEAT_COUNT];
     int have_budget; /* VK_EXT_memory_budget */
     uint64_t ts_mask;
@@ -159,6 +197,7 @@ static struct {
     pipe_entry *pipes;
     int npipes, cap_pipes;
     vk_buffer *live; /* every buffer of this device, for teardown */
+    vk_state *live_states; /* every state of this device, for teardown */
     int last_barriers; /* barriers recorded by the last enqueue / run_timed / record */
 } g;
 
@@ -416,6 +455,9 @@ static int init_device(int vk_device, char *msg) {
     g.phys = devs[pick];
     vkGetPhysicalDeviceProperties(g.phys, &g.props);
     vkGetPhysicalDeviceMemoryProperties(g.phys, &g.memprops);
+    for (uint32_t i = 0; i < g.memprops.memoryHeapCount; i++)
+        if ((g.memprops.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) && g.memprops.memoryHeaps[i].size > g.heap_bytes)
+            g.heap_bytes = g.memprops.memoryHeaps[i].size;
     if (g.props.apiVersion < VK_API_VERSION_1_2)
         return kb_fail(msg, KB_NOT_SUPPORTED, "device %d (%s) supports Vulkan %u.%u, 1.2 needed", pick,
                        g.props.deviceName, VK_API_VERSION_MAJOR(g.props.apiVersion),
@@ -517,6 +559,17 @@ static int init_device(int vk_device, char *msg) {
 static void teardown(void) {
     if (g.dev) {
         vkDeviceWaitIdle(g.dev); /* best effort: a lost device returns at once */
+        /* States still held by the caller die with the device: their descriptor pools go
+         * here (their command buffers with the pool below), their host memory at release(). */
+        while (g.live_states) {
+            vk_state *s = g.live_states;
+            g.live_states = s->next;
+            if (s->dpool) vkDestroyDescriptorPool(g.dev, s->dpool, NULL);
+            s->dpool = VK_NULL_HANDLE;
+            s->secondary = VK_NULL_HANDLE;
+            s->prev = s->next = NULL;
+            s->generation = ~0u;
+        }
         for (int i = 0; i < g.npipes; i++) vkDestroyPipeline(g.dev, g.pipes[i].pipe, NULL);
         for (int i = 0; i < g.nshaders; i++) vkDestroyShaderModule(g.dev, g.shaders[i].shader, NULL);
         /* Buffers still held by the harness die with the device; their host structs are
@@ -755,48 +808,27 @@ static int get_pipeline(const vk_dispatch *d, VkPipeline *out, char *msg) {
 }
 
 /* ---- states ------------------------------------------------------------------------------ */
-/* A byte range a dispatch touches, for the barriers between dispatches of a state. */
-typedef struct {
-    VkBuffer buf;
-    VkDeviceSize offset, size;
-    int written;
-} vk_access;
-
-typedef struct {
-    VkPipeline pipe;
-    VkDescriptorSet set;
-    uint32_t push[VK_PUSH_WORDS];
-    uint32_t gx, gy;
-    vk_access acc[VK_NBIND];
-    int nacc;
-} vk_cmd;
-
-/* What prepare returns (a case bound to its views: its dispatches, descriptor sets and
- * scratch buffers), and what record returns (a secondary command buffer replaying a
- * sequence of them). */
-typedef struct vk_state {
-    unsigned generation;
-    int is_seq;
-    /* a prepared case */
-    vk_cmd *cmds;
-    int ncmd;
-    VkDescriptorPool dpool;
-    vk_buffer **scratch;
-    int nscratch;
-    int seq_refs; /* recorded sequences that replay this state */
-    int released; /* release() came while seq_refs > 0: freed with the last such sequence */
-    /* a recorded sequence */
-    VkCommandBuffer secondary;
-    struct vk_state **members; /* the prepared cases it replays, in order */
-    int nmembers;
-} vk_state;
 
 static int current(const vk_state *s) { return s && s->generation == g.generation && g.ready; }
+
+/* A new state of this device, on the list teardown walks. */
+static vk_state *new_state(void) {
+    vk_state *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->generation = g.generation;
+    s->next = g.live_states;
+    if (g.live_states) g.live_states->prev = s;
+    g.live_states = s;
+    return s;
+}
 
 static void destroy_state(vk_state *s) {
     if (current(s)) {
         if (s->dpool) vkDestroyDescriptorPool(g.dev, s->dpool, NULL);
         if (s->secondary) vkFreeCommandBuffers(g.dev, g.cmdpool, 1, &s->secondary);
+        if (s->prev) s->prev->next = s->next;
+        else g.live_states = s->next;
+        if (s->next) s->next->prev = s->prev;
     }
     for (int i = 0; i < s->nscratch; i++) destroy_buffer(s->scratch[i]);
     for (int i = 0; i < s->nmembers; i++) {
@@ -888,9 +920,8 @@ static int check_view(kb_view v, char *msg) {
  * dispatch (views bound at their offsets), the byte ranges each dispatch touches. */
 static int build_state(const vk_plan *p, vk_state **out, char *msg) {
     const int nargs = p->n_in + p->n_out;
-    vk_state *s = calloc(1, sizeof *s);
+    vk_state *s = new_state();
     if (!s) return kb_fail(msg, KB_ERROR, "out of host memory");
-    s->generation = g.generation;
     s->cmds = calloc((size_t)(p->ndisp ? p->ndisp : 1), sizeof *s->cmds);
     s->scratch = calloc((size_t)(p->nscratch ? p->nscratch : 1), sizeof *s->scratch);
     if (!s->cmds || !s->scratch) {
@@ -1018,11 +1049,7 @@ static int vk_run_timed(void *const *states, int n, int flush, double *seconds, 
  * after one warm-up: bytes read + written per second. 0 when it cannot be measured. */
 static double measure_bandwidth(VkDeviceSize *bytes_out, char *msg) {
     VkDeviceSize bytes = BW_COPY_BYTES;
-    VkDeviceSize heap = 0;
-    for (uint32_t i = 0; i < g.memprops.memoryHeapCount; i++)
-        if (g.memprops.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT && g.memprops.memoryHeaps[i].size > heap)
-            heap = g.memprops.memoryHeaps[i].size;
-    if (heap && bytes > heap / 8) bytes = heap / 8;
+    if (g.heap_bytes && bytes > g.heap_bytes / 8) bytes = g.heap_bytes / 8;
     if (bytes > g.max_alloc) bytes = g.max_alloc;
     bytes &= ~(VkDeviceSize)255;
     *bytes_out = bytes;
@@ -1357,14 +1384,13 @@ static int vk_record(void *const *states, int n, void **seq, char *msg) {
     *seq = NULL;
     int rc = check_states(states, n, msg);
     if (rc != KB_OK) return rc;
-    vk_state *s = calloc(1, sizeof *s);
+    vk_state *s = new_state();
     if (!s) return kb_fail(msg, KB_ERROR, "out of host memory");
-    s->generation = g.generation;
     s->is_seq = 1;
     int cap = 0;
     if (flatten(states, n, &s->members, &s->nmembers, &cap) != 0) {
-        free(s->members);
-        free(s);
+        s->nmembers = 0; /* none counted yet */
+        destroy_state(s);
         return kb_fail(msg, KB_ERROR, "out of host memory");
     }
     for (int i = 0; i < s->nmembers; i++) s->members[i]->seq_refs++;
@@ -1399,13 +1425,15 @@ static int vk_record(void *const *states, int n, void **seq, char *msg) {
     return KB_OK;
 }
 
-/* The cache flush's buffer: max(128 MiB, 2x the device's cache), made on first use. */
+/* The cache flush's buffer: max(128 MiB, 2x the device's cache), within one allocation and
+ * half the largest device-local heap (the cases need the rest), made on first use. */
 static int flush_buffer(char *msg) {
     if (g.flush) return KB_OK;
     VkDeviceSize bytes = FLUSH_MIN_BYTES;
     if (2 * (VkDeviceSize)info.cache_bytes > bytes) bytes = 2 * (VkDeviceSize)info.cache_bytes;
-    if (bytes > g.max_alloc) bytes = g.max_alloc & ~(VkDeviceSize)15;
-    return create_buffer(bytes, 0, &g.flush, msg);
+    if (g.heap_bytes && bytes > g.heap_bytes / 2) bytes = g.heap_bytes / 2;
+    if (bytes > g.max_alloc) bytes = g.max_alloc;
+    return create_buffer(bytes & ~(VkDeviceSize)15, 0, &g.flush, msg);
 }
 
 /* The sequence between two timestamps. Both are written at BOTTOM_OF_PIPE: a timestamp

@@ -26,23 +26,20 @@ int vk_fp8_quant_plan(vk_plan *p, int64_t rows, const vk_module *m, char *msg) {
     if ((unsigned)c->scale_mode >= KB_SCALE_COUNT) return kb_fail(msg, KB_NOT_SUPPORTED, "unknown scale mode");
     const int64_t total = rows * c->k, kblocks = vk_ceil_div(c->k, 128);
     if (rows < 1 || c->k < 1 || !vk_fits_u32(total)) return kb_fail(msg, KB_NOT_SUPPORTED, "1 to 2^32-1 elements only");
-    uint32_t push[5] = {(uint32_t)rows, (uint32_t)c->k, (uint32_t)kblocks, 0, TENSOR_CHUNK};
-    int passes[3], npass = 0, partial = -1;
-    int64_t groups[3];
-    if (c->scale_mode == KB_SCALE_TENSOR) { /* a reduction over everything, then the codes */
-        const int64_t nparts = vk_ceil_div(total, TENSOR_CHUNK);
-        push[3] = (uint32_t)nparts;
-        if ((partial = vk_plan_scratch(p, 4 * (uint64_t)nparts, NULL)) < 0) return vk_plan_oom(msg);
-        passes[npass] = PASS_PARTIAL, groups[npass++] = nparts;
-        passes[npass] = PASS_FINAL, groups[npass++] = 1;
-        passes[npass] = PASS_CODES, groups[npass++] = vk_ceil_div(total, 256);
-    } else { /* one workgroup per scale group */
-        passes[npass] = PASS_GROUP, groups[npass++] = kb_scale_count(c->scale_mode, rows, c->k);
-    }
-    for (int i = 0; i < npass; i++) {
-        vk_dispatch *d = vk_plan_dispatch(p, m, (uint32_t)groups[i]);
+    const int64_t nparts = vk_ceil_div(total, TENSOR_CHUNK);
+    const uint32_t push[5] = {(uint32_t)rows, (uint32_t)c->k, (uint32_t)kblocks, (uint32_t)nparts, TENSOR_CHUNK};
+    /* tensor: the amax of each chunk, the amax of those and the scale, then the codes;
+     * otherwise one workgroup per scale group does all three */
+    const int tensor = c->scale_mode == KB_SCALE_TENSOR;
+    const int passes[3] = {PASS_PARTIAL, PASS_FINAL, PASS_CODES};
+    const int64_t groups[3] = {nparts, 1, vk_ceil_div(total, 256)};
+    int partial = -1;
+    if (tensor && (partial = vk_plan_scratch(p, 4 * (uint64_t)nparts, NULL)) < 0) return vk_plan_oom(msg);
+    for (int i = 0; i < (tensor ? 3 : 1); i++) {
+        const int64_t wgs = tensor ? groups[i] : kb_scale_count(c->scale_mode, rows, c->k);
+        vk_dispatch *d = vk_plan_dispatch(p, m, (uint32_t)wgs);
         if (!d) return vk_plan_oom(msg);
-        d->spec[1] = (uint32_t)passes[i];
+        d->spec[1] = (uint32_t)(tensor ? passes[i] : PASS_GROUP);
         d->spec[2] = (uint32_t)c->scale_mode;
         d->spec[3] = c->out_type == KB_E5M2;
         d->spec[4] = c->flush != 0;
