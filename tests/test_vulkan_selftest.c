@@ -877,6 +877,27 @@ static void quant_case(kb_dtype in_type, int64_t n, int64_t k, kb_dtype fp8t, kb
     free(h);
 }
 
+/* Exact ties: amax = fp8_max makes s = 1, and every other value is the midpoint of two
+ * neighbouring fp8 codes (subnormals included, both signs): round to nearest *even*. */
+static void quant_ties(kb_dtype fp8t, int flush) {
+    const uint8_t top = fp8t == KB_E4M3 ? 0x7e : 0x7b;
+    const int64_t k = 2 * top + 2;
+    kb_case c = {.op = KB_OP_quant_fp8, .n = 1, .k = k, .a_type = KB_F32, .out_type = fp8t, .scale_mode = KB_SCALE_TENSOR,
+                 .flush = flush};
+    float *v = malloc(4 * (size_t)k);
+    v[0] = (float)fp8(fp8t, top);
+    v[1] = -v[0];
+    for (int i = 0; i < top; i++) {
+        const float mid = (float)(0.5 * (fp8(fp8t, (uint8_t)i) + fp8(fp8t, (uint8_t)(i + 1)))); /* exact */
+        v[2 + 2 * i] = mid;
+        v[3 + 2 * i] = -mid;
+    }
+    char what[96];
+    snprintf(what, sizeof what, "quant_fp8 ties to even, every %s midpoint, flush=%d", kb_dtype_name(fp8t), flush);
+    check_quant(what, &c, 1, KB_F32, v, v, 0);
+    free(v);
+}
+
 static void weight_case(kb_dtype t, int64_t m, int64_t k, kb_dtype fp8t, kb_scale_mode sm, int flush, int short_write) {
     kb_case c = {.op = KB_OP_weight_fp8, .m = m, .k = k, .a_type = t, .out_type = fp8t, .scale_mode = sm, .flush = flush};
     const int64_t nb = m * k / 256;
@@ -900,6 +921,10 @@ static void test_quant(void) {
     quant_case(KB_BF16, 3, 200, KB_E5M2, KB_SCALE_VEC128, 1, 0);
     quant_case(KB_F16, 4, 300, KB_E4M3, KB_SCALE_VEC128, 0, 1);
     quant_case(KB_F16, 3, 130, KB_E5M2, KB_SCALE_TENSOR, 0, 0);
+    quant_ties(KB_E4M3, 0);
+    quant_ties(KB_E4M3, 1);
+    quant_ties(KB_E5M2, 0);
+    quant_ties(KB_E5M2, 1);
     weight_case(KB_Q4K, 130, 512, KB_E4M3, KB_SCALE_BLK128, 0, 1); /* two row blocks, the second partial */
     weight_case(KB_Q6K, 7, 256, KB_E4M3, KB_SCALE_VEC128, 1, 0);
     weight_case(KB_Q4K, 9, 256, KB_E5M2, KB_SCALE_TENSOR, 0, 1);

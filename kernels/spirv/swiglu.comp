@@ -64,7 +64,7 @@ float kb_exp(float x) {
 // g / d for d >= 1, within about half an ulp.
 float div_corrected(float g, float d) {
     float q0 = g / d;
-    if (!(d < 1.0e30) || q0 == 0.0 || isinf(q0)) return q0; // the splitting below would overflow
+    if (!(d < 1.0e34) || q0 == 0.0 || isinf(q0)) return q0; // 4097 d below would overflow
     // Veltkamp splitting (2^12 + 1): each factor into 12-bit halves whose products are exact
     precise float cq = 4097.0 * q0;
     precise float qh = cq - (cq - q0);
