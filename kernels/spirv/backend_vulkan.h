@@ -1,6 +1,6 @@
 /* backend_vulkan.h - the Vulkan compute backend (GLSL -> SPIR-V at build time).
  * The backend itself is `kb_backend_vulkan` (bench/kbench.h); this header adds what the
- * CLI needs beyond the kb_backend interface. */
+ * CLI (--list-backends) and the selftest need beyond the kb_backend interface. */
 #ifndef KB_BACKEND_VULKAN_H
 #define KB_BACKEND_VULKAN_H
 
