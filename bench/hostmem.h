@@ -3,6 +3,7 @@
 #ifndef KB_HOSTMEM_H
 #define KB_HOSTMEM_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Bytes the kernel says can be allocated without swapping (MemAvailable in
@@ -11,5 +12,8 @@ uint64_t kb_host_mem_available(void);
 /* KB_OK, or KB_ERROR with "needs X GiB of host memory, Y GiB available" when
  * `bytes` exceeds what is available (unknown availability is no objection). */
 int kb_host_mem_check(double bytes, char *msg);
+/* The size of this CPU's last-level cache (a cold flush evicts it, rotate outgrows it):
+ * sysfs, then sysconf, then 64 MiB. */
+size_t kb_host_llc_bytes(void);
 
 #endif

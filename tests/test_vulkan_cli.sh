@@ -2,11 +2,13 @@
 # test_vulkan_cli.sh KBENCH MODE OUTDIR - the vulkan backend through the kbench CLI, judged
 # from the JSON Lines rows (one object per row; the fields are flat, so grep reads them).
 #   smoke    every op and variant at the smoke shapes: every vulkan row passes, is timed
-#            (cold, timestamps), every op has rows, exit 0
-#   short    KB_TEST_VARIANTS=1, test_short_write: every row fails with 1 unwritten, exit 1
+#            (cold, timestamps), every op and every variant has rows, exit 0
+#   short    KB_TEST_VARIANTS=1, test_short_write: every row of every op fails with exactly
+#            1 unwritten, exit 1
 #   gptj     KB_TEST_VARIANTS=1, test_rope_gptj on rope_neox: every row fails, exit 1
-#   feature  KB_VK_DISABLE_FEATURES=storageBuffer8BitAccess: 8-bit-storage shaders are
-#            not_supported rows naming the feature, rmsnorm still passes, exit 0
+#   feature  KB_VK_DISABLE_FEATURES=storageBuffer8BitAccess: the shaders that store or load
+#            bytes are not_supported rows naming the feature; rmsnorm, embed from f32 and add
+#            (f32 or bf16, no bytes) still pass, exit 0
 #   list     --list-backends shows vulkan available and its device list
 # Exit 0 on success, 1 on a failed check, 77 (skipped) when kbench has no usable Vulkan device.
 set -u
@@ -55,7 +57,7 @@ has_ops() { # OP...: each op has at least one row
         if [ "$n" -gt 0 ]; then ok "$op: $n row(s)"; else bad "$op: no rows"; fi
     done
 }
-ALL_OPS="dequant_q4k rmsnorm gemm_fp8 rope_neox attention embed"
+ALL_OPS="dequant_q4k rmsnorm gemm_fp8 rope_neox attention embed gemm_f32 add bias_add swiglu quant_fp8 weight_fp8"
 
 case "$MODE" in
 smoke)
@@ -64,7 +66,7 @@ smoke)
     rows_with '"verdict":"pass"' "verdict pass"
     rows_with '"time_med_us":[0-9]' "timed with device timestamps"
     rows_with '"mode":"cold"' "cold mode (cache flushed between samples)"
-    for v in block256 row256 gemv tiled64 pairs prefill decode_split lookup; do
+    for v in block256 row256 gemv tiled64 pairs prefill decode_split lookup elem256 group256; do
         n=$(count "\"variant\":\"$v\"")
         if [ "$n" -gt 0 ]; then ok "variant $v ran ($n rows)"; else bad "variant $v never ran"; fi
     done
@@ -84,9 +86,10 @@ gptj)
     rows_with '"n_unwritten":0,' "every element written (the values are wrong)"
     ;;
 feature)
-    KB_VK_DISABLE_FEATURES=storageBuffer8BitAccess run 0 --op dequant_q4k,gemm_fp8,embed,rmsnorm --no-timing
-    has_ops dequant_q4k gemm_fp8 embed rmsnorm
-    for op in dequant_q4k gemm_fp8; do
+    KB_VK_DISABLE_FEATURES=storageBuffer8BitAccess run 0 --op dequant_q4k,gemm_fp8,embed,rmsnorm,quant_fp8,weight_fp8,add \
+        --no-timing
+    has_ops dequant_q4k gemm_fp8 embed rmsnorm quant_fp8 weight_fp8 add
+    for op in dequant_q4k gemm_fp8 quant_fp8 weight_fp8; do
         t=$(count "\"op\":\"$op\"")
         n=$(grep "\"op\":\"$op\"" "$ROWS" | grep -c '"verdict":"not_supported","reason":"device lacks storageBuffer8BitAccess' || true)
         if [ "$t" -gt 0 ] && [ "$n" -eq "$t" ]; then ok "$op: $n not_supported rows naming storageBuffer8BitAccess"
@@ -97,6 +100,9 @@ feature)
     n=$(grep '"op":"rmsnorm"' "$ROWS" | grep -c '"verdict":"pass"' || true)
     t=$(count '"op":"rmsnorm"')
     if [ "$t" -gt 0 ] && [ "$n" -eq "$t" ]; then ok "rmsnorm (no optional feature) passes"; else bad "rmsnorm: $n of $t pass"; fi
+    n=$(grep '"op":"add"' "$ROWS" | grep -c '"verdict":"pass"' || true)
+    t=$(count '"op":"add"')
+    if [ "$t" -gt 0 ] && [ "$n" -eq "$t" ]; then ok "add (f32, and bf16 through 16-bit storage) passes"; else bad "add: $n of $t pass"; fi
     ;;
 list)
     "$KBENCH" --list-backends >"$LOG" 2>&1

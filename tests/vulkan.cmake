@@ -1,9 +1,12 @@
 # vulkan.cmake (tests) - the vulkan backend on whatever Vulkan device is here (lavapipe in CI).
-#   vulkan_selftest           the backend through kb_backend alone, inline fp64 reference: device
-#                             init, every op/variant, f16/bf16 rounding, timestamps, cache flush,
-#                             broken variants caught, the missing-feature path, reset
+#   vulkan_selftest           the backend through kb_backend alone, inline fp64 references: the
+#                             device facts, every op/variant, f16/bf16 rounding, fp8 codes bit-exact,
+#                             views at offsets, a chained enqueue and a recorded replay, timestamps,
+#                             cache flush, broken variants caught, the missing-feature path, reset
 #   vulkan_smoke              kbench --op all --shapes smoke --backend vulkan: every row passes
-#   vulkan_broken_short_write KB_TEST_VARIANTS=1 test_short_write: every row fails (1 unwritten)
+#                             (cold: caches flushed; every smoke case is under the 1 GFLOP default
+#                             of KB_VK_CPU_MAX_GFLOP, the limit that keeps big cases off lavapipe)
+#   vulkan_broken_short_write KB_TEST_VARIANTS=1 test_short_write: every row of every op fails (1 unwritten)
 #   vulkan_broken_rope_gptj   KB_TEST_VARIANTS=1 test_rope_gptj: every row fails
 #   vulkan_missing_feature    a hidden device feature gives not_supported rows naming it
 #   vulkan_list_backends      --list-backends shows the device list

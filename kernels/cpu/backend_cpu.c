@@ -4,6 +4,8 @@
  * device is synchronous: enqueue runs the ops, wait has nothing to wait for. */
 #include "kernels/cpu/cpu_ops.h"
 
+#include "bench/hostmem.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,44 +97,6 @@ static void read_cpu_name(char *out, size_t n) {
     snprintf(out, n, "%s, %d threads", model, kb_ref_threads());
 }
 
-/* The size of this CPU's last-level cache: the OS's view in sysfs first (the cache
- * this core actually shares; on a VM sysconf can report the host socket's total),
- * then sysconf, then 64 MiB. */
-static size_t last_level_cache_bytes(void) {
-    size_t best = 0;
-    int best_level = 0;
-    for (int index = 0; index < 16; index++) {
-        char path[96], text[32];
-        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/level", index);
-        FILE *f = fopen(path, "r");
-        if (!f) break;
-        int level = 0;
-        if (fscanf(f, "%d", &level) != 1) level = 0;
-        fclose(f);
-        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", index);
-        f = fopen(path, "r");
-        if (!f) continue;
-        unsigned long long size = 0;
-        char unit = 0;
-        if (fgets(text, sizeof text, f) && sscanf(text, "%llu%c", &size, &unit) >= 1) {
-            if (unit == 'K') size <<= 10;
-            if (unit == 'M') size <<= 20;
-            if (unit == 'G') size <<= 30;
-            if (level > best_level || (level == best_level && size > best)) {
-                best_level = level;
-                best = (size_t)size;
-            }
-        }
-        fclose(f);
-    }
-    if (best) return best;
-#ifdef _SC_LEVEL3_CACHE_SIZE
-    long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
-    if (l3 > 0) return (size_t)l3;
-#endif
-    return (size_t)64 << 20;
-}
-
 /* memcpy of 256 MiB (beyond any cache), best of 3 after a warm-up: bytes read + written per second */
 static double measure_copy_bw(void) {
     const size_t bytes = (size_t)256 << 20;
@@ -164,7 +128,7 @@ static int cpu_probe(const kb_options *opt, char *msg) {
 #else
     snprintf(info.driver, sizeof info.driver, "C11 float32");
 #endif
-    info.cache_bytes = last_level_cache_bytes();
+    info.cache_bytes = kb_host_llc_bytes();
     info.bw = measure_copy_bw();
     snprintf(info.bw_source, sizeof info.bw_source, "memcpy of 256 MiB, one thread, best of 3");
     long pages = sysconf(_SC_PHYS_PAGES), avail = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
@@ -341,7 +305,7 @@ static int cpu_wait(char *msg) {
  * writes are real. */
 static int flush_cache(char *msg) {
     if (!flush_buffer) {
-        flush_bytes = 2 * (size_t)(info.cache_bytes ? info.cache_bytes : last_level_cache_bytes());
+        flush_bytes = 2 * (size_t)(info.cache_bytes ? info.cache_bytes : kb_host_llc_bytes());
         flush_buffer = malloc(flush_bytes);
         if (!flush_buffer) return kb_fail(msg, KB_ERROR, "cpu: cannot allocate the %zu-byte flush buffer", flush_bytes);
     }

@@ -1,6 +1,7 @@
 #version 450
 // attention.comp - causal GQA attention, fp32, online softmax (max-subtracted, rescaled per chunk).
-// REFERENCE.md section 3: scores q.k / sqrt(d), future positions masked, softmax, weighted sum of V.
+// Scaled dot-product attention (Vaswani et al. 2017): scores q.k / sqrt(d), future positions
+// masked, softmax, weighted sum of V.
 // Query i sits at position kv_len - n + i and sees keys 0..that position; query head h reads
 // KV head h / (heads / kv_heads).
 //

@@ -57,7 +57,7 @@ layout(constant_id = 4) const uint OUT_MODE = 0;            // 0 f32, 1 f16, 2 b
 
 const uint SCALE_TENSOR = 0u, SCALE_OUTER = 1u, SCALE_VEC128 = 2u, SCALE_BLK128 = 3u;
 
-// OCP FP8 -> float, exact (REFERENCE.md section 2).
+// OCP FP8 -> float, exact (OCP 8-bit Floating Point Specification (OFP8) rev 1.0).
 // e4m3: bias 7, subnormals m * 2^-9, S.1111.111 is NaN, no inf.
 // e5m2: bias 15, subnormals m * 2^-16, exponent 31 is inf (m == 0) or NaN.
 float fp8_decode(uint b, bool e5m2) {

@@ -14,3 +14,6 @@ float kb_half_to_float(uint h) {
     if (e == 31u) return uintBitsToFloat(sign | 0x7f800000u | (mant << 13)); // inf / NaN
     return uintBitsToFloat(sign | ((e + 112u) << 23) | (mant << 13));       // rebias 15 -> 127
 }
+
+// bfloat16 bits -> float, exactly: the top half of a binary32.
+float kb_bf16_to_float(uint b) { return uintBitsToFloat(b << 16); }

@@ -1,6 +1,8 @@
 // q4k.glsl - one value of a ggml Q4_K block, shared by dequant_q4k.comp and embed.comp.
 // The including shader declares qb (uint8_t[]) and qh (uint16_t[]) over the same buffer and
-// includes kb_common.glsl. Scale/min unpacking: ggml get_scale_min_k4 (REFERENCE.md section 2).
+// includes kb_common.glsl. Scale/min unpacking: ggml get_scale_min_k4 (ggml-quants.c): sub-blocks
+// 0..3 keep 6 bits in scales[j] / scales[j+4]; 4..7 keep the low nibbles in scales[j+4] and the
+// top 2 bits in the spare top bits of scales[j-4] (scale) and scales[j] (min).
 
 float q4k_value(uint blk, uint t) {
     uint base = blk * 144u;

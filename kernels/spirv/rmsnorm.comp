@@ -1,6 +1,7 @@
 #version 450
 // rmsnorm.comp - y_i = x_i / sqrt(mean_j(x_j^2) + eps) * w_i, one row (token) per workgroup.
-// Formula: REFERENCE.md section 3 (ggml_rms_norm, then the weight multiply).
+// Zhang & Sennrich 2019, "Root Mean Square Layer Normalization": eps inside the root, the weight
+// applied after, as ggml_rms_norm + ggml_mul and HF's Qwen2RMSNorm do.
 // Sum of squares in fp32: per-thread strided partial sums, then a shared-memory tree.
 // Needs no optional device feature.
 

@@ -1,6 +1,7 @@
 #version 450
 // rope_neox.comp - rotary position embedding, NEOX pairing, one thread per rotated pair.
-// For head dim d and i < d/2 (REFERENCE.md section 3): pair (i, i + d/2),
+// For head dim d and i < d/2 (the NEOX / "rotate_half" layout of Hugging Face's
+// apply_rotary_pos_emb and ggml's GGML_ROPE_TYPE_NEOX; Su et al. 2021, RoFormer): pair (i, i + d/2),
 //   theta_i = pos * base^(-2i/d),  x'_i = x_i cos - x_{i+d/2} sin,  x'_{i+d/2} = x_i sin + x_{i+d/2} cos.
 //
 // The angle: a float theta_i loses ~pos * 2^-24 rad (4e-3 rad at pos 32768), and GLSL sin/cos

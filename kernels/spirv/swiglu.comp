@@ -1,0 +1,91 @@
+#version 450
+// swiglu.comp - y = silu(g) * up = g / (1 + exp(-g)) * up, in ggml_vec_swiglu_f32's order; g and
+// up f32 or (-DKB_IN_F16 / -DKB_IN_BF16) 16-bit bits decoded exactly (kb_common.glsl). One
+// element per thread. Needs storageBuffer16BitAccess for 16-bit inputs, nothing otherwise.
+//
+// Accuracy. The op's tolerance is 8 u32 |y| (u32 = 2^-24). Vulkan's precision table lets
+// GLSL exp err by 3 + 2|x| ulp and a division by 2.5 ulp, which together can exceed it, so
+// neither is used as is:
+//  - exp(x) (kb_exp): Cody-Waite reduction x = n ln2 + r, n = round(x / ln2), |r| <= ln2/2,
+//    with ln2 split in two (fdlibm's ln2HI = 0x3f317200, whose 15 significant bits make
+//    n * ln2HI exact for |n| < 512, and ln2LO); exp(r) by its Taylor series to r^7 (the
+//    truncation is < 0.1 u32 on |r| <= 0.347), summed small terms first; then ldexp(p, n),
+//    exact. About 1 ulp.
+//  - g / d (div_corrected): q0 = g / d, then one correction with the exact residual
+//    g - q0 d (Dekker's two-product by Veltkamp splitting; g - p is exact by Sterbenz since
+//    p is within a few ulp of g): q = q0 + (g - q0 d) / d, within about half an ulp.
+// `precise` keeps the compiler from fusing or reordering these steps (SPIR-V NoContraction).
+// In all: exp's error (damped by e / (1 + e) <= 1), then the roundings of 1 + e, of the
+// quotient and of the product: about 5 u32 at worst.
+#extension GL_GOOGLE_include_directive : require
+#if defined(KB_IN_F16) || defined(KB_IN_BF16)
+#extension GL_EXT_shader_16bit_storage : require
+#endif
+
+layout(local_size_x = 256) in;
+
+#if defined(KB_IN_F16) || defined(KB_IN_BF16)
+layout(std430, set = 0, binding = 0) readonly buffer G { uint16_t gate[]; };
+layout(std430, set = 0, binding = 1) readonly buffer U { uint16_t up[]; };
+#else
+layout(std430, set = 0, binding = 0) readonly buffer G { float gate[]; };
+layout(std430, set = 0, binding = 1) readonly buffer U { float up[]; };
+#endif
+layout(std430, set = 0, binding = 2) writeonly buffer Y { float y[]; };
+
+layout(push_constant) uniform Push {
+    uint count;
+} pc;
+
+layout(constant_id = 0) const bool KB_SHORT_WRITE = false; // test-only: last element unwritten
+
+#include "kb_common.glsl"
+
+#if defined(KB_IN_F16)
+#define LOAD(buf, i) kb_half_to_float(uint(buf[i]))
+#elif defined(KB_IN_BF16)
+#define LOAD(buf, i) kb_bf16_to_float(uint(buf[i]))
+#else
+#define LOAD(buf, i) buf[i]
+#endif
+
+float kb_exp(float x) {
+    if (x > 88.72283) return uintBitsToFloat(0x7f800000u); // beyond the largest float
+    if (x < -103.97208) return 0.0;                        // below half the smallest subnormal
+    precise float n = roundEven(x * 1.4426950408889634);
+    precise float r = (x - n * 0.693145751953125) - n * 1.4286067653e-06;
+    precise float poly = 1.6666666667e-1 +
+                         r * (4.1666666667e-2 + r * (8.3333333333e-3 + r * (1.3888888889e-3 + r * 1.9841269841e-4)));
+    precise float t = r * r * (0.5 + r * poly);
+    precise float p = 1.0 + (r + t);
+    return ldexp(p, int(n));
+}
+
+// g / d for d >= 1, within about half an ulp.
+float div_corrected(float g, float d) {
+    float q0 = g / d;
+    if (!(d < 1.0e34) || q0 == 0.0 || isinf(q0)) return q0; // 4097 d below would overflow
+    // Veltkamp splitting (2^12 + 1): each factor into 12-bit halves whose products are exact
+    precise float cq = 4097.0 * q0;
+    precise float qh = cq - (cq - q0);
+    precise float ql = q0 - qh;
+    precise float cd = 4097.0 * d;
+    precise float dh = cd - (cd - d);
+    precise float dl = d - dh;
+    precise float p = q0 * d;
+    precise float perr = ((qh * dh - p) + qh * dl + ql * dh) + ql * dl; // q0 d = p + perr exactly
+    precise float res = (g - p) - perr;                                  // g - q0 d
+    precise float q = q0 + res / d;
+    return q;
+}
+
+void main() {
+    uint i = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * 256u + gl_LocalInvocationID.x;
+    if (i >= pc.count) return;
+    if (KB_SHORT_WRITE && i == pc.count - 1u) return;
+    float g = LOAD(gate, i);
+    float u = LOAD(up, i);
+    float e = kb_exp(-g);
+    float silu = div_corrected(g, 1.0 + e);
+    y[i] = silu * u;
+}
