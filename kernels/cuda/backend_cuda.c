@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern const kb_backend kb_backend_cuda, kb_backend_cublaslt;
@@ -60,10 +61,16 @@ static void kill_worker(void) {
 static void describe_loss(const char *what) {
     int status = 0;
     char why[96] = "did not answer in time (killed)";
-    if (W.pid > 0 && waitpid(W.pid, &status, WNOHANG) == W.pid) {
-        if (WIFSIGNALED(status)) snprintf(why, sizeof why, "died of signal %d", WTERMSIG(status));
-        else snprintf(why, sizeof why, "exited with status %d", WEXITSTATUS(status));
-        W.pid = 0;
+    /* a closed socket may come a moment before the exit status: give it half a second */
+    for (int i = 0; W.pid > 0 && i < 50; i++) {
+        if (waitpid(W.pid, &status, WNOHANG) == W.pid) {
+            if (WIFSIGNALED(status)) snprintf(why, sizeof why, "died of signal %d", WTERMSIG(status));
+            else snprintf(why, sizeof why, "exited with status %d", WEXITSTATUS(status));
+            W.pid = 0;
+            break;
+        }
+        const struct timespec ten_ms = {0, 10000000};
+        nanosleep(&ten_ms, NULL);
     }
     snprintf(W.lost, sizeof W.lost, "cuda worker %s during %s", why, what);
     kill_worker();

@@ -51,12 +51,12 @@ add_custom_command(
   COMMENT "Embedding CUDA kernel sources"
   VERBATIM)
 
-# What both sides need and no device: the op tables and launch planning (every .c that
-# is not one of the files named below: kernels/cuda/<op>.c), NVRTC builds and the
-# cubin cache, the socket protocol, cuBLASLt's host-side logic (its headers only).
+# What needs no device: the op tables and launch planning (every .c that is not one of
+# the files named below: kernels/cuda/<op>.c), NVRTC builds and the cubin cache, the
+# socket protocol, the driver loader (dlopen), cuBLASLt's host-side logic (its headers
+# only). kbench itself uses the tables and the protocol.
 file(GLOB KBCU_COMMON_SOURCES CONFIGURE_DEPENDS ${KBCU_DIR}/*.c)
-set(KBCU_WORKER_SOURCES ${KBCU_DIR}/cuda_worker.c ${KBCU_DIR}/cuda_device.c ${KBCU_DIR}/cublaslt_device.c
-  ${KBCU_DIR}/cuda_driver.c)
+set(KBCU_WORKER_SOURCES ${KBCU_DIR}/cuda_worker.c ${KBCU_DIR}/cuda_device.c ${KBCU_DIR}/cublaslt_device.c)
 list(REMOVE_ITEM KBCU_COMMON_SOURCES ${KBCU_WORKER_SOURCES} ${KBCU_DIR}/backend_cuda.c)
 add_library(kbcuda_common STATIC ${KBCU_COMMON_SOURCES} ${KBCU_GENERATED})
 target_include_directories(kbcuda_common PUBLIC ${CMAKE_SOURCE_DIR} ${CUDAToolkit_INCLUDE_DIRS})
