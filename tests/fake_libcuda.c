@@ -7,7 +7,7 @@
  * work runs at once when queued, and only a handful of kernels are emulated (enough to
  * check that arguments arrive): rmsnorm_v1, add_v1 (f32 b), kb_test_poke and the
  * cuBLASLt scale reorders. Every other kernel does nothing, so its outputs keep the
- * harness's poison and its rows fail: a fake can never make a kernel pass.
+ * harness's poison and its rows fail: only an emulated kernel's row can pass.
  *
  * Time is a counter: each launch takes 1 us, a device-to-device copy of B bytes takes
  * B / 1e12 s (so the measured copy bandwidth is exactly 2e12 B/s); events read it.

@@ -223,10 +223,21 @@ int kbw_prog_build(const kbcu_plan *p, const CUdeviceptr *tensors, int ntensors,
             goto fail;
         }
     }
-    for (int i = 0; i < p->nlaunch; i++, pr->n++) {
+    for (int i = 0; i < p->nlaunch; i++) {
         const kbcu_launch *pl = &p->launch[i];
         struct prog_launch *l = &pr->l[i];
+        pr->n = i + 1; /* kbw_prog_free frees what this launch has so far */
         snprintf(l->kernel, sizeof l->kernel, "%s", pl->kernel);
+        /* CUDA's limits (kbcu_plan_case checked the ops' plans; this covers every plan) */
+        if (pl->grid[0] < 1 || pl->grid[0] > 2147483647LL || pl->grid[1] < 1 || pl->grid[1] > 65535 ||
+            pl->grid[2] < 1 || pl->grid[2] > 65535 || pl->block[0] < 1 || pl->block[1] < 1 || pl->block[2] < 1 ||
+            pl->block[0] * pl->block[1] * pl->block[2] > 1024 || pl->smem < 0 || pl->smem > g.info.smem_optin) {
+            rc = kb_fail(msg, KB_NOT_SUPPORTED, "%s: grid %lldx%lldx%lld of %lld threads, %lld bytes of shared memory: "
+                         "beyond this device's limits", pl->kernel, (long long)pl->grid[0], (long long)pl->grid[1],
+                         (long long)pl->grid[2], (long long)(pl->block[0] * pl->block[1] * pl->block[2]),
+                         (long long)pl->smem);
+            goto fail;
+        }
         if ((rc = get_function(pl->source, pl->opts, pl->kernel, &l->fn, msg)) != KB_OK) goto fail;
         if (pl->smem > 48 * 1024) {
             const CUresult r = g.drv.FuncSetAttribute(l->fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)pl->smem);

@@ -10,6 +10,7 @@
  * an impossible length) ends the worker, after saying why. */
 #include "kernels/cuda/cuda_worker.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,5 +247,8 @@ int kbcu_worker_serve(int fd) {
 
 int main(int argc, char **argv) {
     const int fd = argc > 1 ? atoi(argv[1]) : 3;
+    /* Ctrl-C reaches the whole process group: kbench finishes its row and closes the
+     * socket (then we exit); the worker must not vanish under it first. */
+    signal(SIGINT, SIG_IGN);
     return kbcu_worker_serve(fd);
 }
