@@ -308,7 +308,8 @@ static void run(const fake_launch *l) {
             *(volatile unsigned int *)(uintptr_t)ARG(1, CUdeviceptr) = 1u;
         }
     } else if (!strcmp(k, "rmsnorm_v1")) {
-        const float *x = (const float *)(uintptr_t)ARG(0, CUdeviceptr), *w = (const float *)(uintptr_t)ARG(1, CUdeviceptr);
+        const float *x = (const float *)(uintptr_t)ARG(0, CUdeviceptr),
+                    *w = (const float *)(uintptr_t)ARG(1, CUdeviceptr);
         float *y = (float *)(uintptr_t)ARG(2, CUdeviceptr);
         const int K = ARG(3, int);
         const float eps = ARG(4, float);
@@ -319,7 +320,8 @@ static void run(const fake_launch *l) {
             for (int i = 0; i < K; i++) y[(size_t)r * K + i] = (x[(size_t)r * K + i] * scale) * w[i];
         }
     } else if (!strcmp(k, "add_v1") && ARG(4, int) == 0) {
-        const float *a = (const float *)(uintptr_t)ARG(0, CUdeviceptr), *b = (const float *)(uintptr_t)ARG(1, CUdeviceptr);
+        const float *a = (const float *)(uintptr_t)ARG(0, CUdeviceptr),
+                    *b = (const float *)(uintptr_t)ARG(1, CUdeviceptr);
         float *y = (float *)(uintptr_t)ARG(2, CUdeviceptr);
         for (long long i = 0; i < ARG(3, long long); i++) y[i] = a[i] + b[i];
     } else if (!strcmp(k, "kb_test_poke")) {

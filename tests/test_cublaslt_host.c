@@ -5,13 +5,16 @@
  *                        enum name, identity formatting, variant names, scale
  *                        buffer sizes and layouts, the checks and their exact
  *                        messages. Needs no GPU and no CUDA library.
- *   test_cublaslt_probe  (KBLT_TEST_BACKEND) the backend itself. Without a GPU,
- *                        as in CI: probe() returns KB_NOT_SUPPORTED with a reason,
- *                        twice the same, and nothing else is reachable. With a GPU:
- *                        every variant of small cases in every scale mode, output
- *                        type and FAST_ACCUM setting runs and matches an fp64
- *                        reference computed here from kbench's own layouts, and an
- *                        fp16 output past 65504 comes back as inf.
+ *   test_cublaslt_probe  (KBLT_TEST_BACKEND) the backend itself, through kbench's
+ *                        front and the worker. Without a GPU, as in CI: probe()
+ *                        returns KB_NOT_SUPPORTED with a reason, twice the same.
+ *                        With a GPU: every variant of small cases in every scale
+ *                        mode, output type and FAST_ACCUM setting runs (enqueue,
+ *                        wait, run_timed) and matches an fp64 reference computed
+ *                        here from kbench's own layouts, an fp16 output past 65504
+ *                        comes back as inf, and a chain quant_fp8 (cuda front) ->
+ *                        gemm_fp8 (cublaslt front) runs on device buffers, enqueued
+ *                        together and then recorded.
  * Prints one line per failure and ends with "N passed, M failed". */
 #include <cublasLt.h>
 #include <math.h>
@@ -606,7 +609,10 @@ static void chain_case(kb_scale_mode mode, const char *quant_variant) {
     void *st[2] = {NULL, NULL}, *seq = NULL;
     int rc = cu->prepare(&q, &qv, qt.args, 1, 2, &st[0], msg);
     CHECK(rc == KB_OK, "chain: prepare quant_fp8 %s: %s", quant_variant, msg);
-    if (rc == KB_OK && nv > 0) rc = lt->prepare(&g, &gv[0], gt.args, 4, 1, &st[1], msg);
+    if (rc == KB_OK && nv > 0) {
+        rc = lt->prepare(&g, &gv[0], gt.args, 4, 1, &st[1], msg);
+        CHECK(rc == KB_OK || rc == KB_NOT_SUPPORTED, "chain: prepare gemm_fp8 %s: %s", gv[0].name, msg);
+    }
     if (rc == KB_NOT_SUPPORTED) {
         printf("  chain %s: not supported: %s\n", kb_scale_mode_name(mode), msg);
     } else if (rc == KB_OK && nv > 0) {

@@ -113,8 +113,8 @@ static void test_include(const char *tmp) {
     CHECK(strstr(msg, "CUDA headers not found") && strstr(msg, "CUDA_HOME") && strstr(msg, empty) &&
               strstr(msg, "/nonexistent/kbench"),
           "the error says what and where: %s", msg);
-    CHECK(kbcu_find_include(NULL, 0, out, sizeof out, msg) == KB_ERROR && strstr(msg, "nothing"),
-          "no candidates: %s", msg);
+    CHECK(kbcu_find_include(NULL, 0, out, sizeof out, msg) == KB_ERROR && strstr(msg, "nothing"), "no candidates: %s",
+          msg);
 
     /* CUDA_HOME wins over everything else */
     char *old = getenv("CUDA_HOME") ? strdup(getenv("CUDA_HOME")) : NULL;
@@ -162,8 +162,8 @@ static void test_cache_roundtrip(const char *tmp) {
     free(a.image);
     free(b.image);
     /* the NVRTC compile test fails on a non-empty log: make sure warnings land there */
-    rc = kbcu_compile("warn.cu", "extern \"C\" __global__ void k(float *y) { int unused; y[0] = 1.0f; }\n", "",
-                      "sm_90", inc, NULL, &a, msg);
+    rc = kbcu_compile("warn.cu", "extern \"C\" __global__ void k(float *y) { int unused; y[0] = 1.0f; }\n", "", "sm_90",
+                      inc, NULL, &a, msg);
     CHECK(rc == KB_OK && strstr(a.log, "unused") != NULL, "warnings reach the log: '%s'", a.log);
     free(a.image);
     rc = kbcu_compile("bad.cu", "this is not CUDA", "", "sm_90", inc, NULL, &a, msg);
@@ -183,15 +183,15 @@ static void test_variants(void) {
         const int n = kb_backend_cuda.variants(&c, &opt, v, 64, msg);
         CHECK(n >= 1, "%s has a variant (got %d)", kbcu_op_name((kb_op_id)op), n);
         for (int i = 0; i < n; i++) {
-            CHECK(!v[i].test_only && strncmp(v[i].name, "test_", 5) != 0, "test variant %s listed without test_variants",
-                  v[i].name);
+            CHECK(!v[i].test_only && strncmp(v[i].name, "test_", 5) != 0,
+                  "test variant %s listed without test_variants", v[i].name);
             CHECK(strstr(v[i].detail, "-D") != NULL, "detail has the -D options: %s", v[i].detail);
             CHECK(v[i].acc_unit_roundoff == 0, "fp32 accumulation declared");
             for (int j = 0; j < i; j++) CHECK(strcmp(v[i].name, v[j].name) != 0, "duplicate name %s", v[i].name);
         }
         const kbcu_op *o = kbcu_op_of((kb_op_id)op);
-        CHECK(o && o->n_in == kb_ops[op]->n_in && o->n_out == kb_ops[op]->n_out, "%s: tensor counts agree with the registry",
-              kbcu_op_name((kb_op_id)op));
+        CHECK(o && o->n_in == kb_ops[op]->n_in && o->n_out == kb_ops[op]->n_out,
+              "%s: tensor counts agree with the registry", kbcu_op_name((kb_op_id)op));
         CHECK(!strcmp(kbcu_op_name((kb_op_id)op), kb_ops[op]->name), "op names agree");
         opt.test_variants = 1;
         const int with = kb_backend_cuda.variants(&c, &opt, v, 64, msg);
@@ -266,8 +266,8 @@ static void test_fp8_encode(void) {
                 }
             }
         }
-    const float specials[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 448.0f, 464.0f, 480.0f, -1e30f, 57344.0f, 61440.0f,
-                              1e-45f, 0x1p-9f, 0x1p-10f, 0x1.8p-10f, 0x1p-16f, 0x1p-17f};
+    const float specials[] = {0.0f,     -0.0f,    INFINITY, -INFINITY, NAN,      448.0f,     464.0f,   480.0f,  -1e30f,
+                              57344.0f, 61440.0f, 1e-45f,   0x1p-9f,   0x1p-10f, 0x1.8p-10f, 0x1p-16f, 0x1p-17f};
     for (size_t i = 0; i < sizeof specials / sizeof specials[0]; i++)
         for (int e5 = 0; e5 < 2; e5++) {
             const unsigned want = e5 ? kb_f32_to_e5m2(specials[i], 1) : kb_f32_to_e4m3(specials[i], 1);
@@ -350,8 +350,8 @@ static void test_plans_all(void) {
                 for (int l = 0; l < p.nlaunch; l++) {
                     const kbcu_launch *L = &p.launch[l];
                     CHECK(L->grid[0] >= 1 && L->grid[0] < (1LL << 31) && L->grid[1] >= 1 && L->grid[1] <= 65535 &&
-                              L->grid[2] >= 1 && L->grid[2] <= 65535 && L->block[0] * L->block[1] * L->block[2] <= 1024 &&
-                              L->smem <= h100.smem_optin,
+                              L->grid[2] >= 1 && L->grid[2] <= 65535 &&
+                              L->block[0] * L->block[1] * L->block[2] <= 1024 && L->smem <= h100.smem_optin,
                           "%s/%s: launch %d (%s) within CUDA's limits", kbcu_op_name((kb_op_id)op), vars[v]->name, l,
                           L->kernel);
                     for (int a = 0; a < L->nargs; a++)
@@ -375,8 +375,10 @@ static void test_geometry(void) {
     CHECK(plan(&g, "gemv_v2_b256_u2", &p, msg) == KB_OK && p.nlaunch == 1 && p.launch[0].grid[0] == 224 &&
               p.launch[0].grid[1] == 1 && p.launch[0].block[0] == 256,
           "gemv_v2 3584x1: 224x1 blocks of 256");
-    CHECK(p.launch[0].nargs == 11 && p.launch[0].args[10].i == 0 && p.launch[0].args[9].i == 2, "e4m3 x e4m3: fmt 0, bf16 2");
-    for (int t = 0; t < 5; t++) CHECK(p.launch[0].args[t].kind == KBCU_ARG_TENSOR && p.launch[0].args[t].tensor == t, "w x sa sb d");
+    CHECK(p.launch[0].nargs == 11 && p.launch[0].args[10].i == 0 && p.launch[0].args[9].i == 2,
+          "e4m3 x e4m3: fmt 0, bf16 2");
+    for (int t = 0; t < 5; t++)
+        CHECK(p.launch[0].args[t].kind == KBCU_ARG_TENSOR && p.launch[0].args[t].tensor == t, "w x sa sb d");
     g.a_type = KB_E5M2, g.b_type = KB_E5M2;
     CHECK(plan(&g, "gemv_v2_b256_u2", &p, msg) == KB_OK && p.launch[0].args[10].i == 3, "e5m2 x e5m2: fmt 3");
     g.a_type = KB_E4M3;
@@ -491,8 +493,7 @@ static void test_geometry(void) {
     }
     CHECK(!bad_L, "decode_v2 splits cover L = %d exactly once: %d x %d", bad_L, splits, chunk);
     a.heads = 36, a.kv_heads = 4, a.kv_len = 4096;
-    CHECK(plan(&a, "decode_v2", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "8 query heads"), "GQA group > 8: %s",
-          msg);
+    CHECK(plan(&a, "decode_v2", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "8 query heads"), "GQA group > 8: %s", msg);
     a.heads = 28;
     a.kv_len = 4096, a.n = 17;
     CHECK(plan(&a, "decode_v1", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "prefill_v1"), "decode n > 16: %s", msg);
@@ -523,10 +524,11 @@ static void test_geometry(void) {
               p.launch[0].block[0] == 256,
           "gemm_f32 tiled: 64x64 outputs a block");
     f.m = 3585, f.n = 65;
-    CHECK(plan(&f, "tiled_v1_64x64", &p, msg) == KB_OK && p.launch[0].grid[0] * 64 >= f.m && p.launch[0].grid[1] * 64 >= f.n &&
-              (p.launch[0].grid[0] - 1) * 64 < f.m,
+    CHECK(plan(&f, "tiled_v1_64x64", &p, msg) == KB_OK && p.launch[0].grid[0] * 64 >= f.m &&
+              p.launch[0].grid[1] * 64 >= f.n && (p.launch[0].grid[0] - 1) * 64 < f.m,
           "ragged edges covered");
-    CHECK(plan(&f, "gemv_v1_b128", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "tiled_v1"), "gemv for small N: %s", msg);
+    CHECK(plan(&f, "gemv_v1_b128", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "tiled_v1"), "gemv for small N: %s",
+          msg);
     f.n = 5;
     CHECK(plan(&f, "gemv_v1_b128", &p, msg) == KB_OK && p.launch[0].grid[0] * 4 >= f.m && p.launch[0].grid[1] == 2,
           "gemv: a warp a row, 4 tokens a block");
@@ -550,7 +552,8 @@ static void test_geometry(void) {
               "add v2: 4 elements a thread");
         CHECK(plan_dev(&x, "v2_b256", &h100, 8, &p, msg) == KB_NOT_SUPPORTED, "add v2 needs 16-byte aligned views");
         x.op = KB_OP_swiglu;
-        CHECK(plan(&x, "v1_b256", &p, msg) == KB_OK && threads_x(&p.launch[0]) >= 7 * 3587 && p.launch[0].args[4].i == t,
+        CHECK(plan(&x, "v1_b256", &p, msg) == KB_OK && threads_x(&p.launch[0]) >= 7 * 3587 &&
+                  p.launch[0].args[4].i == t,
               "swiglu v1 %s", kb_dtype_name(types[t]));
         CHECK(plan(&x, "v2_b256", &p, msg) == KB_OK && 4 * threads_x(&p.launch[0]) >= 7 * 3587, "swiglu v2");
         kb_case b = make_case(KB_OP_bias_add);
@@ -572,7 +575,8 @@ static void test_geometry(void) {
     const int64_t kb = (q.k + 127) / 128;
     for (int s = 0; s < 3; s++) {
         q.scale_mode = (kb_scale_mode)s;
-        CHECK(plan(&q, "v1_b256", &p, msg) == KB_OK && p.nlaunch == 3, "quant v1 %s: three launches", kb_scale_mode_name(q.scale_mode));
+        CHECK(plan(&q, "v1_b256", &p, msg) == KB_OK && p.nlaunch == 3, "quant v1 %s: three launches",
+              kb_scale_mode_name(q.scale_mode));
         CHECK(p.workspace == (uint64_t)(q.n * kb * 4) && p.launch[0].grid[0] * 8 >= q.n * kb &&
                   (p.launch[0].grid[0] - 1) * 8 < q.n * kb,
               "a warp per row block, amax in the workspace");
@@ -585,13 +589,15 @@ static void test_geometry(void) {
                       p.launch[1].grid[0] * 256 >= kb_scale_count(q.scale_mode, q.n, q.k) && p.launch[1].args[4].i == s,
                   "a thread per scale group");
         CHECK(p.launch[1].args[1].kind == KBCU_ARG_TENSOR && p.launch[1].args[1].tensor == 2 &&
-                  p.launch[2].args[2].tensor == 1 && p.launch[2].args[1].tensor == 2 && threads_x(&p.launch[2]) >= q.n * q.k,
+                  p.launch[2].args[2].tensor == 1 && p.launch[2].args[1].tensor == 2 &&
+                  threads_x(&p.launch[2]) >= q.n * q.k,
               "scales to s, codes to q, a thread per value");
         CHECK(p.launch[2].nargs == 9 && p.launch[2].args[7].i == 0 && p.launch[2].args[8].i == 0, "e4m3, no flush");
         const int rc = plan(&q, "v2_b256", &p, msg);
         if (s == 0) CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "v1"), "v2 has no tensor mode: %s", msg);
         if (s == 1) CHECK(rc == KB_OK && p.nlaunch == 1 && p.launch[0].grid[0] == q.n, "v2 outer: a block per token");
-        if (s == 2) CHECK(rc == KB_OK && p.nlaunch == 1 && p.launch[0].grid[0] * 8 >= q.n * kb, "v2 vec128: a warp a group");
+        if (s == 2)
+            CHECK(rc == KB_OK && p.nlaunch == 1 && p.launch[0].grid[0] * 8 >= q.n * kb, "v2 vec128: a warp a group");
     }
     q.scale_mode = KB_SCALE_BLK128;
     CHECK(plan(&q, "v1_b256", &p, msg) == KB_NOT_SUPPORTED, "activations take no 128x128 blocks");
@@ -658,9 +664,9 @@ static void test_scale_reorder_plan(void) {
           "transposes: src tensors 2 and 3, a thread per scale");
     kbcu_plan_free(&p);
     c.scale_mode = KB_SCALE_BLK128;
-    CHECK(kblt_scale_reorder_plan(&c, &p, off, msg) == KB_OK && p.nlaunch == 2 && !strcmp(p.launch[0].kernel, "kb_scales_pad") &&
-              p.launch[0].args[2].i == 3 && p.launch[0].args[3].i == 5 && p.launch[0].args[4].i == 8 &&
-              p.launch[0].grid[0] * 256 >= 3 * 8,
+    CHECK(kblt_scale_reorder_plan(&c, &p, off, msg) == KB_OK && p.nlaunch == 2 &&
+              !strcmp(p.launch[0].kernel, "kb_scales_pad") && p.launch[0].args[2].i == 3 &&
+              p.launch[0].args[3].i == 5 && p.launch[0].args[4].i == 8 && p.launch[0].grid[0] * 256 >= 3 * 8,
           "blk128: W's rows padded to kb = 8");
     kbcu_plan_free(&p);
     c.k = 3584; /* kb = 28: W's 128x128 scales need no padding */
@@ -797,8 +803,8 @@ static void test_malformed(const char *libcuda) {
     CHECK(raw_call(&w, KBCU_MAGIC, KBCU_REQ_UPLOAD, 1, 0, 16, junk, 8, &rep, NULL, 0) == 0 && rep.rc == KB_ERROR &&
               strstr(rep.msg, "view's size") && raw_alive(&w),
           "an upload whose payload is not its view: %s", rep.msg);
-    CHECK(raw_call(&w, KBCU_MAGIC, KBCU_REQ_UPLOAD, 12345, 0, 1000, junk, 1000, &rep, NULL, 0) == 0 && rep.rc != KB_OK &&
-              raw_alive(&w),
+    CHECK(raw_call(&w, KBCU_MAGIC, KBCU_REQ_UPLOAD, 12345, 0, 1000, junk, 1000, &rep, NULL, 0) == 0 &&
+              rep.rc != KB_OK && raw_alive(&w),
           "an upload to a forged buffer: %s", rep.msg);
     CHECK(raw_call(&w, KBCU_MAGIC, KBCU_REQ_DOWNLOAD, 1, 0, 16, junk, 4, &rep, NULL, 0) == 0 && rep.rc == KB_ERROR &&
               raw_alive(&w),
@@ -823,17 +829,20 @@ static void test_malformed(const char *libcuda) {
     memset(&pr, 0, sizeof pr);
     pr.n_in = 9, pr.n_out = 1;
     memcpy(prep, &pr, sizeof pr);
-    CHECK(raw_call(&w, KBCU_MAGIC, KBCU_REQ_PREPARE, 0, 0, 0, prep, sizeof pr + 2 * sizeof(kb_arg), &rep, NULL, 0) == 0 &&
+    CHECK(raw_call(&w, KBCU_MAGIC, KBCU_REQ_PREPARE, 0, 0, 0, prep, sizeof pr + 2 * sizeof(kb_arg), &rep, NULL, 0) ==
+                  0 &&
               rep.rc == KB_ERROR && strstr(rep.msg, "9 inputs") && raw_alive(&w),
           "a prepare of 9 inputs: %s", rep.msg);
     pr.n_in = 1, pr.n_out = 1, pr.c.op = (kb_op_id)999;
     memcpy(prep, &pr, sizeof pr);
-    CHECK(raw_call(&w, KBCU_MAGIC, KBCU_REQ_PREPARE, 0, 0, 0, prep, sizeof pr + 2 * sizeof(kb_arg), &rep, NULL, 0) == 0 &&
+    CHECK(raw_call(&w, KBCU_MAGIC, KBCU_REQ_PREPARE, 0, 0, 0, prep, sizeof pr + 2 * sizeof(kb_arg), &rep, NULL, 0) ==
+                  0 &&
               rep.rc == KB_ERROR && strstr(rep.msg, "unknown op") && raw_alive(&w),
           "a prepare of op 999: %s", rep.msg);
     pr.c.op = KB_OP_rmsnorm, pr.c.k = -5;
     memcpy(prep, &pr, sizeof pr);
-    CHECK(raw_call(&w, KBCU_MAGIC, KBCU_REQ_PREPARE, 0, 0, 0, prep, sizeof pr + 2 * sizeof(kb_arg), &rep, NULL, 0) == 0 &&
+    CHECK(raw_call(&w, KBCU_MAGIC, KBCU_REQ_PREPARE, 0, 0, 0, prep, sizeof pr + 2 * sizeof(kb_arg), &rep, NULL, 0) ==
+                  0 &&
               rep.rc == KB_ERROR && strstr(rep.msg, "out of range") && raw_alive(&w),
           "a prepare of K = -5: %s", rep.msg);
     CHECK(raw_call(&w, KBCU_MAGIC, KBCU_REQ_VARIANTS, 0, 0, 0, junk, 100, &rep, NULL, 0) == 0 && rep.rc == KB_ERROR &&
@@ -957,15 +966,16 @@ static int fake_mode(void) {
     CHECK(rc == KB_OK, "probe on the fake driver: %s", msg);
     if (rc != KB_OK) return finish();
     const kb_device_info *d = cu->device();
-    printf("device: %s; %s\n  %.4g B/s (%s), floor %.3g s (%s), cache %llu, mem %llu / %llu\n", d->name, d->driver, d->bw,
-           d->bw_source, d->launch_floor_s, d->launch_source, (unsigned long long)d->cache_bytes,
+    printf("device: %s; %s\n  %.4g B/s (%s), floor %.3g s (%s), cache %llu, mem %llu / %llu\n", d->name, d->driver,
+           d->bw, d->bw_source, d->launch_floor_s, d->launch_source, (unsigned long long)d->cache_bytes,
            (unsigned long long)d->mem_free, (unsigned long long)d->mem_bytes);
     CHECK(!strcmp(d->key, "cuda:0") && strstr(d->name, "fake") && strstr(d->name, "sm_90"), "device key and name");
     CHECK(fabs(d->bw - 2e12) < 2e12 * 1e-4 && strstr(d->bw_source, "best of 5") && strstr(d->bw_source, "128 MiB"),
           "copy bandwidth: %g (%s)", d->bw, d->bw_source);
     CHECK(fabs(d->launch_floor_s - 1e-6) < 1e-9 && strstr(d->launch_source, "median of 51"), "launch floor %g (%s)",
           d->launch_floor_s, d->launch_source);
-    CHECK(d->cache_bytes == (1u << 20) && d->mem_bytes == (1ull << 30) && d->mem_free == (900ull << 20), "cache and memory");
+    CHECK(d->cache_bytes == (1u << 20) && d->mem_bytes == (1ull << 30) && d->mem_free == (900ull << 20),
+          "cache and memory");
     CHECK(strstr(d->driver, "cold flush: memset") != NULL, "the flush is named: %s", d->driver);
     rc = kb_backend_cublaslt.probe(&opt, m2);
     if (rc == KB_OK) skip("cuBLASLt initialised next to the fake driver (a real driver is installed)");
@@ -991,7 +1001,8 @@ static int fake_mode(void) {
     CHECK(cu->download(out, (kb_view){b ^ (1ull << 32), 0, 4}, msg) == KB_ERROR && strstr(msg, "unknown buffer"),
           "a handle of another generation: %s", msg);
     cu->free(b);
-    CHECK(cu->upload((kb_view){b, 0, 4}, in, msg) == KB_ERROR && strstr(msg, "unknown buffer"), "a freed buffer: %s", msg);
+    CHECK(cu->upload((kb_view){b, 0, 4}, in, msg) == KB_ERROR && strstr(msg, "unknown buffer"), "a freed buffer: %s",
+          msg);
     /* more than the staging buffer (64 MiB) goes through in pieces */
     const size_t big = (size_t)100 << 20;
     unsigned char *bi = malloc(big), *bo = malloc(big);
@@ -1003,8 +1014,8 @@ static int fake_mode(void) {
     cu->free(b);
     free(bi);
     free(bo);
-    CHECK(cu->alloc((size_t)200 << 20, &b, msg) == KB_ERROR && strstr(msg, "OUT_OF_MEMORY"), "out of memory is an error: %s",
-          msg);
+    CHECK(cu->alloc((size_t)200 << 20, &b, msg) == KB_ERROR && strstr(msg, "OUT_OF_MEMORY"),
+          "out of memory is an error: %s", msg);
 
     /* a kernel state: rmsnorm v1 (the fake runs it), views at an offset */
     enum { N = 3, K = 64 };
@@ -1020,7 +1031,8 @@ static int fake_mode(void) {
     void *s = NULL, *s2 = NULL, *seq = NULL;
     CHECK(cu->prepare(&c, &v, r.args, 2, 1, &s, msg) == KB_OK && s, "prepare rmsnorm v1: %s", msg);
     CHECK(cu->enqueue(&s, 1, msg) == KB_OK && cu->wait(msg) == KB_OK, "enqueue + wait: %s", msg);
-    CHECK(cu->download(y, r.args[2].view, msg) == KB_OK && !memcmp(y, want, sizeof y), "the arguments arrived (y = ref)");
+    CHECK(cu->download(y, r.args[2].view, msg) == KB_OK && !memcmp(y, want, sizeof y),
+          "the arguments arrived (y = ref)");
     double sec = 0;
     CHECK(cu->run_timed(&s, 1, 0, &sec, msg) == KB_OK && fabs(sec - 1e-6) < 1e-9, "run_timed hot: %g s: %s", sec, msg);
     CHECK(cu->run_timed(&s, 1, 1, &sec, msg) == KB_OK && fabs(sec - 1e-6) < 1e-9, "run_timed cold: %g s", sec);
@@ -1048,8 +1060,8 @@ static int fake_mode(void) {
     CHECK(cu->prepare(&c, &v, bad, 2, 1, &s2, msg) == KB_ERROR && strstr(msg, "outside"), "a view outside: %s", msg);
     kb_variant nov;
     kb_variant_init(&nov, "v9_nothing");
-    CHECK(cu->prepare(&c, &nov, r.args, 2, 1, &s2, msg) == KB_ERROR && strstr(msg, "no variant"), "an unknown variant: %s",
-          msg);
+    CHECK(cu->prepare(&c, &nov, r.args, 2, 1, &s2, msg) == KB_ERROR && strstr(msg, "no variant"),
+          "an unknown variant: %s", msg);
 
     /* a recorded sequence (a CUDA graph): replays, keeps its states and their buffers */
     CHECK(cu->prepare(&c, &v, r.args, 2, 1, &s2, msg) == KB_OK, "a second state: %s", msg);
@@ -1105,7 +1117,8 @@ static int fake_mode(void) {
     if (fdf >= 0) close(fdf);
     setenv("KB_FAKE_CUDA_FAIL", flag, 1); /* read by the next worker */
     CHECK(cu->reset(msg) == KB_OK, "reset: %s", msg);
-    CHECK(cu->enqueue(&s, 1, msg) == KB_ERROR && strstr(msg, "unknown state"), "a state from before the reset: %s", msg);
+    CHECK(cu->enqueue(&s, 1, msg) == KB_ERROR && strstr(msg, "unknown state"), "a state from before the reset: %s",
+          msg);
     rms_bufs r5;
     kb_case c5;
     CHECK(rms_make(&r5, &c5, N, K, 0, x, w, msg) == KB_OK, "buffers on the new worker: %s", msg);
@@ -1142,7 +1155,8 @@ static int fake_mode(void) {
     CHECK(cu->reset(msg) == KB_OK && rms_make(&r5, &c5, N, K, 0, x, w, msg) == KB_OK &&
               cu->prepare(&c5, &v, r5.args, 2, 1, &s, msg) == KB_OK,
           "a worker whose first two samples come late: %s", msg);
-    CHECK(cu->run_timed(&s, 1, 0, &sec, msg) == KB_OK && fabs(sec - 1e-6) < 1e-9, "the third try is the sample: %s", msg);
+    CHECK(cu->run_timed(&s, 1, 0, &sec, msg) == KB_OK && fabs(sec - 1e-6) < 1e-9, "the third try is the sample: %s",
+          msg);
     setenv("KB_FAKE_CUDA_LATE", "3", 1);
     CHECK(cu->reset(msg) == KB_OK && rms_make(&r5, &c5, N, K, 0, x, w, msg) == KB_OK &&
               cu->prepare(&c5, &v, r5.args, 2, 1, &s, msg) == KB_OK,

@@ -94,7 +94,8 @@ static void collect_ops(void) {
                     setup_failures++;
                     continue;
                 }
-                for (int i = 0; i < o->n_in + o->n_out; i++) args[i] = (kb_arg){t[i].type, t[i].count, {1, 0, t[i].bytes}};
+                for (int i = 0; i < o->n_in + o->n_out; i++)
+                    args[i] = (kb_arg){t[i].type, t[i].count, {1, 0, t[i].bytes}};
                 const kbcu_job j = {&samples[s], vars[v], args, o->n_in, o->n_out, {90, 132, 227 * 1024}};
                 kbcu_plan p;
                 if (kbcu_plan_case(&j, &p, msg) != KB_OK) continue; /* e.g. v2 on a q6_k table */
@@ -103,8 +104,8 @@ static void collect_ops(void) {
                 planned++;
             }
             if (!planned) {
-                printf("FAIL: %s/%s plans none of the op's %d sample cases\n", kbcu_op_name((kb_op_id)op), vars[v]->name,
-                       ns);
+                printf("FAIL: %s/%s plans none of the op's %d sample cases\n", kbcu_op_name((kb_op_id)op),
+                       vars[v]->name, ns);
                 setup_failures++;
             }
         }

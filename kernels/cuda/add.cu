@@ -25,7 +25,8 @@ add_v2(const float *__restrict__ a, const void *__restrict__ b, float *__restric
     if (i >= count) return;
     if (i + 4 <= count) {
         const float4 x = *(const float4 *)(a + i), z = load_float4(b, btype, i);
-        *(float4 *)(y + i) = make_float4(__fadd_rn(x.x, z.x), __fadd_rn(x.y, z.y), __fadd_rn(x.z, z.z), __fadd_rn(x.w, z.w));
+        *(float4 *)(y + i) =
+            make_float4(__fadd_rn(x.x, z.x), __fadd_rn(x.y, z.y), __fadd_rn(x.z, z.z), __fadd_rn(x.w, z.w));
     } else {
         for (long long e = i; e < count; e++) y[e] = __fadd_rn(a[e], load_float(b, btype, e));
     }

@@ -54,8 +54,9 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
     const int64_t d = c->head_dim;
     if (c->n < 1 || c->kv_len < 1 || c->heads < 1 || c->kv_heads < 1 || d < 1 || c->heads % c->kv_heads ||
         c->n > c->kv_len)
-        return kb_fail(msg, KB_NOT_SUPPORTED, "attention needs n, kv_len, heads, kv_heads, head_dim >= 1, heads a "
-                                              "multiple of kv_heads and n <= kv_len");
+        return kb_fail(msg, KB_NOT_SUPPORTED,
+                       "attention needs n, kv_len, heads, kv_heads, head_dim >= 1, heads a "
+                       "multiple of kv_heads and n <= kv_len");
     if (d > 256) return kb_fail(msg, KB_NOT_SUPPORTED, "head_dim %lld > 256", (long long)d);
     if (!kbcu_fits_i32(c->kv_len * c->kv_heads * d) || !kbcu_fits_i32(c->n * c->heads * d))
         return kb_fail(msg, KB_NOT_SUPPORTED, "tensor beyond int32 elements");

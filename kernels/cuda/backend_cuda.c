@@ -104,7 +104,8 @@ static int find_worker(char *out, size_t cap, char *msg) {
         return KB_OK;
     }
 #endif
-    return kb_fail(msg, KB_NOT_SUPPORTED, "cuda worker program kbcuda_worker not found (looked at %s; set KB_CUDA_WORKER)",
+    return kb_fail(msg, KB_NOT_SUPPORTED,
+                   "cuda worker program kbcuda_worker not found (looked at %s; set KB_CUDA_WORKER)",
                    beside[0] ? beside : "/proc/self/exe's directory");
 }
 
@@ -114,7 +115,8 @@ static int find_worker(char *out, size_t cap, char *msg) {
 static int call(const char *what, kbcu_req *req, const void *payload, uint64_t payload_len, kbcu_rep *rep, void *out,
                 uint64_t out_cap, uint64_t *out_len, char *msg) {
     if (W.fd < 0)
-        return kb_fail(msg, KB_ERROR_FATAL, "%s", W.lost[0] ? W.lost : "cuda worker not running (probe or reset first)");
+        return kb_fail(msg, KB_ERROR_FATAL, "%s",
+                       W.lost[0] ? W.lost : "cuda worker not running (probe or reset first)");
     req->magic = KBCU_MAGIC;
     req->len = payload_len;
     const int t = timeout_ms();
@@ -127,7 +129,8 @@ static int call(const char *what, kbcu_req *req, const void *payload, uint64_t p
     if (out_len) *out_len = rep->len;
     rep->msg[KB_MSG - 1] = 0;
     if (rep->rc != KB_OK) snprintf(msg, KB_MSG, "%s", rep->msg);
-    if (rep->rc < KB_OK || rep->rc > KB_ERROR_FATAL) return kb_fail(msg, KB_ERROR, "cuda worker answered status %d", rep->rc);
+    if (rep->rc < KB_OK || rep->rc > KB_ERROR_FATAL)
+        return kb_fail(msg, KB_ERROR, "cuda worker answered status %d", rep->rc);
     return rep->rc;
 }
 
@@ -222,7 +225,8 @@ static int cu_upload(kb_view dst, const void *host, char *msg) {
 
 static int cu_download(void *host, kb_view src, char *msg) {
     if (W.fd < 0)
-        return kb_fail(msg, KB_ERROR_FATAL, "%s", W.lost[0] ? W.lost : "cuda worker not running (probe or reset first)");
+        return kb_fail(msg, KB_ERROR_FATAL, "%s",
+                       W.lost[0] ? W.lost : "cuda worker not running (probe or reset first)");
     kbcu_req req = {KBCU_MAGIC, KBCU_REQ_DOWNLOAD, src.buf, src.offset, src.bytes, 0};
     kbcu_rep rep, tail;
     const int t = timeout_ms();
@@ -238,7 +242,8 @@ static int cu_download(void *host, kb_view src, char *msg) {
         goto lost;
     tail.msg[KB_MSG - 1] = 0;
     if (tail.rc != KB_OK)
-        return kb_fail(msg, tail.rc >= KB_NOT_SUPPORTED && tail.rc <= KB_ERROR_FATAL ? tail.rc : KB_ERROR, "%s", tail.msg);
+        return kb_fail(msg, tail.rc >= KB_NOT_SUPPORTED && tail.rc <= KB_ERROR_FATAL ? tail.rc : KB_ERROR, "%s",
+                       tail.msg);
     return KB_OK;
 lost:
     describe_loss("download");
@@ -263,8 +268,8 @@ static int check_args(const kb_case *c, const kb_arg *args, int n_in, int n_out,
                            t[i].name, (long long)t[i].count, kb_dtype_name(t[i].type), (long long)args[i].count,
                            kb_dtype_name(args[i].type));
         if (args[i].view.bytes < t[i].bytes)
-            return kb_fail(msg, KB_ERROR, "%s: tensor %d (%s) needs %llu bytes, its view has %llu", op->name, i, t[i].name,
-                           (unsigned long long)t[i].bytes, (unsigned long long)args[i].view.bytes);
+            return kb_fail(msg, KB_ERROR, "%s: tensor %d (%s) needs %llu bytes, its view has %llu", op->name, i,
+                           t[i].name, (unsigned long long)t[i].bytes, (unsigned long long)args[i].view.bytes);
     }
     return KB_OK;
 }
@@ -301,7 +306,8 @@ static void cu_release(void *state) {
 
 /* ENQUEUE, RECORD, RUN_TIMED: one round trip for the whole sequence. */
 static int sequence(const char *what, uint32_t op, void *const *states, int n, uint64_t a, kbcu_rep *rep, char *msg) {
-    if (n < 0 || n > KBCU_MAX_SEQ) return kb_fail(msg, KB_ERROR, "%d states in one sequence (at most %d)", n, KBCU_MAX_SEQ);
+    if (n < 0 || n > KBCU_MAX_SEQ)
+        return kb_fail(msg, KB_ERROR, "%d states in one sequence (at most %d)", n, KBCU_MAX_SEQ);
     uint64_t h[KBCU_MAX_SEQ];
     for (int i = 0; i < n; i++) h[i] = (uint64_t)(uintptr_t)states[i];
     kbcu_req req = {0, op, a, 0, 0, 0};
@@ -405,7 +411,8 @@ static int lt_variants(const kb_case *c, const kb_options *opt, kb_variant *out,
     uint64_t got = 0;
     const int rc = call("variants", &req, &r, sizeof r, &rep, out, (uint64_t)r.max * sizeof *out, &got, msg);
     if (rc != KB_OK) return -rc;
-    if (got != rep.a * sizeof *out || rep.a > (uint64_t)r.max) return -kb_fail(msg, KB_ERROR, "cuda worker: a bad variant list");
+    if (got != rep.a * sizeof *out || rep.a > (uint64_t)r.max)
+        return -kb_fail(msg, KB_ERROR, "cuda worker: a bad variant list");
     for (uint64_t i = 0; i < rep.a; i++) {
         out[i].name[sizeof out[i].name - 1] = 0;
         out[i].detail[sizeof out[i].detail - 1] = 0;

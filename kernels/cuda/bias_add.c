@@ -17,7 +17,8 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
     const int block = kbcu_def_int(j->v, "BLOCK", 256);
     int64_t per_thread = 1;
     if (kbcu_is(j->v, "v2")) {
-        if (c->m % 4) return kb_fail(msg, KB_NOT_SUPPORTED, "%s takes 4 features at once: needs M %% 4 == 0", j->v->name);
+        if (c->m % 4)
+            return kb_fail(msg, KB_NOT_SUPPORTED, "%s takes 4 features at once: needs M %% 4 == 0", j->v->name);
         for (int t = 0; t < 3; t++) {
             int rc = kbcu_need_aligned(j, t, 16, "loads and stores 4 elements at once", msg);
             if (rc != KB_OK) return rc;
@@ -39,7 +40,8 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
 static int samples(kb_case *out, int max) {
     const kb_dtype types[] = {KB_F32, KB_F16, KB_BF16};
     int n = 0;
-    for (int i = 0; i < 3 && n < max; i++) out[n++] = (kb_case){.op = KB_OP_bias_add, .n = 4, .m = 512, .a_type = types[i]};
+    for (int i = 0; i < 3 && n < max; i++)
+        out[n++] = (kb_case){.op = KB_OP_bias_add, .n = 4, .m = 512, .a_type = types[i]};
     return n;
 }
 

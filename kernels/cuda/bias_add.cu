@@ -14,7 +14,8 @@
 
 // v1: one thread per feature of a token.
 extern "C" __global__ void __launch_bounds__(BLOCK)
-bias_add_v1(const void *__restrict__ x, const float *__restrict__ bias, float *__restrict__ y, int N, int M, int xtype) {
+bias_add_v1(const void *__restrict__ x, const float *__restrict__ bias, float *__restrict__ y, int N, int M,
+            int xtype) {
     const int i = blockIdx.x * BLOCK + threadIdx.x;
     if (i >= M) return;
     const float b = bias[i];
@@ -27,13 +28,15 @@ bias_add_v1(const void *__restrict__ x, const float *__restrict__ bias, float *_
 // v2: four consecutive features a thread, 16-byte loads and stores; needs M % 4 == 0
 // and x, bias, y 16-byte aligned.
 extern "C" __global__ void __launch_bounds__(BLOCK)
-bias_add_v2(const void *__restrict__ x, const float *__restrict__ bias, float *__restrict__ y, int N, int M, int xtype) {
+bias_add_v2(const void *__restrict__ x, const float *__restrict__ bias, float *__restrict__ y, int N, int M,
+            int xtype) {
     const int i = (blockIdx.x * BLOCK + threadIdx.x) * 4;
     if (i >= M) return;
     const float4 b = *(const float4 *)(bias + i);
     for (int t = blockIdx.y; t < N; t += gridDim.y) {
         const long long e = (long long)t * M + i;
         const float4 v = load_float4(x, xtype, e);
-        *(float4 *)(y + e) = make_float4(__fadd_rn(v.x, b.x), __fadd_rn(v.y, b.y), __fadd_rn(v.z, b.z), __fadd_rn(v.w, b.w));
+        *(float4 *)(y + e) =
+            make_float4(__fadd_rn(v.x, b.x), __fadd_rn(v.y, b.y), __fadd_rn(v.z, b.z), __fadd_rn(v.w, b.w));
     }
 }

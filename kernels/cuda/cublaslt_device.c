@@ -112,17 +112,16 @@ static void problem_destroy(lt_problem *p) {
 
 /* Descriptors for case c with FAST_ACCUM = fast_accum and the given device scale
  * pointers (NULL = 1, cuBLASLt's default). KB_OK, or the status with the step. */
-static int problem_create(const kb_case *c, int fast_accum, const void *sa, const void *sb, lt_problem *p,
-                          char *msg) {
+static int problem_create(const kb_case *c, int fast_accum, const void *sa, const void *sb, lt_problem *p, char *msg) {
     cublasStatus_t s;
     memset(p, 0, sizeof *p);
-#define LT_TRY(call, what)                                                                                        \
-    do {                                                                                                          \
-        if ((s = (call)) != CUBLAS_STATUS_SUCCESS) {                                                              \
-            int rc_ = lt_fail(msg, s, what);                                                                      \
-            problem_destroy(p);                                                                                   \
-            return rc_;                                                                                           \
-        }                                                                                                         \
+#define LT_TRY(call, what)                                                                                             \
+    do {                                                                                                               \
+        if ((s = (call)) != CUBLAS_STATUS_SUCCESS) {                                                                   \
+            int rc_ = lt_fail(msg, s, what);                                                                           \
+            problem_destroy(p);                                                                                        \
+            return rc_;                                                                                                \
+        }                                                                                                              \
     } while (0)
     int32_t transa = CUBLAS_OP_T, transb = CUBLAS_OP_N;
     int8_t fa = fast_accum ? 1 : 0;
@@ -145,16 +144,12 @@ static int problem_create(const kb_case *c, int fast_accum, const void *sa, cons
     if (sb)
         LT_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &sb, sizeof sb),
                "set B_SCALE_POINTER");
-    LT_TRY(cublasLtMatrixLayoutCreate(&p->a, lt_type(c->a_type), (uint64_t)c->k, (uint64_t)c->m, c->k),
-           "layout A");
-    LT_TRY(cublasLtMatrixLayoutCreate(&p->b, lt_type(c->b_type), (uint64_t)c->k, (uint64_t)c->n, c->k),
-           "layout B");
+    LT_TRY(cublasLtMatrixLayoutCreate(&p->a, lt_type(c->a_type), (uint64_t)c->k, (uint64_t)c->m, c->k), "layout A");
+    LT_TRY(cublasLtMatrixLayoutCreate(&p->b, lt_type(c->b_type), (uint64_t)c->k, (uint64_t)c->n, c->k), "layout B");
     /* C has D's type for a bf16/fp16/fp32 D (cuBLASLt's table of FP8 type
      * combinations for cublasLtMatmul) */
-    LT_TRY(cublasLtMatrixLayoutCreate(&p->c, lt_type(c->out_type), (uint64_t)c->m, (uint64_t)c->n, c->m),
-           "layout C");
-    LT_TRY(cublasLtMatrixLayoutCreate(&p->d, lt_type(c->out_type), (uint64_t)c->m, (uint64_t)c->n, c->m),
-           "layout D");
+    LT_TRY(cublasLtMatrixLayoutCreate(&p->c, lt_type(c->out_type), (uint64_t)c->m, (uint64_t)c->n, c->m), "layout C");
+    LT_TRY(cublasLtMatrixLayoutCreate(&p->d, lt_type(c->out_type), (uint64_t)c->m, (uint64_t)c->n, c->m), "layout D");
 #undef LT_TRY
     return KB_OK;
 }
@@ -225,8 +220,8 @@ static lt_entry *g_entries;
 static int g_nentries, g_entries_cap;
 
 static void case_key(const kb_case *c, char *key, size_t size) {
-    snprintf(key, size, "%lld/%lld/%lld/%d/%d/%d/%d", (long long)c->m, (long long)c->n, (long long)c->k,
-             (int)c->a_type, (int)c->b_type, (int)c->out_type, (int)c->scale_mode);
+    snprintf(key, size, "%lld/%lld/%lld/%d/%d/%d/%d", (long long)c->m, (long long)c->n, (long long)c->k, (int)c->a_type,
+             (int)c->b_type, (int)c->out_type, (int)c->scale_mode);
 }
 
 static void table_forget(const char *key) {
@@ -269,8 +264,8 @@ typedef struct {
 } lt_list;
 
 /* A runnable variant: table entry + kb_variant. 0, or -1 when out of room. */
-static int list_add(lt_list *l, kblt_source src, int index, const cublasLtMatmulAlgo_t *algo,
-                    const kblt_identity *id, const char *detail_prefix) {
+static int list_add(lt_list *l, kblt_source src, int index, const cublasLtMatmulAlgo_t *algo, const kblt_identity *id,
+                    const char *detail_prefix) {
     char name[64];
     if (l->count >= l->max) return -1;
     kblt_variant_name(name, sizeof name, src, src, index, l->fast_accum);
@@ -374,9 +369,7 @@ typedef struct {
     kblt_identity id;
 } lt_found;
 
-
-static int cap_array(const cublasLtMatmulAlgo_t *algo, cublasLtMatmulAlgoCapAttributes_t attr, uint32_t *buf,
-                     int max) {
+static int cap_array(const cublasLtMatmulAlgo_t *algo, cublasLtMatmulAlgoCapAttributes_t attr, uint32_t *buf, int max) {
     size_t need = 0;
     if (cublasLtMatmulAlgoCapGetAttribute(algo, attr, NULL, 0, &need) != CUBLAS_STATUS_SUCCESS) return 0;
     int n = (int)(need / sizeof(uint32_t));
@@ -448,7 +441,8 @@ static int list_exhaustive(lt_list *l, int cap, char *msg) {
         int npairs = 0;
         pair_splitk[npairs] = 1, pair_red[npairs++] = CUBLASLT_REDUCTION_SCHEME_NONE;
         for (size_t sk = 0; splitk_support && sk < sizeof exhaustive_splitk / sizeof exhaustive_splitk[0]; sk++)
-            for (uint32_t red = CUBLASLT_REDUCTION_SCHEME_INPLACE; red <= CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE; red <<= 1)
+            for (uint32_t red = CUBLASLT_REDUCTION_SCHEME_INPLACE; red <= CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE;
+                 red <<= 1)
                 if ((red_mask & red) && exhaustive_splitk[sk] * 16 <= c->k)
                     pair_splitk[npairs] = exhaustive_splitk[sk], pair_red[npairs++] = red;
         const int64_t nclusters = (int64_t)(sizeof exhaustive_clusters / sizeof exhaustive_clusters[0]);
@@ -520,7 +514,6 @@ static int list_exhaustive(lt_list *l, int cap, char *msg) {
     return 0;
 }
 
-
 static int lt_ready(char *msg) {
     int rc = kbw_ready(msg);
     if (rc != KB_OK) return rc;
@@ -548,12 +541,9 @@ int kbw_lt_variants(const kbcu_variants_req *r, kb_variant *out, int max, char *
     for (int f = 0; f < nfa; f++) {
         l.fast_accum = fas[f];
         rc = 0;
-        if (check != KB_OK)
-            list_none(&l, src, why);
-        else if (mode == KBLT_ALGO_EXHAUSTIVE)
-            rc = list_exhaustive(&l, kblt_exhaustive_cap(r->algo_cap), msg);
-        else
-            rc = list_heuristic(&l, msg);
+        if (check != KB_OK) list_none(&l, src, why);
+        else if (mode == KBLT_ALGO_EXHAUSTIVE) rc = list_exhaustive(&l, kblt_exhaustive_cap(r->algo_cap), msg);
+        else rc = list_heuristic(&l, msg);
         if (rc < 0) return rc;
     }
     return l.count;

@@ -48,7 +48,7 @@ struct kbw_prog {
         int nargs;
         arg_value *vals;
         void **params;
-    } *l;
+    } * l;
     CUdeviceptr ws;
 };
 
@@ -133,10 +133,10 @@ int kbw_lost_underneath(char *msg, const char *what) {
 const kbcu_driver *kbw_driver(void) { return &g.drv; }
 CUstream kbw_stream(void) { return g.stream; }
 
-#define CU_TRY(call, what)                                \
-    do {                                                  \
-        const CUresult r_ = (call);                       \
-        if (r_ != CUDA_SUCCESS) return kbw_cu_fail(msg, r_, what); \
+#define CU_TRY(call, what)                                                                                             \
+    do {                                                                                                               \
+        const CUresult r_ = (call);                                                                                    \
+        if (r_ != CUDA_SUCCESS) return kbw_cu_fail(msg, r_, what);                                                     \
     } while (0)
 
 /* ---- modules ------------------------------------------------------------------------ */
@@ -232,15 +232,17 @@ int kbw_prog_build(const kbcu_plan *p, const CUdeviceptr *tensors, int ntensors,
         if (pl->grid[0] < 1 || pl->grid[0] > 2147483647LL || pl->grid[1] < 1 || pl->grid[1] > 65535 ||
             pl->grid[2] < 1 || pl->grid[2] > 65535 || pl->block[0] < 1 || pl->block[1] < 1 || pl->block[2] < 1 ||
             pl->block[0] * pl->block[1] * pl->block[2] > 1024 || pl->smem < 0 || pl->smem > g.info.smem_optin) {
-            rc = kb_fail(msg, KB_NOT_SUPPORTED, "%s: grid %lldx%lldx%lld of %lld threads, %lld bytes of shared memory: "
-                         "beyond this device's limits", pl->kernel, (long long)pl->grid[0], (long long)pl->grid[1],
-                         (long long)pl->grid[2], (long long)(pl->block[0] * pl->block[1] * pl->block[2]),
-                         (long long)pl->smem);
+            rc = kb_fail(msg, KB_NOT_SUPPORTED,
+                         "%s: grid %lldx%lldx%lld of %lld threads, %lld bytes of shared memory: "
+                         "beyond this device's limits",
+                         pl->kernel, (long long)pl->grid[0], (long long)pl->grid[1], (long long)pl->grid[2],
+                         (long long)(pl->block[0] * pl->block[1] * pl->block[2]), (long long)pl->smem);
             goto fail;
         }
         if ((rc = get_function(pl->source, pl->opts, pl->kernel, &l->fn, msg)) != KB_OK) goto fail;
         if (pl->smem > 48 * 1024) {
-            const CUresult r = g.drv.FuncSetAttribute(l->fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)pl->smem);
+            const CUresult r =
+                g.drv.FuncSetAttribute(l->fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)pl->smem);
             if (r != CUDA_SUCCESS) {
                 rc = kbw_cu_fail(msg, r, "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)");
                 goto fail;
@@ -413,7 +415,8 @@ int kbw_alloc(uint64_t bytes, uint64_t *handle, char *msg) {
     *handle = 0;
     int rc = kbw_ready(msg);
     if (rc != KB_OK) return rc;
-    if (bytes > ((uint64_t)1 << 48)) return kb_fail(msg, KB_ERROR, "cannot allocate %llu bytes", (unsigned long long)bytes);
+    if (bytes > ((uint64_t)1 << 48))
+        return kb_fail(msg, KB_ERROR, "cannot allocate %llu bytes", (unsigned long long)bytes);
     CUdeviceptr p = 0;
     CU_TRY(g.drv.MemAlloc(&p, (size_t)(bytes ? bytes : 1)), "cuMemAlloc");
     const int i = new_slot((void **)&g.bufs, &g.nbufs, &g.capbufs, sizeof(buf_slot), msg);
@@ -483,7 +486,8 @@ int kbw_prepare(int front, const kb_case *c, const kb_variant *v, const kb_arg *
     int rc = kbw_ready(msg);
     if (rc != KB_OK) return rc;
     const int n = n_in + n_out;
-    if (n_in < 0 || n_out < 0 || n > KB_MAX_ARGS) return kb_fail(msg, KB_ERROR, "%d inputs and %d outputs", n_in, n_out);
+    if (n_in < 0 || n_out < 0 || n > KB_MAX_ARGS)
+        return kb_fail(msg, KB_ERROR, "%d inputs and %d outputs", n_in, n_out);
     CUdeviceptr ptrs[KB_MAX_ARGS];
     int slots[KB_MAX_ARGS];
     for (int i = 0; i < n; i++) {
@@ -550,7 +554,8 @@ static const kbw_state_ops graph_ops = {graph_enqueue, graph_destroy};
 static int seq_idx[KBCU_MAX_SEQ];
 
 static int resolve_seq(const uint64_t *h, int n, char *msg) {
-    if (n < 0 || n > KBCU_MAX_SEQ) return kb_fail(msg, KB_ERROR, "%d states in one sequence (at most %d)", n, KBCU_MAX_SEQ);
+    if (n < 0 || n > KBCU_MAX_SEQ)
+        return kb_fail(msg, KB_ERROR, "%d states in one sequence (at most %d)", n, KBCU_MAX_SEQ);
     for (int i = 0; i < n; i++) {
         char why[KB_MSG];
         if ((seq_idx[i] = state_lookup(h[i], why)) < 0) return kb_fail(msg, KB_ERROR, "state %d: %s", i, why);
@@ -598,7 +603,8 @@ static int flush_caches(char *msg) {
                "cuLaunchKernel(kb_flush_read)");
     } else {
         /* a new byte value each time: no write the memory system could skip */
-        CU_TRY(g.drv.MemsetD8Async(g.flush_buf, ++g.flush_value, g.flush_bytes, g.stream), "cuMemsetD8Async (L2 flush)");
+        CU_TRY(g.drv.MemsetD8Async(g.flush_buf, ++g.flush_value, g.flush_bytes, g.stream),
+               "cuMemsetD8Async (L2 flush)");
     }
     return KB_OK;
 }
@@ -613,7 +619,8 @@ static int run_timed_slots(state_slot *const *s, int n, int flush, double *secon
         g.flag[1] = 0;
         CUdeviceptr go = g.flag_dev, late = g.flag_dev + sizeof(uint32_t);
         void *bargs[] = {&go, &late, &timeout};
-        CU_TRY(g.drv.LaunchKernel(g.blocker, 1, 1, 1, 32, 1, 1, 0, g.stream, bargs, NULL), "cuLaunchKernel(kb_block_stream)");
+        CU_TRY(g.drv.LaunchKernel(g.blocker, 1, 1, 1, 32, 1, 1, 0, g.stream, bargs, NULL),
+               "cuLaunchKernel(kb_block_stream)");
         CUresult r = g.drv.EventRecord(g.ev0, g.stream);
         if (r != CUDA_SUCCESS) rc = kbw_cu_fail(msg, r, "cuEventRecord (start)");
         for (int i = 0; rc == KB_OK && i < n; i++) rc = enqueue_slot(s[i], msg);
@@ -632,8 +639,10 @@ static int run_timed_slots(state_slot *const *s, int n, int flush, double *secon
         *seconds = (double)ms * 1e-3;
         return KB_OK;
     }
-    return kb_fail(msg, KB_ERROR, "the blocking kernel gave up %d times (%.0f s each) before the host had queued the "
-                                  "timed work: no sample", TIMED_TRIES, BLOCK_TIMEOUT_NS * 1e-9);
+    return kb_fail(msg, KB_ERROR,
+                   "the blocking kernel gave up %d times (%.0f s each) before the host had queued the "
+                   "timed work: no sample",
+                   TIMED_TRIES, BLOCK_TIMEOUT_NS * 1e-9);
 }
 
 static state_slot *seq_slots[KBCU_MAX_SEQ];
@@ -674,7 +683,8 @@ int kbw_record(const uint64_t *states, int n, uint64_t *seq, char *msg) {
     if (rc == KB_OK && !graph) rc = kb_fail(why, KB_ERROR, "cuStreamEndCapture returned no graph");
     if (rc != KB_OK) {
         if (graph) g.drv.GraphDestroy(graph);
-        if (rc == KB_ERROR_FATAL || kbw_lost_underneath(msg, "stream capture") != KB_OK) return kb_fail(msg, KB_ERROR_FATAL, "%s", g.poisoned ? g.poison : why);
+        if (rc == KB_ERROR_FATAL || kbw_lost_underneath(msg, "stream capture") != KB_OK)
+            return kb_fail(msg, KB_ERROR_FATAL, "%s", g.poisoned ? g.poison : why);
         return kb_fail(msg, KB_NOT_SUPPORTED, "cannot record as a CUDA graph: %s", why);
     }
     CUgraphExec exec = NULL;
@@ -849,7 +859,8 @@ int kbw_probe(const kbcu_probe_req *req, kbcu_probe_rep *rep, char *msg) {
         return kb_fail(msg, KB_NOT_SUPPORTED, "no CUDA driver (libcuda.so.1 is the toolkit's stub: %s)",
                        kbcu_result_text(&g.drv, r, text, sizeof text));
     if (r != CUDA_SUCCESS)
-        return kb_fail(msg, KB_NOT_SUPPORTED, "no CUDA device (cuInit: %s)", kbcu_result_text(&g.drv, r, text, sizeof text));
+        return kb_fail(msg, KB_NOT_SUPPORTED, "no CUDA device (cuInit: %s)",
+                       kbcu_result_text(&g.drv, r, text, sizeof text));
     int count = 0;
     r = g.drv.DeviceGetCount(&count);
     if (r != CUDA_SUCCESS)
@@ -859,11 +870,11 @@ int kbw_probe(const kbcu_probe_req *req, kbcu_probe_rep *rep, char *msg) {
     if ((r = g.drv.DeviceGet(&g.dev, 0)) != CUDA_SUCCESS)
         return kb_fail(msg, KB_NOT_SUPPORTED, "cuDeviceGet(0): %s", kbcu_result_text(&g.drv, r, text, sizeof text));
     int v = 0, cc_major = 0, cc_minor = 0;
-#define ATTR(dst, a)                                                                                               \
-    do {                                                                                                           \
-        if ((r = g.drv.DeviceGetAttribute(&v, a, g.dev)) != CUDA_SUCCESS)                                          \
-            return kb_fail(msg, KB_NOT_SUPPORTED, #a ": %s", kbcu_result_text(&g.drv, r, text, sizeof text));      \
-        dst = v;                                                                                                   \
+#define ATTR(dst, a)                                                                                                   \
+    do {                                                                                                               \
+        if ((r = g.drv.DeviceGetAttribute(&v, a, g.dev)) != CUDA_SUCCESS)                                              \
+            return kb_fail(msg, KB_NOT_SUPPORTED, #a ": %s", kbcu_result_text(&g.drv, r, text, sizeof text));          \
+        dst = v;                                                                                                       \
     } while (0)
     ATTR(cc_major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR);
     ATTR(cc_minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR);
@@ -885,7 +896,8 @@ int kbw_probe(const kbcu_probe_req *req, kbcu_probe_rep *rep, char *msg) {
     g.use_cache = kbcu_cache_dir(req->has_cache_dir ? req->cache_dir : NULL, g.cache_dir, sizeof g.cache_dir);
 
     if ((r = g.drv.DevicePrimaryCtxRetain(&g.ctx, g.dev)) != CUDA_SUCCESS)
-        return kb_fail(msg, KB_NOT_SUPPORTED, "cuDevicePrimaryCtxRetain: %s", kbcu_result_text(&g.drv, r, text, sizeof text));
+        return kb_fail(msg, KB_NOT_SUPPORTED, "cuDevicePrimaryCtxRetain: %s",
+                       kbcu_result_text(&g.drv, r, text, sizeof text));
     if ((r = g.drv.CtxSetCurrent(g.ctx)) != CUDA_SUCCESS)
         return kb_fail(msg, KB_NOT_SUPPORTED, "cuCtxSetCurrent: %s", kbcu_result_text(&g.drv, r, text, sizeof text));
     g.live = 1;
@@ -917,10 +929,9 @@ int kbw_probe(const kbcu_probe_req *req, kbcu_probe_rep *rep, char *msg) {
         size_t copied = 0;
         d->bw = measure_copy_bw(&copied);
         if (d->bw > 0)
-            snprintf(d->bw_source, sizeof d->bw_source, "device-to-device copy of %zu MiB, best of %d, bytes read + written",
-                     copied >> 20, BW_REPS);
-        else
-            snprintf(d->bw_source, sizeof d->bw_source, "not measured (the copy failed)");
+            snprintf(d->bw_source, sizeof d->bw_source,
+                     "device-to-device copy of %zu MiB, best of %d, bytes read + written", copied >> 20, BW_REPS);
+        else snprintf(d->bw_source, sizeof d->bw_source, "not measured (the copy failed)");
         double floor_s = 0;
         char why[KB_MSG];
         if (measure_launch_floor(&floor_s, why) == KB_OK) {

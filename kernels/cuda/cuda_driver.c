@@ -7,7 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#define SYM(member, symbol) {symbol, offsetof(kbcu_driver, member)}
+#define SYM(member, symbol)                                                                                            \
+    { symbol, offsetof(kbcu_driver, member) }
 const kbcu_driver_symbol kbcu_driver_symbols[] = {
     SYM(Init, "cuInit"),
     SYM(DriverGetVersion, "cuDriverGetVersion"),
@@ -110,9 +111,7 @@ int kbcu_result_is_sticky(CUresult r) {
     case CUDA_ERROR_INVALID_PC:
     case CUDA_ERROR_ASSERT:
     case CUDA_ERROR_ECC_UNCORRECTABLE:
-    case CUDA_ERROR_CONTEXT_IS_DESTROYED:
-        return 1;
-    default:
-        return 0;
+    case CUDA_ERROR_CONTEXT_IS_DESTROYED: return 1;
+    default: return 0;
     }
 }

@@ -44,7 +44,8 @@ int kbcu_recv_all(int fd, void *buf, size_t n, int timeout_ms) {
 
 int kbcu_spawn_worker(const char *path, pid_t *pid, int *fd, char *msg) {
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return kb_fail(msg, KB_NOT_SUPPORTED, "socketpair: %s", strerror(errno));
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+        return kb_fail(msg, KB_NOT_SUPPORTED, "socketpair: %s", strerror(errno));
     fcntl(sv[0], F_SETFD, FD_CLOEXEC); /* later children must not hold our end */
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);

@@ -168,8 +168,9 @@ static int finish(const kbcu_job *j, kbcu_plan *p, char *msg) {
         if (l->grid[0] < 1 || l->grid[1] < 1 || l->grid[2] < 1)
             return kb_fail(msg, KB_NOT_SUPPORTED, "%s: empty grid", l->kernel);
         if (l->grid[0] > 2147483647LL || l->grid[1] > 65535 || l->grid[2] > 65535)
-            return kb_fail(msg, KB_NOT_SUPPORTED, "%s: grid %lldx%lldx%lld beyond CUDA's limits (x < 2^31, y, z <= 65535)",
-                           l->kernel, (long long)l->grid[0], (long long)l->grid[1], (long long)l->grid[2]);
+            return kb_fail(msg, KB_NOT_SUPPORTED,
+                           "%s: grid %lldx%lldx%lld beyond CUDA's limits (x < 2^31, y, z <= 65535)", l->kernel,
+                           (long long)l->grid[0], (long long)l->grid[1], (long long)l->grid[2]);
         const int64_t threads = l->block[0] * l->block[1] * l->block[2];
         if (l->block[0] < 1 || l->block[1] < 1 || l->block[2] < 1 || threads > 1024)
             return kb_fail(msg, KB_NOT_SUPPORTED, "%s: block of %lld threads", l->kernel, (long long)threads);
@@ -212,7 +213,8 @@ static int plan_generic_test(const kbcu_op *op, const kbcu_job *j, kbcu_plan *p,
     const kb_arg *out = &j->args[j->n_in];
     if (out->count < 1) return kb_fail(msg, KB_NOT_SUPPORTED, "%s: output 0 is empty", j->v->name);
     const int64_t eb = (int64_t)kb_dtype_bytes(out->type, 1);
-    if (eb < 1 || eb > 4) return kb_fail(msg, KB_NOT_SUPPORTED, "%s: output type %s", j->v->name, kb_dtype_name(out->type));
+    if (eb < 1 || eb > 4)
+        return kb_fail(msg, KB_NOT_SUPPORTED, "%s: output type %s", j->v->name, kb_dtype_name(out->type));
     kbcu_launch *l = kbcu_add_launch_module(p, "test_fault.cu", "", "kb_test_poke", 1, 1, 1, 1);
     kbcu_arg_tensor_at(p, l, j->n_in, out->count / 2 * eb);
     kbcu_arg_i64(p, l, (int64_t)kbcu_nan_code(out->type));

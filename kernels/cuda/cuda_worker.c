@@ -66,7 +66,8 @@ static int check_case(kb_case *c, char *msg) {
     if ((unsigned)c->a_type >= KB_DTYPE_COUNT || (unsigned)c->b_type >= KB_DTYPE_COUNT ||
         (unsigned)c->out_type >= KB_DTYPE_COUNT)
         return kb_fail(msg, KB_ERROR, "unknown element type");
-    if ((unsigned)c->scale_mode >= KB_SCALE_COUNT) return kb_fail(msg, KB_ERROR, "unknown scale mode %d", (int)c->scale_mode);
+    if ((unsigned)c->scale_mode >= KB_SCALE_COUNT)
+        return kb_fail(msg, KB_ERROR, "unknown scale mode %d", (int)c->scale_mode);
     const int64_t sizes[] = {c->m, c->n, c->k, c->heads, c->kv_heads, c->head_dim, c->kv_len, c->max_pos};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         if (sizes[i] < 0 || sizes[i] > MAX_SIZE)

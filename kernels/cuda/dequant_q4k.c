@@ -19,7 +19,8 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
     const int64_t nvalues = c->m * c->k;
     kbcu_launch *l;
     if (kbcu_is(j->v, "v1")) {
-        l = kbcu_add_launch(p, j->v, q6 ? "dequant_q6k_v1" : "dequant_q4k_v1", kbcu_ceil_div(nvalues, block), 1, 1, block);
+        l = kbcu_add_launch(p, j->v, q6 ? "dequant_q6k_v1" : "dequant_q4k_v1", kbcu_ceil_div(nvalues, block), 1, 1,
+                            block);
         kbcu_arg_tensor(p, l, 0);
         kbcu_arg_tensor(p, l, 1);
         kbcu_arg_i64(p, l, nvalues);

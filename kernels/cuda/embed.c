@@ -33,7 +33,8 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
         }
         gx = kbcu_ceil_div(c->k, block);
     }
-    if ((c->a_type == KB_Q4K || c->a_type == KB_Q6K) && c->k % 256) return kb_fail(msg, KB_NOT_SUPPORTED, "K %% 256 != 0");
+    if ((c->a_type == KB_Q4K || c->a_type == KB_Q6K) && c->k % 256)
+        return kb_fail(msg, KB_NOT_SUPPORTED, "K %% 256 != 0");
     if (c->n > 65535) return kb_fail(msg, KB_NOT_SUPPORTED, "%lld tokens: grid.y is at most 65535", (long long)c->n);
     kbcu_launch *l = kbcu_add_launch(p, j->v, kern, gx, c->n, 1, block);
     kbcu_arg_tensor(p, l, 0);

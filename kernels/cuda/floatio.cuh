@@ -6,7 +6,9 @@
 #include <cuda_fp16.h>
 
 __device__ __forceinline__ float bf16_bits_to_f32(unsigned int h) { return __uint_as_float(h << 16); }
-__device__ __forceinline__ float f16_bits_to_f32(unsigned int h) { return __half2float(__ushort_as_half((unsigned short)h)); }
+__device__ __forceinline__ float f16_bits_to_f32(unsigned int h) {
+    return __half2float(__ushort_as_half((unsigned short)h));
+}
 
 __device__ __forceinline__ float load_float(const void *p, int type, long long i) {
     if (type == 1) return f16_bits_to_f32(((const unsigned short *)p)[i]);

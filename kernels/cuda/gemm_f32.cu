@@ -33,7 +33,8 @@
 // stored transposed with a pad, zero-filled past M, N and K (adding fmaf(0, x, acc)
 // changes nothing).
 extern "C" __global__ void __launch_bounds__(256)
-gemm_f32_tiled_v1(const float *__restrict__ W, const float *__restrict__ X, float *__restrict__ D, int M, int N, int K) {
+gemm_f32_tiled_v1(const float *__restrict__ W, const float *__restrict__ X, float *__restrict__ D, int M, int N,
+                  int K) {
     __shared__ float Ws[BK][BM + 1];
     __shared__ float Xs[BK][BN + 1];
     const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;

@@ -55,8 +55,8 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
 
 static int samples(kb_case *out, int max) {
     if (max < 1) return 0;
-    out[0] = (kb_case){.op = KB_OP_gemm_fp8, .m = 3584, .n = 16, .k = 3584, .a_type = KB_E4M3, .b_type = KB_E4M3,
-                       .out_type = KB_BF16};
+    out[0] = (kb_case){
+        .op = KB_OP_gemm_fp8, .m = 3584, .n = 16, .k = 3584, .a_type = KB_E4M3, .b_type = KB_E4M3, .out_type = KB_BF16};
     return 1;
 }
 

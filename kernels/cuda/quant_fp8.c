@@ -92,8 +92,10 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
         kbcu_arg_tensor(p, l, 2);
         kbcu_arg_tensor(p, l, 1);
     } else {
-        return kb_fail(msg, KB_NOT_SUPPORTED, "%s is for outer and vec128 scales (a tensor-wide amax needs the whole "
-                                              "grid): v1 runs it", j->v->name);
+        return kb_fail(msg, KB_NOT_SUPPORTED,
+                       "%s is for outer and vec128 scales (a tensor-wide amax needs the whole "
+                       "grid): v1 runs it",
+                       j->v->name);
     }
     kbcu_arg_i32(p, l, c->k);
     kbcu_arg_i32(p, l, type);
@@ -107,8 +109,13 @@ static int samples(kb_case *out, int max) {
     int n = 0;
     for (int s = 0; s < 3; s++)
         for (int t = 0; t < 2 && n < max; t++)
-            out[n++] = (kb_case){.op = KB_OP_quant_fp8, .n = 5, .k = 3584 + 64, .a_type = t ? KB_BF16 : KB_F32,
-                                 .out_type = t ? KB_E5M2 : KB_E4M3, .scale_mode = (kb_scale_mode)s, .flush = t};
+            out[n++] = (kb_case){.op = KB_OP_quant_fp8,
+                                 .n = 5,
+                                 .k = 3584 + 64,
+                                 .a_type = t ? KB_BF16 : KB_F32,
+                                 .out_type = t ? KB_E5M2 : KB_E4M3,
+                                 .scale_mode = (kb_scale_mode)s,
+                                 .flush = t};
     return n;
 }
 

@@ -18,7 +18,9 @@ struct float_src {
     const void *p;
     int type;
     long long k;
-    __device__ __forceinline__ float operator()(long long row, int col) const { return load_float(p, type, row * k + col); }
+    __device__ __forceinline__ float operator()(long long row, int col) const {
+        return load_float(p, type, row * k + col);
+    }
 };
 
 extern "C" __global__ void __launch_bounds__(BLOCK)
@@ -38,8 +40,8 @@ fp8_scale_tensor_v1(const float *__restrict__ amax, float *__restrict__ s, long 
 }
 
 extern "C" __global__ void __launch_bounds__(BLOCK)
-fp8_quant_v1(const void *__restrict__ x, const float *__restrict__ s, unsigned char *__restrict__ q, long long rows, int k,
-             int type, int mode, int e5m2, int flush) {
+fp8_quant_v1(const void *__restrict__ x, const float *__restrict__ s, unsigned char *__restrict__ q, long long rows,
+             int k, int type, int mode, int e5m2, int flush) {
     const float_src src = {x, type, k};
     kbq_quantize(src, s, q, rows, k, mode, e5m2, flush);
 }
@@ -89,5 +91,6 @@ fp8_quant_outer_v2(const void *__restrict__ x, float *__restrict__ s, unsigned c
     __syncthreads();
     const float sc = kbq_scale_of(total, fmax);
     if (threadIdx.x == 0) s[blockIdx.x] = sc;
-    for (int col = threadIdx.x; col < k; col += BLOCK) q[base + col] = kbq_code(load_float(x, type, base + col), sc, e5m2, flush);
+    for (int col = threadIdx.x; col < k; col += BLOCK)
+        q[base + col] = kbq_code(load_float(x, type, base + col), sc, e5m2, flush);
 }

@@ -12,7 +12,8 @@ static const kbcu_variant variants[] = {
 static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
     const kb_case *c = j->c;
     const int64_t d = c->head_dim;
-    if (c->n < 1 || c->heads < 1 || d < 2 || d % 2) return kb_fail(msg, KB_NOT_SUPPORTED, "N, heads >= 1, even head_dim");
+    if (c->n < 1 || c->heads < 1 || d < 2 || d % 2)
+        return kb_fail(msg, KB_NOT_SUPPORTED, "N, heads >= 1, even head_dim");
     if (!kbcu_fits_i32(c->n * c->heads * d)) return kb_fail(msg, KB_NOT_SUPPORTED, "tensor beyond int32 elements");
     const int block = kbcu_def_int(j->v, "BLOCK", 256);
     kbcu_launch *l;

@@ -35,7 +35,8 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
 static int samples(kb_case *out, int max) {
     const kb_dtype types[] = {KB_F32, KB_F16, KB_BF16};
     int n = 0;
-    for (int i = 0; i < 3 && n < max; i++) out[n++] = (kb_case){.op = KB_OP_swiglu, .n = 4, .k = 18945, .a_type = types[i]};
+    for (int i = 0; i < 3 && n < max; i++)
+        out[n++] = (kb_case){.op = KB_OP_swiglu, .n = 4, .k = 18945, .a_type = types[i]};
     return n;
 }
 

@@ -20,7 +20,8 @@ __device__ __forceinline__ float swiglu1(float g, float u) {
 
 // v1: one thread per element.
 extern "C" __global__ void __launch_bounds__(BLOCK)
-swiglu_v1(const void *__restrict__ gate, const void *__restrict__ up, float *__restrict__ y, long long count, int type) {
+swiglu_v1(const void *__restrict__ gate, const void *__restrict__ up, float *__restrict__ y, long long count,
+          int type) {
     const long long i = (long long)blockIdx.x * BLOCK + threadIdx.x;
     if (i >= count) return;
     y[i] = swiglu1(load_float(gate, type, i), load_float(up, type, i));
@@ -29,7 +30,8 @@ swiglu_v1(const void *__restrict__ gate, const void *__restrict__ up, float *__r
 // v2: four consecutive elements a thread, 16-byte (f32) or 8-byte (f16, bf16) loads and
 // a 16-byte store (gate, up, y 16-byte aligned); the last thread takes the tail.
 extern "C" __global__ void __launch_bounds__(BLOCK)
-swiglu_v2(const void *__restrict__ gate, const void *__restrict__ up, float *__restrict__ y, long long count, int type) {
+swiglu_v2(const void *__restrict__ gate, const void *__restrict__ up, float *__restrict__ y, long long count,
+          int type) {
     const long long i = ((long long)blockIdx.x * BLOCK + threadIdx.x) * 4;
     if (i >= count) return;
     if (i + 4 <= count) {

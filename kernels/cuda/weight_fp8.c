@@ -17,16 +17,21 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
     int rc = kbcu_fp8_check(j, c->m, 1, msg);
     if (rc != KB_OK) return rc;
     const int q6 = c->a_type == KB_Q6K;
-    return kbcu_plan_fp8_v1(j, p, c->m, q6 ? "fp8_amax_q6k_v1" : "fp8_amax_q4k_v1", q6 ? "fp8_quant_q6k_v1" : "fp8_quant_q4k_v1",
-                            -1, msg);
+    return kbcu_plan_fp8_v1(j, p, c->m, q6 ? "fp8_amax_q6k_v1" : "fp8_amax_q4k_v1",
+                            q6 ? "fp8_quant_q6k_v1" : "fp8_quant_q4k_v1", -1, msg);
 }
 
 static int samples(kb_case *out, int max) {
     int n = 0;
     for (int s = 0; s < 4; s++)
         for (int t = 0; t < 2 && n < max; t++)
-            out[n++] = (kb_case){.op = KB_OP_weight_fp8, .m = 300, .k = 3584, .a_type = t ? KB_Q6K : KB_Q4K,
-                                 .out_type = t ? KB_E5M2 : KB_E4M3, .scale_mode = (kb_scale_mode)s, .flush = t};
+            out[n++] = (kb_case){.op = KB_OP_weight_fp8,
+                                 .m = 300,
+                                 .k = 3584,
+                                 .a_type = t ? KB_Q6K : KB_Q4K,
+                                 .out_type = t ? KB_E5M2 : KB_E4M3,
+                                 .scale_mode = (kb_scale_mode)s,
+                                 .flush = t};
     return n;
 }
 
