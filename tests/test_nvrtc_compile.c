@@ -8,7 +8,12 @@
  * least one sample; each entry point must be in its compiled module (a renamed kernel
  * fails here, not on the GPU); every embedded .cu must be compiled by some module. The
  * worker's own kernels (timing.cu) and cuBLASLt's scale reorder (cublaslt_scales.cu,
- * planned for its sample modes) are modules like any other. */
+ * planned for its sample modes) are modules like any other.
+ *
+ * With an argument, a directory: the cubins are also written there as the backend's
+ * cubin cache (the worker reads $XDG_CACHE_HOME/kbench), so a GPU run can skip NVRTC:
+ *   build/tests/test_nvrtc_compile "$PWD/nvrtc-cache/kbench"
+ *   XDG_CACHE_HOME="$PWD/nvrtc-cache" kbench ...   (same NVRTC version on both sides) */
 #include "bench/op.h"
 #include "kernels/cuda/cublaslt_host.h"
 #include "kernels/cuda/cuda_ops.h"
@@ -44,6 +49,7 @@ static job *jobs;
 static int njobs, next_job;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static char include_dir[1024];
+static const char *cache_dir; /* NULL: no cache */
 
 static void add_entry(const char *source, const char *opts, const char *kernel, int min_sm) {
     module *m = NULL;
@@ -152,13 +158,13 @@ static void run_job(job *j) {
         return;
     }
     kbcu_binary bin;
-    if (kbcu_compile(j->m->source, src, j->m->opts, arch, include_dir, NULL, &bin, msg) != KB_OK) {
+    if (kbcu_compile(j->m->source, src, j->m->opts, arch, include_dir, cache_dir, &bin, msg) != KB_OK) {
         j->result = 1;
         snprintf(j->msg, sizeof j->msg, "%s\n%s", msg, bin.log);
         free(bin.image);
         return;
     }
-    if (bin.log[0]) {
+    if (bin.log[0] && !bin.from_cache) {
         j->result = 1;
         snprintf(j->msg, sizeof j->msg, "warnings:\n%s", bin.log);
         free(bin.image);
@@ -187,8 +193,12 @@ static void *worker(void *arg) {
     }
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc > 1) {
+        cache_dir = argv[1];
+        printf("writing the cubins to %s\n", cache_dir);
+    }
     char msg[KB_MSG];
     if (kbcu_cuda_include(include_dir, sizeof include_dir, msg) != KB_OK) {
         printf("FAIL: %s\n0 passed, 1 failed\n", msg);
