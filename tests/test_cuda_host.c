@@ -1166,6 +1166,25 @@ static int fake_mode(void) {
     unsetenv("KB_FAKE_CUDA_LATE");
     CHECK(cu->run_timed(&s, 1, 0, &sec, msg) == KB_OK, "and the worker goes on: %s", msg);
 
+    /* a blocking kernel that never sees the host's flag: the probe falls back to timing
+     * without it, and says so */
+    setenv("KB_FAKE_CUDA_LATE", "1000", 1);
+    raw_worker lw;
+    if (raw_start(&lw) == 0) {
+        kbcu_probe_rep pp;
+        kbcu_probe_req pr;
+        memset(&pr, 0, sizeof pr);
+        pr.epoch = 9, pr.measure = 1, pr.has_libcuda = 1, pr.has_cache_dir = 0;
+        snprintf(pr.libcuda, sizeof pr.libcuda, "%s", getenv("KB_CUDA_LIBCUDA"));
+        kbcu_rep rep;
+        CHECK(raw_call(&lw, KBCU_MAGIC, KBCU_REQ_PROBE, 0, 0, 0, &pr, sizeof pr, &rep, &pp, sizeof pp) == 0 &&
+                  rep.rc == KB_OK && strstr(pp.info.launch_source, "NO blocking kernel") &&
+                  fabs(pp.info.launch_floor_s - 1e-6) < 1e-9,
+              "the blocking kernel timed out at probe: %s (%s)", pp.info.launch_source, rep.msg);
+        raw_finish(&lw, 0, "a worker without the blocking kernel");
+    }
+    unsetenv("KB_FAKE_CUDA_LATE");
+
     /* handles of another worker, forged ones, and the sequence limits, straight to a worker */
     raw_worker rw;
     if (raw_start(&rw) == 0) {
