@@ -132,6 +132,13 @@ int kbw_lost_underneath(char *msg, const char *what) {
 }
 
 const kbcu_driver *kbw_driver(void) { return &g.drv; }
+
+/* A release call's status: nothing to report to anyone, but a sticky error there
+ * still means the context is lost (FATAL from the next request on). */
+static void released(CUresult r, const char *what) {
+    char msg[KB_MSG];
+    if (r != CUDA_SUCCESS) kbw_cu_fail(msg, r, what);
+}
 CUstream kbw_stream(void) { return g.stream; }
 
 #define CU_TRY(call, what)                                                                                             \
@@ -202,7 +209,7 @@ void kbw_prog_free(kbw_prog *pr) {
         free(pr->l[i].params);
     }
     free(pr->l);
-    if (pr->ws && g.live) g.drv.MemFree(pr->ws);
+    if (pr->ws && g.live) released(g.drv.MemFree(pr->ws), "cuMemFree (workspace)");
     free(pr);
 }
 
@@ -342,7 +349,7 @@ static int state_lookup(uint64_t h, char *msg) {
 static void buf_unref(int i) {
     buf_slot *b = &g.bufs[i];
     if (--b->refs > 0 || !b->freed) return;
-    if (g.live) g.drv.MemFree(b->ptr);
+    if (g.live) released(g.drv.MemFree(b->ptr), "cuMemFree");
     b->live = 0;
 }
 
@@ -422,7 +429,7 @@ int kbw_alloc(uint64_t bytes, uint64_t *handle, char *msg) {
     CU_TRY(g.drv.MemAlloc(&p, (size_t)(bytes ? bytes : 1)), "cuMemAlloc");
     const int i = new_slot((void **)&g.bufs, &g.nbufs, &g.capbufs, sizeof(buf_slot), msg);
     if (i < 0) {
-        g.drv.MemFree(p);
+        released(g.drv.MemFree(p), "cuMemFree");
         return KB_ERROR;
     }
     buf_slot *b = &g.bufs[i];
@@ -543,7 +550,7 @@ static int graph_enqueue(void *impl, char *msg) {
 
 static void graph_destroy(void *impl) {
     graph_impl *gr = impl;
-    if (g.live && gr->exec) g.drv.GraphExecDestroy(gr->exec);
+    if (g.live && gr->exec) released(g.drv.GraphExecDestroy(gr->exec), "cuGraphExecDestroy");
     for (int i = 0; i < gr->n; i++) state_unref(gr->members[i]);
     free(gr->members);
     free(gr);
@@ -684,14 +691,14 @@ int kbw_record(const uint64_t *states, int n, uint64_t *seq, char *msg) {
     if (rc == KB_OK && r != CUDA_SUCCESS) rc = kbw_cu_fail(why, r, "cuStreamEndCapture");
     if (rc == KB_OK && !graph) rc = kb_fail(why, KB_ERROR, "cuStreamEndCapture returned no graph");
     if (rc != KB_OK) {
-        if (graph) g.drv.GraphDestroy(graph);
+        if (graph) released(g.drv.GraphDestroy(graph), "cuGraphDestroy");
         if (rc == KB_ERROR_FATAL || kbw_lost_underneath(msg, "stream capture") != KB_OK)
             return kb_fail(msg, KB_ERROR_FATAL, "%s", g.poisoned ? g.poison : why);
         return kb_fail(msg, KB_NOT_SUPPORTED, "cannot record as a CUDA graph: %s", why);
     }
     CUgraphExec exec = NULL;
     r = g.drv.GraphInstantiateWithFlags(&exec, graph, 0);
-    g.drv.GraphDestroy(graph);
+    released(g.drv.GraphDestroy(graph), "cuGraphDestroy");
     if (r != CUDA_SUCCESS) {
         rc = kbw_cu_fail(why, r, "cuGraphInstantiateWithFlags");
         return rc == KB_ERROR_FATAL ? kb_fail(msg, rc, "%s", why) : kb_fail(msg, KB_NOT_SUPPORTED, "%s", why);
@@ -699,7 +706,7 @@ int kbw_record(const uint64_t *states, int n, uint64_t *seq, char *msg) {
     graph_impl *gr = calloc(1, sizeof *gr);
     if (!gr || !(gr->members = malloc((size_t)n * sizeof *gr->members))) {
         free(gr);
-        g.drv.GraphExecDestroy(exec);
+        released(g.drv.GraphExecDestroy(exec), "cuGraphExecDestroy");
         return kb_fail(msg, KB_ERROR, "out of host memory (recorded sequence)");
     }
     gr->exec = exec;
@@ -756,7 +763,7 @@ static double measure_copy_bw(size_t *copied) {
         CUdeviceptr a = 0, b = 0;
         if (g.drv.MemAlloc(&a, bytes) != CUDA_SUCCESS) continue;
         if (g.drv.MemAlloc(&b, bytes) != CUDA_SUCCESS) {
-            g.drv.MemFree(a);
+            released(g.drv.MemFree(a), "cuMemFree");
             continue;
         }
         int ok = g.drv.MemsetD8Async(a, 1, bytes, g.stream) == CUDA_SUCCESS &&
@@ -772,9 +779,9 @@ static double measure_copy_bw(size_t *copied) {
                 *copied = bytes;
             }
         }
-        g.drv.StreamSynchronize(g.stream);
-        g.drv.MemFree(a);
-        g.drv.MemFree(b);
+        released(g.drv.StreamSynchronize(g.stream), "cuStreamSynchronize (bandwidth)");
+        released(g.drv.MemFree(a), "cuMemFree");
+        released(g.drv.MemFree(b), "cuMemFree");
     }
     return best;
 }
@@ -918,7 +925,7 @@ int kbw_probe(const kbcu_probe_req *req, kbcu_probe_rep *rep, char *msg) {
     snprintf(d->key, sizeof d->key, "cuda:0");
     snprintf(d->name, sizeof d->name, "%s (%s, %d SMs, %d MiB L2)", name, g.arch, g.info.sm_count, g.l2_bytes >> 20);
     int drv_api = 0;
-    g.drv.DriverGetVersion(&drv_api);
+    if (g.drv.DriverGetVersion(&drv_api) != CUDA_SUCCESS) drv_api = 0; /* the line then says 0.0 */
     char kmod[64];
     kernel_driver_version(kmod, sizeof kmod);
     snprintf(d->driver, sizeof d->driver, "%s%sCUDA %d.%d driver API, NVRTC %d.%d; cold flush: %s of 2x L2", kmod,
@@ -930,6 +937,7 @@ int kbw_probe(const kbcu_probe_req *req, kbcu_probe_rep *rep, char *msg) {
     if (req->measure) {
         size_t copied = 0;
         d->bw = measure_copy_bw(&copied);
+        if ((rc = kbw_ready(msg)) != KB_OK) return rc; /* the context did not survive */
         if (d->bw > 0)
             snprintf(d->bw_source, sizeof d->bw_source,
                      "device-to-device copy of %zu MiB, best of %d, bytes read + written", copied >> 20, BW_REPS);
