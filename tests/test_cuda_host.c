@@ -73,7 +73,8 @@ static void test_fnv(void) {
             nhdr++;
         }
     }
-    CHECK(nhdr >= 1, "q4k.cuh is embedded as a header");
+    CHECK(nhdr >= 5 && nhdr <= KBCU_MAX_HEADERS, "%d headers embedded (q4k, q6k, fp8, fp8_quant, floatio), at most %d",
+          nhdr, KBCU_MAX_HEADERS);
     const char bytes[] = "x\0-DA=1\0sm_90\0nvrtc 13.0";
     want = kbcu_fnv1a(want, bytes, sizeof bytes); /* sizeof keeps the final 0 */
     uint64_t k = kbcu_cache_key("x", "-DA=1", "sm_90", 13, 0);
