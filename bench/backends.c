@@ -12,16 +12,12 @@ __attribute__((unused)) static int not_built_probe(const kb_options *opt, char *
     return kb_fail(msg, KB_NOT_SUPPORTED, "not built: %s was not found when kbench was configured", what);
 }
 
+/* cuda and cublaslt: two fronts of one worker process (kernels/cuda/backend_cuda.c) */
 #ifdef KB_HAVE_CUDA
-extern const kb_backend kb_backend_cuda;
+extern const kb_backend kb_backend_cuda, kb_backend_cublaslt;
 #else
 static int cuda_not_built(const kb_options *o, char *m) { return not_built_probe(o, m, "the CUDA toolkit (NVRTC)"); }
 static const kb_backend kb_backend_cuda = {.name = "cuda", .description = "our CUDA kernels, NVRTC", .probe = cuda_not_built};
-#endif
-
-#ifdef KB_HAVE_CUBLASLT
-extern const kb_backend kb_backend_cublaslt;
-#else
 static int lt_not_built(const kb_options *o, char *m) { return not_built_probe(o, m, "the CUDA toolkit (cuBLASLt)"); }
 static const kb_backend kb_backend_cublaslt = {.name = "cublaslt", .description = "cuBLASLt FP8 GEMM", .probe = lt_not_built};
 #endif

@@ -1,28 +1,66 @@
-# tests/cuda.cmake - tests of the cuda backend that need no GPU (CI has none).
-# Only when the backend was built (the CUDA toolkit was found at configure time).
-if(TARGET kbcuda)
-  # Every kernel variant x every -D set, NVRTC, sm_80/sm_89/sm_90: no error, no warning.
+# tests/cuda.cmake - tests of the cuda and cublaslt backends that need no GPU (CI has
+# none). Only when the backends were built (the CUDA toolkit was found at configure time).
+if(TARGET kbcuda_common)
+  # Every module any variant or support step launches, NVRTC, sm_80/sm_89/sm_90: no
+  # error, no warning, every entry point present.
   add_executable(test_nvrtc_compile ${CMAKE_CURRENT_SOURCE_DIR}/test_nvrtc_compile.c)
-  target_link_libraries(test_nvrtc_compile PRIVATE kbcuda Threads::Threads)
+  target_link_libraries(test_nvrtc_compile PRIVATE kbcore Threads::Threads)
   add_test(NAME cuda_nvrtc_compile COMMAND test_nvrtc_compile)
-  set_tests_properties(cuda_nvrtc_compile PROPERTIES TIMEOUT 120)
+  set_tests_properties(cuda_nvrtc_compile PROPERTIES TIMEOUT 600)
 
-  # Host logic: cache key, include discovery, variants, launch geometry, driver loader.
+  # TEST ONLY: a CUDA driver on the CPU (tests/fake_libcuda.c) to run the worker, the
+  # protocol and both fronts end to end without a GPU.
+  add_library(kb_fake_libcuda SHARED ${CMAKE_CURRENT_SOURCE_DIR}/fake_libcuda.c)
+  target_include_directories(kb_fake_libcuda PRIVATE ${CUDAToolkit_INCLUDE_DIRS})
+  target_link_libraries(kb_fake_libcuda PRIVATE m)
+
+  # Host logic: cache key, include discovery, variants, launch planning of every op,
+  # the fp8 encoder against ref/formats.c, the driver loader, the worker.
   add_executable(test_cuda_host ${CMAKE_CURRENT_SOURCE_DIR}/test_cuda_host.c)
-  target_link_libraries(test_cuda_host PRIVATE kbcuda)
+  target_link_libraries(test_cuda_host PRIVATE kbcore)
+  add_dependencies(test_cuda_host kbcuda_worker kb_fake_libcuda)
   find_file(KBCU_STUB_LIBCUDA libcuda.so PATHS ${CUDAToolkit_LIBRARY_DIR}/stubs NO_DEFAULT_PATH)
   if(KBCU_STUB_LIBCUDA)
     target_compile_definitions(test_cuda_host PRIVATE KB_CUDA_STUB="${KBCU_STUB_LIBCUDA}")
   endif()
+  # the cubin cache of these tests stays in the build tree
+  set(KBCU_TEST_ENV "KB_CUDA_WORKER=$<TARGET_FILE:kbcuda_worker>;KB_CUDA_FAKE=$<TARGET_FILE:kb_fake_libcuda>;XDG_CACHE_HOME=${CMAKE_CURRENT_BINARY_DIR}/cache")
   add_test(NAME cuda_host COMMAND test_cuda_host)
-  set_tests_properties(cuda_host PROPERTIES TIMEOUT 60)
+  set_tests_properties(cuda_host PROPERTIES TIMEOUT 300 ENVIRONMENT "${KBCU_TEST_ENV}")
   if(KBCU_STUB_LIBCUDA)
-    # The worker process and its socket protocol, end to end, on the stub libcuda.
+    # The worker on the stub libcuda (it loads, but cuInit fails): probe says why, and
+    # malformed requests are answered with errors.
     add_test(NAME cuda_worker_stub COMMAND test_cuda_host stub)
-    set_tests_properties(cuda_worker_stub PROPERTIES TIMEOUT 60 ENVIRONMENT
-      "KB_CUDA_LIBCUDA=${KBCU_STUB_LIBCUDA};KB_CUDA_WORKER=$<TARGET_FILE:kbcuda_worker>")
-    add_test(NAME cuda_worker_missing COMMAND test_cuda_host noworker)
-    set_tests_properties(cuda_worker_missing PROPERTIES TIMEOUT 60 ENVIRONMENT
-      "KB_CUDA_LIBCUDA=${KBCU_STUB_LIBCUDA};KB_CUDA_WORKER=${CMAKE_CURRENT_BINARY_DIR}/no-such-worker")
+    set_tests_properties(cuda_worker_stub PROPERTIES TIMEOUT 120 ENVIRONMENT
+      "${KBCU_TEST_ENV};KB_CUDA_LIBCUDA=${KBCU_STUB_LIBCUDA}")
   endif()
+  add_test(NAME cuda_worker_missing COMMAND test_cuda_host noworker)
+  set_tests_properties(cuda_worker_missing PROPERTIES TIMEOUT 60 ENVIRONMENT
+    "KB_CUDA_WORKER=${CMAKE_CURRENT_BINARY_DIR}/no-such-worker")
+  # The whole path on the fake driver: probe, memory, views, prepare, enqueue, record,
+  # run_timed, release order, a sticky fault and reset, a killed worker.
+  add_test(NAME cuda_worker_fake COMMAND test_cuda_host fake)
+  set_tests_properties(cuda_worker_fake PROPERTIES TIMEOUT 300 ENVIRONMENT
+    "${KBCU_TEST_ENV};KB_CUDA_LIBCUDA=$<TARGET_FILE:kb_fake_libcuda>")
+
+  # kbench itself: without a GPU both CUDA backends are listed unavailable with a
+  # reason, and every one of their rows is skipped (never pass).
+  add_test(NAME cuda_list_backends COMMAND $<TARGET_FILE:kbench> --list-backends)
+  set_tests_properties(cuda_list_backends PROPERTIES
+    PASS_REGULAR_EXPRESSION "cuda +unavailable +[^\n]*CUDA[^\n]*\ncublaslt +unavailable +[^\n]*CUDA")
+  add_test(NAME cuda_rows_skipped COMMAND $<TARGET_FILE:kbench> --op rmsnorm,gemm_fp8 --shapes smoke
+    --backend cuda,cublaslt --no-timing)
+  set_tests_properties(cuda_rows_skipped PROPERTIES
+    PASS_REGULAR_EXPRESSION "rows: 0 pass, 0 fail, 0 error, 0 not_supported, [1-9][0-9]* skipped"
+    FAIL_REGULAR_EXPRESSION "cuda +[^ ]+ +pass|cublaslt +[^ ]+ +pass")
+  # kbench's rows on the fake driver: rmsnorm v1 (emulated) passes, every kernel the
+  # fake does not run fails on its poisoned output, timing modes go through the worker.
+  foreach(mode cold hot rotate)
+    add_test(NAME cuda_fake_kbench_${mode} COMMAND $<TARGET_FILE:kbench> --op rmsnorm --shapes smoke
+      --backend cuda --mode ${mode} --reps 5)
+    set_tests_properties(cuda_fake_kbench_${mode} PROPERTIES TIMEOUT 300
+      ENVIRONMENT "${KBCU_TEST_ENV};KB_CUDA_LIBCUDA=$<TARGET_FILE:kb_fake_libcuda>"
+      PASS_REGULAR_EXPRESSION "rmsnorm +7x100 +cuda +v1_b256 +pass"
+      FAIL_REGULAR_EXPRESSION "v2_b256_i4 +pass|cuda +[^ ]+ +error")
+  endforeach()
 endif()

@@ -1,29 +1,56 @@
-/* test_cuda_host.c - the cuda backend's host logic, on a machine without a GPU:
- * FNV-1a and the cubin cache key, CUDA include discovery and its error text, the
- * cache directory rules, the variant list, launch-geometry arithmetic, the driver
- * loader (missing library; the toolkit's stub libcuda when there is one) and the
- * probe's reason when no driver is installed. */
-#include "kernels/cuda/backend_cuda.h"
+/* test_cuda_host.c - the cuda and cublaslt backends on a machine without a GPU.
+ *
+ * Default mode: FNV-1a and the cubin cache key, CUDA include discovery, the cache
+ * directory rules, a compile through the cache, the variant lists, the fp8 encoder the
+ * quantization kernels use (fp8.cuh, compiled here as C) against ref/formats.c, the
+ * launch planning of every op (grids that cover every output element, int32 and
+ * shared-memory limits, alignment, the generic test variant), cuBLASLt's device-side
+ * scale reorder plan, the driver loader (the toolkit's stub resolves every symbol) and
+ * the probe's reason without a driver.
+ * Modes (tests/cuda.cmake sets the environment):
+ *   stub      KB_CUDA_LIBCUDA = the toolkit's stub libcuda (cuInit fails): the probe
+ *             says why through a real worker; malformed requests to a worker are
+ *             answered with errors, never a crash.
+ *   noworker  KB_CUDA_WORKER names no program: a clear reason.
+ *   fake      KB_CUDA_LIBCUDA = tests/fake_libcuda.c: both fronts end to end (memory,
+ *             views, prepare, enqueue, record, run_timed, release and free in any
+ *             order, handles checked, a sticky fault and reset, a killed worker). */
+#include "bench/op.h"
+#include "kernels/cuda/cublaslt_host.h"
 #include "kernels/cuda/cuda_driver.h"
+#include "kernels/cuda/cuda_ipc.h"
+#include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/fp8.cuh"
 #include "kernels/cuda/nvrtc_build.h"
+#include "ref/formats.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
+#include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
-extern const kb_backend kb_backend_cuda;
+extern const kb_backend kb_backend_cuda, kb_backend_cublaslt;
+void kbcu_decode_splits(const kb_case *c, int warps, int kpw, int sm_count, int *splits, int *chunk);
+void kbcu_decode_splits_v2(const kb_case *c, int kt, int sm_count, int *splits, int *chunk);
 
 #include "tests/kb_check.h"
 
 static int skipped;
 
-
 static void skip(const char *why) {
     skipped++;
     printf("SKIP %s\n", why);
+}
+
+static int finish(void) {
+    printf("%d passed, %d failed (%d skipped)\n", passed, failed, skipped);
+    return failed ? 1 : 0;
 }
 
 /* ---- hashing ---- */
@@ -46,7 +73,8 @@ static void test_fnv(void) {
             nhdr++;
         }
     }
-    CHECK(nhdr >= 1, "q4k.cuh is embedded as a header");
+    CHECK(nhdr >= 5 && nhdr <= KBCU_MAX_HEADERS, "%d headers embedded (q4k, q6k, fp8, fp8_quant, floatio), at most %d",
+          nhdr, KBCU_MAX_HEADERS);
     const char bytes[] = "x\0-DA=1\0sm_90\0nvrtc 13.0";
     want = kbcu_fnv1a(want, bytes, sizeof bytes); /* sizeof keeps the final 0 */
     uint64_t k = kbcu_cache_key("x", "-DA=1", "sm_90", 13, 0);
@@ -86,8 +114,8 @@ static void test_include(const char *tmp) {
     CHECK(strstr(msg, "CUDA headers not found") && strstr(msg, "CUDA_HOME") && strstr(msg, empty) &&
               strstr(msg, "/nonexistent/kbench"),
           "the error says what and where: %s", msg);
-    CHECK(kbcu_find_include(NULL, 0, out, sizeof out, msg) == KB_ERROR && strstr(msg, "nothing"),
-          "no candidates: %s", msg);
+    CHECK(kbcu_find_include(NULL, 0, out, sizeof out, msg) == KB_ERROR && strstr(msg, "nothing"), "no candidates: %s",
+          msg);
 
     /* CUDA_HOME wins over everything else */
     char *old = getenv("CUDA_HOME") ? strdup(getenv("CUDA_HOME")) : NULL;
@@ -135,8 +163,8 @@ static void test_cache_roundtrip(const char *tmp) {
     free(a.image);
     free(b.image);
     /* the NVRTC compile test fails on a non-empty log: make sure warnings land there */
-    rc = kbcu_compile("warn.cu", "extern \"C\" __global__ void k(float *y) { int unused; y[0] = 1.0f; }\n", "",
-                      "sm_90", inc, NULL, &a, msg);
+    rc = kbcu_compile("warn.cu", "extern \"C\" __global__ void k(float *y) { int unused; y[0] = 1.0f; }\n", "", "sm_90",
+                      inc, NULL, &a, msg);
     CHECK(rc == KB_OK && strstr(a.log, "unused") != NULL, "warnings reach the log: '%s'", a.log);
     free(a.image);
     rc = kbcu_compile("bad.cu", "this is not CUDA", "", "sm_90", inc, NULL, &a, msg);
@@ -145,86 +173,213 @@ static void test_cache_roundtrip(const char *tmp) {
 }
 
 /* ---- variants ---- */
-static kb_case base_case(kb_op_id op) {
-    kb_case c;
-    memset(&c, 0, sizeof c);
-    c.op = op;
-    c.eps = 1e-6;
-    c.theta = 1e6;
-    c.max_pos = 32768;
-    c.a_type = op == KB_OP_EMBED ? KB_Q4K : KB_E4M3;
-    c.b_type = KB_E4M3;
-    c.out_type = KB_BF16;
-    return c;
-}
-
 static void test_variants(void) {
-    kb_variant v[32];
+    kb_variant v[64];
     char msg[KB_MSG];
-    unsetenv("KB_TEST_VARIANTS");
+    kb_options opt;
+    memset(&opt, 0, sizeof opt);
     for (int op = 0; op < KB_OP_COUNT; op++) {
-        kb_case c = base_case((kb_op_id)op);
-        int n = kb_backend_cuda.variants(&c, NULL, v, 32, msg);
-        CHECK(n >= 2, "%s has at least two variants (got %d)", kb_op_name((kb_op_id)op), n);
+        kb_case c;
+        kb_case_init(&c, (kb_op_id)op);
+        const int n = kb_backend_cuda.variants(&c, &opt, v, 64, msg);
+        CHECK(n >= 1, "%s has a variant (got %d)", kbcu_op_name((kb_op_id)op), n);
         for (int i = 0; i < n; i++) {
-            CHECK(strncmp(v[i].name, "test_", 5) != 0, "test variant %s listed without KB_TEST_VARIANTS", v[i].name);
+            CHECK(!v[i].test_only && strncmp(v[i].name, "test_", 5) != 0,
+                  "test variant %s listed without test_variants", v[i].name);
             CHECK(strstr(v[i].detail, "-D") != NULL, "detail has the -D options: %s", v[i].detail);
             CHECK(v[i].acc_unit_roundoff == 0, "fp32 accumulation declared");
             for (int j = 0; j < i; j++) CHECK(strcmp(v[i].name, v[j].name) != 0, "duplicate name %s", v[i].name);
         }
+        const kbcu_op *o = kbcu_op_of((kb_op_id)op);
+        CHECK(o && o->n_in == kb_ops[op]->n_in && o->n_out == kb_ops[op]->n_out,
+              "%s: tensor counts agree with the registry", kbcu_op_name((kb_op_id)op));
+        CHECK(!strcmp(kbcu_op_name((kb_op_id)op), kb_ops[op]->name), "op names agree");
+        opt.test_variants = 1;
+        const int with = kb_backend_cuda.variants(&c, &opt, v, 64, msg);
+        opt.test_variants = 0;
+        int nan = 0;
+        for (int i = 0; i < with; i++) nan += !strcmp(v[i].name, "test_nan") && v[i].test_only;
+        CHECK(with > n && nan == 1, "%s: test_variants adds test_nan (%d -> %d)", kbcu_op_name((kb_op_id)op), n, with);
     }
-    kb_case g = base_case(KB_OP_GEMM_FP8);
-    g.b_type = KB_E5M2;
-    CHECK(kb_backend_cuda.variants(&g, NULL, v, 1, msg) == 1, "max is respected");
-
-    kb_case r = base_case(KB_OP_RMSNORM);
-    int plain = kb_backend_cuda.variants(&r, NULL, v, 32, msg);
-    setenv("KB_TEST_VARIANTS", "1", 1);
-    int with = kb_backend_cuda.variants(&r, NULL, v, 32, msg);
+    kb_case g;
+    kb_case_init(&g, KB_OP_gemm_fp8);
+    CHECK(kb_backend_cuda.variants(&g, &opt, v, 1, msg) == 1, "max is respected");
+    kb_case r;
+    kb_case_init(&r, KB_OP_rmsnorm);
+    opt.test_variants = 1;
+    const int with = kb_backend_cuda.variants(&r, &opt, v, 64, msg);
     int fault = 0, unwritten = 0;
     for (int i = 0; i < with; i++) {
-        fault += strcmp(v[i].name, "test_fault") == 0;
-        unwritten += strcmp(v[i].name, "test_unwritten") == 0;
+        fault += !strcmp(v[i].name, "test_fault") && v[i].test_only;
+        unwritten += !strcmp(v[i].name, "test_unwritten") && v[i].test_only;
     }
-    CHECK(with == plain + 2 && fault == 1 && unwritten == 1, "KB_TEST_VARIANTS=1 adds test_fault and test_unwritten");
-    unsetenv("KB_TEST_VARIANTS");
-    CHECK(kbcu_find_def(KB_OP_RMSNORM, "test_fault", 0) == NULL, "test_fault hidden from prepare without the env");
+    CHECK(fault == 1 && unwritten == 1, "rmsnorm lists test_fault and test_unwritten with test_variants");
+    CHECK(kbcu_find_variant(KB_OP_rmsnorm, "test_fault", 0) == NULL, "test_fault hidden from prepare without them");
+    CHECK(kbcu_find_variant(KB_OP_rmsnorm, "test_fault", 1) != NULL, "... and found with them");
+    CHECK(kb_backend_cublaslt.variants(&r, &opt, v, 64, msg) == 0, "cublaslt runs no rmsnorm");
 
-    /* every definition's source is embedded and defines its entry point */
-    for (int i = 0; i < kbcu_kernel_def_count; i++) {
-        const kbcu_kernel_def *d = &kbcu_kernel_defs[i];
-        const char *src = kbcu_source_text(d->source);
-        CHECK(src != NULL, "%s is embedded", d->source);
-        if (src && !strchr(d->kernel, '{')) {
+    /* every variant's source is embedded and defines its first entry point */
+    for (int op = 0; op < KB_OP_COUNT; op++) {
+        const kbcu_variant *list[64];
+        const int n = kbcu_list_variants((kb_op_id)op, 1, list, 64);
+        for (int i = 0; i < n; i++) {
+            const char *src = kbcu_source_text(list[i]->source);
+            CHECK(src != NULL, "%s is embedded", list[i]->source);
             char first[64];
-            snprintf(first, sizeof first, "%.*s", (int)strcspn(d->kernel, ","), d->kernel);
-            CHECK(strstr(src, first) != NULL, "%s defines %s", d->source, first);
+            snprintf(first, sizeof first, "%.*s", (int)strcspn(list[i]->kernel, ",|({ "), list[i]->kernel);
+            if (src && first[0]) CHECK(strstr(src, first) != NULL, "%s defines %s", list[i]->source, first);
         }
     }
 }
 
-/* ---- launch geometry ---- */
+/* ---- the fp8 encoder of the quantization kernels, against ref/formats.c ---- */
+static float bits_f32(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static void test_fp8_encode(void) {
+    int64_t bad[2] = {0, 0}, tried = 0;
+    uint32_t first_bad[2] = {0, 0};
+    /* every 7th float32 bit pattern (all exponents, a spread of mantissas, both signs) */
+    for (uint64_t u = 0; u <= 0xffffffffu; u += 7) {
+        const float x = bits_f32((uint32_t)u);
+        tried++;
+        if (kbf8_encode(x, 0) != kb_f32_to_e4m3(x, 1) && !bad[0]++) first_bad[0] = (uint32_t)u;
+        if (kbf8_encode(x, 1) != kb_f32_to_e5m2(x, 1) && !bad[1]++) first_bad[1] = (uint32_t)u;
+    }
+    /* and every float within 64 ulp of each fp8 value and of each midpoint between neighbours */
+    for (int e5 = 0; e5 < 2; e5++)
+        for (int code = 0; code < 256; code++) {
+            const float v = e5 ? kb_e5m2_to_f32((uint8_t)code) : kb_e4m3_to_f32((uint8_t)code);
+            const float w = e5 ? kb_e5m2_to_f32((uint8_t)(code + 1)) : kb_e4m3_to_f32((uint8_t)(code + 1));
+            const float pts[2] = {v, (float)(0.5 * ((double)v + (double)w))};
+            for (int p = 0; p < 2; p++) {
+                if (!isfinite(pts[p])) continue;
+                uint32_t c;
+                memcpy(&c, &pts[p], 4);
+                for (int d = -64; d <= 64; d++) {
+                    const float x = bits_f32(c + (uint32_t)d);
+                    tried++;
+                    const unsigned want = e5 ? kb_f32_to_e5m2(x, 1) : kb_f32_to_e4m3(x, 1);
+                    if (kbf8_encode(x, e5) != want && !bad[e5]++) first_bad[e5] = c + (uint32_t)d;
+                }
+            }
+        }
+    const float specials[] = {0.0f,     -0.0f,    INFINITY, -INFINITY, NAN,      448.0f,     464.0f,   480.0f,  -1e30f,
+                              57344.0f, 61440.0f, 1e-45f,   0x1p-9f,   0x1p-10f, 0x1.8p-10f, 0x1p-16f, 0x1p-17f};
+    for (size_t i = 0; i < sizeof specials / sizeof specials[0]; i++)
+        for (int e5 = 0; e5 < 2; e5++) {
+            const unsigned want = e5 ? kb_f32_to_e5m2(specials[i], 1) : kb_f32_to_e4m3(specials[i], 1);
+            CHECK(kbf8_encode(specials[i], e5) == want, "%s(%g) = 0x%02x, want 0x%02x", e5 ? "e5m2" : "e4m3",
+                  (double)specials[i], kbf8_encode(specials[i], e5), want);
+        }
+    CHECK(bad[0] == 0, "e4m3: %lld of %lld floats differ from ref/formats.c (first 0x%08x)", (long long)bad[0],
+          (long long)tried, first_bad[0]);
+    CHECK(bad[1] == 0, "e5m2: %lld of %lld floats differ from ref/formats.c (first 0x%08x)", (long long)bad[1],
+          (long long)tried, first_bad[1]);
+    /* subnormal codes: exponent field 0, mantissa not 0 */
+    int sub[2] = {0, 0};
+    for (unsigned code = 0; code < 256; code++)
+        for (int e5 = 0; e5 < 2; e5++) sub[e5] += kbf8_is_subnormal(code, e5);
+    CHECK(sub[0] == 14 && sub[1] == 6, "subnormal codes: %d e4m3 (want 14), %d e5m2 (want 6)", sub[0], sub[1]);
+    CHECK(kbf8_is_subnormal(0x01, 0) && kbf8_is_subnormal(0x87, 0) && !kbf8_is_subnormal(0x08, 0) &&
+              !kbf8_is_subnormal(0x80, 0) && kbf8_is_subnormal(0x03, 1) && !kbf8_is_subnormal(0x04, 1),
+          "subnormal examples");
+}
+
+/* ---- planning ---- */
 static const kbcu_devinfo h100 = {90, 132, 227 * 1024};
 
+/* Views for case c's tensors (from the registry), all at `offset` bytes. */
+static int make_args(const kb_case *c, kb_arg *args, uint64_t offset) {
+    kb_tensor t[KB_MAX_IN + KB_MAX_OUT];
+    char msg[KB_MSG];
+    if (kb_case_tensors(c, t, msg) != KB_OK) return -1;
+    const int n = kb_ops[c->op]->n_in + kb_ops[c->op]->n_out;
+    for (int i = 0; i < n; i++) args[i] = (kb_arg){t[i].type, t[i].count, {1, offset, t[i].bytes}};
+    return n;
+}
+
+static int plan_dev(const kb_case *c, const char *variant, const kbcu_devinfo *dev, uint64_t offset, kbcu_plan *p,
+                    char *msg) {
+    kbcu_plan_free(p);
+    const kbcu_variant *v = kbcu_find_variant(c->op, variant, 1);
+    kb_arg args[KB_MAX_ARGS];
+    if (!v) return kb_fail(msg, -1, "no variant %s", variant);
+    if (make_args(c, args, offset) < 0) return kb_fail(msg, -1, "bad case");
+    const kbcu_job j = {c, v, args, kb_ops[c->op]->n_in, kb_ops[c->op]->n_out, *dev};
+    return kbcu_plan_case(&j, p, msg);
+}
+
 static int plan(const kb_case *c, const char *variant, kbcu_plan *p, char *msg) {
-    const kbcu_kernel_def *d = kbcu_find_def(c->op, variant, 1);
-    if (!d) {
-        snprintf(msg, KB_MSG, "no def %s", variant);
-        return -1;
+    return plan_dev(c, variant, &h100, 0, p, msg);
+}
+
+static int64_t threads_x(const kbcu_launch *l) { return l->grid[0] * l->block[0]; }
+
+static kb_case make_case(kb_op_id op) {
+    kb_case c;
+    kb_case_init(&c, op);
+    return c;
+}
+
+/* Every variant of every op on its samples, on the H100/H200's limits: whatever plans
+ * must be within CUDA's limits (kbcu_plan_case checks, so a plan that passes it and
+ * breaks one is a bug in that check) and name only the case's tensors. */
+static void test_plans_all(void) {
+    int planned = 0;
+    for (int op = 0; op < KB_OP_COUNT; op++) {
+        const kbcu_op *o = kbcu_op_of((kb_op_id)op);
+        const kbcu_variant *vars[64];
+        const int nv = kbcu_list_variants((kb_op_id)op, 1, vars, 64);
+        kb_case s[16];
+        const int ns = o->samples(s, 16);
+        for (int i = 0; i < ns; i++)
+            for (int v = 0; v < nv; v++) {
+                kbcu_plan p;
+                memset(&p, 0, sizeof p);
+                char msg[KB_MSG];
+                const int rc = plan(&s[i], vars[v]->name, &p, msg);
+                if (rc != KB_OK) {
+                    CHECK(rc == KB_NOT_SUPPORTED && msg[0], "%s/%s sample %d: rc %d (%s)", kbcu_op_name((kb_op_id)op),
+                          vars[v]->name, i, rc, msg);
+                    continue;
+                }
+                planned++;
+                for (int l = 0; l < p.nlaunch; l++) {
+                    const kbcu_launch *L = &p.launch[l];
+                    CHECK(L->grid[0] >= 1 && L->grid[0] < (1LL << 31) && L->grid[1] >= 1 && L->grid[1] <= 65535 &&
+                              L->grid[2] >= 1 && L->grid[2] <= 65535 &&
+                              L->block[0] * L->block[1] * L->block[2] <= 1024 && L->smem <= h100.smem_optin,
+                          "%s/%s: launch %d (%s) within CUDA's limits", kbcu_op_name((kb_op_id)op), vars[v]->name, l,
+                          L->kernel);
+                    for (int a = 0; a < L->nargs; a++)
+                        if (L->args[a].kind == KBCU_ARG_TENSOR)
+                            CHECK(L->args[a].tensor >= 0 && L->args[a].tensor < o->n_in + o->n_out, "%s: tensor index",
+                                  L->kernel);
+                }
+                kbcu_plan_free(&p);
+            }
     }
-    return kbcu_plan_case(c, d, &h100, p, msg);
+    CHECK(planned > 40, "%d plans", planned);
 }
 
 static void test_geometry(void) {
     kbcu_plan p;
+    memset(&p, 0, sizeof p);
     char msg[KB_MSG];
 
-    kb_case g = base_case(KB_OP_GEMM_FP8);
-    g.m = 3584, g.k = 3584, g.n = 1;
+    kb_case g = make_case(KB_OP_gemm_fp8);
+    g.m = 3584, g.k = 3584, g.n = 1, g.a_type = g.b_type = KB_E4M3, g.out_type = KB_BF16;
     CHECK(plan(&g, "gemv_v2_b256_u2", &p, msg) == KB_OK && p.nlaunch == 1 && p.launch[0].grid[0] == 224 &&
               p.launch[0].grid[1] == 1 && p.launch[0].block[0] == 256,
           "gemv_v2 3584x1: 224x1 blocks of 256");
-    CHECK(p.spec[0] == 0 && p.launch[0].nargs == 11 && p.launch[0].args[10].i == 0, "e4m3 x e4m3: fmt 0");
+    CHECK(p.launch[0].nargs == 11 && p.launch[0].args[10].i == 0 && p.launch[0].args[9].i == 2,
+          "e4m3 x e4m3: fmt 0, bf16 2");
+    for (int t = 0; t < 5; t++)
+        CHECK(p.launch[0].args[t].kind == KBCU_ARG_TENSOR && p.launch[0].args[t].tensor == t, "w x sa sb d");
     g.a_type = KB_E5M2, g.b_type = KB_E5M2;
     CHECK(plan(&g, "gemv_v2_b256_u2", &p, msg) == KB_OK && p.launch[0].args[10].i == 3, "e5m2 x e5m2: fmt 3");
     g.a_type = KB_E4M3;
@@ -240,57 +395,80 @@ static void test_geometry(void) {
     g.k = 3583;
     CHECK(plan(&g, "gemv_v2_b256_u2", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "K % 16"), "K %% 16: %s", msg);
     CHECK(plan(&g, "gemv_v1_b128", &p, msg) == KB_OK && p.launch[0].grid[0] == 897 && p.launch[0].grid[1] == 2,
-          "v1 takes any K: grid %u x %u", p.launch[0].grid[0], p.launch[0].grid[1]);
-    CHECK(p.launch[0].nargs == 11 && p.launch[0].args[9].kind == KBCU_ARG_I32 && p.launch[0].args[9].i == 2,
-          "bf16 output code 2");
+          "v1 takes any K: grid %lld x %lld", (long long)p.launch[0].grid[0], (long long)p.launch[0].grid[1]);
     g.k = 3584, g.out_type = KB_E4M3;
     CHECK(plan(&g, "gemv_v1_b128", &p, msg) == KB_NOT_SUPPORTED, "fp8 output is not supported");
     g.out_type = KB_F16;
-    kbcu_devinfo old = {75, 40, 64 * 1024};
-    CHECK(kbcu_plan_case(&g, kbcu_find_def(KB_OP_GEMM_FP8, "gemv_v2_b256_u2", 0), &old, &p, msg) == KB_NOT_SUPPORTED &&
-              strstr(msg, "8.0"),
+    const kbcu_devinfo old = {75, 40, 64 * 1024};
+    CHECK(plan_dev(&g, "gemv_v2_b256_u2", &old, 0, &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "8.0"),
           "mma.sync needs sm_80: %s", msg);
+    CHECK(plan_dev(&g, "gemv_v2_b256_u2", &h100, 8, &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "multiple of 16"),
+          "16-byte loads need 16-byte aligned views: %s", msg);
+    CHECK(plan_dev(&g, "gemv_v1_b128", &h100, 4, &p, msg) == KB_OK, "byte loads take a 4-byte offset");
+    CHECK(plan_dev(&g, "gemv_v1_b128", &h100, 2, &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "f32"),
+          "f32 scales need 4-byte alignment: %s", msg);
 
-    kb_case r = base_case(KB_OP_RMSNORM);
+    kb_case r = make_case(KB_OP_rmsnorm);
     r.n = 512, r.k = 3584;
     CHECK(plan(&r, "v2_b256_i4", &p, msg) == KB_OK && p.launch[0].grid[0] == 512 && p.launch[0].block[0] == 256,
           "rmsnorm: a block per token");
-    CHECK(p.launch[0].args[4].kind == KBCU_ARG_F32 && p.launch[0].args[4].f == 1e-6, "eps from the case");
+    CHECK(p.launch[0].args[4].kind == KBCU_ARG_F32 && p.launch[0].args[4].f == r.eps, "eps from the case");
     r.k = 4100;
     CHECK(plan(&r, "v2_b256_i4", &p, msg) == KB_NOT_SUPPORTED, "v2 row beyond its registers");
     r.k = 3586;
     CHECK(plan(&r, "v2_b256_i4", &p, msg) == KB_NOT_SUPPORTED, "v2 needs K %% 4 == 0");
     CHECK(plan(&r, "v1_b256", &p, msg) == KB_OK, "v1 takes any K");
+    CHECK(plan(&r, "test_fault", &p, msg) == KB_OK && !strcmp(p.launch[0].kernel, "rmsnorm_test_fault") &&
+              !strcmp(p.launch[0].source, "test_fault.cu"),
+          "test_fault launches its own kernel");
+    r.k = 3584, r.n = 70000;
+    CHECK(plan(&r, "v1_b256", &p, msg) == KB_OK && p.launch[0].grid[0] == 70000, "grid.x holds 70000 tokens");
+    r.n = 3, r.k = (int64_t)1 << 31;
+    CHECK(plan(&r, "v1_b256", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "int32"), "K beyond int32: %s", msg);
 
-    kb_case d = base_case(KB_OP_DEQUANT_Q4K);
+    kb_case d = make_case(KB_OP_dequant_q4k);
     d.m = 18944, d.k = 3584;
-    CHECK(plan(&d, "v2_b256", &p, msg) == KB_OK && p.launch[0].grid[0] == 33152 && p.launch[0].args[2].i == 265216,
+    CHECK(plan(&d, "v2_b256", &p, msg) == KB_OK && p.launch[0].grid[0] == 33152 && p.launch[0].args[2].i == 265216 &&
+              !strcmp(p.launch[0].kernel, "dequant_q4k_v2"),
           "dequant v2: 265216 blocks, 8 per CTA");
     CHECK(plan(&d, "v1_b256", &p, msg) == KB_OK && p.launch[0].grid[0] == 265216 &&
               p.launch[0].args[2].i == 18944LL * 3584,
           "dequant v1: a thread per value");
+    d.a_type = KB_Q6K;
+    CHECK(plan(&d, "v1_b256", &p, msg) == KB_OK && !strcmp(p.launch[0].kernel, "dequant_q6k_v1") &&
+              threads_x(&p.launch[0]) >= d.m * d.k,
+          "q6_k v1 covers every value");
+    CHECK(plan(&d, "v2_b128", &p, msg) == KB_OK && !strcmp(p.launch[0].kernel, "dequant_q6k_v2") &&
+              p.launch[0].grid[0] * 4 >= d.m * d.k / 256 && p.launch[0].args[2].i == d.m * d.k / 256,
+          "q6_k v2: a warp per block");
+    d.m = 1 << 20, d.k = 1 << 20;
+    CHECK(plan(&d, "v1_b256", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "grid"), "2^40 values: beyond one grid: %s",
+          msg);
 
-    kb_case ro = base_case(KB_OP_ROPE_NEOX);
+    kb_case ro = make_case(KB_OP_rope_neox);
     ro.n = 512, ro.heads = 28, ro.head_dim = 128;
     CHECK(plan(&ro, "v1_b256", &p, msg) == KB_OK && p.launch[0].grid[0] == 512 * 28 * 64 / 256, "rope v1 grid");
     CHECK(plan(&ro, "v2_b256", &p, msg) == KB_OK && p.launch[0].grid[0] == 512 && p.launch[0].smem == 512,
           "rope v2: a block per token, d floats of shared memory");
-    CHECK(p.launch[0].args[6].kind == KBCU_ARG_F64 && p.launch[0].args[6].f == 1e6, "theta from the case");
+    CHECK(p.launch[0].args[6].kind == KBCU_ARG_F64 && p.launch[0].args[6].f == ro.theta, "theta from the case");
     CHECK(plan(&ro, "v3_b256_i2", &p, msg) == KB_OK && p.launch[0].grid[0] == 512 && p.launch[0].smem == 512 &&
               strcmp(p.launch[0].kernel, "rope_neox_v3") == 0,
           "rope v3: v2's geometry");
     ro.head_dim = 68;
     CHECK(plan(&ro, "v2_b256", &p, msg) == KB_NOT_SUPPORTED, "rope v2 needs d %% 8 == 0");
 
-    kb_case a = base_case(KB_OP_ATTENTION);
+    kb_case a = make_case(KB_OP_attention);
     a.heads = 28, a.kv_heads = 4, a.head_dim = 128, a.kv_len = 4096, a.n = 1;
     int splits, chunk;
     kbcu_decode_splits(&a, 4, 4, 132, &splits, &chunk);
     CHECK(splits == 19 && chunk == 224, "decode 4096 keys on 132 SMs: %d splits of %d", splits, chunk);
     CHECK(plan(&a, "decode_v1", &p, msg) == KB_OK && p.nlaunch == 2 && p.launch[0].grid[0] == 19 &&
               p.launch[0].grid[1] == 28 && p.launch[1].grid[0] == 28 &&
-              p.workspace == (size_t)(2 * 28 * 19 + 28 * 19 * 128) * 4,
+              p.workspace == (uint64_t)(2 * 28 * 19 + 28 * 19 * 128) * 4,
           "decode: partials + combine, workspace");
+    CHECK(p.launch[0].args[3].kind == KBCU_ARG_WS && p.launch[1].args[0].kind == KBCU_ARG_WS &&
+              p.launch[1].args[1].kind == KBCU_ARG_TENSOR && p.launch[1].args[1].tensor == 3,
+          "the combine reads the workspace and writes o");
     int bad_L = 0;
     for (int L = 1; L <= 5000 && !bad_L; L += 37) {
         a.kv_len = L;
@@ -304,11 +482,8 @@ static void test_geometry(void) {
     CHECK(splits == 128 && chunk == 32, "decode_v2 4096 keys, 4 KV heads: %d splits of %d", splits, chunk);
     CHECK(plan(&a, "decode_v2", &p, msg) == KB_OK && p.nlaunch == 2 && p.launch[0].grid[0] == 128 &&
               p.launch[0].grid[1] == 4 && p.launch[0].block[0] == 256 && p.launch[1].grid[0] == 28 &&
-              p.launch[1].smem == (128 + 5) * 4 && p.workspace == (size_t)(28 * 128 * 128 + 2 * 28 * 128) * 4,
-          "decode_v2: a block per (split, KV head), workspace %zu", p.workspace);
-    a.kv_len = 32768;
-    kbcu_decode_splits_v2(&a, 32, 132, &splits, &chunk);
-    CHECK(splits == 256 && chunk == 128, "decode_v2 32768 keys: %d splits of %d", splits, chunk);
+              p.launch[1].smem == (128 + 5) * 4 && p.workspace == (uint64_t)(28 * 128 * 128 + 2 * 28 * 128) * 4,
+          "decode_v2: a block per (split, KV head), workspace %llu", (unsigned long long)p.workspace);
     bad_L = 0;
     for (int L = 1; L <= 40000 && !bad_L; L += 97) {
         a.kv_len = L;
@@ -319,8 +494,7 @@ static void test_geometry(void) {
     }
     CHECK(!bad_L, "decode_v2 splits cover L = %d exactly once: %d x %d", bad_L, splits, chunk);
     a.heads = 36, a.kv_heads = 4, a.kv_len = 4096;
-    CHECK(plan(&a, "decode_v2", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "8 query heads"), "GQA group > 8: %s",
-          msg);
+    CHECK(plan(&a, "decode_v2", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "8 query heads"), "GQA group > 8: %s", msg);
     a.heads = 28;
     a.kv_len = 4096, a.n = 17;
     CHECK(plan(&a, "decode_v1", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "prefill_v1"), "decode n > 16: %s", msg);
@@ -331,8 +505,8 @@ static void test_geometry(void) {
     a.head_dim = 260;
     CHECK(plan(&a, "prefill_v1", &p, msg) == KB_NOT_SUPPORTED, "head_dim > 256");
 
-    kb_case e = base_case(KB_OP_EMBED);
-    e.m = 152064, e.k = 3584, e.n = 512;
+    kb_case e = make_case(KB_OP_embed);
+    e.m = 152064, e.k = 3584, e.n = 512, e.a_type = KB_Q4K;
     CHECK(plan(&e, "v2_b256", &p, msg) == KB_OK && strcmp(p.launch[0].kernel, "embed_q4k_v2") == 0 &&
               p.launch[0].grid[0] == 2 && p.launch[0].grid[1] == 512,
           "embed v2: 14 blocks a row, 8 warps a CTA");
@@ -343,6 +517,168 @@ static void test_geometry(void) {
     CHECK(plan(&e, "v1_b256", &p, msg) == KB_OK && strcmp(p.launch[0].kernel, "embed_q6k_v1") == 0, "q6_k table");
     e.n = 70000;
     CHECK(plan(&e, "v1_b256", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "65535"), "grid.y limit: %s", msg);
+
+    /* gemm_f32 */
+    kb_case f = make_case(KB_OP_gemm_f32);
+    f.m = 3584, f.n = 512, f.k = 3584;
+    CHECK(plan(&f, "tiled_v1_64x64", &p, msg) == KB_OK && p.launch[0].grid[0] == 56 && p.launch[0].grid[1] == 8 &&
+              p.launch[0].block[0] == 256,
+          "gemm_f32 tiled: 64x64 outputs a block");
+    f.m = 3585, f.n = 65;
+    CHECK(plan(&f, "tiled_v1_64x64", &p, msg) == KB_OK && p.launch[0].grid[0] * 64 >= f.m &&
+              p.launch[0].grid[1] * 64 >= f.n && (p.launch[0].grid[0] - 1) * 64 < f.m,
+          "ragged edges covered");
+    CHECK(plan(&f, "gemv_v1_b128", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "tiled_v1"), "gemv for small N: %s",
+          msg);
+    f.n = 5;
+    CHECK(plan(&f, "gemv_v1_b128", &p, msg) == KB_OK && p.launch[0].grid[0] * 4 >= f.m && p.launch[0].grid[1] == 2,
+          "gemv: a warp a row, 4 tokens a block");
+    f.k = 3583;
+    CHECK(plan(&f, "gemv_v2_b128", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "K % 4"), "gemv_v2 K %% 4: %s", msg);
+    f.k = 3584;
+    CHECK(plan(&f, "gemv_v2_b128", &p, msg) == KB_OK, "gemv_v2 with K %% 4 == 0");
+    f.m = 3, f.n = 3, f.k = 3;
+    CHECK(plan(&f, "tiled_v1_64x64", &p, msg) == KB_OK && p.launch[0].grid[0] == 1, "tiny gemm");
+
+    /* elementwise ops: every element covered, the type code passed */
+    const kb_dtype types[] = {KB_F32, KB_F16, KB_BF16};
+    for (int t = 0; t < 3; t++) {
+        kb_case x = make_case(KB_OP_add);
+        x.n = 7, x.k = 3587, x.a_type = types[t];
+        CHECK(plan(&x, "v1_b256", &p, msg) == KB_OK && threads_x(&p.launch[0]) >= 7 * 3587 &&
+                  p.launch[0].args[3].i == 7 * 3587 && p.launch[0].args[4].i == t,
+              "add v1 %s", kb_dtype_name(types[t]));
+        CHECK(plan(&x, "v2_b256", &p, msg) == KB_OK && 4 * threads_x(&p.launch[0]) >= 7 * 3587 &&
+                  4 * (threads_x(&p.launch[0]) - 256) < 7 * 3587,
+              "add v2: 4 elements a thread");
+        CHECK(plan_dev(&x, "v2_b256", &h100, 8, &p, msg) == KB_NOT_SUPPORTED, "add v2 needs 16-byte aligned views");
+        x.op = KB_OP_swiglu;
+        CHECK(plan(&x, "v1_b256", &p, msg) == KB_OK && threads_x(&p.launch[0]) >= 7 * 3587 &&
+                  p.launch[0].args[4].i == t,
+              "swiglu v1 %s", kb_dtype_name(types[t]));
+        CHECK(plan(&x, "v2_b256", &p, msg) == KB_OK && 4 * threads_x(&p.launch[0]) >= 7 * 3587, "swiglu v2");
+        kb_case b = make_case(KB_OP_bias_add);
+        b.n = 70000, b.m = 3584, b.a_type = types[t];
+        CHECK(plan(&b, "v1_b256", &p, msg) == KB_OK && threads_x(&p.launch[0]) >= b.m && p.launch[0].grid[1] == 65535 &&
+                  p.launch[0].args[5].i == t,
+              "bias_add v1: grid.y strides over 70000 tokens");
+        CHECK(plan(&b, "v2_b256", &p, msg) == KB_OK && 4 * threads_x(&p.launch[0]) >= b.m, "bias_add v2");
+        b.m = 3586;
+        CHECK(plan(&b, "v2_b256", &p, msg) == KB_NOT_SUPPORTED, "bias_add v2 needs M %% 4 == 0");
+    }
+    kb_case x = make_case(KB_OP_add);
+    x.n = 2, x.k = 4, x.a_type = KB_E4M3;
+    CHECK(plan(&x, "v1_b256", &p, msg) == KB_NOT_SUPPORTED, "add of an e4m3 b is not a case");
+
+    /* quant_fp8: three launches (v1), or one (v2, row-local modes) */
+    kb_case q = make_case(KB_OP_quant_fp8);
+    q.n = 300, q.k = 3584 + 64, q.out_type = KB_E4M3;
+    const int64_t kb = (q.k + 127) / 128;
+    for (int s = 0; s < 3; s++) {
+        q.scale_mode = (kb_scale_mode)s;
+        CHECK(plan(&q, "v1_b256", &p, msg) == KB_OK && p.nlaunch == 3, "quant v1 %s: three launches",
+              kb_scale_mode_name(q.scale_mode));
+        CHECK(p.workspace == (uint64_t)(q.n * kb * 4) && p.launch[0].grid[0] * 8 >= q.n * kb &&
+                  (p.launch[0].grid[0] - 1) * 8 < q.n * kb,
+              "a warp per row block, amax in the workspace");
+        if (s == 0)
+            CHECK(!strcmp(p.launch[1].kernel, "fp8_scale_tensor_v1") && p.launch[1].grid[0] == 1 &&
+                      p.launch[1].block[0] == 1024 && p.launch[1].args[2].i == q.n * kb,
+                  "tensor: one block reduces every block's amax");
+        else
+            CHECK(!strcmp(p.launch[1].kernel, "fp8_scales_v1") &&
+                      p.launch[1].grid[0] * 256 >= kb_scale_count(q.scale_mode, q.n, q.k) && p.launch[1].args[4].i == s,
+                  "a thread per scale group");
+        CHECK(p.launch[1].args[1].kind == KBCU_ARG_TENSOR && p.launch[1].args[1].tensor == 2 &&
+                  p.launch[2].args[2].tensor == 1 && p.launch[2].args[1].tensor == 2 &&
+                  threads_x(&p.launch[2]) >= q.n * q.k,
+              "scales to s, codes to q, a thread per value");
+        CHECK(p.launch[2].nargs == 9 && p.launch[2].args[7].i == 0 && p.launch[2].args[8].i == 0, "e4m3, no flush");
+        const int rc = plan(&q, "v2_b256", &p, msg);
+        if (s == 0) CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "v1"), "v2 has no tensor mode: %s", msg);
+        if (s == 1) CHECK(rc == KB_OK && p.nlaunch == 1 && p.launch[0].grid[0] == q.n, "v2 outer: a block per token");
+        if (s == 2)
+            CHECK(rc == KB_OK && p.nlaunch == 1 && p.launch[0].grid[0] * 8 >= q.n * kb, "v2 vec128: a warp a group");
+    }
+    q.scale_mode = KB_SCALE_BLK128;
+    CHECK(plan(&q, "v1_b256", &p, msg) == KB_NOT_SUPPORTED, "activations take no 128x128 blocks");
+    q.scale_mode = KB_SCALE_TENSOR, q.out_type = KB_E5M2, q.flush = 1;
+    CHECK(plan(&q, "v1_b256", &p, msg) == KB_OK && p.launch[2].args[7].i == 1 && p.launch[2].args[8].i == 1 &&
+              p.launch[1].args[3].f == 57344.0,
+          "e5m2 with flush: fmax 57344");
+
+    kb_case w = make_case(KB_OP_weight_fp8);
+    w.m = 300, w.k = 3584, w.a_type = KB_Q6K, w.scale_mode = KB_SCALE_BLK128;
+    CHECK(plan(&w, "v1_b256", &p, msg) == KB_OK && p.nlaunch == 3 && !strcmp(p.launch[0].kernel, "fp8_amax_q6k_v1") &&
+              !strcmp(p.launch[2].kernel, "fp8_quant_q6k_v1") && p.launch[1].args[4].i == 3 &&
+              p.launch[1].grid[0] * 256 >= 3 * 28 && p.launch[2].nargs == 8,
+          "weight_fp8 q6_k blk128");
+    w.a_type = KB_Q4K, w.scale_mode = KB_SCALE_TENSOR;
+    CHECK(plan(&w, "v1_b256", &p, msg) == KB_OK && !strcmp(p.launch[0].kernel, "fp8_amax_q4k_v1") &&
+              !strcmp(p.launch[1].kernel, "fp8_scale_tensor_v1"),
+          "weight_fp8 q4_k tensor");
+    w.a_type = KB_F32;
+    CHECK(plan(&w, "v1_b256", &p, msg) == KB_NOT_SUPPORTED, "weight_fp8 takes k-quant blocks");
+
+    /* the generic test variant: the op's first variant, then the NaN in output 0's middle */
+    r = make_case(KB_OP_rmsnorm);
+    r.n = 3, r.k = 101;
+    CHECK(plan(&r, "test_nan", &p, msg) == KB_OK && p.nlaunch == 2 && !strcmp(p.launch[0].kernel, "rmsnorm_v1") &&
+              !strcmp(p.launch[1].kernel, "kb_test_poke") && p.launch[1].args[0].tensor == 2 &&
+              p.launch[1].args[0].i == 151 * 4 && p.launch[1].args[1].i == 0x7fc00000 && p.launch[1].args[2].i == 4,
+          "test_nan: v1, then a NaN at y[151]");
+    q = make_case(KB_OP_quant_fp8);
+    q.n = 2, q.k = 128;
+    CHECK(plan(&q, "test_nan", &p, msg) == KB_OK && p.nlaunch == 4 && p.launch[3].args[0].tensor == 1 &&
+              p.launch[3].args[0].i == 128 && p.launch[3].args[1].i == 0x7f && p.launch[3].args[2].i == 1,
+          "test_nan on fp8 codes: 0x7f");
+
+    /* shared memory beyond the device */
+    a = make_case(KB_OP_attention);
+    a.heads = 8, a.kv_heads = 8, a.head_dim = 256, a.kv_len = 64, a.n = 64;
+    const kbcu_devinfo small = {90, 132, 32 * 1024};
+    CHECK(plan_dev(&a, "prefill_v1", &small, 0, &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "shared memory"),
+          "shared memory limit: %s", msg);
+    kbcu_plan_free(&p);
+}
+
+/* cuBLASLt's scales put in its layout by a device step before the GEMM. */
+static void test_scale_reorder_plan(void) {
+    char msg[KB_MSG];
+    kb_case c = make_case(KB_OP_gemm_fp8);
+    c.m = 384, c.n = 24, c.k = 640;
+    int64_t off[2];
+    kbcu_plan p;
+    memset(&p, 0, sizeof p);
+    c.scale_mode = KB_SCALE_TENSOR;
+    CHECK(kblt_scale_reorder_plan(&c, &p, off, msg) == KB_OK && p.nlaunch == 0 && off[0] == -1 && off[1] == -1 &&
+              p.workspace == 0,
+          "tensor scales pass as they are");
+    kbcu_plan_free(&p);
+    c.scale_mode = KB_SCALE_VEC128;
+    CHECK(kblt_scale_reorder_plan(&c, &p, off, msg) == KB_OK && p.nlaunch == 2 && off[0] == 0 &&
+              off[1] == (384 * 5 * 4 + 255) / 256 * 256 && p.workspace >= (uint64_t)(off[1] + 24 * 5 * 4),
+          "vec128: both transposed into the workspace");
+    CHECK(!strcmp(p.launch[0].kernel, "kb_scales_transpose") && p.launch[0].args[0].tensor == 2 &&
+              p.launch[1].args[0].tensor == 3 && p.launch[0].args[2].i == 384 && p.launch[0].args[3].i == 5 &&
+              p.launch[0].grid[0] * 256 >= 384 * 5 && p.launch[1].grid[0] * 256 >= 24 * 5 && off[1] % 256 == 0,
+          "transposes: src tensors 2 and 3, a thread per scale");
+    kbcu_plan_free(&p);
+    c.scale_mode = KB_SCALE_BLK128;
+    CHECK(kblt_scale_reorder_plan(&c, &p, off, msg) == KB_OK && p.nlaunch == 2 &&
+              !strcmp(p.launch[0].kernel, "kb_scales_pad") && p.launch[0].args[2].i == 3 &&
+              p.launch[0].args[3].i == 5 && p.launch[0].args[4].i == 8 && p.launch[0].grid[0] * 256 >= 3 * 8,
+          "blk128: W's rows padded to kb = 8");
+    kbcu_plan_free(&p);
+    c.k = 3584; /* kb = 28: W's 128x128 scales need no padding */
+    CHECK(kblt_scale_reorder_plan(&c, &p, off, msg) == KB_OK && p.nlaunch == 1 && off[0] == -1 && off[1] == 0 &&
+              p.launch[0].args[0].tensor == 3,
+          "blk128 at kb %% 4 == 0: only X's transpose");
+    kbcu_plan_free(&p);
+    c.n = 1, c.scale_mode = KB_SCALE_VEC128;
+    CHECK(kblt_scale_reorder_plan(&c, &p, off, msg) == KB_OK && p.nlaunch == 1 && off[1] == -1,
+          "vec128 with one token: X's transpose is the identity");
+    kbcu_plan_free(&p);
 }
 
 /* ---- the driver loader and the probe ---- */
@@ -351,13 +687,11 @@ static void test_driver(void) {
     char msg[KB_MSG];
     int rc = kbcu_driver_load(&d, "/nonexistent/libcuda.so.1", msg);
     CHECK(rc == KB_NOT_SUPPORTED && strncmp(msg, "no CUDA driver (", 16) == 0, "missing library: %s", msg);
-
     CHECK(kbcu_result_is_sticky(CUDA_ERROR_ILLEGAL_ADDRESS) && kbcu_result_is_sticky(CUDA_ERROR_LAUNCH_FAILED) &&
               !kbcu_result_is_sticky(CUDA_ERROR_OUT_OF_MEMORY) && !kbcu_result_is_sticky(CUDA_ERROR_INVALID_VALUE),
           "sticky errors");
     char buf[64];
     CHECK(strcmp(kbcu_result_text(NULL, (CUresult)700, buf, sizeof buf), "CUresult 700") == 0, "unnamed result");
-
 #ifdef KB_CUDA_STUB
     /* The toolkit's stub exports every driver entry point: all our names resolve. */
     rc = kbcu_driver_load(&d, KB_CUDA_STUB, msg);
@@ -369,54 +703,535 @@ static void test_driver(void) {
 #else
     skip("no stub libcuda.so in the toolkit: symbol names not checked");
 #endif
-
+    const char *fake = getenv("KB_CUDA_FAKE");
+    if (fake) {
+        rc = kbcu_driver_load(&d, fake, msg);
+        CHECK(rc == KB_OK, "the fake driver exports every symbol: %s", rc == KB_OK ? "" : msg);
+        if (rc == KB_OK) kbcu_driver_unload(&d);
+    }
     void *real = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
     if (real) {
         dlclose(real);
         skip("a CUDA driver is installed here: the no-driver probe message is not checked");
-    } else {
-        kb_options opt;
-        memset(&opt, 0, sizeof opt);
-        rc = kb_backend_cuda.probe(&opt, msg);
-        CHECK(rc == KB_NOT_SUPPORTED && strncmp(msg, "no CUDA driver (", 16) == 0 && strstr(msg, "libcuda.so.1"),
-              "probe without a driver: %s", msg);
-        char m2[KB_MSG];
-        CHECK(kb_backend_cuda.probe(&opt, m2) == KB_NOT_SUPPORTED && strcmp(m2, msg) == 0, "probe is repeatable");
-        void *buf2 = NULL;
-        CHECK(kb_backend_cuda.alloc(16, &buf2, m2) != KB_OK, "no allocations without a device");
-        CHECK(strcmp(kb_backend_cuda.device_name(), "none") == 0, "device name without a device");
+        return;
     }
+    kb_options opt;
+    memset(&opt, 0, sizeof opt);
+    unsetenv("KB_CUDA_LIBCUDA");
+    rc = kb_backend_cuda.probe(&opt, msg);
+    CHECK(rc == KB_NOT_SUPPORTED && strncmp(msg, "no CUDA driver (", 16) == 0 && strstr(msg, "libcuda.so.1"),
+          "probe without a driver: %s", msg);
+    char m2[KB_MSG];
+    CHECK(kb_backend_cuda.probe(&opt, m2) == KB_NOT_SUPPORTED && strcmp(m2, msg) == 0, "probe is repeatable");
+    CHECK(kb_backend_cublaslt.probe(&opt, m2) == KB_NOT_SUPPORTED && strcmp(m2, msg) == 0, "cublaslt says the same");
+    kb_buf b = 0;
+    CHECK(kb_backend_cuda.alloc(16, &b, m2) != KB_OK && b == 0, "no allocations without a device");
 }
 
-/* Modes for the worker path, run by CTest with KB_CUDA_LIBCUDA pointing at the
- * toolkit's stub libcuda (it loads, but cuInit fails: no GPU needed):
- *   stub:     KB_CUDA_WORKER = the built worker: probe goes through a real worker
- *             process and the socket protocol, and comes back "no CUDA driver".
- *   noworker: KB_CUDA_WORKER = a path that does not exist: a clear reason. */
-static int worker_mode(const char *mode) {
+/* ---- talking to a worker directly ---- */
+typedef struct {
+    pid_t pid;
+    int fd;
+} raw_worker;
+
+static int raw_start(raw_worker *w) {
     char msg[KB_MSG];
+    const char *path = getenv("KB_CUDA_WORKER");
+    if (!path || kbcu_spawn_worker(path, &w->pid, &w->fd, msg) != KB_OK) {
+        CHECK(0, "start the worker: %s", path ? msg : "KB_CUDA_WORKER unset");
+        return -1;
+    }
+    return 0;
+}
+
+/* One request (any header); the reply header, its payload into out (at most cap). 0,
+ * or -1 when the worker stops answering. */
+static int raw_call(raw_worker *w, uint32_t magic, uint32_t op, uint64_t a, uint64_t b, uint64_t c, const void *payload,
+                    uint64_t len, kbcu_rep *rep, void *out, size_t cap) {
+    kbcu_req req = {magic, op, a, b, c, len};
+    memset(rep, 0, sizeof *rep);
+    if (kbcu_send_all(w->fd, &req, sizeof req) || (len && payload && kbcu_send_all(w->fd, payload, (size_t)len)) ||
+        kbcu_recv_all(w->fd, rep, sizeof *rep, 30000))
+        return -1;
+    if (rep->len > cap) return -1;
+    if (rep->len && kbcu_recv_all(w->fd, out, (size_t)rep->len, 30000)) return -1;
+    rep->msg[KB_MSG - 1] = 0;
+    return 0;
+}
+
+/* The worker answers (a WAIT), i.e. it is alive and in step. */
+static int raw_alive(raw_worker *w) {
+    kbcu_rep rep;
+    return raw_call(w, KBCU_MAGIC, KBCU_REQ_WAIT, 0, 0, 0, NULL, 0, &rep, NULL, 0) == 0;
+}
+
+/* Close our end; the worker must exit by itself with `want`, not die of a signal. */
+static void raw_finish(raw_worker *w, int want, const char *what) {
+    close(w->fd);
+    int status = 0;
+    waitpid(w->pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == want, "%s: the worker exits with %d (status 0x%x)", what, want,
+          status);
+}
+
+static int raw_probe(raw_worker *w, const char *libcuda, uint32_t epoch, kbcu_probe_rep *pp, char *msg) {
+    kbcu_probe_req pr;
+    memset(&pr, 0, sizeof pr);
+    pr.epoch = epoch;
+    pr.has_libcuda = libcuda != NULL;
+    snprintf(pr.libcuda, sizeof pr.libcuda, "%s", libcuda ? libcuda : "");
+    pr.has_cache_dir = 1; /* "": no cache */
+    kbcu_rep rep;
+    if (raw_call(w, KBCU_MAGIC, KBCU_REQ_PROBE, 0, 0, 0, &pr, sizeof pr, &rep, pp, sizeof *pp)) return -1;
+    snprintf(msg, KB_MSG, "%s", rep.msg);
+    return rep.rc;
+}
+
+/* Malformed requests to a worker that was not (or could not be) probed: an error reply
+ * each, the stream stays in step. */
+static void test_malformed(const char *libcuda) {
+    raw_worker w;
+    if (raw_start(&w)) return;
+    kbcu_rep rep;
+    unsigned char junk[40000];
+    memset(junk, 0xa5, sizeof junk);
+    CHECK(raw_call(&w, KBCU_MAGIC, KBCU_REQ_ALLOC, 64, 0, 0, NULL, 0, &rep, NULL, 0) == 0 && rep.rc == KB_ERROR &&
+              strstr(rep.msg, "not initialised"),
+          "alloc before a probe: %s", rep.msg);
+    CHECK(raw_call(&w, KBCU_MAGIC, KBCU_REQ_PROBE, 0, 0, 0, junk, 3, &rep, NULL, 0) == 0 && rep.rc == KB_ERROR &&
+              raw_alive(&w),
+          "a probe of 3 bytes: %s", rep.msg);
+    CHECK(raw_call(&w, KBCU_MAGIC, KBCU_REQ_UPLOAD, 1, 0, 16, junk, 8, &rep, NULL, 0) == 0 && rep.rc == KB_ERROR &&
+              strstr(rep.msg, "view's size") && raw_alive(&w),
+          "an upload whose payload is not its view: %s", rep.msg);
+    CHECK(raw_call(&w, KBCU_MAGIC, KBCU_REQ_UPLOAD, 12345, 0, 1000, junk, 1000, &rep, NULL, 0) == 0 &&
+              rep.rc != KB_OK && raw_alive(&w),
+          "an upload to a forged buffer: %s", rep.msg);
+    CHECK(raw_call(&w, KBCU_MAGIC, KBCU_REQ_DOWNLOAD, 1, 0, 16, junk, 4, &rep, NULL, 0) == 0 && rep.rc == KB_ERROR &&
+              raw_alive(&w),
+          "a download with a payload: %s", rep.msg);
+    CHECK(raw_call(&w, KBCU_MAGIC, KBCU_REQ_DOWNLOAD, 77, 5, 16, NULL, 0, &rep, NULL, 0) == 0 && rep.rc != KB_OK &&
+              rep.len == 0 && raw_alive(&w),
+          "a download of a forged buffer: no bytes, an error: %s", rep.msg);
+    CHECK(raw_call(&w, KBCU_MAGIC, KBCU_REQ_ENQUEUE, 0, 0, 0, junk, 12, &rep, NULL, 0) == 0 && rep.rc == KB_ERROR &&
+              raw_alive(&w),
+          "an enqueue of 12 bytes: %s", rep.msg);
+    CHECK(raw_call(&w, KBCU_MAGIC, KBCU_REQ_RUN_TIMED, 1, 0, 0, junk, 8 * 4097, &rep, NULL, 0) == 0 &&
+              rep.rc == KB_ERROR && raw_alive(&w),
+          "a sequence of 4097 states: %s", rep.msg);
+    CHECK(raw_call(&w, KBCU_MAGIC, KBCU_REQ_RECORD, 0, 0, 0, junk, 16, &rep, NULL, 0) == 0 && rep.rc != KB_OK &&
+              raw_alive(&w),
+          "a record of forged states: %s", rep.msg);
+    CHECK(raw_call(&w, KBCU_MAGIC, KBCU_REQ_PREPARE, 0, 0, 0, junk, 10, &rep, NULL, 0) == 0 && rep.rc == KB_ERROR &&
+              raw_alive(&w),
+          "a prepare of 10 bytes: %s", rep.msg);
+    unsigned char prep[sizeof(kbcu_prepare_req) + KB_MAX_ARGS * sizeof(kb_arg)];
+    kbcu_prepare_req pr;
+    memset(&pr, 0, sizeof pr);
+    pr.n_in = 9, pr.n_out = 1;
+    memcpy(prep, &pr, sizeof pr);
+    CHECK(raw_call(&w, KBCU_MAGIC, KBCU_REQ_PREPARE, 0, 0, 0, prep, sizeof pr + 2 * sizeof(kb_arg), &rep, NULL, 0) ==
+                  0 &&
+              rep.rc == KB_ERROR && strstr(rep.msg, "9 inputs") && raw_alive(&w),
+          "a prepare of 9 inputs: %s", rep.msg);
+    pr.n_in = 1, pr.n_out = 1, pr.c.op = (kb_op_id)999;
+    memcpy(prep, &pr, sizeof pr);
+    CHECK(raw_call(&w, KBCU_MAGIC, KBCU_REQ_PREPARE, 0, 0, 0, prep, sizeof pr + 2 * sizeof(kb_arg), &rep, NULL, 0) ==
+                  0 &&
+              rep.rc == KB_ERROR && strstr(rep.msg, "unknown op") && raw_alive(&w),
+          "a prepare of op 999: %s", rep.msg);
+    pr.c.op = KB_OP_rmsnorm, pr.c.k = -5;
+    memcpy(prep, &pr, sizeof pr);
+    CHECK(raw_call(&w, KBCU_MAGIC, KBCU_REQ_PREPARE, 0, 0, 0, prep, sizeof pr + 2 * sizeof(kb_arg), &rep, NULL, 0) ==
+                  0 &&
+              rep.rc == KB_ERROR && strstr(rep.msg, "out of range") && raw_alive(&w),
+          "a prepare of K = -5: %s", rep.msg);
+    CHECK(raw_call(&w, KBCU_MAGIC, KBCU_REQ_VARIANTS, 0, 0, 0, junk, 100, &rep, NULL, 0) == 0 && rep.rc == KB_ERROR &&
+              raw_alive(&w),
+          "a variants request of 100 bytes: %s", rep.msg);
+    CHECK(raw_call(&w, KBCU_MAGIC, 77, 0, 0, 0, junk, 5, &rep, NULL, 0) == 0 && rep.rc == KB_ERROR &&
+              strstr(rep.msg, "unknown request") && raw_alive(&w),
+          "request 77: %s", rep.msg);
+    CHECK(raw_call(&w, KBCU_MAGIC, KBCU_REQ_WAIT, 0, 0, 0, junk, 4, &rep, NULL, 0) == 0 && rep.rc == KB_ERROR &&
+              raw_alive(&w),
+          "a wait with a payload: %s", rep.msg);
+    kbcu_probe_rep pp;
+    char msg[KB_MSG];
+    if (libcuda) {
+        const int rc = raw_probe(&w, libcuda, 3, &pp, msg);
+        CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "stub") && strstr(msg, "no CUDA driver"), "probe on the stub: %s",
+              msg);
+        CHECK(raw_probe(&w, libcuda, 3, &pp, msg) == KB_ERROR && strstr(msg, "twice"), "a second probe: %s", msg);
+        CHECK(raw_alive(&w), "the worker serves on after a failed probe");
+    }
+    CHECK(raw_call(&w, 0xdeadbeefu, KBCU_REQ_WAIT, 0, 0, 0, NULL, 0, &rep, NULL, 0) == 0 && rep.rc == KB_ERROR &&
+              strstr(rep.msg, "bad magic"),
+          "a bad magic is answered: %s", rep.msg);
+    raw_finish(&w, 2, "after a bad magic");
+
+    if (raw_start(&w)) return;
+    CHECK(raw_call(&w, KBCU_MAGIC, KBCU_REQ_UPLOAD, 1, 0, 0, NULL, (uint64_t)1 << 50, &rep, NULL, 0) == 0 &&
+              rep.rc == KB_ERROR && strstr(rep.msg, "impossible"),
+          "a 2^50-byte payload is answered: %s", rep.msg);
+    raw_finish(&w, 2, "after an impossible length");
+
+    if (raw_start(&w)) return;
+    CHECK(raw_alive(&w), "a fresh worker");
+    raw_finish(&w, 0, "when kbench closes the socket");
+}
+
+static int worker_mode_stub(void) {
+    char msg[KB_MSG], m2[KB_MSG];
     kb_options opt;
     memset(&opt, 0, sizeof opt);
     opt.cache_dir = "";
     int rc = kb_backend_cuda.probe(&opt, msg);
     printf("probe: %d %s\n", rc, msg);
-    if (strcmp(mode, "stub") == 0) {
-        CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "stub") && strstr(msg, "no CUDA driver"),
-              "the worker's probe answer travels back: %s", msg);
-        void *buf = NULL;
-        rc = kb_backend_cuda.alloc(16, &buf, msg);
-        CHECK(rc != KB_OK && buf == NULL, "no worker after a failed probe: %s", msg);
-        CHECK(kb_backend_cuda.reset(msg) == KB_ERROR, "reset refuses without a probe: %s", msg);
-    } else {
-        CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "KB_CUDA_WORKER") && strstr(msg, "not an executable"),
-              "missing worker: %s", msg);
+    CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "stub") && strstr(msg, "no CUDA driver"),
+          "the worker's probe answer travels back: %s", msg);
+    CHECK(kb_backend_cublaslt.probe(&opt, m2) == KB_NOT_SUPPORTED && !strcmp(m2, msg), "cublaslt: the same reason");
+    kb_buf b = 0;
+    rc = kb_backend_cuda.alloc(16, &b, msg);
+    CHECK(rc == KB_ERROR_FATAL && b == 0 && strstr(msg, "not running"), "no worker after a failed probe: %s", msg);
+    CHECK(kb_backend_cuda.reset(msg) == KB_ERROR, "reset refuses without a probe: %s", msg);
+    test_malformed(getenv("KB_CUDA_LIBCUDA"));
+    return finish();
+}
+
+/* ---- the whole path on the fake driver ---- */
+static const kb_backend *cu = &kb_backend_cuda;
+
+static int upload_f32(kb_view v, const float *x, char *msg) { return cu->upload(v, x, msg); }
+
+/* The worker process (our only child). */
+static pid_t find_child(void) {
+    DIR *d = opendir("/proc");
+    pid_t found = 0;
+    if (!d) return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && !found) {
+        char path[300], buf[512];
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        if (fgets(buf, sizeof buf, f)) {
+            const char *p = strrchr(buf, ')');
+            int ppid = 0;
+            char state;
+            if (p && sscanf(p + 2, "%c %d", &state, &ppid) == 2 && ppid == getpid() && strstr(buf, "kbcuda_worker"))
+                found = (pid_t)atoi(e->d_name);
+        }
+        fclose(f);
     }
-    printf("%d passed, %d failed (%d skipped)\n", passed, failed, skipped);
-    return failed ? 1 : 0;
+    closedir(d);
+    return found;
+}
+
+static void host_rmsnorm(const float *x, const float *w, float *y, int n, int k, float eps) {
+    for (int r = 0; r < n; r++) {
+        double ss = 0;
+        for (int i = 0; i < k; i++) ss += (double)x[r * k + i] * x[r * k + i];
+        const float scale = 1.0f / sqrtf((float)ss / (float)k + eps);
+        for (int i = 0; i < k; i++) y[r * k + i] = (x[r * k + i] * scale) * w[i];
+    }
+}
+
+typedef struct {
+    kb_buf xb, wb, yb;
+    kb_arg args[3];
+} rms_bufs;
+
+/* rmsnorm n x k at byte offset `off` inside buffers of k*n*4 + off + 64 bytes. */
+static int rms_make(rms_bufs *r, kb_case *c, int n, int k, uint64_t off, const float *x, const float *w, char *msg) {
+    kb_case_init(c, KB_OP_rmsnorm);
+    c->n = n, c->k = k;
+    const uint64_t xb = (uint64_t)n * k * 4, wb = (uint64_t)k * 4;
+    int rc;
+    if ((rc = cu->alloc(xb + off + 64, &r->xb, msg)) || (rc = cu->alloc(wb + off + 64, &r->wb, msg)) ||
+        (rc = cu->alloc(xb + off + 64, &r->yb, msg)))
+        return rc;
+    r->args[0] = (kb_arg){KB_F32, (int64_t)n * k, {r->xb, off, xb}};
+    r->args[1] = (kb_arg){KB_F32, k, {r->wb, off, wb}};
+    r->args[2] = (kb_arg){KB_F32, (int64_t)n * k, {r->yb, off, xb}};
+    if ((rc = upload_f32(r->args[0].view, x, msg)) || (rc = upload_f32(r->args[1].view, w, msg))) return rc;
+    return KB_OK;
+}
+
+static int fake_mode(void) {
+    char msg[KB_MSG], m2[KB_MSG];
+    kb_options opt;
+    memset(&opt, 0, sizeof opt);
+    opt.test_variants = 1;
+    opt.fast_accum = -1;
+    int rc = cu->probe(&opt, msg);
+    CHECK(rc == KB_OK, "probe on the fake driver: %s", msg);
+    if (rc != KB_OK) return finish();
+    const kb_device_info *d = cu->device();
+    printf("device: %s; %s\n  %.4g B/s (%s), floor %.3g s (%s), cache %llu, mem %llu / %llu\n", d->name, d->driver,
+           d->bw, d->bw_source, d->launch_floor_s, d->launch_source, (unsigned long long)d->cache_bytes,
+           (unsigned long long)d->mem_free, (unsigned long long)d->mem_bytes);
+    CHECK(!strcmp(d->key, "cuda:0") && strstr(d->name, "fake") && strstr(d->name, "sm_90"), "device key and name");
+    CHECK(fabs(d->bw - 2e12) < 2e12 * 1e-4 && strstr(d->bw_source, "best of 5") && strstr(d->bw_source, "128 MiB"),
+          "copy bandwidth: %g (%s)", d->bw, d->bw_source);
+    CHECK(fabs(d->launch_floor_s - 1e-6) < 1e-9 && strstr(d->launch_source, "median of 51"), "launch floor %g (%s)",
+          d->launch_floor_s, d->launch_source);
+    CHECK(d->cache_bytes == (1u << 20) && d->mem_bytes == (1ull << 30) && d->mem_free == (900ull << 20),
+          "cache and memory");
+    CHECK(strstr(d->driver, "cold flush: memset") != NULL, "the flush is named: %s", d->driver);
+    rc = kb_backend_cublaslt.probe(&opt, m2);
+    if (rc == KB_OK) skip("cuBLASLt initialised next to the fake driver (a real driver is installed)");
+    else CHECK(rc == KB_NOT_SUPPORTED && m2[0], "cublaslt on the fake device says why: %s", m2);
+    CHECK(kb_backend_cublaslt.device() == d, "both fronts share one device info");
+    kb_case gc;
+    kb_case_init(&gc, KB_OP_gemm_fp8);
+    CHECK(cu->flop_peak(&gc) == 1979e12 * 4 / 132.0, "FP8 peak scaled to 4 SMs");
+
+    /* memory and views */
+    kb_buf b = 0;
+    CHECK(cu->alloc(1000, &b, msg) == KB_OK && b != 0, "alloc: %s", msg);
+    unsigned char in[1000], out[1000];
+    for (int i = 0; i < 1000; i++) in[i] = (unsigned char)(i * 7 + 3);
+    CHECK(cu->upload((kb_view){b, 100, 400}, in, msg) == KB_OK, "upload at an offset: %s", msg);
+    memset(out, 0, sizeof out);
+    CHECK(cu->download(out, (kb_view){b, 100, 400}, msg) == KB_OK && !memcmp(out, in, 400), "download it back");
+    CHECK(cu->download(out, (kb_view){b, 200, 100}, msg) == KB_OK && !memcmp(out, in + 100, 100), "a view inside it");
+    CHECK(cu->upload((kb_view){b, 900, 200}, in, msg) == KB_ERROR && strstr(msg, "outside"), "past the end: %s", msg);
+    CHECK(cu->download(out, (kb_view){b, UINT64_MAX - 10, 20}, msg) == KB_ERROR && strstr(msg, "outside"),
+          "an offset that wraps: %s", msg);
+    CHECK(cu->download(out, (kb_view){b, 1000, 0}, msg) == KB_OK, "an empty view at the end");
+    CHECK(cu->download(out, (kb_view){b ^ (1ull << 32), 0, 4}, msg) == KB_ERROR && strstr(msg, "unknown buffer"),
+          "a handle of another generation: %s", msg);
+    cu->free(b);
+    CHECK(cu->upload((kb_view){b, 0, 4}, in, msg) == KB_ERROR && strstr(msg, "unknown buffer"), "a freed buffer: %s",
+          msg);
+    /* more than the staging buffer (64 MiB) goes through in pieces */
+    const size_t big = (size_t)100 << 20;
+    unsigned char *bi = malloc(big), *bo = malloc(big);
+    CHECK(cu->alloc(big, &b, msg) == KB_OK, "alloc 100 MiB: %s", msg);
+    for (size_t i = 0; i < big; i++) bi[i] = (unsigned char)(i * 2654435761u >> 13);
+    CHECK(cu->upload((kb_view){b, 0, big}, bi, msg) == KB_OK && cu->download(bo, (kb_view){b, 0, big}, msg) == KB_OK &&
+              !memcmp(bi, bo, big),
+          "100 MiB round trip: %s", msg);
+    cu->free(b);
+    free(bi);
+    free(bo);
+    CHECK(cu->alloc((size_t)200 << 20, &b, msg) == KB_ERROR && strstr(msg, "OUT_OF_MEMORY"),
+          "out of memory is an error: %s", msg);
+
+    /* a kernel state: rmsnorm v1 (the fake runs it), views at an offset */
+    enum { N = 3, K = 64 };
+    float x[N * K], w[K], y[N * K], want[N * K];
+    for (int i = 0; i < N * K; i++) x[i] = (float)sin(0.37 * i) * 2.0f;
+    for (int i = 0; i < K; i++) w[i] = 0.5f + 0.01f * (float)i;
+    kb_case c;
+    rms_bufs r;
+    CHECK(rms_make(&r, &c, N, K, 256, x, w, msg) == KB_OK, "rmsnorm buffers: %s", msg);
+    host_rmsnorm(x, w, want, N, K, (float)c.eps);
+    kb_variant v;
+    kb_variant_init(&v, "v1_b256");
+    void *s = NULL, *s2 = NULL, *seq = NULL;
+    CHECK(cu->prepare(&c, &v, r.args, 2, 1, &s, msg) == KB_OK && s, "prepare rmsnorm v1: %s", msg);
+    CHECK(cu->enqueue(&s, 1, msg) == KB_OK && cu->wait(msg) == KB_OK, "enqueue + wait: %s", msg);
+    CHECK(cu->download(y, r.args[2].view, msg) == KB_OK && !memcmp(y, want, sizeof y),
+          "the arguments arrived (y = ref)");
+    double sec = 0;
+    CHECK(cu->run_timed(&s, 1, 0, &sec, msg) == KB_OK && fabs(sec - 1e-6) < 1e-9, "run_timed hot: %g s: %s", sec, msg);
+    CHECK(cu->run_timed(&s, 1, 1, &sec, msg) == KB_OK && fabs(sec - 1e-6) < 1e-9, "run_timed cold: %g s", sec);
+    void *three[3] = {s, s, s};
+    CHECK(cu->run_timed(three, 3, 0, &sec, msg) == KB_OK && fabs(sec - 3e-6) < 1e-9, "three states timed together: %g",
+          sec);
+    /* the checks of prepare */
+    kb_variant v2;
+    kb_variant_init(&v2, "v2_b256_i4");
+    rms_bufs r4;
+    kb_case c4;
+    CHECK(rms_make(&r4, &c4, N, K, 4, x, w, msg) == KB_OK, "buffers at offset 4: %s", msg);
+    CHECK(cu->prepare(&c4, &v2, r4.args, 2, 1, &s2, msg) == KB_NOT_SUPPORTED && strstr(msg, "multiple of 16") && !s2,
+          "v2 at a 4-byte offset: %s", msg);
+    kb_arg bad[3];
+    memcpy(bad, r.args, sizeof bad);
+    bad[0].count--;
+    CHECK(cu->prepare(&c, &v, bad, 2, 1, &s2, msg) == KB_ERROR && strstr(msg, "tensor 0"), "a wrong count: %s", msg);
+    memcpy(bad, r.args, sizeof bad);
+    bad[2].view.bytes -= 4;
+    CHECK(cu->prepare(&c, &v, bad, 2, 1, &s2, msg) == KB_ERROR && strstr(msg, "needs"), "a short view: %s", msg);
+    CHECK(cu->prepare(&c, &v, r.args, 1, 2, &s2, msg) == KB_ERROR, "the wrong number of inputs: %s", msg);
+    memcpy(bad, r.args, sizeof bad);
+    bad[1].view.offset = 1u << 20;
+    CHECK(cu->prepare(&c, &v, bad, 2, 1, &s2, msg) == KB_ERROR && strstr(msg, "outside"), "a view outside: %s", msg);
+    kb_variant nov;
+    kb_variant_init(&nov, "v9_nothing");
+    CHECK(cu->prepare(&c, &nov, r.args, 2, 1, &s2, msg) == KB_ERROR && strstr(msg, "no variant"),
+          "an unknown variant: %s", msg);
+
+    /* a recorded sequence (a CUDA graph): replays, keeps its states and their buffers */
+    CHECK(cu->prepare(&c, &v, r.args, 2, 1, &s2, msg) == KB_OK, "a second state: %s", msg);
+    void *pair[2] = {s, s2};
+    CHECK(cu->record(pair, 2, &seq, msg) == KB_OK && seq, "record: %s", msg);
+    CHECK(cu->record(&seq, 1, &s2 /* unused */, msg) == KB_NOT_SUPPORTED, "a sequence is not recorded again: %s", msg);
+    memset(y, 0, sizeof y);
+    CHECK(cu->upload(r.args[2].view, y, msg) == KB_OK && cu->enqueue(&seq, 1, msg) == KB_OK && cu->wait(msg) == KB_OK &&
+              cu->download(y, r.args[2].view, msg) == KB_OK && !memcmp(y, want, sizeof y),
+          "the sequence replays: %s", msg);
+    CHECK(cu->run_timed(&seq, 1, 1, &sec, msg) == KB_OK && fabs(sec - 2e-6) < 1e-9, "a sequence timed: %g s", sec);
+    cu->release(s);
+    cu->free(r.yb); /* its states still hold it */
+    CHECK(cu->enqueue(&s, 1, msg) == KB_ERROR && strstr(msg, "unknown state"), "a released state: %s", msg);
+    CHECK(cu->enqueue(&seq, 1, msg) == KB_OK && cu->wait(msg) == KB_OK, "the sequence outlives its released state: %s",
+          msg);
+    CHECK(cu->download(y, r.args[2].view, msg) == KB_ERROR, "a freed buffer's handle is gone");
+    cu->release(seq);
+    CHECK(cu->enqueue(&seq, 1, msg) == KB_ERROR, "a released sequence");
+    cu->release(s2);
+    CHECK(cu->enqueue(&s2, 1, msg) == KB_ERROR, "all released");
+
+    /* the generic test variant: the NaN lands in the middle of y */
+    CHECK(cu->alloc((uint64_t)N * K * 4, &r.yb, msg) == KB_OK, "a new y: %s", msg);
+    r.args[2].view = (kb_view){r.yb, 0, (uint64_t)N * K * 4};
+    kb_variant tn;
+    kb_variant_init(&tn, "test_nan");
+    CHECK(cu->prepare(&c, &tn, r.args, 2, 1, &s, msg) == KB_OK && cu->enqueue(&s, 1, msg) == KB_OK &&
+              cu->wait(msg) == KB_OK && cu->download(y, r.args[2].view, msg) == KB_OK,
+          "test_nan: %s", msg);
+    CHECK(isnan(y[N * K / 2]) && y[0] == want[0] && y[N * K - 1] == want[N * K - 1], "one NaN, the rest rmsnorm");
+    cu->release(s);
+
+    /* add v1 (an i64 and an i32 argument) */
+    kb_case ac;
+    kb_case_init(&ac, KB_OP_add);
+    ac.n = 2, ac.k = 5, ac.a_type = KB_F32;
+    float av[10], bv[10], yv[10];
+    for (int i = 0; i < 10; i++) av[i] = (float)i, bv[i] = 0.25f * (float)i;
+    kb_buf ab, bb, yb;
+    cu->alloc(40, &ab, msg), cu->alloc(40, &bb, msg), cu->alloc(40, &yb, msg);
+    kb_arg aargs[3] = {{KB_F32, 10, {ab, 0, 40}}, {KB_F32, 10, {bb, 0, 40}}, {KB_F32, 10, {yb, 0, 40}}};
+    cu->upload(aargs[0].view, av, msg), cu->upload(aargs[1].view, bv, msg);
+    kb_variant_init(&v, "v1_b256");
+    CHECK(cu->prepare(&ac, &v, aargs, 2, 1, &s, msg) == KB_OK && cu->enqueue(&s, 1, msg) == KB_OK &&
+              cu->wait(msg) == KB_OK && cu->download(yv, aargs[2].view, msg) == KB_OK && yv[9] == 9.0f + 2.25f &&
+              yv[3] == 3.75f,
+          "add: %s", msg);
+
+    /* a sticky fault: FATAL from the next synchronisation on; reset gives a fresh worker */
+    char flag[] = "/tmp/kbcu_fault_XXXXXX";
+    const int fdf = mkstemp(flag);
+    if (fdf >= 0) close(fdf);
+    setenv("KB_FAKE_CUDA_FAIL", flag, 1); /* read by the next worker */
+    CHECK(cu->reset(msg) == KB_OK, "reset: %s", msg);
+    CHECK(cu->enqueue(&s, 1, msg) == KB_ERROR && strstr(msg, "unknown state"), "a state from before the reset: %s",
+          msg);
+    rms_bufs r5;
+    kb_case c5;
+    CHECK(rms_make(&r5, &c5, N, K, 0, x, w, msg) == KB_OK, "buffers on the new worker: %s", msg);
+    CHECK(cu->prepare(&c5, &v2, r5.args, 2, 1, &s, msg) == KB_OK, "prepare v2 (the fake faults on it): %s", msg);
+    CHECK(cu->enqueue(&s, 1, msg) == KB_OK, "the launch itself succeeds: %s", msg);
+    rc = cu->wait(msg);
+    CHECK(rc == KB_ERROR_FATAL && strstr(msg, "ILLEGAL_ADDRESS") && strstr(msg, "context lost"), "the fault: %d %s", rc,
+          msg);
+    CHECK(cu->alloc(16, &b, msg) == KB_ERROR_FATAL && strstr(msg, "context lost"), "after it, everything: %s", msg);
+    cu->release(s); /* harmless on a lost context */
+    unsetenv("KB_FAKE_CUDA_FAIL");
+    remove(flag);
+    CHECK(kb_backend_cublaslt.reset(msg) == KB_OK, "reset through the other front: %s", msg);
+    CHECK(rms_make(&r5, &c5, N, K, 0, x, w, msg) == KB_OK, "the new worker works: %s", msg);
+    kb_variant_init(&v, "v1_b256");
+    CHECK(cu->prepare(&c5, &v, r5.args, 2, 1, &s, msg) == KB_OK && cu->enqueue(&s, 1, msg) == KB_OK &&
+              cu->wait(msg) == KB_OK && cu->download(y, r5.args[2].view, msg) == KB_OK && !memcmp(y, want, sizeof y),
+          "and computes: %s", msg);
+    CHECK(cu->device() == d && fabs(d->launch_floor_s - 1e-6) < 1e-9, "the measurements are kept across a reset");
+
+    /* a worker that dies */
+    const pid_t child = find_child();
+    CHECK(child > 0, "found the worker process");
+    if (child > 0) {
+        kill(child, SIGKILL);
+        rc = cu->enqueue(&s, 1, msg);
+        CHECK(rc == KB_ERROR_FATAL && strstr(msg, "signal 9"), "a killed worker: %s", msg);
+        CHECK(cu->alloc(16, &b, m2) == KB_ERROR_FATAL && !strcmp(m2, msg), "stays lost until a reset: %s", m2);
+        CHECK(cu->reset(msg) == KB_OK, "reset after a kill: %s", msg);
+    }
+
+    /* the blocking kernel's timeout: a late host means no sample; retaken, or an error */
+    setenv("KB_FAKE_CUDA_LATE", "2", 1);
+    CHECK(cu->reset(msg) == KB_OK && rms_make(&r5, &c5, N, K, 0, x, w, msg) == KB_OK &&
+              cu->prepare(&c5, &v, r5.args, 2, 1, &s, msg) == KB_OK,
+          "a worker whose first two samples come late: %s", msg);
+    CHECK(cu->run_timed(&s, 1, 0, &sec, msg) == KB_OK && fabs(sec - 1e-6) < 1e-9, "the third try is the sample: %s",
+          msg);
+    setenv("KB_FAKE_CUDA_LATE", "3", 1);
+    CHECK(cu->reset(msg) == KB_OK && rms_make(&r5, &c5, N, K, 0, x, w, msg) == KB_OK &&
+              cu->prepare(&c5, &v, r5.args, 2, 1, &s, msg) == KB_OK,
+          "a worker whose first three samples come late: %s", msg);
+    rc = cu->run_timed(&s, 1, 0, &sec, msg);
+    CHECK(rc == KB_ERROR && strstr(msg, "gave up 3 times"), "no sample after three: %s", msg);
+    unsetenv("KB_FAKE_CUDA_LATE");
+    CHECK(cu->run_timed(&s, 1, 0, &sec, msg) == KB_OK, "and the worker goes on: %s", msg);
+
+    /* a blocking kernel that never sees the host's flag: the probe falls back to timing
+     * without it, and says so */
+    setenv("KB_FAKE_CUDA_LATE", "1000", 1);
+    raw_worker lw;
+    if (raw_start(&lw) == 0) {
+        kbcu_probe_rep pp;
+        kbcu_probe_req pr;
+        memset(&pr, 0, sizeof pr);
+        pr.epoch = 9, pr.measure = 1, pr.has_libcuda = 1, pr.has_cache_dir = 0;
+        snprintf(pr.libcuda, sizeof pr.libcuda, "%s", getenv("KB_CUDA_LIBCUDA"));
+        kbcu_rep rep;
+        CHECK(raw_call(&lw, KBCU_MAGIC, KBCU_REQ_PROBE, 0, 0, 0, &pr, sizeof pr, &rep, &pp, sizeof pp) == 0 &&
+                  rep.rc == KB_OK && strstr(pp.info.launch_source, "NO blocking kernel") &&
+                  fabs(pp.info.launch_floor_s - 1e-6) < 1e-9,
+              "the blocking kernel timed out at probe: %s (%s)", pp.info.launch_source, rep.msg);
+        raw_finish(&lw, 0, "a worker without the blocking kernel");
+    }
+    unsetenv("KB_FAKE_CUDA_LATE");
+
+    /* handles of another worker, forged ones, and the sequence limits, straight to a worker */
+    raw_worker rw;
+    if (raw_start(&rw) == 0) {
+        kbcu_probe_rep pp;
+        rc = raw_probe(&rw, getenv("KB_CUDA_LIBCUDA"), 7, &pp, msg);
+        CHECK(rc == KB_OK && !strcmp(pp.info.key, "cuda:0") && pp.dev.sm == 90 && pp.info.bw == 0,
+              "a raw probe (no measurements): %s", msg);
+        kbcu_rep rep;
+        raw_call(&rw, KBCU_MAGIC, KBCU_REQ_ALLOC, 64, 0, 0, NULL, 0, &rep, NULL, 0);
+        const uint64_t h = rep.a;
+        CHECK(rep.rc == KB_OK && h >> 48 == 7, "handles carry the epoch: 0x%llx", (unsigned long long)h);
+        const uint64_t forged[] = {h ^ (1ull << 48), h | (1ull << 47), h + 1, h ^ (1ull << 33), 0};
+        for (int i = 0; i < 5; i++)
+            CHECK(raw_call(&rw, KBCU_MAGIC, KBCU_REQ_DOWNLOAD, forged[i], 0, 4, NULL, 0, &rep, NULL, 0) == 0 &&
+                      rep.rc == KB_ERROR && strstr(rep.msg, "unknown buffer") && rep.len == 0,
+                  "forged handle %d refused: %s", i, rep.msg);
+        CHECK(raw_call(&rw, KBCU_MAGIC, KBCU_REQ_ENQUEUE, 0, 0, 0, &h, 8, &rep, NULL, 0) == 0 && rep.rc == KB_ERROR &&
+                  strstr(rep.msg, "unknown state"),
+              "a buffer is no state: %s", rep.msg);
+        CHECK(raw_call(&rw, KBCU_MAGIC, KBCU_REQ_RECORD, 0, 0, 0, NULL, 0, &rep, NULL, 0) == 0 && rep.rc == KB_ERROR,
+              "record nothing: %s", rep.msg);
+        CHECK(raw_call(&rw, KBCU_MAGIC, KBCU_REQ_RUN_TIMED, 0, 0, 0, NULL, 0, &rep, NULL, 0) == 0 && rep.rc == KB_ERROR,
+              "time nothing: %s", rep.msg);
+        CHECK(raw_call(&rw, KBCU_MAGIC, KBCU_REQ_ENQUEUE, 0, 0, 0, NULL, 0, &rep, NULL, 0) == 0 && rep.rc == KB_OK,
+              "enqueue nothing: %s", rep.msg);
+        CHECK(raw_call(&rw, KBCU_MAGIC, KBCU_REQ_FREE, h, 0, 0, NULL, 0, &rep, NULL, 0) == 0 && rep.rc == KB_OK &&
+                  raw_call(&rw, KBCU_MAGIC, KBCU_REQ_FREE, h, 0, 0, NULL, 0, &rep, NULL, 0) == 0 && rep.rc == KB_ERROR,
+              "a double free is refused: %s", rep.msg);
+        raw_finish(&rw, 0, "a probed worker");
+    }
+    return finish();
 }
 
 int main(int argc, char **argv) {
-    if (argc > 1) return worker_mode(argv[1]);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc > 1 && !strcmp(argv[1], "stub")) return worker_mode_stub();
+    if (argc > 1 && !strcmp(argv[1], "fake")) return fake_mode();
+    if (argc > 1 && !strcmp(argv[1], "noworker")) {
+        char msg[KB_MSG];
+        kb_options opt;
+        memset(&opt, 0, sizeof opt);
+        const int rc = kb_backend_cuda.probe(&opt, msg);
+        CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "KB_CUDA_WORKER") && strstr(msg, "not an executable"),
+              "missing worker: %s", msg);
+        return finish();
+    }
     char tmp[] = "/tmp/kbcu_test_XXXXXX";
     if (!mkdtemp(tmp)) {
         printf("mkdtemp failed\n0 passed, 1 failed\n");
@@ -427,11 +1242,13 @@ int main(int argc, char **argv) {
     test_cache_dir();
     test_cache_roundtrip(tmp);
     test_variants();
+    test_fp8_encode();
+    test_plans_all();
     test_geometry();
+    test_scale_reorder_plan();
     test_driver();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     if (system(cmd) != 0) printf("note: could not remove %s\n", tmp);
-    printf("%d passed, %d failed (%d skipped)\n", passed, failed, skipped);
-    return failed ? 1 : 0;
+    return finish();
 }

@@ -1,12 +1,22 @@
-/* test_nvrtc_compile.c - compile every CUDA kernel build with NVRTC for sm_80, sm_89
- * and sm_90, through the backend's own code path (kbcu_compile), and fail on any
- * error or any warning (a non-empty log). Needs no GPU.
+/* test_nvrtc_compile.c - compile every CUDA module the cuda backend can launch with
+ * NVRTC for sm_80, sm_89 and sm_90, through the backend's own code path
+ * (kbcu_compile), and fail on any error or any warning (a non-empty log). Needs no GPU.
  *
- * A build is a variant (kbcu_kernel_defs) with one of its case-dependent -D sets
- * (kbcu_def_specs). For each cubin we also check that the entry points the launch
- * planner names for a representative case are in it: a renamed kernel fails here,
- * not on the GPU. */
-#include "kernels/cuda/backend_cuda.h"
+ * The modules are found the way the worker finds them: every variant of every op
+ * (test-only ones included) is planned for the op's sample cases, and each launch
+ * names a module (source + -D options) and an entry point. Each variant must plan at
+ * least one sample; each entry point must be in its compiled module (a renamed kernel
+ * fails here, not on the GPU); every embedded .cu must be compiled by some module. The
+ * worker's own kernels (timing.cu) and cuBLASLt's scale reorder (cublaslt_scales.cu,
+ * planned for its sample modes) are modules like any other.
+ *
+ * With an argument, a directory: the cubins are also written there as the backend's
+ * cubin cache (the worker reads $XDG_CACHE_HOME/kbench), so a GPU run can skip NVRTC:
+ *   build/tests/test_nvrtc_compile "$PWD/nvrtc-cache/kbench"
+ *   XDG_CACHE_HOME="$PWD/nvrtc-cache" kbench ...   (same NVRTC version on both sides) */
+#include "bench/op.h"
+#include "kernels/cuda/cublaslt_host.h"
+#include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/nvrtc_build.h"
 
 #include <pthread.h>
@@ -16,56 +26,117 @@
 
 static const int archs[] = {80, 89, 90};
 #define NARCH ((int)(sizeof archs / sizeof archs[0]))
+#define MAX_MODULES 256
+#define MAX_ENTRIES 16
 
 typedef struct {
-    const kbcu_kernel_def *def;
-    char spec[64];
+    char source[40], opts[KBCU_OPTS];
+    int min_sm;
+    char entries[MAX_ENTRIES][64];
+    int nentries;
+} module;
+
+typedef struct {
+    const module *m;
     int sm;
     int result; /* 0 pass, 1 fail, 2 skipped */
     char msg[4096 + KB_MSG];
 } job;
 
+static module modules[MAX_MODULES];
+static int nmodules, setup_failures;
 static job *jobs;
 static int njobs, next_job;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static char include_dir[1024];
+static const char *cache_dir; /* NULL: no cache */
 
-/* Representative cases for each op, to ask the planner which kernels it launches. */
-static int sample_cases(kb_op_id op, kb_case *out) {
-    kb_case c;
-    memset(&c, 0, sizeof c);
-    c.op = op;
-    c.eps = 1e-6;
-    c.theta = 1e6;
-    c.max_pos = 32768;
-    c.a_type = c.b_type = KB_E4M3;
-    c.out_type = KB_BF16;
-    switch (op) {
-    case KB_OP_DEQUANT_Q4K: c.m = 4, c.k = 512; out[0] = c; return 1;
-    case KB_OP_RMSNORM: c.n = 4, c.k = 3584; out[0] = c; return 1;
-    case KB_OP_GEMM_FP8: c.m = 3584, c.n = 16, c.k = 3584; out[0] = c; return 1;
-    case KB_OP_ROPE_NEOX: c.n = 4, c.heads = 28, c.head_dim = 128; out[0] = c; return 1;
-    case KB_OP_ATTENTION:
-        c.heads = 28, c.kv_heads = 4, c.head_dim = 128, c.kv_len = 64;
-        c.n = 1;
-        out[0] = c;
-        c.n = 64;
-        out[1] = c;
-        return 2;
-    case KB_OP_EMBED: {
-        const kb_dtype types[] = {KB_Q4K, KB_Q6K, KB_F16, KB_F32};
-        for (int i = 0; i < 4; i++) {
-            c.m = 1000, c.n = 4, c.k = 3584, c.a_type = types[i];
-            out[i] = c;
+static void add_entry(const char *source, const char *opts, const char *kernel, int min_sm) {
+    module *m = NULL;
+    for (int i = 0; i < nmodules && !m; i++)
+        if (!strcmp(modules[i].source, source) && !strcmp(modules[i].opts, opts)) m = &modules[i];
+    if (!m) {
+        if (nmodules == MAX_MODULES) {
+            printf("FAIL: more than %d modules\n", MAX_MODULES);
+            setup_failures++;
+            return;
         }
-        return 4;
+        m = &modules[nmodules++];
+        snprintf(m->source, sizeof m->source, "%s", source);
+        snprintf(m->opts, sizeof m->opts, "%s", opts);
+        m->min_sm = min_sm;
     }
-    default: return 0;
+    if (min_sm < m->min_sm) m->min_sm = min_sm;
+    for (int e = 0; e < m->nentries; e++)
+        if (!strcmp(m->entries[e], kernel)) return;
+    if (m->nentries < MAX_ENTRIES) snprintf(m->entries[m->nentries++], 64, "%s", kernel);
+}
+
+static void add_plan(const kbcu_plan *p, int min_sm) {
+    for (int l = 0; l < p->nlaunch; l++) add_entry(p->launch[l].source, p->launch[l].opts, p->launch[l].kernel, min_sm);
+}
+
+/* Every variant of every op on its samples, on a device of the variant's own minimum
+ * architecture or sm_90, whichever is newer. */
+static void collect_ops(void) {
+    for (int op = 0; op < KB_OP_COUNT; op++) {
+        const kbcu_op *o = kbcu_op_of((kb_op_id)op);
+        const kbcu_variant *vars[64];
+        const int nv = kbcu_list_variants((kb_op_id)op, 1, vars, 64);
+        kb_case samples[16];
+        const int ns = o->samples(samples, 16);
+        if (ns < 1) {
+            printf("FAIL: %s has no sample case\n", kbcu_op_name((kb_op_id)op));
+            setup_failures++;
+        }
+        for (int v = 0; v < nv; v++) {
+            int planned = 0;
+            for (int s = 0; s < ns; s++) {
+                kb_tensor t[KB_MAX_IN + KB_MAX_OUT];
+                kb_arg args[KB_MAX_ARGS];
+                char msg[KB_MSG];
+                if (kb_case_tensors(&samples[s], t, msg) != KB_OK) {
+                    printf("FAIL: %s sample %d: %s\n", kbcu_op_name((kb_op_id)op), s, msg);
+                    setup_failures++;
+                    continue;
+                }
+                for (int i = 0; i < o->n_in + o->n_out; i++)
+                    args[i] = (kb_arg){t[i].type, t[i].count, {1, 0, t[i].bytes}};
+                const kbcu_job j = {&samples[s], vars[v], args, o->n_in, o->n_out, {90, 132, 227 * 1024}};
+                kbcu_plan p;
+                if (kbcu_plan_case(&j, &p, msg) != KB_OK) continue; /* e.g. v2 on a q6_k table */
+                add_plan(&p, vars[v]->min_sm);
+                kbcu_plan_free(&p);
+                planned++;
+            }
+            if (!planned) {
+                printf("FAIL: %s/%s plans none of the op's %d sample cases\n", kbcu_op_name((kb_op_id)op),
+                       vars[v]->name, ns);
+                setup_failures++;
+            }
+        }
+    }
+}
+
+static void collect_support(void) {
+    add_entry("timing.cu", "", "kb_block_stream", 75);
+    add_entry("timing.cu", "", "kb_empty", 75);
+    add_entry("timing.cu", "", "kb_flush_read", 75);
+    /* cuBLASLt's scale reorder, as its states plan it: both kernels */
+    const kb_scale_mode modes[] = {KB_SCALE_VEC128, KB_SCALE_BLK128};
+    for (int i = 0; i < 2; i++) {
+        kb_case c = {.op = KB_OP_gemm_fp8, .m = 384, .n = 24, .k = 640, .scale_mode = modes[i]};
+        kbcu_plan p;
+        memset(&p, 0, sizeof p);
+        int64_t off[2];
+        char msg[KB_MSG];
+        if (kblt_scale_reorder_plan(&c, &p, off, msg) == KB_OK) add_plan(&p, 75);
+        kbcu_plan_free(&p);
     }
 }
 
 static int image_has(const kbcu_binary *b, const char *name) {
-    size_t n = strlen(name);
+    const size_t n = strlen(name);
     const char *p = b->image;
     for (size_t i = 0; i + n <= b->size; i++)
         if (memcmp(p + i, name, n) == 0 && (i + n == b->size || p[i + n] == 0)) return 1;
@@ -73,56 +144,41 @@ static int image_has(const kbcu_binary *b, const char *name) {
 }
 
 static void run_job(job *j) {
-    char arch[16], opts[256], msg[KB_MSG];
+    char arch[16], msg[KB_MSG];
     kbcu_arch_name(j->sm / 10, j->sm % 10, arch, sizeof arch);
-    if (j->sm < j->def->min_sm) {
+    if (j->sm < j->m->min_sm) {
         j->result = 2;
-        snprintf(j->msg, sizeof j->msg, "needs sm_%d", j->def->min_sm);
+        snprintf(j->msg, sizeof j->msg, "needs sm_%d", j->m->min_sm);
         return;
     }
-    kbcu_def_options(j->def, j->spec, opts, sizeof opts);
-    const char *src = kbcu_source_text(j->def->source);
+    const char *src = kbcu_source_text(j->m->source);
     if (!src) {
         j->result = 1;
-        snprintf(j->msg, sizeof j->msg, "source %s not embedded", j->def->source);
+        snprintf(j->msg, sizeof j->msg, "source %s not embedded", j->m->source);
         return;
     }
     kbcu_binary bin;
-    if (kbcu_compile(j->def->source, src, opts, arch, include_dir, NULL, &bin, msg) != KB_OK) {
+    if (kbcu_compile(j->m->source, src, j->m->opts, arch, include_dir, cache_dir, &bin, msg) != KB_OK) {
         j->result = 1;
         snprintf(j->msg, sizeof j->msg, "%s\n%s", msg, bin.log);
         free(bin.image);
         return;
     }
-    if (bin.log[0]) {
+    if (bin.log[0] && !bin.from_cache) {
         j->result = 1;
         snprintf(j->msg, sizeof j->msg, "warnings:\n%s", bin.log);
         free(bin.image);
         return;
     }
-    /* entry points the planner launches for this def */
-    kb_case cases[8];
-    int nc = sample_cases(j->def->op, cases);
-    if (j->def->op == KB_OP_COUNT && !image_has(&bin, j->def->kernel)) {
-        j->result = 1;
-        snprintf(j->msg, sizeof j->msg, "entry point %s missing from the cubin", j->def->kernel);
-        free(bin.image);
-        return;
-    }
-    kbcu_devinfo dev = {j->sm, 132, 227 * 1024};
-    for (int i = 0; i < nc; i++) {
-        kbcu_plan plan;
-        if (kbcu_plan_case(&cases[i], j->def, &dev, &plan, msg) != KB_OK) continue; /* e.g. v2 on a q6_k table */
-        for (int l = 0; l < plan.nlaunch; l++)
-            if (!image_has(&bin, plan.launch[l].kernel)) {
-                j->result = 1;
-                snprintf(j->msg, sizeof j->msg, "entry point %s missing from the cubin", plan.launch[l].kernel);
-                free(bin.image);
-                return;
-            }
-    }
+    for (int e = 0; e < j->m->nentries; e++)
+        if (!image_has(&bin, j->m->entries[e])) {
+            j->result = 1;
+            snprintf(j->msg, sizeof j->msg, "entry point %s missing from the cubin", j->m->entries[e]);
+            free(bin.image);
+            return;
+        }
     j->result = 0;
-    snprintf(j->msg, sizeof j->msg, "%zu bytes", bin.size);
+    snprintf(j->msg, sizeof j->msg, "%zu bytes, %d entry points", bin.size, j->m->nentries);
     free(bin.image);
 }
 
@@ -130,14 +186,19 @@ static void *worker(void *arg) {
     (void)arg;
     for (;;) {
         pthread_mutex_lock(&lock);
-        int i = next_job < njobs ? next_job++ : -1;
+        const int i = next_job < njobs ? next_job++ : -1;
         pthread_mutex_unlock(&lock);
         if (i < 0) return NULL;
         run_job(&jobs[i]);
     }
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc > 1) {
+        cache_dir = argv[1];
+        printf("writing the cubins to %s\n", cache_dir);
+    }
     char msg[KB_MSG];
     if (kbcu_cuda_include(include_dir, sizeof include_dir, msg) != KB_OK) {
         printf("FAIL: %s\n0 passed, 1 failed\n", msg);
@@ -146,42 +207,43 @@ int main(void) {
     int vmaj, vmin;
     kbcu_nvrtc_version(&vmaj, &vmin);
     printf("NVRTC %d.%d, headers from %s\n", vmaj, vmin, include_dir);
-
-    /* the backend's own support kernel (timing.cu's kb_spin), like a variant */
-    static const kbcu_kernel_def timing = {KB_OP_COUNT, "kb_spin", "timing.cu", "kb_spin", "", 75, 0};
-    jobs = calloc((size_t)(kbcu_kernel_def_count + 1) * 8 * NARCH, sizeof *jobs);
-    for (int a = 0; a < NARCH; a++) {
-        job *j = &jobs[njobs++];
-        j->def = &timing;
-        j->sm = archs[a];
+    collect_ops();
+    collect_support();
+    /* every embedded kernel source is some module's */
+    for (int i = 0; i < kbcu_source_count; i++) {
+        const char *name = kbcu_sources[i].name;
+        const size_t len = strlen(name);
+        if (len < 3 || strcmp(name + len - 3, ".cu") != 0) continue;
+        int used = 0;
+        for (int m = 0; m < nmodules; m++) used |= !strcmp(modules[m].source, name);
+        if (!used) {
+            printf("FAIL: %s is embedded but no variant or support step launches it\n", name);
+            setup_failures++;
+        }
     }
-    for (int d = 0; d < kbcu_kernel_def_count; d++) {
-        char specs[8][64];
-        int ns = kbcu_def_specs(&kbcu_kernel_defs[d], specs, 8);
-        for (int s = 0; s < ns; s++)
-            for (int a = 0; a < NARCH; a++) {
-                job *j = &jobs[njobs++];
-                j->def = &kbcu_kernel_defs[d];
-                memcpy(j->spec, specs[s], sizeof j->spec);
-                j->sm = archs[a];
-            }
-    }
+    jobs = calloc((size_t)nmodules * NARCH + 1, sizeof *jobs);
+    if (!jobs) return 1;
+    for (int m = 0; m < nmodules; m++)
+        for (int a = 0; a < NARCH; a++) {
+            jobs[njobs].m = &modules[m];
+            jobs[njobs++].sm = archs[a];
+        }
     pthread_t th[2];
     for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, worker, NULL);
     for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
 
-    int pass = 0, fail = 0, skip = 0;
+    int pass = 0, fail = setup_failures, skip = 0;
     for (int i = 0; i < njobs; i++) {
-        job *j = &jobs[i];
+        const job *j = &jobs[i];
         const char *tag = j->result == 0 ? "ok  " : j->result == 1 ? "FAIL" : "SKIP";
-        const char *op = j->def->op == KB_OP_COUNT ? "(support)" : kb_op_name(j->def->op);
-        printf("%s %-12s %-16s sm_%d %-28s %s\n", tag, op, j->def->name, j->sm, j->spec, j->msg);
+        printf("%s %-20s %-40s sm_%d %s\n", tag, j->m->source, j->m->opts, j->sm, j->msg);
         if (j->result == 0) pass++;
         else if (j->result == 1) fail++;
         else skip++;
     }
     if (njobs == 0) fail++; /* an empty table is a broken build, not a pass */
-    printf("%d passed, %d failed (%d skipped: below the variant's minimum architecture)\n", pass, fail, skip);
+    printf("%d modules: %d passed, %d failed (%d skipped: below the module's minimum architecture)\n", nmodules, pass,
+           fail, skip);
     free(jobs);
     return fail ? 1 : 0;
 }

@@ -1,375 +1,79 @@
-/* backend_cuda.c - the "cuda" backend: our own kernels (kernels/cuda/NAME.cu), compiled at
- * run time by NVRTC for the device's architecture, launched through the CUDA driver
- * API (loaded with dlopen: kbench runs, and says why, without a driver).
+/* backend_cuda.c - kbench's two CUDA backends, `cuda` (our kernels, kernels/cuda/<op>.cu,
+ * compiled by NVRTC) and `cublaslt` (FP8 GEMM through cuBLASLt): two fronts of one
+ * device. Both are proxies to the same worker process, kbcuda_worker (cuda_ipc.h,
+ * cuda_worker.h), which holds the one CUDA context, stream, timer, L2 flush and
+ * measured ceiling; they return the same kb_device_info (key "cuda:0"), so a buffer,
+ * a state or a sequence of states from either front works with the other (a cuBLASLt
+ * GEMM reads our quantization's output in place).
  *
- * This file holds what needs no device: the variant table, the launch planning
- * (pure arithmetic, unit-tested) and the kb_backend itself, which forwards every
- * device operation to the worker process kbcuda_worker (cuda_worker.c, cuda_ipc.h,
- * cuda_device.c). A kernel fault kills only the worker's CUDA state; reset() starts a
- * new worker and the next cases run as if nothing happened.
- *
- * Timing (in the worker): CUDA events around the launch(es) on our stream, behind a
- * spin kernel so the host's launch latency stays out. Cold samples: flush_cache writes
- * a buffer of twice the device's L2 size first. */
-#include "kernels/cuda/backend_cuda.h"
-
+ * kbench never initialises CUDA itself: a kernel fault kills only the worker's CUDA
+ * state, and reset() (either front's) starts a new worker; the cases after it run as
+ * if nothing happened. Nothing here needs a device: the cuda front's variant list
+ * comes from the op tables (cuda_ops.h), the rest travels over the socket. */
+#include "bench/op.h"
 #include "kernels/cuda/cuda_ipc.h"
-#include "kernels/cuda/nvrtc_build.h"
 
-#include <dlfcn.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <math.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
-/* ======================= the kernel table ===================================== */
-/* Numbered versions per op, llm.c dev/cuda style: v1 is the simplest correct kernel,
- * later versions are faster ones; each tunable set is its own named variant. */
-const kbcu_kernel_def kbcu_kernel_defs[] = {
-    {KB_OP_DEQUANT_Q4K, "v1_b256", "dequant_q4k.cu", "dequant_q4k_v1", "-DBLOCK=256", 75, 0},
-    {KB_OP_DEQUANT_Q4K, "v2_b128", "dequant_q4k.cu", "dequant_q4k_v2", "-DBLOCK=128", 75, 0},
-    {KB_OP_DEQUANT_Q4K, "v2_b256", "dequant_q4k.cu", "dequant_q4k_v2", "-DBLOCK=256", 75, 0},
-    {KB_OP_RMSNORM, "v1_b256", "rmsnorm.cu", "rmsnorm_v1", "-DBLOCK=256", 75, 0},
-    {KB_OP_RMSNORM, "v2_b256_i4", "rmsnorm.cu", "rmsnorm_v2", "-DBLOCK=256 -DITEMS=4", 75, 0},
-    {KB_OP_RMSNORM, "v2_b128_i8", "rmsnorm.cu", "rmsnorm_v2", "-DBLOCK=128 -DITEMS=8", 75, 0},
-    {KB_OP_RMSNORM, "test_fault", "test_fault.cu", "rmsnorm_test_fault", "-DBLOCK=256", 75, 1},
-    {KB_OP_RMSNORM, "test_unwritten", "test_fault.cu", "rmsnorm_test_unwritten", "-DBLOCK=256", 75, 1},
-    {KB_OP_GEMM_FP8, "gemv_v1_b128", "gemm_fp8.cu", "gemm_fp8_gemv_v1", "-DWARPS=4 -DNB=8", 75, 0},
-    /* mma.sync m16n8k16 f16 with fp32 accumulation: sm_80 and later */
-    {KB_OP_GEMM_FP8, "gemv_v2_b128_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=4 -DUNROLL=2", 80, 0},
-    {KB_OP_GEMM_FP8, "gemv_v2_b256_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=2", 80, 0},
-    {KB_OP_GEMM_FP8, "gemv_v2_b256_u4", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=4", 80, 0},
-    /* one n8 tile: half the token registers, so all 7 chunks of a warp (K = 3584) in flight */
-    {KB_OP_GEMM_FP8, "gemv_v2_b256_u7_t1", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=7 -DNT=1", 80, 0},
-    {KB_OP_ROPE_NEOX, "v1_b256", "rope_neox.cu", "rope_neox_v1", "-DBLOCK=256", 75, 0},
-    {KB_OP_ROPE_NEOX, "v2_b256", "rope_neox.cu", "rope_neox_v2", "-DBLOCK=256", 75, 0},
-    {KB_OP_ROPE_NEOX, "v3_b256_i2", "rope_neox.cu", "rope_neox_v3", "-DBLOCK=256 -DITEMS=2", 75, 0},
-    {KB_OP_ATTENTION, "decode_v1", "attention.cu", "attn_decode_v1,attn_decode_combine_v1", "-DWARPS=4 -DKPW=4", 75, 0},
-    {KB_OP_ATTENTION, "decode_v2", "attention.cu", "attn_decode_v2,attn_decode_combine_v2", "-DKT=32", 75, 0},
-    {KB_OP_ATTENTION, "prefill_v1", "attention.cu", "attn_prefill_v1", "-DWARPS=8 -DKT=32", 75, 0},
-    {KB_OP_EMBED, "v1_b256", "embed.cu", "embed_{q4k,q6k,f16,f32}_v1", "-DBLOCK=256", 75, 0},
-    {KB_OP_EMBED, "v2_b256", "embed.cu", "embed_q4k_v2", "-DBLOCK=256", 75, 0},
-};
-const int kbcu_kernel_def_count = (int)(sizeof kbcu_kernel_defs / sizeof kbcu_kernel_defs[0]);
+extern const kb_backend kb_backend_cuda, kb_backend_cublaslt;
 
-/* No op compiles case-dependent options today (gemm_fp8 takes its fp8 formats as a
- * run-time argument: one module per variant instead of four, and a 4x shorter NVRTC
- * test); the mechanism stays for the kernel that needs it. */
-int kbcu_def_specs(const kbcu_kernel_def *def, char specs[][64], int max) {
-    (void)def;
-    if (max < 1) return 0;
-    specs[0][0] = 0;
-    return 1;
-}
-
-void kbcu_case_spec(const kb_case *c, char *out, size_t cap) {
-    (void)c;
-    if (cap) out[0] = 0;
-}
-
-void kbcu_def_options(const kbcu_kernel_def *def, const char *spec, char *out, size_t cap) {
-    snprintf(out, cap, "%s%s%s", def->defines, spec && *spec ? " " : "", spec ? spec : "");
-}
-
-int kbcu_def_int(const kbcu_kernel_def *def, const char *name, int fallback) {
-    char key[40];
-    snprintf(key, sizeof key, "-D%s=", name);
-    const char *p = strstr(def->defines, key);
-    return p ? atoi(p + strlen(key)) : fallback;
-}
-
-const kbcu_kernel_def *kbcu_find_def(kb_op_id op, const char *name, int allow_test) {
-    for (int i = 0; i < kbcu_kernel_def_count; i++) {
-        const kbcu_kernel_def *d = &kbcu_kernel_defs[i];
-        if (d->op == op && strcmp(d->name, name) == 0 && (allow_test || !d->test_only)) return d;
-    }
-    return NULL;
-}
-
-/* ======================= launch planning ====================================== */
-static kbcu_arg ptr_arg(int kind) { return (kbcu_arg){kind, 0, 0}; }
-static kbcu_arg i32_arg(int64_t v) { return (kbcu_arg){KBCU_ARG_I32, v, 0}; }
-static kbcu_arg i64_arg(int64_t v) { return (kbcu_arg){KBCU_ARG_I64, v, 0}; }
-static kbcu_arg f32_arg(double v) { return (kbcu_arg){KBCU_ARG_F32, 0, v}; }
-static kbcu_arg f64_arg(double v) { return (kbcu_arg){KBCU_ARG_F64, 0, v}; }
-
-static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-static kbcu_launch *add_launch(kbcu_plan *p, const char *kernel, int64_t gx, int64_t gy, int64_t gz, int block) {
-    kbcu_launch *l = &p->launch[p->nlaunch++];
-    snprintf(l->kernel, sizeof l->kernel, "%s", kernel);
-    l->grid[0] = (unsigned)gx;
-    l->grid[1] = (unsigned)gy;
-    l->grid[2] = (unsigned)gz;
-    l->block[0] = (unsigned)block;
-    l->block[1] = l->block[2] = 1;
-    return l;
-}
-
-static void set_args(kbcu_launch *l, int n, const kbcu_arg *a) {
-    l->nargs = n;
-    memcpy(l->args, a, (size_t)n * sizeof *a);
-}
-
-/* CUDA's grid limits: x < 2^31, y and z < 2^16. */
-static int grid_ok(const kbcu_plan *p) {
-    for (int i = 0; i < p->nlaunch; i++) {
-        const kbcu_launch *l = &p->launch[i];
-        if (l->grid[0] == 0 || l->grid[1] == 0 || l->grid[2] == 0) return 0;
-        if (l->grid[1] > 65535 || l->grid[2] > 65535) return 0;
-    }
-    return 1;
-}
-
-static int fits_i32(int64_t v) { return v >= 0 && v <= 2147483647LL; }
-
-void kbcu_decode_splits(const kb_case *c, int warps, int kpw, int sm_count, int *splits, int *chunk) {
-    /* Enough blocks to fill the chip about 4 deep (4 blocks of 4 warps per SM), but
-     * each split keeps at least two rounds of its warps' key steps. */
-    int64_t step = (int64_t)warps * kpw;
-    int64_t want = ceil_div(4LL * (sm_count > 0 ? sm_count : 1), c->heads * c->n);
-    int64_t most = ceil_div(c->kv_len, 2 * step);
-    int64_t s = want < most ? want : most;
-    if (s < 1) s = 1;
-    int64_t ch = ceil_div(ceil_div(c->kv_len, s), step) * step; /* whole key steps */
-    *chunk = (int)ch;
-    *splits = (int)ceil_div(c->kv_len, ch);
-}
-
-void kbcu_decode_splits_v2(const kb_case *c, int kt, int sm_count, int *splits, int *chunk) {
-    /* One KT-key tile per block where the chip can hold all the blocks at once (about
-     * 8 blocks of 256 threads per SM); longer contexts get several tiles a block. */
-    int64_t tiles = ceil_div(c->kv_len, kt);
-    int64_t cap = 8LL * (sm_count > 0 ? sm_count : 1) / (c->kv_heads * c->n);
-    int64_t s = tiles < cap ? tiles : cap;
-    if (s < 1) s = 1;
-    int64_t ch = ceil_div(ceil_div(c->kv_len, s), kt) * kt;
-    *chunk = (int)ch;
-    *splits = (int)ceil_div(c->kv_len, ch);
-}
-
-int kbcu_plan_case(const kb_case *c, const kbcu_kernel_def *def, const kbcu_devinfo *dev, kbcu_plan *p, char *msg) {
-    memset(p, 0, sizeof *p);
-    kbcu_case_spec(c, p->spec, sizeof p->spec);
-    if (dev->sm < def->min_sm)
-        return kb_fail(msg, KB_NOT_SUPPORTED, "%s needs compute capability %d.%d (device has %d.%d)", def->name,
-                       def->min_sm / 10, def->min_sm % 10, dev->sm / 10, dev->sm % 10);
-    const int block = kbcu_def_int(def, "BLOCK", 256), warps = kbcu_def_int(def, "WARPS", 4);
-    const char *k = def->kernel;
-
-    switch (c->op) {
-    case KB_OP_DEQUANT_Q4K: {
-        int64_t nvalues = c->m * c->k;
-        if (c->k % 256) return kb_fail(msg, KB_NOT_SUPPORTED, "K %% 256 != 0");
-        if (strcmp(k, "dequant_q4k_v1") == 0) {
-            kbcu_launch *l = add_launch(p, k, ceil_div(nvalues, block), 1, 1, block);
-            set_args(l, 3, (kbcu_arg[]){ptr_arg(KBCU_ARG_IN0), ptr_arg(KBCU_ARG_OUT), i64_arg(nvalues)});
-        } else {
-            int64_t nblocks = nvalues / 256;
-            kbcu_launch *l = add_launch(p, k, ceil_div(nblocks, block / 32), 1, 1, block);
-            set_args(l, 3, (kbcu_arg[]){ptr_arg(KBCU_ARG_IN0), ptr_arg(KBCU_ARG_OUT), i64_arg(nblocks)});
-        }
-        if (ceil_div(nvalues, block) > 2147483647LL) return kb_fail(msg, KB_NOT_SUPPORTED, "too many values for one grid");
-        break;
-    }
-    case KB_OP_RMSNORM: {
-        if (!fits_i32(c->k) || !fits_i32(c->n)) return kb_fail(msg, KB_NOT_SUPPORTED, "N or K beyond int32");
-        if (strcmp(k, "rmsnorm_v2") == 0) {
-            int items = kbcu_def_int(def, "ITEMS", 4);
-            if (c->k % 4 || c->k > (int64_t)block * 4 * items)
-                return kb_fail(msg, KB_NOT_SUPPORTED, "%s keeps a row in registers: needs K %% 4 == 0 and K <= %d",
-                               def->name, block * 4 * items);
-        }
-        kbcu_launch *l = add_launch(p, k, c->n, 1, 1, block);
-        set_args(l, 5,
-                 (kbcu_arg[]){ptr_arg(KBCU_ARG_IN0), ptr_arg(KBCU_ARG_IN1), ptr_arg(KBCU_ARG_OUT), i32_arg(c->k),
-                              f32_arg(c->eps)});
-        break;
-    }
-    case KB_OP_GEMM_FP8: {
-        if (!fits_i32(c->m) || !fits_i32(c->n) || !fits_i32(c->k))
-            return kb_fail(msg, KB_NOT_SUPPORTED, "M, N or K beyond int32");
-        int out_type = c->out_type == KB_F32 ? 0 : c->out_type == KB_F16 ? 1 : c->out_type == KB_BF16 ? 2 : -1;
-        if (out_type < 0) return kb_fail(msg, KB_NOT_SUPPORTED, "output type %s", kb_dtype_name(c->out_type));
-        if ((c->a_type != KB_E4M3 && c->a_type != KB_E5M2) || (c->b_type != KB_E4M3 && c->b_type != KB_E5M2))
-            return kb_fail(msg, KB_NOT_SUPPORTED, "operand types %s x %s", kb_dtype_name(c->a_type),
-                           kb_dtype_name(c->b_type));
-        kbcu_launch *l;
-        if (strcmp(k, "gemm_fp8_gemv_v1") == 0) {
-            int nb = kbcu_def_int(def, "NB", 8);
-            l = add_launch(p, k, ceil_div(c->m, warps), ceil_div(c->n, nb), 1, warps * 32);
-        } else {
-            if (c->k % 16)
-                return kb_fail(msg, KB_NOT_SUPPORTED, "%s loads 16-byte row pieces: needs K %% 16 == 0 (K = %lld)",
-                               def->name, (long long)c->k);
-            int nt = kbcu_def_int(def, "NT", 2);
-            l = add_launch(p, k, ceil_div(c->m, 16), ceil_div(c->n, 8 * nt), 1, warps * 32);
-        }
-        int fmt = (c->a_type == KB_E5M2) | (c->b_type == KB_E5M2) << 1;
-        set_args(l, 11,
-                 (kbcu_arg[]){ptr_arg(KBCU_ARG_IN0), ptr_arg(KBCU_ARG_IN1), ptr_arg(KBCU_ARG_IN2),
-                              ptr_arg(KBCU_ARG_IN3), ptr_arg(KBCU_ARG_OUT), i32_arg(c->m), i32_arg(c->n), i32_arg(c->k),
-                              i32_arg(c->scale_mode), i32_arg(out_type), i32_arg(fmt)});
-        break;
-    }
-    case KB_OP_ROPE_NEOX: {
-        int64_t d = c->head_dim;
-        if (!fits_i32(c->n * c->heads * d)) return kb_fail(msg, KB_NOT_SUPPORTED, "tensor beyond int32 elements");
-        kbcu_launch *l;
-        if (strcmp(k, "rope_neox_v2") == 0 || strcmp(k, "rope_neox_v3") == 0) {
-            if (d % 8) return kb_fail(msg, KB_NOT_SUPPORTED, "%s needs head_dim %% 8 == 0 (float4 halves)", def->name);
-            l = add_launch(p, k, c->n, 1, 1, block);
-            l->smem = (unsigned)(d * sizeof(float));
-        } else {
-            l = add_launch(p, k, ceil_div(c->n * c->heads * (d / 2), block), 1, 1, block);
-        }
-        set_args(l, 7,
-                 (kbcu_arg[]){ptr_arg(KBCU_ARG_IN0), ptr_arg(KBCU_ARG_IN1), ptr_arg(KBCU_ARG_OUT), i32_arg(c->n),
-                              i32_arg(c->heads), i32_arg(d), f64_arg(c->theta)});
-        break;
-    }
-    case KB_OP_ATTENTION: {
-        int64_t d = c->head_dim;
-        if (d > 256) return kb_fail(msg, KB_NOT_SUPPORTED, "head_dim %lld > 256", (long long)d);
-        if (!fits_i32(c->kv_len * c->kv_heads * d) || !fits_i32(c->n * c->heads * d))
-            return kb_fail(msg, KB_NOT_SUPPORTED, "tensor beyond int32 elements");
-        double scale = 1.0 / sqrt((double)d);
-        if (strcmp(def->name, "decode_v1") == 0) {
-            if (c->n > 16)
-                return kb_fail(msg, KB_NOT_SUPPORTED, "decode_v1 is for n <= 16 queries (n = %lld): prefill_v1 runs it",
-                               (long long)c->n);
-            int kpw = kbcu_def_int(def, "KPW", 4), splits, chunk;
-            kbcu_decode_splits(c, warps, kpw, dev->sm_count, &splits, &chunk);
-            int64_t S = c->n * c->heads * splits;
-            p->workspace = (size_t)(2 * S + S * d) * sizeof(float);
-            kbcu_launch *l = add_launch(p, "attn_decode_v1", splits, c->heads, c->n, warps * 32);
-            set_args(l, 11,
-                     (kbcu_arg[]){ptr_arg(KBCU_ARG_IN0), ptr_arg(KBCU_ARG_IN1), ptr_arg(KBCU_ARG_IN2),
-                                  ptr_arg(KBCU_ARG_WS), i32_arg(c->n), i32_arg(c->kv_len), i32_arg(c->heads),
-                                  i32_arg(c->kv_heads), i32_arg(d), i32_arg(chunk), f32_arg(scale)});
-            l = add_launch(p, "attn_decode_combine_v1", c->heads, c->n, 1, 128);
-            set_args(l, 6,
-                     (kbcu_arg[]){ptr_arg(KBCU_ARG_WS), ptr_arg(KBCU_ARG_OUT), i32_arg(c->n), i32_arg(c->heads),
-                                  i32_arg(d), i32_arg(splits)});
-        } else if (strcmp(def->name, "decode_v2") == 0) {
-            if (c->n > 16)
-                return kb_fail(msg, KB_NOT_SUPPORTED, "decode_v2 is for n <= 16 queries (n = %lld): prefill_v1 runs it",
-                               (long long)c->n);
-            if (d % 4) return kb_fail(msg, KB_NOT_SUPPORTED, "decode_v2 needs head_dim %% 4 == 0");
-            if (c->heads / c->kv_heads > 8)
-                return kb_fail(msg, KB_NOT_SUPPORTED, "decode_v2 takes a GQA group of <= 8 query heads (%lld)",
-                               (long long)(c->heads / c->kv_heads));
-            int kt = kbcu_def_int(def, "KT", 32), splits, chunk;
-            kbcu_decode_splits_v2(c, kt, dev->sm_count, &splits, &chunk);
-            int64_t d4 = d / 4, S = c->n * c->heads * splits;
-            int64_t smem = (2 * kt * (d4 + 1) + 8 * d4) * 16;
-            if (smem > dev->smem_optin)
-                return kb_fail(msg, KB_NOT_SUPPORTED, "needs %lld bytes of shared memory (device: %d)", (long long)smem,
-                               dev->smem_optin);
-            p->workspace = (size_t)(S * d + 2 * S) * sizeof(float);
-            kbcu_launch *l = add_launch(p, "attn_decode_v2", splits, c->kv_heads, c->n, 256);
-            l->smem = (unsigned)smem;
-            set_args(l, 11,
-                     (kbcu_arg[]){ptr_arg(KBCU_ARG_IN0), ptr_arg(KBCU_ARG_IN1), ptr_arg(KBCU_ARG_IN2),
-                                  ptr_arg(KBCU_ARG_WS), i32_arg(c->n), i32_arg(c->kv_len), i32_arg(c->heads),
-                                  i32_arg(c->kv_heads), i32_arg(d), i32_arg(chunk), f32_arg(scale)});
-            l = add_launch(p, "attn_decode_combine_v2", c->heads, c->n, 1, 128);
-            l->smem = (unsigned)((splits + 5) * sizeof(float)); /* weights, 4 partials, broadcast */
-            set_args(l, 6,
-                     (kbcu_arg[]){ptr_arg(KBCU_ARG_WS), ptr_arg(KBCU_ARG_OUT), i32_arg(c->n), i32_arg(c->heads),
-                                  i32_arg(d), i32_arg(splits)});
-        } else {
-            if (d % 4) return kb_fail(msg, KB_NOT_SUPPORTED, "prefill_v1 needs head_dim %% 4 == 0");
-            int kt = kbcu_def_int(def, "KT", 32);
-            int64_t d4 = d / 4;
-            int64_t smem = (2 * kt * (d4 + 1) + warps * d4) * 16;
-            if (smem > dev->smem_optin)
-                return kb_fail(msg, KB_NOT_SUPPORTED, "needs %lld bytes of shared memory (device: %d)", (long long)smem,
-                               dev->smem_optin);
-            kbcu_launch *l = add_launch(p, k, ceil_div(c->n, warps), c->heads, 1, warps * 32);
-            l->smem = (unsigned)smem;
-            set_args(l, 10,
-                     (kbcu_arg[]){ptr_arg(KBCU_ARG_IN0), ptr_arg(KBCU_ARG_IN1), ptr_arg(KBCU_ARG_IN2),
-                                  ptr_arg(KBCU_ARG_OUT), i32_arg(c->n), i32_arg(c->kv_len), i32_arg(c->heads),
-                                  i32_arg(c->kv_heads), i32_arg(d), f32_arg(scale)});
-        }
-        break;
-    }
-    case KB_OP_EMBED: {
-        if (!fits_i32(c->m) || !fits_i32(c->k)) return kb_fail(msg, KB_NOT_SUPPORTED, "M or K beyond int32");
-        const char *kern;
-        int64_t gx;
-        if (strcmp(def->name, "v2_b256") == 0) {
-            if (c->a_type != KB_Q4K)
-                return kb_fail(msg, KB_NOT_SUPPORTED, "%s is for Q4_K tables (this one is %s): v1 runs it", def->name,
-                               kb_dtype_name(c->a_type));
-            kern = "embed_q4k_v2";
-            gx = ceil_div(c->k / 256, block / 32);
-        } else {
-            switch (c->a_type) {
-            case KB_Q4K: kern = "embed_q4k_v1"; break;
-            case KB_Q6K: kern = "embed_q6k_v1"; break;
-            case KB_F16: kern = "embed_f16_v1"; break;
-            case KB_F32: kern = "embed_f32_v1"; break;
-            default: return kb_fail(msg, KB_NOT_SUPPORTED, "table type %s", kb_dtype_name(c->a_type));
-            }
-            gx = ceil_div(c->k, block);
-        }
-        if ((c->a_type == KB_Q4K || c->a_type == KB_Q6K) && c->k % 256)
-            return kb_fail(msg, KB_NOT_SUPPORTED, "K %% 256 != 0");
-        kbcu_launch *l = add_launch(p, kern, gx, c->n, 1, block);
-        set_args(l, 5,
-                 (kbcu_arg[]){ptr_arg(KBCU_ARG_IN0), ptr_arg(KBCU_ARG_IN1), ptr_arg(KBCU_ARG_OUT), i32_arg(c->m),
-                              i32_arg(c->k)});
-        break;
-    }
-    default: return kb_fail(msg, KB_NOT_SUPPORTED, "op not implemented");
-    }
-    if (!grid_ok(p)) return kb_fail(msg, KB_NOT_SUPPORTED, "grid beyond CUDA's limits (y, z <= 65535) or empty");
-    return KB_OK;
-}
-
-
-/* ======================= the backend: a proxy to the worker process ============ */
-/* Every device operation runs in kbcuda_worker (cuda_worker.c, cuda_ipc.h): a kernel
- * fault poisons the CUDA state of its whole process (run 1 on the H100: after
- * CUDA_ERROR_ILLEGAL_ADDRESS even a fresh cuCtxCreate failed with it), so reset()
- * replaces the worker. kbench itself never initialises CUDA for this backend. */
-extern char **environ;
-
+/* ---- the worker ------------------------------------------------------------------------ */
 static struct {
     int probed, probe_rc;
     char reason[KB_MSG];
-    int has_cache_dir;
-    char cache_dir[1024];
+    int lt_rc;
+    char lt_reason[KB_MSG];
+    kbcu_probe_req opts; /* the options of the first probe; every worker gets them */
     pid_t pid;
     int fd; /* our end of the socket pair, -1 without a worker */
+    uint32_t epoch;
     char lost[KB_MSG];
-    kbcu_device_info info;
-} P = {.fd = -1};
+    kb_device_info info;
+    kbcu_devinfo dev;
+} W = {.fd = -1};
 
 static int timeout_ms(void) {
     /* per reply; a probe compiles and measures, a kernel may be slow: be generous */
     const char *e = getenv("KB_CUDA_TIMEOUT_S");
-    int s = e && atoi(e) > 0 ? atoi(e) : 300;
+    const int s = e && atoi(e) > 0 && atoi(e) < 1000000 ? atoi(e) : 300;
     return s * 1000;
 }
 
 static void kill_worker(void) {
-    if (P.fd >= 0) close(P.fd);
-    P.fd = -1;
-    if (P.pid > 0) {
-        kill(P.pid, SIGKILL);
-        waitpid(P.pid, NULL, 0);
+    if (W.fd >= 0) close(W.fd);
+    W.fd = -1;
+    if (W.pid > 0) {
+        kill(W.pid, SIGKILL);
+        while (waitpid(W.pid, NULL, 0) < 0 && errno == EINTR) {
+        }
     }
-    P.pid = 0;
+    W.pid = 0;
+}
+
+/* Why the worker stopped answering, for the row; the worker is gone after this. */
+static void describe_loss(const char *what) {
+    int status = 0;
+    char why[96] = "did not answer in time (killed)";
+    /* a closed socket may come a moment before the exit status: give it half a second */
+    for (int i = 0; W.pid > 0 && i < 50; i++) {
+        if (waitpid(W.pid, &status, WNOHANG) == W.pid) {
+            if (WIFSIGNALED(status)) snprintf(why, sizeof why, "died of signal %d", WTERMSIG(status));
+            else snprintf(why, sizeof why, "exited with status %d", WEXITSTATUS(status));
+            W.pid = 0;
+            break;
+        }
+        const struct timespec ten_ms = {0, 10000000};
+        nanosleep(&ten_ms, NULL);
+    }
+    snprintf(W.lost, sizeof W.lost, "cuda worker %s during %s", why, what);
+    kill_worker();
 }
 
 /* The worker: $KB_CUDA_WORKER, else next to the running executable, else where the
@@ -382,7 +86,7 @@ static int find_worker(char *out, size_t cap, char *msg) {
         return kb_fail(msg, KB_NOT_SUPPORTED, "KB_CUDA_WORKER=%s is not an executable", e);
     }
     char exe[2048];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     char beside[2100] = "";
     if (n > 0) {
         exe[n] = 0;
@@ -400,234 +104,344 @@ static int find_worker(char *out, size_t cap, char *msg) {
         return KB_OK;
     }
 #endif
-    return kb_fail(msg, KB_NOT_SUPPORTED, "cuda worker program kbcuda_worker not found (looked at %s; set KB_CUDA_WORKER)",
+    return kb_fail(msg, KB_NOT_SUPPORTED,
+                   "cuda worker program kbcuda_worker not found (looked at %s; set KB_CUDA_WORKER)",
                    beside[0] ? beside : "/proc/self/exe's directory");
 }
 
-static int spawn_worker(char *msg) {
-    char path[2200];
-    int rc = find_worker(path, sizeof path, msg);
-    if (rc != KB_OK) return rc;
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
-        return kb_fail(msg, KB_ERROR, "socketpair: %s", strerror(errno));
-    fcntl(sv[0], F_SETFD, FD_CLOEXEC); /* later children must not hold our end */
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addclose(&fa, sv[0]);
-    if (sv[1] != 3) {
-        posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
-        posix_spawn_file_actions_addclose(&fa, sv[1]);
-    }
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0); /* a backend prints nothing */
-    char *argv[] = {path, "3", NULL};
-    pid_t pid;
-    int err = posix_spawn(&pid, path, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(sv[1]);
-    if (err) {
-        close(sv[0]);
-        return kb_fail(msg, KB_NOT_SUPPORTED, "starting %s: %s", path, strerror(err));
-    }
-    P.pid = pid;
-    P.fd = sv[0];
-    P.lost[0] = 0;
-    return KB_OK;
-}
-
-/* Why the worker stopped answering, for the row. */
-static void describe_loss(const char *what) {
-    int status = 0;
-    char why[96] = "did not answer in time (killed)";
-    if (P.pid > 0 && waitpid(P.pid, &status, WNOHANG) == P.pid) {
-        if (WIFSIGNALED(status)) snprintf(why, sizeof why, "died of signal %d", WTERMSIG(status));
-        else snprintf(why, sizeof why, "exited with status %d", WEXITSTATUS(status));
-        P.pid = 0;
-    }
-    snprintf(P.lost, sizeof P.lost, "cuda worker %s during %s", why, what);
-    kill_worker();
-}
-
-/* One request and its reply. out/out_len receive a reply payload of exactly that size.
- * An unusable worker answers KB_ERROR_FATAL: the harness then calls reset(). */
-static int call(const char *what, kbcu_req *req, const void *payload, kbcu_rep *rep, void *out, size_t out_len,
-                char *msg) {
-    if (P.fd < 0)
-        return kb_fail(msg, KB_ERROR_FATAL, "%s", P.lost[0] ? P.lost : "cuda worker not running (probe or reset first)");
-    int t = timeout_ms();
-    if (kbcu_send_all(P.fd, req, sizeof *req) || (req->len && kbcu_send_all(P.fd, payload, (size_t)req->len)) ||
-        kbcu_recv_all(P.fd, rep, sizeof *rep, t)) {
+/* One request: header + payload out, reply header + up to out_cap payload bytes in
+ * (*out_len gets how many). An unusable worker answers KB_ERROR_FATAL: the harness
+ * then calls reset(). */
+static int call(const char *what, kbcu_req *req, const void *payload, uint64_t payload_len, kbcu_rep *rep, void *out,
+                uint64_t out_cap, uint64_t *out_len, char *msg) {
+    if (W.fd < 0)
+        return kb_fail(msg, KB_ERROR_FATAL, "%s",
+                       W.lost[0] ? W.lost : "cuda worker not running (probe or reset first)");
+    req->magic = KBCU_MAGIC;
+    req->len = payload_len;
+    const int t = timeout_ms();
+    if (kbcu_send_all(W.fd, req, sizeof *req) || (payload_len && kbcu_send_all(W.fd, payload, (size_t)payload_len)) ||
+        kbcu_recv_all(W.fd, rep, sizeof *rep, t) || rep->len > out_cap ||
+        (rep->len && kbcu_recv_all(W.fd, out, (size_t)rep->len, t))) {
         describe_loss(what);
-        return kb_fail(msg, KB_ERROR_FATAL, "%s", P.lost);
+        return kb_fail(msg, KB_ERROR_FATAL, "%s", W.lost);
     }
-    if (rep->len) {
-        if (!out || rep->len != out_len || kbcu_recv_all(P.fd, out, out_len, t)) {
-            describe_loss(what);
-            return kb_fail(msg, KB_ERROR_FATAL, "%s", P.lost);
-        }
-    }
+    if (out_len) *out_len = rep->len;
     rep->msg[KB_MSG - 1] = 0;
     if (rep->rc != KB_OK) snprintf(msg, KB_MSG, "%s", rep->msg);
+    if (rep->rc < KB_OK || rep->rc > KB_ERROR_FATAL)
+        return kb_fail(msg, KB_ERROR, "cuda worker answered status %d", rep->rc);
     return rep->rc;
 }
 
-static int start_worker(char *msg) {
-    /* Say "no driver" without starting anything when libcuda cannot even load. */
-    const char *lib = getenv("KB_CUDA_LIBCUDA"); /* tests: the toolkit's stub */
-    void *h = dlopen(lib && *lib ? lib : "libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
-    if (!h) {
-        const char *e = dlerror();
-        return kb_fail(msg, KB_NOT_SUPPORTED, "no CUDA driver (%s)", e ? e : "libcuda.so.1 not found");
-    }
-    dlclose(h);
-    int rc = spawn_worker(msg);
-    if (rc != KB_OK) return rc;
-    kbcu_probe_req pr;
-    memset(&pr, 0, sizeof pr);
-    pr.has_cache_dir = P.has_cache_dir;
-    snprintf(pr.cache_dir, sizeof pr.cache_dir, "%s", P.cache_dir);
-    pr.has_libcuda = lib && *lib;
-    snprintf(pr.libcuda, sizeof pr.libcuda, "%s", lib && *lib ? lib : "");
-    kbcu_req req = {KBCU_REQ_PROBE, 0, 0, 0, sizeof pr};
+static int simple(const char *what, uint32_t op, uint64_t a, uint64_t *ra, char *msg) {
+    kbcu_req req = {0, op, a, 0, 0, 0};
     kbcu_rep rep;
-    rc = call("probe", &req, &pr, &rep, &P.info, sizeof P.info, msg);
-    if (rc != KB_OK) {
-        kill_worker();
-        return rc == KB_ERROR_FATAL ? KB_NOT_SUPPORTED : rc;
-    }
-    return KB_OK;
-}
-
-static int cuda_probe(const kb_options *opt, char *msg) {
-    if (!P.probed) {
-        P.probed = 1;
-        P.has_cache_dir = opt && opt->cache_dir;
-        if (P.has_cache_dir) snprintf(P.cache_dir, sizeof P.cache_dir, "%s", opt->cache_dir);
-        P.probe_rc = start_worker(P.reason);
-    }
-    if (P.probe_rc != KB_OK) return kb_fail(msg, P.probe_rc, "%s", P.reason);
-    return KB_OK;
-}
-
-static const char *cuda_device_name(void) { return P.info.device[0] ? P.info.device : "none"; }
-static const char *cuda_driver_version(void) { return P.info.driver[0] ? P.info.driver : "none"; }
-
-static void cuda_ceilings(const kb_case *c, double *bytes_per_s, double *flops_per_s) {
-    *bytes_per_s = P.info.copy_bw; /* measured by the worker at start; 0 if that failed */
-    /* Upper ceiling only: H100 SXM's datasheet dense FP8 tensor rate (REFERENCE.md
-     * section 5; an H200 is the same chip). Our GEMV runs f16 mma.sync (dense f16:
-     * 989 TFLOP/s) and is memory-bound at N <= 16 anyway. Unknown elsewhere: 0. */
-    *flops_per_s = (c->op == KB_OP_GEMM_FP8 && P.info.sm == 90) ? 1979e12 : 0;
-}
-
-static int cuda_variants(const kb_case *c, const kb_options *opt, kb_variant *out, int max, char *msg) {
-    (void)opt;
-    (void)msg;
-    const char *e = getenv("KB_TEST_VARIANTS");
-    int n = 0, allow_test = e && strcmp(e, "1") == 0;
-    char spec[64], opts[128];
-    kbcu_case_spec(c, spec, sizeof spec);
-    for (int i = 0; i < kbcu_kernel_def_count && n < max; i++) {
-        const kbcu_kernel_def *d = &kbcu_kernel_defs[i];
-        if (d->op != c->op || (d->test_only && !allow_test)) continue;
-        kb_variant *v = &out[n++];
-        kb_variant_init(v, d->name);
-        kbcu_def_options(d, spec, opts, sizeof opts);
-        snprintf(v->detail, sizeof v->detail, "%s %s", d->kernel, opts);
-        v->acc_unit_roundoff = 0; /* every kernel accumulates in fp32 */
-    }
-    return n;
-}
-
-static int cuda_alloc(size_t bytes, void **dbuf, char *msg) {
-    kbcu_req req = {KBCU_REQ_ALLOC, 0, bytes, 0, 0};
-    kbcu_rep rep;
-    int rc = call("alloc", &req, NULL, &rep, NULL, 0, msg);
-    *dbuf = rc == KB_OK ? (void *)(uintptr_t)rep.a : NULL;
+    const int rc = call(what, &req, NULL, 0, &rep, NULL, 0, NULL, msg);
+    if (ra) *ra = rc == KB_OK ? rep.a : 0;
     return rc;
 }
 
-static void cuda_free(void *dbuf) {
+static int start_worker(int measure, char *msg) {
+    char path[2200];
+    int rc = find_worker(path, sizeof path, msg);
+    if (rc != KB_OK) return rc;
+    if ((rc = kbcu_spawn_worker(path, &W.pid, &W.fd, msg)) != KB_OK) return rc;
+    W.lost[0] = 0;
+    W.opts.epoch = ++W.epoch;
+    W.opts.measure = measure;
+    kbcu_req req = {0, KBCU_REQ_PROBE, 0, 0, 0, 0};
+    kbcu_rep rep;
+    kbcu_probe_rep pr;
+    uint64_t got = 0;
+    rc = call("probe", &req, &W.opts, sizeof W.opts, &rep, &pr, sizeof pr, &got, msg);
+    if (rc == KB_OK && got != sizeof pr) rc = kb_fail(msg, KB_ERROR, "cuda worker: a short probe reply");
+    if (rc != KB_OK) {
+        kill_worker();
+        return rc == KB_ERROR_FATAL || rc == KB_ERROR ? KB_NOT_SUPPORTED : rc;
+    }
+    pr.lt_reason[KB_MSG - 1] = 0;
+    if (measure) W.info = pr.info; /* a reset keeps the first worker's measurements */
+    W.dev = pr.dev;
+    W.lt_rc = pr.lt_rc;
+    snprintf(W.lt_reason, sizeof W.lt_reason, "%s", pr.lt_reason);
+    return KB_OK;
+}
+
+static int shared_probe(const kb_options *opt, char *msg) {
+    if (!W.probed) {
+        W.probed = 1;
+        memset(&W.opts, 0, sizeof W.opts);
+        const char *lib = getenv("KB_CUDA_LIBCUDA"); /* tests: another libcuda (the toolkit's stub) */
+        if (lib && *lib) {
+            W.opts.has_libcuda = 1;
+            snprintf(W.opts.libcuda, sizeof W.opts.libcuda, "%s", lib);
+        }
+        if (opt && opt->cache_dir) {
+            W.opts.has_cache_dir = 1;
+            snprintf(W.opts.cache_dir, sizeof W.opts.cache_dir, "%s", opt->cache_dir);
+        }
+        W.opts.test_variants = opt && opt->test_variants;
+        W.probe_rc = start_worker(1, W.reason);
+        if (W.probe_rc == KB_OK) {
+            /* the driver line names cuBLASLt's version, or why it cannot run */
+            const size_t len = strlen(W.info.driver);
+            snprintf(W.info.driver + len, sizeof W.info.driver - len, "; %s", W.lt_reason);
+        }
+    }
+    if (W.probe_rc != KB_OK) return kb_fail(msg, W.probe_rc, "%s", W.reason);
+    return KB_OK;
+}
+
+/* ---- what both fronts share ------------------------------------------------------------- */
+static const kb_device_info *cu_device(void) { return &W.info; }
+
+static double cu_flop_peak(const kb_case *c) {
+    /* Dense FP8 tensor rate of the H100 SXM / H200 datasheets, 1979 TFLOP/s at 132 SMs,
+     * scaled by the SM count for other sm_90 parts (an upper ceiling: clocks differ).
+     * Unknown elsewhere: 0. */
+    if (c && c->op == KB_OP_gemm_fp8 && W.dev.sm == 90 && W.dev.sm_count > 0) return 1979e12 * W.dev.sm_count / 132.0;
+    return 0;
+}
+
+static int cu_alloc(uint64_t bytes, kb_buf *buf, char *msg) {
+    uint64_t h = 0;
+    const int rc = simple("alloc", KBCU_REQ_ALLOC, bytes, &h, msg);
+    *buf = rc == KB_OK ? h : 0;
+    return rc;
+}
+
+static void cu_free(kb_buf buf) {
     char msg[KB_MSG];
-    if (!dbuf || P.fd < 0) return; /* after a reset the old worker took its memory along */
-    kbcu_req req = {KBCU_REQ_FREE, 0, (uint64_t)(uintptr_t)dbuf, 0, 0};
-    kbcu_rep rep;
-    call("free", &req, NULL, &rep, NULL, 0, msg);
+    if (!buf || W.fd < 0) return; /* after a reset the old worker took its memory along */
+    simple("free", KBCU_REQ_FREE, buf, NULL, msg);
 }
 
-static int cuda_upload(void *dbuf, const void *host, size_t bytes, char *msg) {
-    kbcu_req req = {KBCU_REQ_UPLOAD, 0, (uint64_t)(uintptr_t)dbuf, 0, bytes};
+static int cu_upload(kb_view dst, const void *host, char *msg) {
+    kbcu_req req = {0, KBCU_REQ_UPLOAD, dst.buf, dst.offset, dst.bytes, 0};
     kbcu_rep rep;
-    return call("upload", &req, host, &rep, NULL, 0, msg);
+    return call("upload", &req, host, dst.bytes, &rep, NULL, 0, NULL, msg);
 }
 
-static int cuda_download(void *host, const void *dbuf, size_t bytes, char *msg) {
-    kbcu_req req = {KBCU_REQ_DOWNLOAD, 0, (uint64_t)(uintptr_t)dbuf, bytes, 0};
-    kbcu_rep rep;
-    return call("download", &req, NULL, &rep, host, bytes, msg);
+static int cu_download(void *host, kb_view src, char *msg) {
+    if (W.fd < 0)
+        return kb_fail(msg, KB_ERROR_FATAL, "%s",
+                       W.lost[0] ? W.lost : "cuda worker not running (probe or reset first)");
+    kbcu_req req = {KBCU_MAGIC, KBCU_REQ_DOWNLOAD, src.buf, src.offset, src.bytes, 0};
+    kbcu_rep rep, tail;
+    const int t = timeout_ms();
+    /* header, then (when it says KB_OK) the bytes and a second header with the status */
+    if (kbcu_send_all(W.fd, &req, sizeof req) || kbcu_recv_all(W.fd, &rep, sizeof rep, t)) goto lost;
+    rep.msg[KB_MSG - 1] = 0;
+    if (rep.rc != KB_OK) {
+        if (rep.len) goto lost;
+        return kb_fail(msg, rep.rc >= KB_NOT_SUPPORTED && rep.rc <= KB_ERROR_FATAL ? rep.rc : KB_ERROR, "%s", rep.msg);
+    }
+    if (rep.len != src.bytes || (src.bytes && kbcu_recv_all(W.fd, host, (size_t)src.bytes, t)) ||
+        kbcu_recv_all(W.fd, &tail, sizeof tail, t) || tail.len)
+        goto lost;
+    tail.msg[KB_MSG - 1] = 0;
+    if (tail.rc != KB_OK)
+        return kb_fail(msg, tail.rc >= KB_NOT_SUPPORTED && tail.rc <= KB_ERROR_FATAL ? tail.rc : KB_ERROR, "%s",
+                       tail.msg);
+    return KB_OK;
+lost:
+    describe_loss("download");
+    return kb_fail(msg, KB_ERROR_FATAL, "%s", W.lost);
 }
 
-static int cuda_prepare(const kb_case *c, const kb_variant *v, void *const *dev_in, void *dev_out, void **state,
-                        char *msg) {
+/* The arguments against the op's own description of its tensors (bench/ops/<op>.c):
+ * a wrong type, count or short view is the caller's mistake, reported here rather
+ * than as a kernel reading out of bounds. */
+static int check_args(const kb_case *c, const kb_arg *args, int n_in, int n_out, char *msg) {
+    if ((unsigned)c->op >= KB_OP_COUNT) return kb_fail(msg, KB_ERROR, "unknown op %d", (int)c->op);
+    const kb_op *op = kb_ops[c->op];
+    if (n_in != op->n_in || n_out != op->n_out)
+        return kb_fail(msg, KB_ERROR, "%s takes %d inputs and %d outputs, not %d and %d", op->name, op->n_in, op->n_out,
+                       n_in, n_out);
+    kb_tensor t[KB_MAX_IN + KB_MAX_OUT];
+    int rc = kb_case_tensors(c, t, msg);
+    if (rc != KB_OK) return rc;
+    for (int i = 0; i < n_in + n_out; i++) {
+        if (args[i].type != t[i].type || args[i].count != t[i].count)
+            return kb_fail(msg, KB_ERROR, "%s: tensor %d (%s) is %lld %s, the argument says %lld %s", op->name, i,
+                           t[i].name, (long long)t[i].count, kb_dtype_name(t[i].type), (long long)args[i].count,
+                           kb_dtype_name(args[i].type));
+        if (args[i].view.bytes < t[i].bytes)
+            return kb_fail(msg, KB_ERROR, "%s: tensor %d (%s) needs %llu bytes, its view has %llu", op->name, i,
+                           t[i].name, (unsigned long long)t[i].bytes, (unsigned long long)args[i].view.bytes);
+    }
+    return KB_OK;
+}
+
+static int prepare_front(int front, const kb_case *c, const kb_variant *v, const kb_arg *args, int n_in, int n_out,
+                         void **state, char *msg) {
     *state = NULL;
+    int rc = check_args(c, args, n_in, n_out, msg);
+    if (rc != KB_OK) return rc;
+    unsigned char buf[sizeof(kbcu_prepare_req) + KB_MAX_ARGS * sizeof(kb_arg)];
     kbcu_prepare_req pr;
     memset(&pr, 0, sizeof pr);
+    pr.front = front;
+    pr.n_in = n_in;
+    pr.n_out = n_out;
     pr.c = *c;
-    snprintf(pr.variant, sizeof pr.variant, "%s", v->name);
-    for (int i = 0; i < KB_MAX_INPUTS; i++) pr.dev_in[i] = (uint64_t)(uintptr_t)dev_in[i];
-    pr.dev_out = (uint64_t)(uintptr_t)dev_out;
-    kbcu_req req = {KBCU_REQ_PREPARE, 0, 0, 0, sizeof pr};
+    pr.v = *v;
+    const int n = n_in + n_out;
+    if (n > KB_MAX_ARGS) return kb_fail(msg, KB_ERROR, "%d tensors (at most %d)", n, KB_MAX_ARGS);
+    memcpy(buf, &pr, sizeof pr);
+    memcpy(buf + sizeof pr, args, (size_t)n * sizeof *args);
+    kbcu_req req = {0, KBCU_REQ_PREPARE, 0, 0, 0, 0};
     kbcu_rep rep;
-    int rc = call("prepare", &req, &pr, &rep, NULL, 0, msg);
+    rc = call("prepare", &req, buf, sizeof pr + (size_t)n * sizeof *args, &rep, NULL, 0, NULL, msg);
     if (rc == KB_OK) *state = (void *)(uintptr_t)rep.a;
     return rc;
 }
 
-static int cuda_run(void *state, double *seconds, char *msg) {
-    kbcu_req req = {KBCU_REQ_RUN, 0, (uint64_t)(uintptr_t)state, seconds != NULL, 0};
+static void cu_release(void *state) {
+    char msg[KB_MSG];
+    if (!state || W.fd < 0) return;
+    simple("release", KBCU_REQ_RELEASE, (uint64_t)(uintptr_t)state, NULL, msg);
+}
+
+/* ENQUEUE, RECORD, RUN_TIMED: one round trip for the whole sequence. */
+static int sequence(const char *what, uint32_t op, void *const *states, int n, uint64_t a, kbcu_rep *rep, char *msg) {
+    if (n < 0 || n > KBCU_MAX_SEQ)
+        return kb_fail(msg, KB_ERROR, "%d states in one sequence (at most %d)", n, KBCU_MAX_SEQ);
+    uint64_t h[KBCU_MAX_SEQ];
+    for (int i = 0; i < n; i++) h[i] = (uint64_t)(uintptr_t)states[i];
+    kbcu_req req = {0, op, a, 0, 0, 0};
+    return call(what, &req, h, (uint64_t)n * sizeof h[0], rep, NULL, 0, NULL, msg);
+}
+
+static int cu_enqueue(void *const *states, int n, char *msg) {
     kbcu_rep rep;
-    int rc = call("run", &req, NULL, &rep, NULL, 0, msg);
-    if (rc == KB_OK && seconds) *seconds = rep.seconds;
+    return sequence("enqueue", KBCU_REQ_ENQUEUE, states, n, 0, &rep, msg);
+}
+
+static int cu_wait(char *msg) { return simple("wait", KBCU_REQ_WAIT, 0, NULL, msg); }
+
+static int cu_record(void *const *states, int n, void **seq, char *msg) {
+    kbcu_rep rep;
+    const int rc = sequence("record", KBCU_REQ_RECORD, states, n, 0, &rep, msg);
+    *seq = rc == KB_OK ? (void *)(uintptr_t)rep.a : NULL;
     return rc;
 }
 
-static void cuda_release(void *state) {
-    char msg[KB_MSG];
-    if (!state || P.fd < 0) return;
-    kbcu_req req = {KBCU_REQ_RELEASE, 0, (uint64_t)(uintptr_t)state, 0, 0};
+static int cu_run_timed(void *const *states, int n, int flush, double *seconds, char *msg) {
     kbcu_rep rep;
-    call("release", &req, NULL, &rep, NULL, 0, msg);
+    const int rc = sequence("run_timed", KBCU_REQ_RUN_TIMED, states, n, flush != 0, &rep, msg);
+    *seconds = rc == KB_OK ? rep.seconds : 0;
+    return rc;
 }
 
-static int cuda_flush_cache(char *msg) {
-    kbcu_req req = {KBCU_REQ_FLUSH, 0, 0, 0, 0};
-    kbcu_rep rep;
-    return call("flush_cache", &req, NULL, &rep, NULL, 0, msg);
-}
-
-static int cuda_reset(char *msg) {
-    if (!P.probed || P.probe_rc != KB_OK) return kb_fail(msg, KB_ERROR, "cuda backend is not initialised");
+static int cu_reset(char *msg) {
+    if (!W.probed || W.probe_rc != KB_OK) return kb_fail(msg, KB_ERROR, "cuda backend is not initialised");
     kill_worker(); /* its context, memory and modules go with it */
     char why[KB_MSG];
-    if (start_worker(why) != KB_OK) return kb_fail(msg, KB_ERROR_FATAL, "reset: %s", why);
+    if (start_worker(0, why) != KB_OK) {
+        snprintf(W.lost, sizeof W.lost, "reset: %.240s", why);
+        return kb_fail(msg, KB_ERROR_FATAL, "reset: %.240s", why);
+    }
     return KB_OK;
+}
+
+/* ---- the cuda front: our kernels ----------------------------------------------------------- */
+static int cuda_probe(const kb_options *opt, char *msg) { return shared_probe(opt, msg); }
+
+static int cuda_variants(const kb_case *c, const kb_options *opt, kb_variant *out, int max, char *msg) {
+    (void)msg;
+    const kbcu_variant *list[256];
+    const int n = kbcu_list_variants(c->op, opt && opt->test_variants, list, max < 256 ? max : 256);
+    for (int i = 0; i < n; i++) {
+        kb_variant *v = &out[i];
+        kb_variant_init(v, list[i]->name);
+        snprintf(v->detail, sizeof v->detail, "%s %s", list[i]->kernel, list[i]->defines);
+        v->acc_unit_roundoff = 0; /* every kernel accumulates in fp32 */
+        v->test_only = list[i]->test_only;
+    }
+    return n;
+}
+
+static int cuda_prepare(const kb_case *c, const kb_variant *v, const kb_arg *args, int n_in, int n_out, void **state,
+                        char *msg) {
+    return prepare_front(KBCU_FRONT_CUDA, c, v, args, n_in, n_out, state, msg);
 }
 
 const kb_backend kb_backend_cuda = {
     .name = "cuda",
-    .description = "our CUDA kernels (kernels/cuda/NAME.cu), NVRTC, driver API, in a worker process",
+    .description = "our CUDA kernels (kernels/cuda/<op>.cu), NVRTC, driver API, in the worker process",
     .probe = cuda_probe,
-    .device_name = cuda_device_name,
-    .driver_version = cuda_driver_version,
-    .ceilings = cuda_ceilings,
+    .device = cu_device,
+    .flop_peak = cu_flop_peak,
     .variants = cuda_variants,
-    .alloc = cuda_alloc,
-    .free = cuda_free,
-    .upload = cuda_upload,
-    .download = cuda_download,
+    .alloc = cu_alloc,
+    .free = cu_free,
+    .upload = cu_upload,
+    .download = cu_download,
     .prepare = cuda_prepare,
-    .run = cuda_run,
-    .release = cuda_release,
-    .flush_cache = cuda_flush_cache,
-    .reset = cuda_reset,
+    .release = cu_release,
+    .enqueue = cu_enqueue,
+    .wait = cu_wait,
+    .record = cu_record,
+    .run_timed = cu_run_timed,
+    .reset = cu_reset,
+};
+
+/* ---- the cublaslt front: cuBLASLt's FP8 GEMM --------------------------------------------------- */
+static int lt_probe(const kb_options *opt, char *msg) {
+    int rc = shared_probe(opt, msg);
+    if (rc != KB_OK) return rc;
+    if (W.lt_rc != KB_OK) return kb_fail(msg, KB_NOT_SUPPORTED, "%s", W.lt_reason);
+    return KB_OK;
+}
+
+static int lt_variants(const kb_case *c, const kb_options *opt, kb_variant *out, int max, char *msg) {
+    if (c->op != KB_OP_gemm_fp8) return 0;
+    if (max < 1) return 0;
+    kbcu_variants_req r;
+    memset(&r, 0, sizeof r);
+    r.c = *c;
+    snprintf(r.algo, sizeof r.algo, "%s", opt && opt->algo ? opt->algo : "");
+    r.algo_cap = opt ? opt->algo_cap : 0;
+    r.fast_accum = opt ? opt->fast_accum : -1;
+    r.max = max < KBCU_MAX_VARIANTS ? max : KBCU_MAX_VARIANTS;
+    kbcu_req req = {0, KBCU_REQ_VARIANTS, 0, 0, 0, 0};
+    kbcu_rep rep;
+    uint64_t got = 0;
+    const int rc = call("variants", &req, &r, sizeof r, &rep, out, (uint64_t)r.max * sizeof *out, &got, msg);
+    if (rc != KB_OK) return -rc;
+    if (got != rep.a * sizeof *out || rep.a > (uint64_t)r.max)
+        return -kb_fail(msg, KB_ERROR, "cuda worker: a bad variant list");
+    for (uint64_t i = 0; i < rep.a; i++) {
+        out[i].name[sizeof out[i].name - 1] = 0;
+        out[i].detail[sizeof out[i].detail - 1] = 0;
+    }
+    if (rep.a == 0) snprintf(msg, KB_MSG, "%s", rep.msg);
+    return (int)rep.a;
+}
+
+static int lt_prepare(const kb_case *c, const kb_variant *v, const kb_arg *args, int n_in, int n_out, void **state,
+                      char *msg) {
+    return prepare_front(KBCU_FRONT_CUBLASLT, c, v, args, n_in, n_out, state, msg);
+}
+
+const kb_backend kb_backend_cublaslt = {
+    .name = "cublaslt",
+    .description = "cuBLASLt FP8 GEMM (TN, fp32 compute; heuristic / exhaustive algorithms), in the cuda worker",
+    .probe = lt_probe,
+    .device = cu_device,
+    .flop_peak = cu_flop_peak,
+    .variants = lt_variants,
+    .alloc = cu_alloc,
+    .free = cu_free,
+    .upload = cu_upload,
+    .download = cu_download,
+    .prepare = lt_prepare,
+    .release = cu_release,
+    .enqueue = cu_enqueue,
+    .wait = cu_wait,
+    .record = cu_record,
+    .run_timed = cu_run_timed,
+    .reset = cu_reset,
 };

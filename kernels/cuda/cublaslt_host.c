@@ -227,20 +227,13 @@ int kblt_identity_format(const kblt_identity *id, char *buf, size_t size) {
 }
 
 /* ---- variant names --------------------------------------------------------------- */
-static const char *none_word(kblt_source none_of) {
-    switch (none_of) {
-    case KBLT_SRC_EXHAUSTIVE: return "exhaustive";
-    case KBLT_SRC_BEST: return "best";
-    default: return "heuristic";
-    }
-}
+static const char *none_word(kblt_source none_of) { return none_of == KBLT_SRC_EXHAUSTIVE ? "exhaustive" : "heuristic"; }
 
 void kblt_variant_name(char *out, size_t size, kblt_source src, kblt_source none_of, int index, int fast_accum) {
     int fa = fast_accum ? 1 : 0;
     switch (src) {
     case KBLT_SRC_HEURISTIC: snprintf(out, size, "h%02d_fa%d", index, fa); break;
     case KBLT_SRC_EXHAUSTIVE: snprintf(out, size, "x%03d_fa%d", index, fa); break;
-    case KBLT_SRC_BEST: snprintf(out, size, "best_fa%d", fa); break;
     default: snprintf(out, size, "%s_fa%d", none_word(none_of), fa); break;
     }
 }
@@ -277,8 +270,6 @@ int kblt_variant_parse(const char *name, kblt_source *src, int *index, int *fast
         s = KBLT_SRC_HEURISTIC;
     else if (name[0] == 'x' && parse_digits(name + 1, stem - 1, &idx) == 0)
         s = KBLT_SRC_EXHAUSTIVE;
-    else if (stem == 4 && strncmp(name, "best", 4) == 0)
-        s = KBLT_SRC_BEST;
     else if ((stem == 9 && strncmp(name, "heuristic", 9) == 0) || (stem == 10 && strncmp(name, "exhaustive", 10) == 0))
         s = KBLT_SRC_NONE;
     else
@@ -314,8 +305,6 @@ int kblt_algo_mode_parse(const char *s, kblt_algo_mode *mode) {
         *mode = KBLT_ALGO_HEURISTIC;
     else if (strcmp(s, "exhaustive") == 0)
         *mode = KBLT_ALGO_EXHAUSTIVE;
-    else if (strcmp(s, "best") == 0)
-        *mode = KBLT_ALGO_BEST;
     else
         return -1;
     return 0;
@@ -404,12 +393,47 @@ int kblt_scales_to_lt(kb_scale_mode mode, int operand, int64_t rows, int64_t k, 
     }
 }
 
+/* ---- the scale reorder on the device ------------------------------------------------ */
+int kblt_scale_reorder_plan(const kb_case *c, kbcu_plan *p, int64_t ws_offset[2], char *msg) {
+    const int64_t kb = ceil_div(c->k, 128);
+    uint64_t ws = 0;
+    for (int operand = 0; operand < 2; operand++) {
+        const int64_t rows = operand == 0 ? c->m : c->n;
+        ws_offset[operand] = -1;
+        if (!kblt_scale_needs_reorder(c->scale_mode, operand, rows, c->k)) continue;
+        const int64_t lt = kblt_scale_elems_lt(c->scale_mode, operand, rows, c->k);
+        if (lt < 1) return kb_fail(msg, KB_ERROR, "scale mode %d has no cuBLASLt layout", (int)c->scale_mode);
+        ws_offset[operand] = (int64_t)ws;
+        kbcu_launch *l;
+        if (c->scale_mode == KB_SCALE_BLK128 && operand == 0) {
+            const int64_t mb = ceil_div(rows, 128), kbp = round_up4(kb);
+            l = kbcu_add_launch_module(p, "cublaslt_scales.cu", "", "kb_scales_pad", ceil_div(mb * kbp, 256), 1, 1, 256);
+            kbcu_arg_tensor(p, l, 2);
+            kbcu_arg_ws(p, l, ws_offset[operand]);
+            kbcu_arg_i64(p, l, mb);
+            kbcu_arg_i32(p, l, kb);
+            kbcu_arg_i32(p, l, kbp);
+        } else {
+            l = kbcu_add_launch_module(p, "cublaslt_scales.cu", "", "kb_scales_transpose", ceil_div(rows * kb, 256), 1, 1,
+                                       256);
+            kbcu_arg_tensor(p, l, 2 + operand);
+            kbcu_arg_ws(p, l, ws_offset[operand]);
+            kbcu_arg_i64(p, l, rows);
+            kbcu_arg_i32(p, l, kb);
+        }
+        ws += ((uint64_t)lt * sizeof(float) + 255) / 256 * 256;
+    }
+    p->workspace = ws;
+    if (p->oom) return kb_fail(msg, KB_ERROR, "out of host memory while planning the scale reorder");
+    return KB_OK;
+}
+
 /* ---- checks ---------------------------------------------------------------------- */
 static int is_fp8(kb_dtype t) { return t == KB_E4M3 || t == KB_E5M2; }
 
 int kblt_check_case(const kb_case *c, char *msg) {
-    if (c->op != KB_OP_GEMM_FP8)
-        return kb_fail(msg, KB_NOT_SUPPORTED, "cublaslt runs only gemm_fp8, not %s", kb_op_name(c->op));
+    if (c->op != KB_OP_gemm_fp8)
+        return kb_fail(msg, KB_NOT_SUPPORTED, "cublaslt runs only gemm_fp8, not %s", kbcu_op_name(c->op));
     if (!is_fp8(c->a_type))
         return kb_fail(msg, KB_NOT_SUPPORTED, "A (W) type %s is not FP8 (cuBLASLt FP8 GEMM takes e4m3 or e5m2)",
                        kb_dtype_name(c->a_type));

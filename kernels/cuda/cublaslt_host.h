@@ -21,11 +21,12 @@
 #include <stdint.h>
 
 #include "bench/kbench.h"
+#include "kernels/cuda/cuda_ops.h"
 
 /* ---- policy constants (documented in kernels/cuda/CUBLASLT_NOTES.md) ----- */
 /* Workspace allowed in the heuristic preference and passed to cublasLtMatmul.
- * 32 MiB is NVIDIA's recommendation for Hopper (REFERENCE.md section 4); the
- * preference's default of 0 hides every split-K algorithm. */
+ * 32 MiB is what the cuBLAS documentation recommends for Hopper ("cublasSetWorkspace":
+ * 32 MiB on sm_90); the preference's default of 0 hides every split-K algorithm. */
 #define KBLT_WORKSPACE_BYTES ((size_t)32 << 20)
 /* How many results one heuristic query asks for. */
 #define KBLT_HEURISTIC_COUNT 32
@@ -96,13 +97,12 @@ int kblt_identity_format(const kblt_identity *id, char *buf, size_t size);
 typedef enum {
     KBLT_SRC_HEURISTIC = 0, /* "h03_fa1": rank 3 of the heuristic, FAST_ACCUM on */
     KBLT_SRC_EXHAUSTIVE,    /* "x017_fa0": 17th kept configuration of the enumeration */
-    KBLT_SRC_BEST,          /* "best_fa0": the fastest heuristic candidate that passed */
-    KBLT_SRC_NONE           /* "heuristic_fa1", "exhaustive_fa0", "best_fa1": placeholder row
-                             * for a combination cuBLASLt does not run (prepare says why) */
+    KBLT_SRC_NONE           /* "heuristic_fa1", "exhaustive_fa0": placeholder row for a
+                             * combination cuBLASLt does not run (prepare says why) */
 } kblt_source;
 
-/* Write the name; index is ignored for BEST and NONE. For NONE, `none_of` names
- * the mode that found nothing (HEURISTIC, EXHAUSTIVE or BEST). */
+/* Write the name; index is ignored for NONE, where `none_of` names the mode that
+ * found nothing (HEURISTIC or EXHAUSTIVE). */
 void kblt_variant_name(char *out, size_t size, kblt_source src, kblt_source none_of, int index, int fast_accum);
 /* Parse a name made by kblt_variant_name: 0 on success, -1 otherwise. Any of the
  * out pointers may be NULL. */
@@ -112,7 +112,7 @@ int kblt_variant_parse(const char *name, kblt_source *src, int *index, int *fast
  * -1 -> {0, 1}, 0 -> {0}, 1 -> {1}. Returns the count, 0 for any other value. */
 int kblt_fast_accum_settings(int opt_fast_accum, int out[2]);
 /* acc_unit_roundoff of a variant for inner dimension k: the u that makes the
- * harness's accumulation term (bench/ops.c: 2 sqrt(K) u_acc sum|s a b|) cover
+ * harness's accumulation term (bench/ops/gemm_fp8.c: 2 sqrt(K) u_acc sum|s a b|) cover
  * what the H100 does.
  *   FAST_ACCUM on: 2^-14 (KBLT_FAST_ACCUM_UNIT_ROUNDOFF), no promotion at all.
  *   FAST_ACCUM off is not fp32 accumulation either: the FP8 MMA still sums its
@@ -123,13 +123,14 @@ int kblt_fast_accum_settings(int opt_fast_accum, int out[2]);
  *   2 sqrt(K) u = 4 * 2^-14, 3.3x the measured worst. (u = 0, fp32, made every
  *   fa0 row fail at 5-10x the tolerance.) */
 double kblt_acc_unit_roundoff(int fast_accum, int64_t k);
-/* The accumulation term of bench/ops.c's gemm tolerance for a given u (0 =
- * fp32): 2 sqrt(k) max(u, 2^-24) + 4 * 2^-24. The self-test and --algo best's
- * sampled check use the same model as the harness. */
+/* The accumulation term of the gemm_fp8 tolerance (bench/ops/gemm_fp8.c) for a given
+ * u (0 = fp32): 2 sqrt(k) max(u, 2^-24) + 4 * 2^-24, for the self-test's own check. */
 double kblt_acc_tolerance(int64_t k, double acc_unit_roundoff);
 
 /* ---- --algo --------------------------------------------------------------- */
-typedef enum { KBLT_ALGO_HEURISTIC = 0, KBLT_ALGO_EXHAUSTIVE, KBLT_ALGO_BEST } kblt_algo_mode;
+/* ("best" is not a mode here: the harness times the variants and keeps the fastest
+ * that passed, --best.) */
+typedef enum { KBLT_ALGO_HEURISTIC = 0, KBLT_ALGO_EXHAUSTIVE } kblt_algo_mode;
 /* NULL or "" -> heuristic. Returns 0, or -1 for an unknown name. */
 int kblt_algo_mode_parse(const char *s, kblt_algo_mode *mode);
 /* The exhaustive cap for kb_options.algo_cap (<= 0 -> KBLT_EXHAUSTIVE_DEFAULT_CAP). */
@@ -167,6 +168,13 @@ int kblt_scale_needs_reorder(kb_scale_mode mode, int operand, int64_t rows, int6
  *   scalars and OUTER_VEC_32F vectors are copied as they are.
  * Returns 0, or -1 for an unknown mode. */
 int kblt_scales_to_lt(kb_scale_mode mode, int operand, int64_t rows, int64_t k, const float *src, float *dst);
+
+/* The device step a prepared state runs before cublasLtMatmul (cublaslt_scales.cu):
+ * for each operand whose scales need reordering, one launch reading gemm_fp8's
+ * tensor 2 (W's scales) or 3 (X's scales) and writing cuBLASLt's layout into the
+ * plan's workspace at ws_offset[operand] (256-byte aligned); ws_offset[operand] = -1
+ * where kbench's buffer is passed as it is. KB_OK, or KB_ERROR (msg). */
+int kblt_scale_reorder_plan(const kb_case *c, kbcu_plan *p, int64_t ws_offset[2], char *msg);
 
 /* ---- checks (KB_OK, or KB_NOT_SUPPORTED with the reason in msg) ----------- */
 /* Everything about the case itself that cuBLASLt's FP8 TN GEMM needs, checked

@@ -7,7 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#define SYM(member, symbol) {symbol, offsetof(kbcu_driver, member)}
+#define SYM(member, symbol)                                                                                            \
+    { symbol, offsetof(kbcu_driver, member) }
 const kbcu_driver_symbol kbcu_driver_symbols[] = {
     SYM(Init, "cuInit"),
     SYM(DriverGetVersion, "cuDriverGetVersion"),
@@ -16,14 +17,22 @@ const kbcu_driver_symbol kbcu_driver_symbols[] = {
     SYM(DeviceGetName, "cuDeviceGetName"),
     SYM(DeviceGetAttribute, "cuDeviceGetAttribute"),
     SYM(DeviceTotalMem, "cuDeviceTotalMem_v2"),
-    SYM(CtxCreate, "cuCtxCreate_v2"),
-    SYM(CtxDestroy, "cuCtxDestroy_v2"),
-    SYM(CtxPushCurrent, "cuCtxPushCurrent_v2"),
-    SYM(CtxPopCurrent, "cuCtxPopCurrent_v2"),
+    SYM(DevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain"),
+    SYM(DevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2"),
+    SYM(CtxSetCurrent, "cuCtxSetCurrent"),
+    SYM(CtxGetCurrent, "cuCtxGetCurrent"),
     SYM(CtxSynchronize, "cuCtxSynchronize"),
+    SYM(MemGetInfo, "cuMemGetInfo_v2"),
     SYM(StreamCreate, "cuStreamCreate"),
     SYM(StreamDestroy, "cuStreamDestroy_v2"),
     SYM(StreamSynchronize, "cuStreamSynchronize"),
+    SYM(StreamQuery, "cuStreamQuery"),
+    SYM(StreamBeginCapture, "cuStreamBeginCapture_v2"),
+    SYM(StreamEndCapture, "cuStreamEndCapture"),
+    SYM(GraphInstantiateWithFlags, "cuGraphInstantiateWithFlags"),
+    SYM(GraphLaunch, "cuGraphLaunch"),
+    SYM(GraphExecDestroy, "cuGraphExecDestroy"),
+    SYM(GraphDestroy, "cuGraphDestroy"),
     SYM(EventCreate, "cuEventCreate"),
     SYM(EventDestroy, "cuEventDestroy_v2"),
     SYM(EventRecord, "cuEventRecord"),
@@ -31,6 +40,9 @@ const kbcu_driver_symbol kbcu_driver_symbols[] = {
     SYM(EventElapsedTime, "cuEventElapsedTime"),
     SYM(MemAlloc, "cuMemAlloc_v2"),
     SYM(MemFree, "cuMemFree_v2"),
+    SYM(MemHostAlloc, "cuMemHostAlloc"),
+    SYM(MemFreeHost, "cuMemFreeHost"),
+    SYM(MemHostGetDevicePointer, "cuMemHostGetDevicePointer_v2"),
     SYM(MemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2"),
     SYM(MemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2"),
     SYM(MemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2"),
@@ -99,9 +111,7 @@ int kbcu_result_is_sticky(CUresult r) {
     case CUDA_ERROR_INVALID_PC:
     case CUDA_ERROR_ASSERT:
     case CUDA_ERROR_ECC_UNCORRECTABLE:
-    case CUDA_ERROR_CONTEXT_IS_DESTROYED:
-        return 1;
-    default:
-        return 0;
+    case CUDA_ERROR_CONTEXT_IS_DESTROYED: return 1;
+    default: return 0;
     }
 }

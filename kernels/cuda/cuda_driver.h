@@ -5,7 +5,10 @@
  * and resolves each entry point by its exported, versioned name. The types come
  * from the toolkit's cuda.h; the names below are the ABI-stable ones (the _v2
  * suffixes are the 64-bit CUdeviceptr / size_t versions every driver since CUDA
- * 4.0 exports; cuCtxCreate_v2 is the 3-argument form, not CUDA 13's cuCtxCreate_v4). */
+ * 4.0 exports; cuStreamBeginCapture_v2 takes a capture mode (CUDA 10.1),
+ * cuGraphInstantiateWithFlags is CUDA 11.4's). The worker runs in the device's
+ * primary context (cuDevicePrimaryCtxRetain), the one the CUDA runtime inside
+ * cuBLASLt uses, so both share memory, streams and faults. */
 #ifndef KB_CUDA_DRIVER_H
 #define KB_CUDA_DRIVER_H
 
@@ -21,14 +24,22 @@ typedef struct {
     CUresult (*DeviceGetName)(char *name, int len, CUdevice dev);
     CUresult (*DeviceGetAttribute)(int *value, CUdevice_attribute attrib, CUdevice dev);
     CUresult (*DeviceTotalMem)(size_t *bytes, CUdevice dev);
-    CUresult (*CtxCreate)(CUcontext *ctx, unsigned int flags, CUdevice dev);
-    CUresult (*CtxDestroy)(CUcontext ctx);
-    CUresult (*CtxPushCurrent)(CUcontext ctx);
-    CUresult (*CtxPopCurrent)(CUcontext *ctx);
+    CUresult (*DevicePrimaryCtxRetain)(CUcontext *ctx, CUdevice dev);
+    CUresult (*DevicePrimaryCtxRelease)(CUdevice dev);
+    CUresult (*CtxSetCurrent)(CUcontext ctx);
+    CUresult (*CtxGetCurrent)(CUcontext *ctx);
     CUresult (*CtxSynchronize)(void);
+    CUresult (*MemGetInfo)(size_t *free_bytes, size_t *total_bytes);
     CUresult (*StreamCreate)(CUstream *stream, unsigned int flags);
     CUresult (*StreamDestroy)(CUstream stream);
     CUresult (*StreamSynchronize)(CUstream stream);
+    CUresult (*StreamQuery)(CUstream stream);
+    CUresult (*StreamBeginCapture)(CUstream stream, CUstreamCaptureMode mode);
+    CUresult (*StreamEndCapture)(CUstream stream, CUgraph *graph);
+    CUresult (*GraphInstantiateWithFlags)(CUgraphExec *exec, CUgraph graph, unsigned long long flags);
+    CUresult (*GraphLaunch)(CUgraphExec exec, CUstream stream);
+    CUresult (*GraphExecDestroy)(CUgraphExec exec);
+    CUresult (*GraphDestroy)(CUgraph graph);
     CUresult (*EventCreate)(CUevent *event, unsigned int flags);
     CUresult (*EventDestroy)(CUevent event);
     CUresult (*EventRecord)(CUevent event, CUstream stream);
@@ -36,6 +47,9 @@ typedef struct {
     CUresult (*EventElapsedTime)(float *ms, CUevent start, CUevent end);
     CUresult (*MemAlloc)(CUdeviceptr *dptr, size_t bytes);
     CUresult (*MemFree)(CUdeviceptr dptr);
+    CUresult (*MemHostAlloc)(void **pp, size_t bytes, unsigned int flags);
+    CUresult (*MemFreeHost)(void *p);
+    CUresult (*MemHostGetDevicePointer)(CUdeviceptr *dptr, void *p, unsigned int flags);
     CUresult (*MemcpyHtoDAsync)(CUdeviceptr dst, const void *src, size_t bytes, CUstream stream);
     CUresult (*MemcpyDtoHAsync)(void *dst, CUdeviceptr src, size_t bytes, CUstream stream);
     CUresult (*MemcpyDtoDAsync)(CUdeviceptr dst, CUdeviceptr src, size_t bytes, CUstream stream);

@@ -1,9 +1,12 @@
-// dequant_q4k.cu - ggml Q4_K blocks -> f32, M rows x K cols (K % 256 == 0), row-major.
+// dequant_q4k.cu - ggml Q4_K (or Q6_K) blocks -> f32, M rows x K cols (K % 256 == 0),
+// row-major.
 //
-// The block format and its arithmetic: q4k.cuh (shared with embed.cu).
+// The block formats and their arithmetic: q4k.cuh and q6k.cuh (shared with embed.cu
+// and weight_fp8.cu).
 //
 // -D options: BLOCK (threads per block).
 #include "q4k.cuh"
+#include "q6k.cuh"
 
 #ifndef BLOCK
 #define BLOCK 256
@@ -32,4 +35,39 @@ dequant_q4k_v2(const block_q4k *__restrict__ x, float *__restrict__ y, long long
     float *out = y + bi * 256 + 64 * c + 4 * g;
     __stcs((float4 *)out, lo);
     __stcs((float4 *)(out + 32), hv);
+}
+
+// ---- Q6_K (a_type q6_k): the same two layouts ----
+// v1: one thread per output value.
+extern "C" __global__ void __launch_bounds__(BLOCK)
+dequant_q6k_v1(const block_q6k *__restrict__ x, float *__restrict__ y, long long nvalues) {
+    const long long i = (long long)blockIdx.x * BLOCK + threadIdx.x;
+    if (i >= nvalues) return;
+    y[i] = q6k_value(x + (i >> 8), (int)(i & 255));
+}
+
+// v2: one warp per block of 256 values; lane owns the 8 consecutive values 8*lane..+7,
+// which share one quarter r and one scale (8 divides 16), and writes them as two
+// float4 streaming stores (the warp writes the block's 1 KiB contiguously). The quants
+// are read a byte at a time: Q6_K blocks are 210 bytes apart, so wider loads would be
+// misaligned.
+extern "C" __global__ void __launch_bounds__(BLOCK)
+dequant_q6k_v2(const block_q6k *__restrict__ x, float *__restrict__ y, long long nblocks) {
+    const long long bi = (long long)blockIdx.x * (BLOCK / 32) + (threadIdx.x >> 5);
+    if (bi >= nblocks) return;
+    const int lane = threadIdx.x & 31;
+    const block_q6k *b = x + bi;
+    const int v0 = 8 * lane, n = v0 >> 7, w = v0 & 127, r = w >> 5, l0 = w & 31;
+    const u8 *ql = b->ql + 64 * n + 32 * (r & 1) + l0, *qh = b->qh + 32 * n + l0;
+    const float dsc = __fmul_rn(h2f(b->d), (float)b->scales[8 * n + l0 / 16 + 2 * r]);
+    float v[8];
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        const int lo = (ql[i] >> (4 * (r >> 1))) & 0xF;
+        const int q = (lo | (((qh[i] >> (2 * r)) & 3) << 4)) - 32;
+        v[i] = __fmul_rn(dsc, (float)q);
+    }
+    float *out = y + bi * 256 + v0;
+    __stcs((float4 *)out, make_float4(v[0], v[1], v[2], v[3]));
+    __stcs((float4 *)(out + 4), make_float4(v[4], v[5], v[6], v[7]));
 }

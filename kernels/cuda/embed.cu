@@ -7,17 +7,11 @@
 //
 // -D options: BLOCK (threads per block).
 #include "q4k.cuh" // block_q4k, q4k_value, q4k_decode8, h2f
+#include "q6k.cuh" // block_q6k
 
 #ifndef BLOCK
 #define BLOCK 256
 #endif
-
-struct block_q6k {
-    u8 ql[128];
-    u8 qh[64];
-    signed char scales[16];
-    unsigned short d;
-};
 
 __device__ __forceinline__ float nan_f32() { return __uint_as_float(0x7fc00000u); }
 

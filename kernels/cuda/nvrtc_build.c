@@ -36,7 +36,8 @@ static uint64_t fnv_str(uint64_t h, const char *s) {
     return kbcu_fnv1a(h, "", 1); /* the terminating 0 separates fields */
 }
 
-/* Embedded sources named *.cuh: headers handed to NVRTC with every program. */
+/* Embedded sources named *.cuh: headers handed to NVRTC with every program (the
+ * tests check that every one of them fits). */
 static int embedded_headers(const char **text, const char **name, int max) {
     int n = 0;
     for (int i = 0; i < kbcu_source_count && n < max; i++) {
@@ -54,8 +55,8 @@ uint64_t kbcu_cache_key(const char *src, const char *opts, const char *arch, int
     snprintf(ver, sizeof ver, "nvrtc %d.%d", nvrtc_major, nvrtc_minor);
     uint64_t h = KBCU_FNV_OFFSET;
     /* a header change must miss the cache too */
-    const char *hdr_text[8], *hdr_name[8];
-    int nhdr = embedded_headers(hdr_text, hdr_name, 8);
+    const char *hdr_text[KBCU_MAX_HEADERS], *hdr_name[KBCU_MAX_HEADERS];
+    int nhdr = embedded_headers(hdr_text, hdr_name, KBCU_MAX_HEADERS);
     for (int i = 0; i < nhdr; i++) h = fnv_str(fnv_str(h, hdr_name[i]), hdr_text[i]);
     h = fnv_str(h, src);
     h = fnv_str(h, opts);
@@ -243,8 +244,8 @@ int kbcu_compile(const char *name, const char *src, const char *opts, const char
     }
 
     /* The embedded .cuh sources are the headers every kernel may #include. */
-    const char *hdr_text[8], *hdr_name[8];
-    int nhdr = embedded_headers(hdr_text, hdr_name, 8);
+    const char *hdr_text[KBCU_MAX_HEADERS], *hdr_name[KBCU_MAX_HEADERS];
+    int nhdr = embedded_headers(hdr_text, hdr_name, KBCU_MAX_HEADERS);
     nvrtcProgram prog;
     nvrtcResult r = nvrtcCreateProgram(&prog, src, name, nhdr, hdr_text, hdr_name);
     if (r != NVRTC_SUCCESS) return kb_fail(msg, KB_ERROR, "nvrtcCreateProgram(%s): %s", name, nvrtcGetErrorString(r));

@@ -18,6 +18,9 @@ extern const kbcu_source kbcu_sources[];
 extern const int kbcu_source_count;
 const char *kbcu_source_text(const char *name); /* NULL if unknown */
 
+/* Embedded headers (*.cuh) NVRTC gets with every program, at most. */
+#define KBCU_MAX_HEADERS 32
+
 /* ---- hashing and the cache key ---- */
 #define KBCU_FNV_OFFSET 0xcbf29ce484222325ull
 #define KBCU_FNV_PRIME 0x100000001b3ull

@@ -2,8 +2,10 @@
 // embed.cu (NVRTC gets it as an embedded header; kernels/cuda/nvrtc_build.c).
 //
 // Block (144 bytes, 256 values): half d; half dmin; u8 scales[12]; u8 qs[128].
-// Sub-block j (32 values) has a 6-bit scale sc and min m packed in scales
-// (REFERENCE.md section 2); for 64-value chunk c, q = qs + 32c:
+// Sub-block j (32 values) has a 6-bit scale sc and min m packed in scales (ggml's
+// get_scale_min_k4: j < 4 in the low 6 bits of scales[j] / scales[j+4], j >= 4 in the
+// nibbles of scales[j+4] plus the top 2 bits of scales[j-4] / scales[j]; ggml-quants.c,
+// docs/FORMATS.md); for 64-value chunk c, q = qs + 32c:
 //   y[64c+l]    = (d*sc(2c))   * (q[l] & 0xF) - dmin*m(2c)
 //   y[64c+32+l] = (d*sc(2c+1)) * (q[l] >> 4)  - dmin*m(2c+1)
 // with d*sc and dmin*m formed as float products first, as ggml's dequantize_row_q4_K.

@@ -1,5 +1,6 @@
 // rope_neox.cu - rotary embedding, NEOX layout: x [N][heads][d], pos [N] (int32).
-// For i < d/2, pair (i, i + d/2), angle a = pos * theta^(-2i/d) (REFERENCE.md section 3):
+// For i < d/2, pair (i, i + d/2), angle a = pos * theta^(-2i/d) (RoFormer, Su et al.
+// 2021; the NEOX half-split pairing of GPT-NeoX and HF's rotate_half):
 //   y_i = x_i cos a - x_{i+d/2} sin a,   y_{i+d/2} = x_i sin a + x_{i+d/2} cos a.
 // theta (the base) comes from the case (Qwen2.5: 1e6).
 //

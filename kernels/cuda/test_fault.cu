@@ -4,6 +4,9 @@
 //                            a sticky fault: the row must be `error`, the next cases fine.
 //   rmsnorm_test_unwritten : a correct rmsnorm that skips the very last element, so the
 //                            poison check must flag one unwritten value.
+//   kb_test_poke           : writes `bytes` bytes of `value` (little-endian) at p, after
+//                            a real variant ran: the generic test_nan variant of every op
+//                            (kernels/cuda/cuda_plan.c) puts a NaN in output 0 with it.
 #ifndef BLOCK
 #define BLOCK 256
 #endif
@@ -43,4 +46,9 @@ rmsnorm_test_unwritten(const float *__restrict__ x, const float *__restrict__ w,
     const bool last_row = blockIdx.x == gridDim.x - 1;
     for (int i = threadIdx.x; i < K; i += BLOCK)
         if (!(last_row && i == K - 1)) yr[i] = (xr[i] * scale) * w[i];
+}
+
+extern "C" __global__ void kb_test_poke(unsigned char *p, long long value, int bytes) {
+    if (blockIdx.x == 0 && threadIdx.x == 0)
+        for (int i = 0; i < bytes; i++) p[i] = (unsigned char)(value >> (8 * i));
 }

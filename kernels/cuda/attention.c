@@ -1,0 +1,151 @@
+/* attention.c - the cuda variants and launch plan of attention (attention.cu): causal
+ * GQA attention, q [n][heads][d], k, v [kv_len][kv_heads][d] -> o [n][heads][d].
+ * The decode variants split the keys over blocks (flash-decoding) and combine the
+ * partial results from the workspace in a second launch. */
+#include "kernels/cuda/cuda_ops.h"
+
+#include <math.h>
+
+static const kbcu_variant variants[] = {
+    {"decode_v1", "attention.cu", "attn_decode_v1,attn_decode_combine_v1", "-DWARPS=4 -DKPW=4", 75, 0},
+    {"decode_v2", "attention.cu", "attn_decode_v2,attn_decode_combine_v2", "-DKT=32", 75, 0},
+    {"prefill_v1", "attention.cu", "attn_prefill_v1", "-DWARPS=8 -DKT=32", 75, 0},
+    {NULL, NULL, NULL, NULL, 0, 0},
+};
+
+void kbcu_decode_splits(const kb_case *c, int warps, int kpw, int sm_count, int *splits, int *chunk);
+void kbcu_decode_splits_v2(const kb_case *c, int kt, int sm_count, int *splits, int *chunk);
+
+void kbcu_decode_splits(const kb_case *c, int warps, int kpw, int sm_count, int *splits, int *chunk) {
+    /* Enough blocks to fill the chip about 4 deep (4 blocks of 4 warps per SM), but
+     * each split keeps at least two rounds of its warps' key steps. */
+    const int64_t step = (int64_t)warps * kpw;
+    const int64_t want = kbcu_ceil_div(4LL * (sm_count > 0 ? sm_count : 1), c->heads * c->n);
+    const int64_t most = kbcu_ceil_div(c->kv_len, 2 * step);
+    int64_t s = want < most ? want : most;
+    if (s < 1) s = 1;
+    const int64_t ch = kbcu_ceil_div(kbcu_ceil_div(c->kv_len, s), step) * step; /* whole key steps */
+    *chunk = (int)ch;
+    *splits = (int)kbcu_ceil_div(c->kv_len, ch);
+}
+
+void kbcu_decode_splits_v2(const kb_case *c, int kt, int sm_count, int *splits, int *chunk) {
+    /* One KT-key tile per block where the chip can hold all the blocks at once (about
+     * 8 blocks of 256 threads per SM); longer contexts get several tiles a block. */
+    const int64_t tiles = kbcu_ceil_div(c->kv_len, kt);
+    const int64_t cap = 8LL * (sm_count > 0 ? sm_count : 1) / (c->kv_heads * c->n);
+    int64_t s = tiles < cap ? tiles : cap;
+    if (s < 1) s = 1;
+    const int64_t ch = kbcu_ceil_div(kbcu_ceil_div(c->kv_len, s), kt) * kt;
+    *chunk = (int)ch;
+    *splits = (int)kbcu_ceil_div(c->kv_len, ch);
+}
+
+static int aligned16(const kbcu_job *j, int last, char *msg) {
+    for (int t = 0; t <= last; t++) {
+        int rc = kbcu_need_aligned(j, t, 16, "reads float4 rows", msg);
+        if (rc != KB_OK) return rc;
+    }
+    return KB_OK;
+}
+
+static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
+    const kb_case *c = j->c;
+    const int64_t d = c->head_dim;
+    if (c->n < 1 || c->kv_len < 1 || c->heads < 1 || c->kv_heads < 1 || d < 1 || c->heads % c->kv_heads ||
+        c->n > c->kv_len)
+        return kb_fail(msg, KB_NOT_SUPPORTED,
+                       "attention needs n, kv_len, heads, kv_heads, head_dim >= 1, heads a "
+                       "multiple of kv_heads and n <= kv_len");
+    if (d > 256) return kb_fail(msg, KB_NOT_SUPPORTED, "head_dim %lld > 256", (long long)d);
+    if (!kbcu_fits_i32(c->kv_len * c->kv_heads * d) || !kbcu_fits_i32(c->n * c->heads * d))
+        return kb_fail(msg, KB_NOT_SUPPORTED, "tensor beyond int32 elements");
+    const double scale = 1.0 / sqrt((double)d);
+    const int warps = kbcu_def_int(j->v, "WARPS", 4);
+    kbcu_launch *l;
+    if (!kbcu_is(j->v, "prefill") && c->n > 16)
+        return kb_fail(msg, KB_NOT_SUPPORTED, "%s is for n <= 16 queries (n = %lld): prefill_v1 runs it", j->v->name,
+                       (long long)c->n);
+    if (kbcu_is(j->v, "decode_v1")) {
+        const int kpw = kbcu_def_int(j->v, "KPW", 4);
+        int splits, chunk;
+        kbcu_decode_splits(c, warps, kpw, j->dev.sm_count, &splits, &chunk);
+        const int64_t S = c->n * c->heads * splits;
+        p->workspace = (uint64_t)(2 * S + S * d) * sizeof(float);
+        l = kbcu_add_launch(p, j->v, "attn_decode_v1", splits, c->heads, c->n, warps * 32);
+        for (int t = 0; t < 3; t++) kbcu_arg_tensor(p, l, t);
+        kbcu_arg_ws(p, l, 0);
+        kbcu_arg_i32(p, l, c->n);
+        kbcu_arg_i32(p, l, c->kv_len);
+        kbcu_arg_i32(p, l, c->heads);
+        kbcu_arg_i32(p, l, c->kv_heads);
+        kbcu_arg_i32(p, l, d);
+        kbcu_arg_i32(p, l, chunk);
+        kbcu_arg_f32(p, l, scale);
+        l = kbcu_add_launch(p, j->v, "attn_decode_combine_v1", c->heads, c->n, 1, 128);
+        kbcu_arg_ws(p, l, 0);
+        kbcu_arg_tensor(p, l, 3);
+        kbcu_arg_i32(p, l, c->n);
+        kbcu_arg_i32(p, l, c->heads);
+        kbcu_arg_i32(p, l, d);
+        kbcu_arg_i32(p, l, splits);
+    } else if (kbcu_is(j->v, "decode_v2")) {
+        if (d % 4) return kb_fail(msg, KB_NOT_SUPPORTED, "decode_v2 needs head_dim %% 4 == 0");
+        if (c->heads / c->kv_heads > 8)
+            return kb_fail(msg, KB_NOT_SUPPORTED, "decode_v2 takes a GQA group of <= 8 query heads (%lld)",
+                           (long long)(c->heads / c->kv_heads));
+        int rc = aligned16(j, 2, msg);
+        if (rc != KB_OK) return rc;
+        const int kt = kbcu_def_int(j->v, "KT", 32);
+        int splits, chunk;
+        kbcu_decode_splits_v2(c, kt, j->dev.sm_count, &splits, &chunk);
+        const int64_t d4 = d / 4, S = c->n * c->heads * splits;
+        p->workspace = (uint64_t)(S * d + 2 * S) * sizeof(float);
+        l = kbcu_add_launch(p, j->v, "attn_decode_v2", splits, c->kv_heads, c->n, 256);
+        if (l) l->smem = (2 * kt * (d4 + 1) + 8 * d4) * 16;
+        for (int t = 0; t < 3; t++) kbcu_arg_tensor(p, l, t);
+        kbcu_arg_ws(p, l, 0);
+        kbcu_arg_i32(p, l, c->n);
+        kbcu_arg_i32(p, l, c->kv_len);
+        kbcu_arg_i32(p, l, c->heads);
+        kbcu_arg_i32(p, l, c->kv_heads);
+        kbcu_arg_i32(p, l, d);
+        kbcu_arg_i32(p, l, chunk);
+        kbcu_arg_f32(p, l, scale);
+        l = kbcu_add_launch(p, j->v, "attn_decode_combine_v2", c->heads, c->n, 1, 128);
+        if (l) l->smem = (splits + 5) * (int64_t)sizeof(float); /* weights, 4 partials, broadcast */
+        kbcu_arg_ws(p, l, 0);
+        kbcu_arg_tensor(p, l, 3);
+        kbcu_arg_i32(p, l, c->n);
+        kbcu_arg_i32(p, l, c->heads);
+        kbcu_arg_i32(p, l, d);
+        kbcu_arg_i32(p, l, splits);
+    } else {
+        if (d % 4) return kb_fail(msg, KB_NOT_SUPPORTED, "prefill_v1 needs head_dim %% 4 == 0");
+        int rc = aligned16(j, 3, msg);
+        if (rc != KB_OK) return rc;
+        const int kt = kbcu_def_int(j->v, "KT", 32);
+        const int64_t d4 = d / 4;
+        l = kbcu_add_launch(p, j->v, "attn_prefill_v1", kbcu_ceil_div(c->n, warps), c->heads, 1, warps * 32);
+        if (l) l->smem = (2 * kt * (d4 + 1) + warps * d4) * 16;
+        for (int t = 0; t < 4; t++) kbcu_arg_tensor(p, l, t);
+        kbcu_arg_i32(p, l, c->n);
+        kbcu_arg_i32(p, l, c->kv_len);
+        kbcu_arg_i32(p, l, c->heads);
+        kbcu_arg_i32(p, l, c->kv_heads);
+        kbcu_arg_i32(p, l, d);
+        kbcu_arg_f32(p, l, scale);
+    }
+    return KB_OK;
+}
+
+static int samples(kb_case *out, int max) {
+    int n = 0;
+    kb_case c = {.op = KB_OP_attention, .heads = 28, .kv_heads = 4, .head_dim = 128, .kv_len = 64, .n = 1};
+    if (n < max) out[n++] = c;
+    c.n = 64;
+    if (n < max) out[n++] = c;
+    return n;
+}
+
+const kbcu_op kbcu_op_attention = {variants, 3, 1, plan, samples};

@@ -1,0 +1,152 @@
+/* cuda_ops.h - what an op's CUDA files share with the rest of the cuda backend.
+ *
+ * Each op owns two files: kernels/cuda/<op>.cu (device code, compiled at run time
+ * by NVRTC) and kernels/cuda/<op>.c (host C: its variant table and its launch plan),
+ * which defines `const kbcu_op kbcu_op_<op>` for every op of bench/op_list.h. Nothing
+ * else in the backend knows an op: the worker turns a plan into launches, the
+ * kbench-side front lists the variants.
+ *
+ * A plan is pure arithmetic (no device): any number of launches, each naming its
+ * module (a source and its -D options) and entry point, its grid, block, dynamic
+ * shared memory and arguments; plus device workspace. Planning is unit-tested
+ * (tests/test_cuda_host.c) and every variant's module is compiled for sm_80, sm_89
+ * and sm_90 by tests/test_nvrtc_compile.c. */
+#ifndef KB_CUDA_OPS_H
+#define KB_CUDA_OPS_H
+
+#include "bench/kbench.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One named variant: a kernel source compiled with fixed tunables. Numbered
+ * versions per op, llm.c dev/cuda style: v1 is the simplest correct kernel. */
+typedef struct {
+    const char *name;    /* what --variant matches: "gemv_v2_b256_u2" */
+    const char *source;  /* "gemm_fp8.cu" */
+    const char *kernel;  /* entry point(s), for the detail text */
+    const char *defines; /* the tunables: "-DWARPS=8 -DUNROLL=2" */
+    int min_sm;          /* lowest compute capability, major*10+minor */
+    int test_only;       /* a deliberately broken variant, listed only with KB_TEST_VARIANTS=1 */
+} kbcu_variant;
+
+/* What planning needs to know about the device. */
+typedef struct {
+    int sm;         /* compute capability, major*10+minor */
+    int sm_count;   /* multiprocessors */
+    int smem_optin; /* max dynamic shared memory per block after opt-in, bytes */
+} kbcu_devinfo;
+
+/* ---- a plan ------------------------------------------------------------------------ */
+typedef enum {
+    KBCU_ARG_TENSOR = 0, /* device pointer of tensor `tensor` (inputs then outputs) + i bytes */
+    KBCU_ARG_WS,         /* device pointer of the workspace + i bytes */
+    KBCU_ARG_I32,        /* by value; planning fails when i does not fit */
+    KBCU_ARG_I64,
+    KBCU_ARG_F32,
+    KBCU_ARG_F64
+} kbcu_arg_kind;
+
+typedef struct {
+    kbcu_arg_kind kind;
+    int tensor;
+    int64_t i;
+    double f;
+} kbcu_arg;
+
+#define KBCU_OPTS 160
+typedef struct {
+    char source[40];           /* module: source file ... */
+    char opts[KBCU_OPTS];      /* ... and its -D options */
+    char kernel[64];           /* entry point */
+    int64_t grid[3], block[3]; /* checked against CUDA's limits by kbcu_plan_finish */
+    int64_t smem;              /* dynamic shared memory, bytes */
+    kbcu_arg *args;
+    int nargs, cap;
+} kbcu_launch;
+
+typedef struct {
+    kbcu_launch *launch;
+    int nlaunch, cap;
+    uint64_t workspace; /* device scratch bytes, owned by the prepared state */
+    int oom;            /* an allocation failed while building */
+} kbcu_plan;
+
+/* What a plan is for: the case, the variant, its tensors (inputs then outputs, as the
+ * op's entry orders them; views tell the alignment) and the device. */
+typedef struct {
+    const kb_case *c;
+    const kbcu_variant *v;
+    const kb_arg *args;
+    int n_in, n_out;
+    kbcu_devinfo dev;
+} kbcu_job;
+
+/* One op of the cuda backend. */
+typedef struct {
+    const kbcu_variant *variants; /* terminated by a NULL name */
+    int n_in, n_out;              /* tensors, as bench/ops/<op>.c lists them */
+    /* Launches, arguments and workspace for j; KB_OK, or KB_NOT_SUPPORTED with the
+     * reason (a size, type or alignment the kernel does not take). */
+    int (*plan)(const kbcu_job *j, kbcu_plan *p, char *msg);
+    /* Representative cases (the tests plan them and look for the entry points in the
+     * compiled modules); returns how many it wrote (<= max). */
+    int (*samples)(kb_case *out, int max);
+} kbcu_op;
+
+#define KBCU_OP_DECL(name) extern const kbcu_op kbcu_op_##name;
+KB_OP_LIST(KBCU_OP_DECL)
+#undef KBCU_OP_DECL
+
+/* The op table (bench/op_list.h order), NULL for an op id out of range. */
+const kbcu_op *kbcu_op_of(kb_op_id op);
+/* The variant named `name` of op (the generic test-only variants included when
+ * allow_test), or NULL. */
+const kbcu_variant *kbcu_find_variant(kb_op_id op, const char *name, int allow_test);
+/* Variants of op in listing order: the op's own, then (allow_test) the generic
+ * test-only ones. Writes up to max pointers, returns the count. */
+int kbcu_list_variants(kb_op_id op, int allow_test, const kbcu_variant **out, int max);
+/* The integer value of -DNAME=v in v->defines, or fallback. */
+int kbcu_def_int(const kbcu_variant *v, const char *name, int fallback);
+/* The op's name from bench/op_list.h (the worker has no registry). */
+const char *kbcu_op_name(kb_op_id op);
+
+/* Plan j: the op's plan plus what every plan needs (architecture, tensor count,
+ * element alignment of every view, CUDA's grid/block/shared-memory limits, int32
+ * arguments that fit). Test-only generic variants append their damage here. On
+ * KB_OK the caller owns p (kbcu_plan_free); on failure p is freed. */
+int kbcu_plan_case(const kbcu_job *j, kbcu_plan *p, char *msg);
+void kbcu_plan_free(kbcu_plan *p);
+
+/* ---- building a plan (for the ops' plan functions) -------------------------------- */
+/* A launch of the variant's own module. NULL when out of memory (p->oom is set and
+ * the argument helpers below ignore a NULL launch). */
+kbcu_launch *kbcu_add_launch(kbcu_plan *p, const kbcu_variant *v, const char *kernel, int64_t gx, int64_t gy,
+                             int64_t gz, int64_t block);
+/* A launch of another module (e.g. a support kernel). */
+kbcu_launch *kbcu_add_launch_module(kbcu_plan *p, const char *source, const char *opts, const char *kernel, int64_t gx,
+                                    int64_t gy, int64_t gz, int64_t block);
+void kbcu_arg_tensor(kbcu_plan *p, kbcu_launch *l, int tensor);
+void kbcu_arg_tensor_at(kbcu_plan *p, kbcu_launch *l, int tensor, int64_t byte_offset);
+void kbcu_arg_ws(kbcu_plan *p, kbcu_launch *l, int64_t byte_offset);
+void kbcu_arg_i32(kbcu_plan *p, kbcu_launch *l, int64_t v);
+void kbcu_arg_i64(kbcu_plan *p, kbcu_launch *l, int64_t v);
+void kbcu_arg_f32(kbcu_plan *p, kbcu_launch *l, double v);
+void kbcu_arg_f64(kbcu_plan *p, kbcu_launch *l, double v);
+
+/* ---- small helpers the plans share ------------------------------------------------- */
+static inline int64_t kbcu_ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+static inline int kbcu_fits_i32(int64_t v) { return v >= 0 && v <= 2147483647LL; }
+/* KB_OK when tensor t's view starts on a multiple of `align` bytes (device
+ * allocations are 256-byte aligned, so the offset decides), else KB_NOT_SUPPORTED
+ * naming the variant and why it needs it. */
+int kbcu_need_aligned(const kbcu_job *j, int t, int align, const char *why, char *msg);
+/* The byte code of a NaN in type t, for the test-only damage (f32 0x7fc00000...). */
+uint32_t kbcu_nan_code(kb_dtype t);
+/* The kernels' run-time code of a float type (floatio.cuh, gemm_fp8.cu's output):
+ * 0 f32, 1 f16, 2 bf16; -1 for any other type. */
+int kbcu_float_code(kb_dtype t);
+/* Does the variant's name start with `prefix` ("v1", "gemv")? */
+int kbcu_is(const kbcu_variant *v, const char *prefix);
+
+#endif

@@ -1,0 +1,248 @@
+/* cuda_plan.c - the op table of the cuda backend (built from bench/op_list.h), variant
+ * lookup, and what every launch plan needs whatever the op (cuda_ops.h): the checks
+ * CUDA imposes on any launch and the generic test-only variant. */
+#include "kernels/cuda/cuda_ops.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KBCU_OP_ENTRY(name) [KB_OP_##name] = &kbcu_op_##name,
+static const kbcu_op *const ops[KB_OP_COUNT] = {KB_OP_LIST(KBCU_OP_ENTRY)};
+#undef KBCU_OP_ENTRY
+
+#define KBCU_OP_NAME(name) [KB_OP_##name] = #name,
+static const char *const op_names[KB_OP_COUNT] = {KB_OP_LIST(KBCU_OP_NAME)};
+#undef KBCU_OP_NAME
+
+const kbcu_op *kbcu_op_of(kb_op_id op) { return (unsigned)op < KB_OP_COUNT ? ops[op] : NULL; }
+const char *kbcu_op_name(kb_op_id op) { return (unsigned)op < KB_OP_COUNT ? op_names[op] : "?"; }
+
+/* Test-only variants every op has: the op's first variant that takes the case, then
+ * a one-thread kernel (test_fault.cu) writes NaN into the middle element of output
+ * 0, so the row must fail on every op (the harness's NaN check, through the cuda
+ * backend's memory and download path). */
+static const kbcu_variant generic_tests[] = {
+    {"test_nan", "test_fault.cu", "(first variant), kb_test_poke", "", 75, 1},
+    {NULL, NULL, NULL, NULL, 0, 0},
+};
+
+static int is_generic_test(const kbcu_variant *v) {
+    for (int i = 0; generic_tests[i].name; i++)
+        if (v == &generic_tests[i]) return 1;
+    return 0;
+}
+
+int kbcu_list_variants(kb_op_id op, int allow_test, const kbcu_variant **out, int max) {
+    const kbcu_op *o = kbcu_op_of(op);
+    int n = 0;
+    if (!o) return 0;
+    for (int i = 0; o->variants[i].name && n < max; i++)
+        if (allow_test || !o->variants[i].test_only) out[n++] = &o->variants[i];
+    for (int i = 0; allow_test && generic_tests[i].name && n < max; i++) out[n++] = &generic_tests[i];
+    return n;
+}
+
+const kbcu_variant *kbcu_find_variant(kb_op_id op, const char *name, int allow_test) {
+    const kbcu_variant *list[256];
+    const int n = kbcu_list_variants(op, allow_test, list, 256);
+    for (int i = 0; i < n; i++)
+        if (strcmp(list[i]->name, name) == 0) return list[i];
+    return NULL;
+}
+
+int kbcu_def_int(const kbcu_variant *v, const char *name, int fallback) {
+    char key[40];
+    snprintf(key, sizeof key, "-D%s=", name);
+    const char *p = v && v->defines ? strstr(v->defines, key) : NULL;
+    return p ? atoi(p + strlen(key)) : fallback;
+}
+
+/* ---- building --------------------------------------------------------------------------- */
+void kbcu_plan_free(kbcu_plan *p) {
+    for (int i = 0; i < p->nlaunch; i++) free(p->launch[i].args);
+    free(p->launch);
+    memset(p, 0, sizeof *p);
+}
+
+kbcu_launch *kbcu_add_launch_module(kbcu_plan *p, const char *source, const char *opts, const char *kernel, int64_t gx,
+                                    int64_t gy, int64_t gz, int64_t block) {
+    if (p->nlaunch == p->cap) {
+        const int cap = p->cap ? 2 * p->cap : 4;
+        kbcu_launch *l = realloc(p->launch, (size_t)cap * sizeof *l);
+        if (!l) {
+            p->oom = 1;
+            return NULL;
+        }
+        p->launch = l;
+        p->cap = cap;
+    }
+    kbcu_launch *l = &p->launch[p->nlaunch++];
+    memset(l, 0, sizeof *l);
+    snprintf(l->source, sizeof l->source, "%s", source);
+    snprintf(l->opts, sizeof l->opts, "%s", opts ? opts : "");
+    snprintf(l->kernel, sizeof l->kernel, "%s", kernel);
+    l->grid[0] = gx;
+    l->grid[1] = gy;
+    l->grid[2] = gz;
+    l->block[0] = block;
+    l->block[1] = l->block[2] = 1;
+    return l;
+}
+
+kbcu_launch *kbcu_add_launch(kbcu_plan *p, const kbcu_variant *v, const char *kernel, int64_t gx, int64_t gy,
+                             int64_t gz, int64_t block) {
+    return kbcu_add_launch_module(p, v->source, v->defines, kernel, gx, gy, gz, block);
+}
+
+static void add_arg(kbcu_plan *p, kbcu_launch *l, kbcu_arg a) {
+    if (!l) return;
+    if (l->nargs == l->cap) {
+        const int cap = l->cap ? 2 * l->cap : 8;
+        kbcu_arg *n = realloc(l->args, (size_t)cap * sizeof *n);
+        if (!n) {
+            p->oom = 1;
+            return;
+        }
+        l->args = n;
+        l->cap = cap;
+    }
+    l->args[l->nargs++] = a;
+}
+
+void kbcu_arg_tensor_at(kbcu_plan *p, kbcu_launch *l, int tensor, int64_t byte_offset) {
+    add_arg(p, l, (kbcu_arg){KBCU_ARG_TENSOR, tensor, byte_offset, 0});
+}
+void kbcu_arg_tensor(kbcu_plan *p, kbcu_launch *l, int tensor) { kbcu_arg_tensor_at(p, l, tensor, 0); }
+void kbcu_arg_ws(kbcu_plan *p, kbcu_launch *l, int64_t byte_offset) {
+    add_arg(p, l, (kbcu_arg){KBCU_ARG_WS, -1, byte_offset, 0});
+}
+void kbcu_arg_i32(kbcu_plan *p, kbcu_launch *l, int64_t v) { add_arg(p, l, (kbcu_arg){KBCU_ARG_I32, -1, v, 0}); }
+void kbcu_arg_i64(kbcu_plan *p, kbcu_launch *l, int64_t v) { add_arg(p, l, (kbcu_arg){KBCU_ARG_I64, -1, v, 0}); }
+void kbcu_arg_f32(kbcu_plan *p, kbcu_launch *l, double v) { add_arg(p, l, (kbcu_arg){KBCU_ARG_F32, -1, 0, v}); }
+void kbcu_arg_f64(kbcu_plan *p, kbcu_launch *l, double v) { add_arg(p, l, (kbcu_arg){KBCU_ARG_F64, -1, 0, v}); }
+
+/* ---- helpers --------------------------------------------------------------------------- */
+int kbcu_need_aligned(const kbcu_job *j, int t, int align, const char *why, char *msg) {
+    const uint64_t off = j->args[t].view.offset;
+    if (off % (uint64_t)align == 0) return KB_OK;
+    return kb_fail(msg, KB_NOT_SUPPORTED, "%s %s: tensor %d starts at byte %llu, not a multiple of %d", j->v->name, why,
+                   t, (unsigned long long)off, align);
+}
+
+uint32_t kbcu_nan_code(kb_dtype t) {
+    switch (t) {
+    case KB_F16: return 0x7e00u;
+    case KB_BF16: return 0x7fc0u;
+    case KB_E4M3: return 0x7fu; /* S.1111.111 */
+    case KB_E5M2: return 0x7fu; /* exponent 31, mantissa 3 */
+    default: return 0x7fc00000u;
+    }
+}
+
+int kbcu_float_code(kb_dtype t) { return t == KB_F32 ? 0 : t == KB_F16 ? 1 : t == KB_BF16 ? 2 : -1; }
+
+int kbcu_is(const kbcu_variant *v, const char *prefix) { return strncmp(v->name, prefix, strlen(prefix)) == 0; }
+
+/* The alignment a scalar load of one element needs. */
+static int element_align(kb_dtype t) {
+    switch (t) {
+    case KB_F32:
+    case KB_I32:
+    case KB_Q4K: return 4; /* the Q4_K kernels read the quants as 32-bit words */
+    case KB_F16:
+    case KB_BF16:
+    case KB_Q6K: return 2;
+    default: return 1;
+    }
+}
+
+/* ---- the checks of every plan ------------------------------------------------------------ */
+static int finish(const kbcu_job *j, kbcu_plan *p, char *msg) {
+    const int ntensors = j->n_in + j->n_out;
+    if (p->oom) return kb_fail(msg, KB_ERROR, "out of host memory while planning");
+    if (p->nlaunch == 0) return kb_fail(msg, KB_ERROR, "%s: the plan has no launch", j->v->name);
+    for (int i = 0; i < p->nlaunch; i++) {
+        const kbcu_launch *l = &p->launch[i];
+        /* CUDA's limits: grid x < 2^31, y and z < 2^16, at most 1024 threads a block */
+        if (l->grid[0] < 1 || l->grid[1] < 1 || l->grid[2] < 1)
+            return kb_fail(msg, KB_NOT_SUPPORTED, "%s: empty grid", l->kernel);
+        if (l->grid[0] > 2147483647LL || l->grid[1] > 65535 || l->grid[2] > 65535)
+            return kb_fail(msg, KB_NOT_SUPPORTED,
+                           "%s: grid %lldx%lldx%lld beyond CUDA's limits (x < 2^31, y, z <= 65535)", l->kernel,
+                           (long long)l->grid[0], (long long)l->grid[1], (long long)l->grid[2]);
+        const int64_t threads = l->block[0] * l->block[1] * l->block[2];
+        if (l->block[0] < 1 || l->block[1] < 1 || l->block[2] < 1 || threads > 1024)
+            return kb_fail(msg, KB_NOT_SUPPORTED, "%s: block of %lld threads", l->kernel, (long long)threads);
+        if (l->smem < 0 || l->smem > j->dev.smem_optin)
+            return kb_fail(msg, KB_NOT_SUPPORTED, "%s needs %lld bytes of shared memory (device: %d)", l->kernel,
+                           (long long)l->smem, j->dev.smem_optin);
+        for (int a = 0; a < l->nargs; a++) {
+            const kbcu_arg *g = &l->args[a];
+            if (g->kind == KBCU_ARG_I32 && (g->i < INT32_MIN || g->i > INT32_MAX))
+                return kb_fail(msg, KB_NOT_SUPPORTED, "%s: argument %d = %lld is beyond int32", l->kernel, a,
+                               (long long)g->i);
+            if (g->kind == KBCU_ARG_TENSOR && (g->tensor < 0 || g->tensor >= ntensors || g->i < 0))
+                return kb_fail(msg, KB_ERROR, "%s: argument %d names tensor %d of %d", l->kernel, a, g->tensor,
+                               ntensors);
+            if (g->kind == KBCU_ARG_WS && (g->i < 0 || (uint64_t)g->i > p->workspace))
+                return kb_fail(msg, KB_ERROR, "%s: argument %d is beyond the workspace", l->kernel, a);
+        }
+    }
+    return KB_OK;
+}
+
+static int plan_variant(const kbcu_op *op, const kbcu_job *j, kbcu_plan *p, char *msg) {
+    if (j->dev.sm < j->v->min_sm)
+        return kb_fail(msg, KB_NOT_SUPPORTED, "%s needs compute capability %d.%d (device has %d.%d)", j->v->name,
+                       j->v->min_sm / 10, j->v->min_sm % 10, j->dev.sm / 10, j->dev.sm % 10);
+    return op->plan(j, p, msg);
+}
+
+/* The generic test variants: the first real variant that takes the case, then the damage. */
+static int plan_generic_test(const kbcu_op *op, const kbcu_job *j, kbcu_plan *p, char *msg) {
+    int rc = kb_fail(msg, KB_NOT_SUPPORTED, "%s: no variant of %s takes this case", j->v->name, kbcu_op_name(j->c->op));
+    for (int i = 0; op->variants[i].name; i++) {
+        if (op->variants[i].test_only) continue;
+        kbcu_job real = *j;
+        real.v = &op->variants[i];
+        kbcu_plan_free(p);
+        if ((rc = plan_variant(op, &real, p, msg)) == KB_OK) break;
+    }
+    if (rc != KB_OK) return rc;
+    const kb_arg *out = &j->args[j->n_in];
+    if (out->count < 1) return kb_fail(msg, KB_NOT_SUPPORTED, "%s: output 0 is empty", j->v->name);
+    const int64_t eb = (int64_t)kb_dtype_bytes(out->type, 1);
+    if (eb < 1 || eb > 4)
+        return kb_fail(msg, KB_NOT_SUPPORTED, "%s: output type %s", j->v->name, kb_dtype_name(out->type));
+    kbcu_launch *l = kbcu_add_launch_module(p, "test_fault.cu", "", "kb_test_poke", 1, 1, 1, 1);
+    kbcu_arg_tensor_at(p, l, j->n_in, out->count / 2 * eb);
+    kbcu_arg_i64(p, l, (int64_t)kbcu_nan_code(out->type));
+    kbcu_arg_i32(p, l, eb);
+    return KB_OK;
+}
+
+int kbcu_plan_case(const kbcu_job *j, kbcu_plan *p, char *msg) {
+    memset(p, 0, sizeof *p);
+    const kbcu_op *op = kbcu_op_of(j->c->op);
+    if (!op) return kb_fail(msg, KB_NOT_SUPPORTED, "cuda: op %d is not implemented", (int)j->c->op);
+    if (!j->v) return kb_fail(msg, KB_ERROR, "cuda: no variant");
+    if (j->n_in != op->n_in || j->n_out != op->n_out)
+        return kb_fail(msg, KB_ERROR, "cuda %s takes %d inputs and %d outputs, not %d and %d", kbcu_op_name(j->c->op),
+                       op->n_in, op->n_out, j->n_in, j->n_out);
+    for (int t = 0; t < j->n_in + j->n_out; t++) {
+        const kb_arg *a = &j->args[t];
+        const uint64_t need = kb_dtype_bytes(a->type, a->count);
+        if (a->count < 0 || need == UINT64_MAX || a->view.bytes < need)
+            return kb_fail(msg, KB_ERROR, "tensor %d: %lld %s need %llu bytes, its view has %llu", t,
+                           (long long)a->count, kb_dtype_name(a->type), (unsigned long long)need,
+                           (unsigned long long)a->view.bytes);
+        if (a->view.offset % (uint64_t)element_align(a->type))
+            return kb_fail(msg, KB_NOT_SUPPORTED, "tensor %d (%s) starts at byte %llu, not a multiple of %d", t,
+                           kb_dtype_name(a->type), (unsigned long long)a->view.offset, element_align(a->type));
+    }
+    int rc = is_generic_test(j->v) ? plan_generic_test(op, j, p, msg) : plan_variant(op, j, p, msg);
+    if (rc == KB_OK) rc = finish(j, p, msg);
+    if (rc != KB_OK) kbcu_plan_free(p);
+    return rc;
+}

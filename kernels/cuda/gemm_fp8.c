@@ -1,0 +1,63 @@
+/* gemm_fp8.c - the cuda variants and launch plan of gemm_fp8 (gemm_fp8.cu):
+ * D[N][M] = scales * W[M][K] X[N][K]. Tensors: w, x, sa, sb, d. */
+#include "kernels/cuda/cuda_ops.h"
+
+static const kbcu_variant variants[] = {
+    {"gemv_v1_b128", "gemm_fp8.cu", "gemm_fp8_gemv_v1", "-DWARPS=4 -DNB=8", 75, 0},
+    /* mma.sync m16n8k16 f16 with fp32 accumulation: sm_80 and later */
+    {"gemv_v2_b128_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=4 -DUNROLL=2", 80, 0},
+    {"gemv_v2_b256_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=2", 80, 0},
+    {"gemv_v2_b256_u4", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=4", 80, 0},
+    /* one n8 tile: half the token registers, so all 7 chunks of a warp (K = 3584) in flight */
+    {"gemv_v2_b256_u7_t1", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=7 -DNT=1", 80, 0},
+    {NULL, NULL, NULL, NULL, 0, 0},
+};
+
+static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
+    const kb_case *c = j->c;
+    if (c->m < 1 || c->n < 1 || c->k < 1) return kb_fail(msg, KB_NOT_SUPPORTED, "M, N, K >= 1");
+    if (!kbcu_fits_i32(c->m) || !kbcu_fits_i32(c->n) || !kbcu_fits_i32(c->k))
+        return kb_fail(msg, KB_NOT_SUPPORTED, "M, N or K beyond int32");
+    const int out_type = kbcu_float_code(c->out_type);
+    if (out_type < 0) return kb_fail(msg, KB_NOT_SUPPORTED, "output type %s", kb_dtype_name(c->out_type));
+    if ((c->a_type != KB_E4M3 && c->a_type != KB_E5M2) || (c->b_type != KB_E4M3 && c->b_type != KB_E5M2))
+        return kb_fail(msg, KB_NOT_SUPPORTED, "operand types %s x %s", kb_dtype_name(c->a_type),
+                       kb_dtype_name(c->b_type));
+    if ((unsigned)c->scale_mode >= KB_SCALE_COUNT) return kb_fail(msg, KB_NOT_SUPPORTED, "unknown scale mode");
+    const int warps = kbcu_def_int(j->v, "WARPS", 4);
+    kbcu_launch *l;
+    if (kbcu_is(j->v, "gemv_v1")) {
+        const int nb = kbcu_def_int(j->v, "NB", 8);
+        l = kbcu_add_launch(p, j->v, "gemm_fp8_gemv_v1", kbcu_ceil_div(c->m, warps), kbcu_ceil_div(c->n, nb), 1,
+                            warps * 32);
+    } else {
+        if (c->k % 16)
+            return kb_fail(msg, KB_NOT_SUPPORTED, "%s loads 16-byte row pieces: needs K %% 16 == 0 (K = %lld)",
+                           j->v->name, (long long)c->k);
+        for (int t = 0; t < 2; t++) {
+            int rc = kbcu_need_aligned(j, t, 16, "loads 16-byte row pieces", msg);
+            if (rc != KB_OK) return rc;
+        }
+        const int nt = kbcu_def_int(j->v, "NT", 2);
+        l = kbcu_add_launch(p, j->v, "gemm_fp8_gemv_v2", kbcu_ceil_div(c->m, 16), kbcu_ceil_div(c->n, 8 * nt), 1,
+                            warps * 32);
+    }
+    const int fmt = (c->a_type == KB_E5M2) | (c->b_type == KB_E5M2) << 1;
+    for (int t = 0; t < 5; t++) kbcu_arg_tensor(p, l, t);
+    kbcu_arg_i32(p, l, c->m);
+    kbcu_arg_i32(p, l, c->n);
+    kbcu_arg_i32(p, l, c->k);
+    kbcu_arg_i32(p, l, c->scale_mode);
+    kbcu_arg_i32(p, l, out_type);
+    kbcu_arg_i32(p, l, fmt);
+    return KB_OK;
+}
+
+static int samples(kb_case *out, int max) {
+    if (max < 1) return 0;
+    out[0] = (kb_case){
+        .op = KB_OP_gemm_fp8, .m = 3584, .n = 16, .k = 3584, .a_type = KB_E4M3, .b_type = KB_E4M3, .out_type = KB_BF16};
+    return 1;
+}
+
+const kbcu_op kbcu_op_gemm_fp8 = {variants, 4, 1, plan, samples};

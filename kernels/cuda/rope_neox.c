@@ -1,0 +1,48 @@
+/* rope_neox.c - the cuda variants and launch plan of rope_neox (rope_neox.cu):
+ * x [N][heads][d], pos [N] -> y. */
+#include "kernels/cuda/cuda_ops.h"
+
+static const kbcu_variant variants[] = {
+    {"v1_b256", "rope_neox.cu", "rope_neox_v1", "-DBLOCK=256", 75, 0},
+    {"v2_b256", "rope_neox.cu", "rope_neox_v2", "-DBLOCK=256", 75, 0},
+    {"v3_b256_i2", "rope_neox.cu", "rope_neox_v3", "-DBLOCK=256 -DITEMS=2", 75, 0},
+    {NULL, NULL, NULL, NULL, 0, 0},
+};
+
+static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
+    const kb_case *c = j->c;
+    const int64_t d = c->head_dim;
+    if (c->n < 1 || c->heads < 1 || d < 2 || d % 2)
+        return kb_fail(msg, KB_NOT_SUPPORTED, "N, heads >= 1, even head_dim");
+    if (!kbcu_fits_i32(c->n * c->heads * d)) return kb_fail(msg, KB_NOT_SUPPORTED, "tensor beyond int32 elements");
+    const int block = kbcu_def_int(j->v, "BLOCK", 256);
+    kbcu_launch *l;
+    if (kbcu_is(j->v, "v1")) {
+        l = kbcu_add_launch(p, j->v, j->v->kernel, kbcu_ceil_div(c->n * c->heads * (d / 2), block), 1, 1, block);
+    } else {
+        /* v2, v3: a block per token, the (cos, sin) table in shared memory */
+        if (d % 8) return kb_fail(msg, KB_NOT_SUPPORTED, "%s needs head_dim %% 8 == 0 (float4 halves)", j->v->name);
+        for (int t = 0; t < 3; t += 2) {
+            int rc = kbcu_need_aligned(j, t, 16, "reads and writes float4", msg);
+            if (rc != KB_OK) return rc;
+        }
+        l = kbcu_add_launch(p, j->v, j->v->kernel, c->n, 1, 1, block);
+        if (l) l->smem = d * (int64_t)sizeof(float);
+    }
+    kbcu_arg_tensor(p, l, 0);
+    kbcu_arg_tensor(p, l, 1);
+    kbcu_arg_tensor(p, l, 2);
+    kbcu_arg_i32(p, l, c->n);
+    kbcu_arg_i32(p, l, c->heads);
+    kbcu_arg_i32(p, l, d);
+    kbcu_arg_f64(p, l, c->theta);
+    return KB_OK;
+}
+
+static int samples(kb_case *out, int max) {
+    if (max < 1) return 0;
+    out[0] = (kb_case){.op = KB_OP_rope_neox, .n = 4, .heads = 28, .head_dim = 128, .theta = 1e6, .max_pos = 32768};
+    return 1;
+}
+
+const kbcu_op kbcu_op_rope_neox = {variants, 2, 1, plan, samples};
