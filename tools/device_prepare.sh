@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Here (no GPU): build Release kbench (+ kbcuda_worker, the tests) into build-device/ and fetch the libraries the
-# lent H100 machine lacks (Vulkan loader, glvnd, Debian's libbenchmark) into .gl/.
-# Then hand the lent machine (docs/DEVICE_RUNS.md):
-#   command: tools/device_run.sh <kbench args...>
-#   carry:   [".gl", "build-device"]
-# It returns $OUT/kbench[-$KB_TAG].{csv,jsonl,log}.
+# Here (no GPU): a Release build of kbench and the binaries a GPU run needs, into devbin/
+# (kbench, kbcuda_worker, test_chain, test_vulkan_selftest, lt_rotate_check), and the
+# libraries the lent machine lacks (Vulkan loader, glvnd, Debian's libbenchmark) into .gl/.
+# With KB_OLD_REV=<commit>, also devold/: that commit's kbench, worker and shape tables,
+# for comparing output hashes across a change on the same GPU.
+# Then the lent machine (docs/DEVICE_RUNS.md): carry .gl devbin [devold], run
+# tools/h200_runs.sh STEP... (or tools/device_run.sh <kbench args>).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-grep -qx '/.gl/' .git/info/exclude 2>/dev/null || echo '/.gl/' >> .git/info/exclude
+for d in /.gl/ /devbin/ /devold/ /build-device/; do
+  grep -qx "$d" .git/info/exclude 2>/dev/null || echo "$d" >> .git/info/exclude
+done
 if [ ! -e .gl/libbenchmark.so.1debian ]; then
   mkdir -p .gl /tmp/amd64/partial
   o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
@@ -15,5 +18,24 @@ if [ ! -e .gl/libbenchmark.so.1debian ]; then
   (cd .gl && apt-get $o download libvulkan1 libglvnd0 libglx0 libgl1 libegl1 libopengl0 libgles2)
   cp /usr/lib/x86_64-linux-gnu/libbenchmark.so.1debian .gl/
 fi
-cmake -S . -B build-device -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build-device
+cmake -S . -B build-device -G Ninja -DCMAKE_BUILD_TYPE=Release -DKB_PYTHON="$PWD/.venv/bin/python3" >/dev/null
+cmake --build build-device --target kbench kbcuda_worker test_chain test_vulkan_selftest lt_rotate_check test_cublaslt_probe \
+  test_nvrtc_compile
+rm -rf devbin && mkdir -p devbin
+cp build-device/kbench build-device/kbcuda_worker build-device/tests/test_chain build-device/tests/test_vulkan_selftest \
+   build-device/lt_rotate_check build-device/tests/test_cublaslt_probe devbin/
+# the cubins NVRTC would make on an sm_90 device, so the run spends no time compiling
+# (used when the device's NVRTC is the same version: the cache key holds it)
+build-device/tests/test_nvrtc_compile "$PWD/devbin/nvrtc-cache/kbench" >/dev/null
+if [ -n "${KB_OLD_REV:-}" ]; then
+  tmp=$(mktemp -d)
+  git worktree add -q --detach "$tmp/old" "$KB_OLD_REV"
+  cmake -S "$tmp/old" -B "$tmp/build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$tmp/build" --target kbench kbcuda_worker
+  rm -rf devold && mkdir -p devold/shapes
+  cp "$tmp/build/kbench" "$tmp/build/kbcuda_worker" devold/
+  cp "$tmp/old/shapes/"*.tsv devold/shapes/
+  git worktree remove --force "$tmp/old"
+  rm -rf "$tmp"
+fi
+du -sh devbin ${KB_OLD_REV:+devold} .gl

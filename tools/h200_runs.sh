@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# The runs behind results/h200/, on the lent H200 (docs/DEVICE_RUNS.md).
+#   here:  tools/device_prepare.sh          (builds devbin/ and, for the hash comparison,
+#                                           devold/ from the last commit before the redesign)
+#   there: tools/h200_runs.sh STEP...       carry: .gl devbin devold
+# Every step writes into $OUT/run/ and the shared $OUT/log.txt, under its own time limit,
+# so a slow step cannot take the later ones with it; at the end $OUT/run/ is packed into
+# $OUT/<first step>.tgz (at most 8 files come back from a device call).
+#   check     the device, the chain test, smoke parity new vs old (hashes), fault
+#             isolation, the vulkan selftest, synthetic:tiny forward on cuda/cublaslt/vulkan,
+#             the timing method (flush write vs read, cold/hot/rotate, an empty kernel,
+#             the independent cuBLASLt loop)
+#   table     the qwen2.5-7b table: parity and timing on cuda,cublaslt,vulkan (new build);
+#             parity only on the old build, for the hash comparison
+#   sweep     gemm_fp8 3584: scale modes x out types x operand types x FAST_ACCUM x
+#             cuBLASLt's exhaustive algorithms x N
+#   forward   synthetic:qwen2.5-7b: the forward for every recipe on cuda, cuda+cublaslt,
+#             and f32 on cpu
+#   falsify   synthetic:qwen2.5-7b: kbench falsify --stage all per recipe, cuda and cublaslt
+#   sanitize  compute-sanitizer memcheck/racecheck/initcheck/synccheck
+set -uo pipefail
+cd "$(dirname "$0")/.."
+for f in .gl/*.deb; do dpkg -x "$f" / 2>/dev/null; done
+ldconfig
+export LD_LIBRARY_PATH=$PWD/.gl:${LD_LIBRARY_PATH:-}
+[ -e /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ] &&
+  export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+export PATH=/usr/local/cuda/bin:$PATH
+K=devbin/kbench
+OLD=devold/kbench
+OUT=${OUT:-/tmp/h200}
+R=$OUT/run
+mkdir -p "$R"
+LOG=$OUT/log.txt
+first=${1:-check}
+
+# run NAME LIMIT_S CMD...: the command's output into the log, its exit code after it
+run() {
+  local name=$1 limit=$2
+  shift 2
+  echo "+ [$name] $*" >>"$LOG"
+  local t0=$(date +%s.%N)
+  timeout -k 10 "$limit" "$@" >>"$LOG" 2>&1
+  local rc=$?
+  echo "= [$name] rc=$rc $(echo "$(date +%s.%N) - $t0" | bc) s" >>"$LOG"
+  return 0
+}
+
+step_check() {
+  nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,memory.total --format=csv >>"$LOG" 2>&1
+  run list 60 $K --list-backends
+  run chain 120 devbin/test_chain
+  run vk_selftest 180 devbin/test_vulkan_selftest
+  run smoke_new 240 $K --shapes smoke --backend cuda,cublaslt,vulkan --no-timing --quiet --csv "$R/smoke-new.csv"
+  run smoke_old 240 env KB_SHAPES_DIR=devold/shapes $OLD --shapes smoke --backend cuda,cublaslt,vulkan --no-timing \
+    --quiet --csv "$R/smoke-old.csv"
+  run faults 180 env KB_TEST_VARIANTS=1 $K --op rmsnorm,gemm_fp8 --shapes smoke --backend cuda,cublaslt --no-timing \
+    --quiet --csv "$R/faults.csv"
+  for b in "cuda --recipe f32" "cuda --recipe q4k-fp8-row" "cuda --gemm cublaslt --recipe q4k-fp8-tensor" \
+           "vulkan --recipe fp8-block"; do
+    local tag=$(echo "$b" | tr ' ' '_' | tr -d -)
+    run "tiny_$tag" 120 $K forward --model synthetic:tiny --backend $b --steps 2 --reps 20 --csv "$R/tiny-$tag.csv"
+  done
+  # the timing method: write vs read flush, cold/hot/rotate, against cuBLASLt in a plain loop
+  local cases=("gemm_fp8 3584x1,16x3584" "rmsnorm 4096x3584" "rope_neox 4096x28x128" "dequant_q4k 18944x3584"
+               "embed 4096x3584x152064" "attention 1x32768x28x4x128")
+  for flush in write read; do
+    for c in "${cases[@]}"; do
+      set -- $c
+      run "cold_${flush}_$1" 90 env KB_CUDA_FLUSH=$flush $K --op $1 --shape $2 --backend cuda,cublaslt \
+        --fast-accum off --reps 30 --quiet --csv "$R/cold-$flush-$1.csv"
+    done
+  done
+  for mode in hot rotate; do
+    for c in "${cases[@]}"; do
+      set -- $c
+      run "${mode}_$1" 90 $K --op $1 --shape $2 --backend cuda,cublaslt --fast-accum off --mode $mode --reps 30 \
+        --quiet --csv "$R/$mode-$1.csv"
+    done
+  done
+  run rotate_lt 90 $K --op gemm_fp8 --shape 3584x1,16,512,4096x3584 --backend cublaslt --fast-accum off --mode rotate \
+    --reps 30 --quiet --csv "$R/rotate-cublaslt.csv"
+  run lt_rotate 120 devbin/lt_rotate_check 1 16 512 4096
+}
+
+step_table() {
+  run table_new 420 $K --shapes qwen2.5-7b --backend cuda,cublaslt,vulkan --mode rotate --reps 10 --max-time 0.1 \
+    --warmup 1 --progress --csv "$R/table.csv"
+  run table_old 300 env KB_SHAPES_DIR=devold/shapes $OLD --shapes qwen2.5-7b --backend cuda,cublaslt --no-timing --quiet \
+    --csv "$R/table-old.csv"
+}
+
+step_sweep() {
+  run sweep 540 $K --op gemm_fp8 --shape 3584x1:4096:*4x3584 --scale tensor,outer,vec128,blk128 --out-type bf16,f16,f32 \
+    --a-type e4m3,e5m2 --b-type e4m3,e5m2 --fast-accum both --algo exhaustive --algo-cap 16 --backend cuda,cublaslt \
+    --mode rotate --reps 5 --max-time 0.05 --warmup 1 --budget 500 --quiet --csv "$R/sweep.csv"
+}
+
+step_forward() {
+  for b in "cuda --recipe f32" "cuda --recipe q4k-fp8-tensor" "cuda --recipe q4k-fp8-row" "cuda --recipe fp8-block" \
+           "cuda --gemm cublaslt --recipe q4k-fp8-tensor" "cuda --gemm cublaslt --recipe q4k-fp8-row" \
+           "cuda --gemm cublaslt --recipe fp8-block"; do
+    local tag=$(echo "$b" | tr ' ' '_' | tr -d -)
+    run "7b_$tag" 240 $K forward --model synthetic:qwen2.5-7b --backend $b --steps 3 --reps 20 --progress \
+      --csv "$R/7b-$tag.csv"
+  done
+}
+
+step_falsify() {
+  for b in "cuda --recipe q4k-fp8-tensor" "cuda --gemm cublaslt --recipe q4k-fp8-tensor" \
+           "cuda --gemm cublaslt --recipe q4k-fp8-row"; do
+    local tag=$(echo "$b" | tr ' ' '_' | tr -d -)
+    run "falsify_$tag" 300 $K falsify --stage all --model synthetic:qwen2.5-7b --backend $b --steps 1 --out "$R/falsify-$tag"
+  done
+}
+
+step_sanitize() {
+  for tool in memcheck racecheck initcheck synccheck; do
+    run "san_$tool" 300 compute-sanitizer --tool $tool --target-processes all --error-exitcode 9 \
+      $K --shapes smoke --backend cuda,cublaslt --no-timing --quiet --csv "$R/sanitize-$tool.csv"
+  done
+}
+
+for s in "$@"; do
+  echo "=== step $s $(date -u +%FT%TZ)" >>"$LOG"
+  "step_$s"
+done
+tar czf "$OUT/$first.tgz" -C "$R" . && rm -rf "$R"
