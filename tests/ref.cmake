@@ -1,4 +1,4 @@
-# ref.cmake - tests of the fp64 references (ref/ref_ops.c) and the reference benchmark.
+# ref.cmake - tests of the fp64 references (ref/, ref/ref.h) and the reference benchmark.
 
 # Hand-checked tiny cases for every reference + thread-count invariance.
 add_executable(test_ref_tiny ${CMAKE_CURRENT_SOURCE_DIR}/test_ref_tiny.c)
