@@ -143,19 +143,22 @@ int main(int argc, char **argv) {
      * error; a table row that cannot is a not_supported row */
     if (cli.shape && strchr(cli.shape, 'x'))
         for (int i = 0; i < cases.count; i++)
-            if (kb_case_check_size(&cases.cases[i], msg) != KB_OK) return usage_error(msg);
+            if (kb_case_check_size(&cases.cases[i], msg) != KB_OK) return kb_case_list_free(&cases), usage_error(msg);
 
+    /* both files open before any reporter exists: a bad path leaves nothing behind */
     FILE *csv = NULL, *json = NULL;
+    if (cli.csv && !(csv = fopen(cli.csv, "w"))) {
+        snprintf(msg, sizeof msg, "cannot write --csv file '%s'", cli.csv);
+        return kb_case_list_free(&cases), usage_error(msg);
+    }
+    if (cli.json && !(json = fopen(cli.json, "w"))) {
+        snprintf(msg, sizeof msg, "cannot write --json file '%s'", cli.json);
+        if (csv) fclose(csv);
+        return kb_case_list_free(&cases), usage_error(msg);
+    }
     if (!cli.quiet) h.reporters[h.n_reporters++] = kb_console_reporter(stdout);
-    if (cli.csv) {
-        if (!(csv = fopen(cli.csv, "w"))) return snprintf(msg, sizeof msg, "cannot write --csv file '%s'", cli.csv), usage_error(msg);
-        h.reporters[h.n_reporters++] = kb_csv_reporter(csv);
-    }
-    if (cli.json) {
-        if (!(json = fopen(cli.json, "w")))
-            return snprintf(msg, sizeof msg, "cannot write --json file '%s'", cli.json), usage_error(msg);
-        h.reporters[h.n_reporters++] = kb_jsonl_reporter(json);
-    }
+    if (csv) h.reporters[h.n_reporters++] = kb_csv_reporter(csv);
+    if (json) h.reporters[h.n_reporters++] = kb_jsonl_reporter(json);
     kb_run_info_fill(&h.info);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
