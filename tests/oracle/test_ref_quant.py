@@ -14,7 +14,9 @@ since double has at least 2*24 + 2 bits). The codes come from ml_dtypes' cast of
 float32 quotient clipped to +-fp8_max (its cast rounds to nearest even and turns
 anything past the largest value into NaN or inf: the clip is the saturation). The
 flush rule is applied to the cast's result, the quotient output is x / s_g in
-float64 (0 where flushed). Everything is compared bit for bit: there is no
+float64 (0 where flushed). One input row of float32 subnormals makes s_g = 0 in its
+own group (amax / fp8_max underflows): x / s_g = +-inf there, which is what
+saturation is for. Everything is compared bit for bit: there is no
 transcendental function anywhere, so no tolerance is needed.
 
 dequant / embed: values bit-exact with gguf.quants.dequantize (float32 results); mag
@@ -62,6 +64,7 @@ def group_index(mode, rows, k):
 
 
 flushed = {KB_E4M3: 0, KB_E5M2: 0}  # codes the flush rule zeroed, over the whole suite
+saturated = {KB_E4M3: 0, KB_E5M2: 0}  # quotients beyond +-fp8_max, clipped
 
 
 def np_quant(x, mode, fp8, flush):
@@ -77,6 +80,7 @@ def np_quant(x, mode, fp8, flush):
         s = np.where(amax > 0, amax.astype(np.float32) / np.float32(fmax), np.float32(1)).astype(np.float32)
         q32 = x.astype(np.float32) / s[g]  # float32 division, correctly rounded
         codes = np.clip(q32, -fmax, fmax).astype(f8).view(np.uint8).copy()
+        saturated[fp8] += int(np.count_nonzero(np.abs(q32) > fmax))
         quotient = x / s[g].astype(np.float64)
     if flush:
         v = codes.view(f8).astype(np.float64)
@@ -116,6 +120,9 @@ def inputs(in_type, rows, k):
     x[tiny] *= 10.0 ** rng.uniform(-12, -4, np.count_nonzero(tiny))
     x[rows // 2] = 0.0
     x[0, :3] = [0.0, -0.0, -0.0]
+    if in_type == KB_F32:  # a row of float32 subnormals: amax / fp8_max rounds to s = 0, so in
+        # its own group (outer, vec128) every x / s is +-inf: the saturation to +-fp8_max
+        x[rows // 3] = rng.choice([-3.0, -2.0, -1.0, 1.0, 2.0, 3.0], k) * 2.0**-149
     np_type = {KB_F32: np.float32, KB_F16: np.float16, KB_BF16: ml_dtypes.bfloat16}[in_type]
     if in_type == KB_F16:
         x = np.clip(x, -60000, 60000)
@@ -145,6 +152,8 @@ for in_type, rows, k in [(KB_F32, 203, 300), (KB_F16, 130, 200), (KB_BF16, 9, 10
 for fp8, count in flushed.items():
     print(f"  quant_fp8 -> {DTYPE_NAMES[fp8]}: {count} subnormal codes flushed over the suite")
     t.check(count > 100, f"quant_fp8 test data reaches {DTYPE_NAMES[fp8]} subnormals ({count} flushed codes)")
+    print(f"  quant_fp8 -> {DTYPE_NAMES[fp8]}: {saturated[fp8]} quotients saturated over the suite")
+    t.check(saturated[fp8] > 100, f"quant_fp8 test data saturates {DTYPE_NAMES[fp8]} ({saturated[fp8]} codes)")
 
 
 # ---------------------------------------------------------------- dequant and embed
