@@ -146,32 +146,36 @@ int main(int argc, char **argv) {
      * error; a table row that cannot is a not_supported row */
     if (cli.shape && strchr(cli.shape, 'x')) {
         for (int i = 0; i < cases.count; i++)
-            if (kb_case_check_size(&cases.cases[i], msg) != KB_OK) return usage_error(msg);
+            if (kb_case_check_size(&cases.cases[i], msg) != KB_OK) return kb_case_list_free(&cases), usage_error(msg);
         h.strict_sizes = 1;
     }
 
     kb_resume *resume = NULL;
     const char *csv_path = cli.csv;
     if (cli.resume) {
-        if (!(resume = kb_resume_load(cli.resume, msg, sizeof msg))) return usage_error(msg);
+        if (!(resume = kb_resume_load(cli.resume, msg, sizeof msg))) return kb_case_list_free(&cases), usage_error(msg);
         h.resume = resume;
         if (!csv_path) csv_path = cli.resume;
         if (cli.progress_set || isatty(2))
             fprintf(stderr, "kbench: --resume: %d rows of %s are done\n", kb_resume_rows(resume), cli.resume);
     }
+    /* both files open before any reporter exists: a bad path leaves nothing behind */
     FILE *csv = NULL, *json = NULL;
+    const int append = cli.resume && csv_path && !strcmp(csv_path, cli.resume);
+    if (csv_path && !(csv = fopen(csv_path, append ? "a" : "w"))) {
+        snprintf(msg, sizeof msg, "cannot write --csv file '%s'", csv_path);
+        kb_resume_free(resume);
+        return kb_case_list_free(&cases), usage_error(msg);
+    }
+    if (cli.json && !(json = fopen(cli.json, cli.resume ? "a" : "w"))) {
+        snprintf(msg, sizeof msg, "cannot write --json file '%s'", cli.json);
+        if (csv) fclose(csv);
+        kb_resume_free(resume);
+        return kb_case_list_free(&cases), usage_error(msg);
+    }
     if (!cli.quiet) h.reporters[h.n_reporters++] = kb_console_reporter(stdout);
-    if (csv_path) {
-        const int append = cli.resume && !strcmp(csv_path, cli.resume);
-        if (!(csv = fopen(csv_path, append ? "a" : "w")))
-            return snprintf(msg, sizeof msg, "cannot write --csv file '%s'", csv_path), usage_error(msg);
-        h.reporters[h.n_reporters++] = append ? kb_csv_reporter_append(csv) : kb_csv_reporter(csv);
-    }
-    if (cli.json) {
-        if (!(json = fopen(cli.json, cli.resume ? "a" : "w")))
-            return snprintf(msg, sizeof msg, "cannot write --json file '%s'", cli.json), usage_error(msg);
-        h.reporters[h.n_reporters++] = kb_jsonl_reporter(json);
-    }
+    if (csv) h.reporters[h.n_reporters++] = append ? kb_csv_reporter_append(csv) : kb_csv_reporter(csv);
+    if (json) h.reporters[h.n_reporters++] = kb_jsonl_reporter(json);
     kb_run_info_fill(&h.info);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

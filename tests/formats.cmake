@@ -8,8 +8,7 @@ target_link_libraries(test_formats PRIVATE m)
 add_test(NAME formats_c COMMAND test_formats)
 set_tests_properties(formats_c PROPERTIES TIMEOUT 60)
 
-add_test(NAME formats_oracle_codecs COMMAND ${KB_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/oracle/test_codecs.py)
-add_test(NAME formats_oracle_kquants COMMAND ${KB_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/oracle/test_kquants.py)
-set_tests_properties(formats_oracle_codecs formats_oracle_kquants PROPERTIES
-                     ENVIRONMENT KB_REF_LIB=$<TARGET_FILE:kbref_py>
-                     TIMEOUT 120)
+# Each oracle test also runs with numpy's SIMD dispatch off (tests/oracle/oracle.cmake).
+include(${CMAKE_CURRENT_LIST_DIR}/oracle/oracle.cmake)
+kb_oracle_test(formats_oracle_codecs ${CMAKE_CURRENT_SOURCE_DIR}/oracle/test_codecs.py)
+kb_oracle_test(formats_oracle_kquants ${CMAKE_CURRENT_SOURCE_DIR}/oracle/test_kquants.py)

@@ -1,4 +1,4 @@
-# ref.cmake - tests of the fp64 references (ref/ref_ops.c) and the reference benchmark.
+# ref.cmake - tests of the fp64 references (ref/, ref/ref.h) and the reference benchmark.
 
 # Hand-checked tiny cases for every reference + thread-count invariance.
 add_executable(test_ref_tiny ${CMAKE_CURRENT_SOURCE_DIR}/test_ref_tiny.c)
@@ -6,9 +6,13 @@ target_link_libraries(test_ref_tiny PRIVATE kbref)
 add_test(NAME ref_tiny COMMAND test_ref_tiny)
 set_tests_properties(ref_tiny PROPERTIES TIMEOUT 60)
 
-# The references against independent numpy float64 implementations (ml_dtypes for fp8).
-add_test(NAME ref_numpy COMMAND ${KB_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/oracle/test_ref_numpy.py)
-set_tests_properties(ref_numpy PROPERTIES ENVIRONMENT "KB_REF_LIB=$<TARGET_FILE:kbref_py>" TIMEOUT 120)
+# The references against independent oracles: numpy float64 (rmsnorm, rope, attention,
+# gemm_fp8, matmul with gguf-decoded K-quants, add, bias_add, swiglu), ml_dtypes' FP8
+# casts and gguf's decoders (quant_fp8, dequant, embed). Each runs twice, with numpy's
+# SIMD dispatch on and off (tests/oracle/oracle.cmake, bounds in the scripts).
+include(${CMAKE_CURRENT_LIST_DIR}/oracle/oracle.cmake)
+kb_oracle_test(ref_numpy ${CMAKE_CURRENT_SOURCE_DIR}/oracle/test_ref_numpy.py)
+kb_oracle_test(ref_quant ${CMAKE_CURRENT_SOURCE_DIR}/oracle/test_ref_quant.py)
 
 # How fast the GEMM reference is (3584x512x3584 at 1 and all threads) and whether its
 # bits depend on the thread count: a tool, not a test (it takes seconds).

@@ -34,7 +34,7 @@ static double next_normal(uint64_t *s) { /* Box-Muller */
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
-static double time_gemm(const kb_case *c, int threads, const uint8_t *w, const uint8_t *x, const float *sa,
+static double time_gemm(const ref_gemm_fp8_dims *c, int threads, const uint8_t *w, const uint8_t *x, const float *sa,
                         const float *sb, double *out, double *mag) {
     kb_set_ref_threads(threads);
     double t0 = now_s();
@@ -43,12 +43,8 @@ static double time_gemm(const kb_case *c, int threads, const uint8_t *w, const u
 }
 
 int main(int argc, char **argv) {
-    kb_case c;
-    memset(&c, 0, sizeof c);
-    c.op = KB_OP_GEMM_FP8;
-    c.m = 3584;
-    c.n = 512;
-    c.k = 3584;
+    ref_gemm_fp8_dims c = {.m = 3584, .n = 512, .k = 3584, .a_type = KB_E4M3, .b_type = KB_E4M3,
+                           .scale_mode = KB_SCALE_VEC128};
     if (argc == 4) {
         c.m = atoll(argv[1]);
         c.n = atoll(argv[2]);
@@ -61,11 +57,6 @@ int main(int argc, char **argv) {
         fprintf(stderr, "M, N, K must be positive\n");
         return 2;
     }
-    c.a_type = KB_E4M3;
-    c.b_type = KB_E4M3;
-    c.out_type = KB_F32;
-    c.scale_mode = KB_SCALE_VEC128;
-
     const int64_t kb = (c.k + 127) / 128;
     uint8_t *w = malloc((size_t)(c.m * c.k));
     uint8_t *x = malloc((size_t)(c.n * c.k));

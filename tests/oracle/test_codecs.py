@@ -26,6 +26,7 @@ import kbref  # noqa: E402
 np.seterr(all="ignore")  # the sweeps overflow float32 on purpose
 lib = kbref.load()
 T = kbref.Tally()
+kbref.simd_status(T)
 rng = np.random.default_rng(20240607)
 
 

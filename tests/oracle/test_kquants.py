@@ -57,6 +57,7 @@ for name in ("kb_dequant_q4k", "kb_dequant_q6k", "kb_quantize_q4k", "kb_quantize
     fn.restype = None
 
 T = kbref.Tally()
+kbref.simd_status(T)
 rng = np.random.default_rng(1234)
 
 
