@@ -266,16 +266,17 @@ static int is_explicit(const char *s) {
 /* One dimension of a --shape: "N", a list "A,B,C", or a range "A:B:*F" (A, A*F, ...
  * while <= B) or "A:B:+S" (A, A+S, ...), "A:B" stepping by 1. Values appended to
  * vals; -1 with msg when malformed or longer than max. */
-static int expand_dim(const char *text, long long *vals, int *n, int max, char *msg, size_t msg_len) {
+static int expand_dim(const char *shape, const char *text, long long *vals, int *n, int max, char *msg, size_t msg_len) {
     char buf[128];
-    if (strlen(text) >= sizeof buf) return fail(msg, msg_len, "malformed shape dimension '%s'", text);
+    if (strlen(text) >= sizeof buf) return fail(msg, msg_len, "malformed shape '%s' (dimension '%s')", shape, text);
     snprintf(buf, sizeof buf, "%s", text);
     for (char *save, *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
         char *colon = strchr(item, ':');
         long long a, b, step = 1;
         int geometric = 0;
         if (!colon) {
-            if (parse_ll(item, LLONG_MIN, LLONG_MAX, &a)) return fail(msg, msg_len, "malformed shape dimension '%s'", text);
+            if (parse_ll(item, LLONG_MIN, LLONG_MAX, &a))
+                return fail(msg, msg_len, "malformed shape '%s' (dimension '%s')", shape, text);
             if (*n == max) return fail(msg, msg_len, "shape sweep: more than %d values in a dimension", max);
             vals[(*n)++] = a;
             continue;
@@ -298,7 +299,7 @@ static int expand_dim(const char *text, long long *vals, int *n, int max, char *
             v = geometric ? v * step : v + step;
         }
     }
-    if (*n == 0) return fail(msg, msg_len, "malformed shape dimension '%s'", text);
+    if (*n == 0) return fail(msg, msg_len, "malformed shape '%s' (dimension '%s')", shape, text);
     return 0;
 }
 
@@ -315,7 +316,7 @@ static int expand_shape(const char *shape, char (*specs)[128], int *count, char 
         char *x = strchr(p, 'x');
         if (x) *x = 0;
         if (ndims == KB_MAX_DIMS || !*p) return fail(msg, msg_len, "malformed shape '%s'", shape);
-        if (expand_dim(p, vals[ndims], &nvals[ndims], KB_MAX_AXIS_VALUES, msg, msg_len)) return -1;
+        if (expand_dim(shape, p, vals[ndims], &nvals[ndims], KB_MAX_AXIS_VALUES, msg, msg_len)) return -1;
         ndims++;
         if (!x) break;
         p = x + 1;
