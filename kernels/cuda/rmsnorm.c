@@ -1,6 +1,6 @@
 /* rmsnorm.c - the cuda variants and launch plan of rmsnorm (rmsnorm.cu): x [N][K],
  * w [K] -> y [N][K]. Also the test-only kernels with rmsnorm's signature
- * (test_fault.cu): a sticky fault, and one unwritten element. */
+ * (test_fault.cu): a sticky fault, a kernel that never ends, and one unwritten element. */
 #include "kernels/cuda/cuda_ops.h"
 
 static const kbcu_variant variants[] = {
@@ -8,6 +8,7 @@ static const kbcu_variant variants[] = {
     {"v2_b256_i4", "rmsnorm.cu", "rmsnorm_v2", "-DBLOCK=256 -DITEMS=4", 75, 0},
     {"v2_b128_i8", "rmsnorm.cu", "rmsnorm_v2", "-DBLOCK=128 -DITEMS=8", 75, 0},
     {"test_fault", "test_fault.cu", "rmsnorm_test_fault", "-DBLOCK=256", 75, 1},
+    {"test_hang", "test_fault.cu", "rmsnorm_test_hang", "-DBLOCK=256", 75, 1},
     {"test_unwritten", "test_fault.cu", "rmsnorm_test_unwritten", "-DBLOCK=256", 75, 1},
     {NULL, NULL, NULL, NULL, 0, 0},
 };

@@ -2,6 +2,9 @@
 // as rmsnorm variants only when KB_TEST_VARIANTS=1. They check the harness, not math:
 //   rmsnorm_test_fault     : stores to an unmapped address -> CUDA_ERROR_ILLEGAL_ADDRESS,
 //                            a sticky fault: the row must be `error`, the next cases fine.
+//   rmsnorm_test_hang      : never ends (until its process dies): the worker's reply
+//                            timeout (KB_CUDA_TIMEOUT_S) must turn it into an `error`
+//                            row and a fresh worker for the next cases.
 //   rmsnorm_test_unwritten : a correct rmsnorm that skips the very last element, so the
 //                            poison check must flag one unwritten value.
 //   kb_test_poke           : writes `bytes` bytes of `value` (little-endian) at p, after
@@ -23,6 +26,19 @@ rmsnorm_test_fault(const float *__restrict__ x, const float *__restrict__ w, flo
         volatile float *bad = (volatile float *)16ull;
         *bad = 1.0f;
     }
+}
+
+extern "C" __global__ void __launch_bounds__(BLOCK)
+rmsnorm_test_hang(const float *__restrict__ x, const float *__restrict__ w, float *__restrict__ y, int K, float eps) {
+    (void)x;
+    (void)w;
+    (void)K;
+    (void)eps;
+    // clock64() is never negative, so the loop never ends; the volatile store after it
+    // keeps the compiler from proving the loop useless
+    long long t = clock64();
+    while (t >= 0) t = clock64();
+    ((volatile float *)y)[0] = (float)t;
 }
 
 extern "C" __global__ void __launch_bounds__(BLOCK)
