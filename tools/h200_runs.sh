@@ -26,6 +26,7 @@ export LD_LIBRARY_PATH=$PWD/.gl:${LD_LIBRARY_PATH:-}
 [ -e /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ] &&
   export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 export PATH=/usr/local/cuda/bin:$PATH
+export XDG_CACHE_HOME=$PWD/devbin/nvrtc-cache # the sm_90 cubins device_prepare.sh made
 K=devbin/kbench
 OLD=devold/kbench
 OUT=${OUT:-/tmp/h200}
@@ -49,6 +50,7 @@ run() {
 step_check() {
   nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,memory.total --format=csv >>"$LOG" 2>&1
   run list 60 $K --list-backends
+  run lt_probe 240 devbin/test_cublaslt_probe
   run chain 120 devbin/test_chain
   run vk_selftest 180 devbin/test_vulkan_selftest
   run smoke_new 240 $K --shapes smoke --backend cuda,cublaslt,vulkan --no-timing --quiet --csv "$R/smoke-new.csv"
@@ -56,6 +58,9 @@ step_check() {
     --quiet --csv "$R/smoke-old.csv"
   run faults 180 env KB_TEST_VARIANTS=1 $K --op rmsnorm,gemm_fp8 --shapes smoke --backend cuda,cublaslt --no-timing \
     --quiet --csv "$R/faults.csv"
+  for t in cuda_fault cuda_hang cuda_worker_kill; do
+    run "reliability_$t" 240 python3 tests/test_reliability.py $K $t
+  done
   for b in "cuda --recipe f32" "cuda --recipe q4k-fp8-row" "cuda --gemm cublaslt --recipe q4k-fp8-tensor" \
            "vulkan --recipe fp8-block"; do
     local tag=$(echo "$b" | tr ' ' '_' | tr -d -)
@@ -68,13 +73,13 @@ step_check() {
     for c in "${cases[@]}"; do
       set -- $c
       run "cold_${flush}_$1" 90 env KB_CUDA_FLUSH=$flush $K --op $1 --shape $2 --backend cuda,cublaslt \
-        --fast-accum off --reps 30 --quiet --csv "$R/cold-$flush-$1.csv"
+        --fast-accum off --reps 20 --quiet --csv "$R/cold-$flush-$1.csv"
     done
   done
   for mode in hot rotate; do
     for c in "${cases[@]}"; do
       set -- $c
-      run "${mode}_$1" 90 $K --op $1 --shape $2 --backend cuda,cublaslt --fast-accum off --mode $mode --reps 30 \
+      run "${mode}_$1" 90 $K --op $1 --shape $2 --backend cuda,cublaslt --fast-accum off --mode $mode --reps 20 \
         --quiet --csv "$R/$mode-$1.csv"
     done
   done
