@@ -291,7 +291,7 @@ static int convert_weight(fwd *f, const kb_weight *w, dweight *dw, int layer, co
         if (dalloc(f, &dw->w, KB_F32, w->rows * w->cols)) return -1;
     }
     kb_case_label(&nd.c);
-    nd.b = f->gb;
+    nd.b = f->b; /* the conversion is the main backend's kernel; a GEMM-only backend (cublaslt) shares its device */
     nd.args[0] = arg(&raw);
     nd.args[1] = arg(&dw->w);
     if (run_now(f, &nd)) return -1;
@@ -850,6 +850,7 @@ static void logits_summary(fwd *f, const dtensor *logits, const kb_ref_step *rs,
     }
     kb_decode(logits->type, raw, g, V);
     res->logits_hash[s] = kb_fnv1a64(raw, logits->bytes);
+    if (!f->replay && s + 1 > res->steps_done) res->steps_done = s + 1;
     if (f->replay) {
         free(raw);
         free(g);

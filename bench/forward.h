@@ -84,7 +84,8 @@ typedef struct {
     char drop_node[32];
     double drop_cosine;
     /* logits, per step */
-    int steps;
+    int steps;      /* steps the reference ran */
+    int steps_done; /* steps the backend finished (fewer after an error) */
     int ref_argmax[64], argmax[64];
     double pearson[64], cosine[64], max_abs[64], fit_a[64], fit_b[64];
     int top5[64];

@@ -106,7 +106,7 @@ static void print_summary(const kb_forward_cfg *cfg, const kb_forward_result *r)
     const kb_model *m = cfg->model;
     printf("\n%s on %s%s%s, recipe %s%s\n", m->name, cfg->backend->name, cfg->gemm != cfg->backend ? " + " : "",
            cfg->gemm != cfg->backend ? cfg->gemm->name : "", cfg->recipe->name, cfg->flush ? " (flush)" : "");
-    for (int s = 0; s < r->steps; s++) {
+    for (int s = 0; s < r->steps_done; s++) {
         printf("step %d %-8s  layer  min chained cosine (node)          worst isolated err/tol (node)\n", s,
                s == 0 ? "(prompt)" : "(decode)");
         for (int l = -1; l <= m->d.layers; l++) {
@@ -131,6 +131,10 @@ static void print_summary(const kb_forward_cfg *cfg, const kb_forward_result *r)
     if (r->prompt_s > 0 || r->decode_s > 0)
         printf("time: prompt %.1f us, decode %.1f us per token; weight-bytes floor %.1f us per token\n", r->prompt_s * 1e6,
                r->decode_s * 1e6, r->floor_s * 1e6);
+    if (r->errors) {
+        printf("verdict: none: the backend run stopped with an error (above) after %d of %d steps\n", r->steps_done, r->steps);
+        return;
+    }
     if (r->culprit_found)
         printf("verdict: %s (%s) at step %d, layer %d exceeds its tolerance: %s\n", r->culprit_node, r->culprit_op,
                r->culprit_step, r->culprit_layer, r->culprit_reason);

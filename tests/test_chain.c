@@ -45,8 +45,10 @@ static void make_case(kb_case *c, kb_op_id op) {
 
 static uint64_t align256(uint64_t v) { return (v + 255) / 256 * 256; }
 
-/* The first non-test variant of `b` that prepares. */
-static int prepare_any(const kb_backend *b, const kb_case *c, const kb_arg *args, void **state, char *msg) {
+/* The first non-test variant of `b` that prepares; its accumulation unit roundoff
+ * (cuBLASLt's FP8 accumulator is narrower than fp32) goes to *acc_u for the judge. */
+static int prepare_any(const kb_backend *b, const kb_case *c, const kb_arg *args, void **state, double *acc_u,
+                       char *msg) {
     kb_variant v[64];
     kb_options opt = {.algo = "heuristic", .fast_accum = 0, .vk_device = -1};
     int nv = b->variants(c, &opt, v, 64, msg);
@@ -54,16 +56,19 @@ static int prepare_any(const kb_backend *b, const kb_case *c, const kb_arg *args
     for (int i = 0; i < nv; i++) {
         if (v[i].test_only) continue;
         rc = b->prepare(c, &v[i], args, kb_ops[c->op]->n_in, kb_ops[c->op]->n_out, state, msg);
-        if (rc == KB_OK) return KB_OK;
+        if (rc == KB_OK) {
+            *acc_u = v[i].acc_unit_roundoff;
+            return KB_OK;
+        }
     }
     if (nv <= 0 && !msg[0]) snprintf(msg, KB_MSG, "no variants");
     return rc;
 }
 
-static int judge(const char *what, stage *s) {
+static int judge(const char *what, stage *s, double acc_u) {
     kb_row row;
     memset(&row, 0, sizeof row);
-    kb_judge(&s->d, 0, &row);
+    kb_judge(&s->d, acc_u, &row);
     CHECK(row.verdict == KB_PASS, "%s: %s (err/tol %.3f)", what, row.reason, row.m.worst);
     return row.verdict == KB_PASS;
 }
@@ -113,9 +118,10 @@ static void chain(const kb_backend *norm_b, const kb_backend *gemm_b) {
     const kb_arg a_quant[3] = {{y->type, y->count, vy}, {q->type, q->count, vq}, {s->type, s->count, vs}};
     const kb_arg a_gemm[5] = {{W->type, W->count, vW}, {q->type, q->count, vq}, {sa->type, sa->count, vsa},
                               {s->type, s->count, vs}, {D->type, D->count, vD}};
-    ok = ok && prepare_any(norm_b, &st[0].c, a_norm, &states[0], msg) == KB_OK &&
-         prepare_any(norm_b, &st[1].c, a_quant, &states[1], msg) == KB_OK &&
-         prepare_any(gemm_b, &st[2].c, a_gemm, &states[2], msg) == KB_OK;
+    double acc_u[3] = {0, 0, 0};
+    ok = ok && prepare_any(norm_b, &st[0].c, a_norm, &states[0], &acc_u[0], msg) == KB_OK &&
+         prepare_any(norm_b, &st[1].c, a_quant, &states[1], &acc_u[1], msg) == KB_OK &&
+         prepare_any(gemm_b, &st[2].c, a_gemm, &states[2], &acc_u[2], msg) == KB_OK;
     CHECK(ok, "%s+%s: prepare: %s", norm_b->name, gemm_b->name, msg);
     if (!ok) goto out;
     ok = norm_b->enqueue(states, 3, msg) == KB_OK && norm_b->wait(msg) == KB_OK;
@@ -126,14 +132,14 @@ static void chain(const kb_backend *norm_b, const kb_backend *gemm_b) {
     if (!ok) goto out;
 
     /* each stage against its reference on the previous stage's own output */
-    judge("rmsnorm in the chain", &st[0]);
+    judge("rmsnorm in the chain", &st[0], acc_u[0]);
     memcpy(st[1].d.t[0].host, y->host, y->bytes);
     kb_ops[KB_OP_quant_fp8]->reference(&st[1].c, st[1].d.t, st[1].d.ref);
-    judge("quant_fp8 on the chain's y", &st[1]);
+    judge("quant_fp8 on the chain's y", &st[1], acc_u[1]);
     memcpy(st[2].d.t[1].host, q->host, q->bytes);
     memcpy(st[2].d.t[3].host, s->host, s->bytes);
     kb_ops[KB_OP_gemm_fp8]->reference(&st[2].c, st[2].d.t, st[2].d.ref);
-    judge("gemm_fp8 on the chain's q and s", &st[2]);
+    judge("gemm_fp8 on the chain's q and s", &st[2], acc_u[2]);
 
     /* the end result against the chain in fp64 */
     {

@@ -40,10 +40,10 @@ run() {
   local name=$1 limit=$2
   shift 2
   echo "+ [$name] $*" >>"$LOG"
-  local t0=$(date +%s.%N)
+  local t0=$(date +%s%N)
   timeout -k 10 "$limit" "$@" >>"$LOG" 2>&1
   local rc=$?
-  echo "= [$name] rc=$rc $(echo "$(date +%s.%N) - $t0" | bc) s" >>"$LOG"
+  echo "= [$name] rc=$rc $(( ($(date +%s%N) - t0) / 1000000 )) ms" >>"$LOG"
   return 0
 }
 
@@ -56,7 +56,7 @@ step_check() {
   run smoke_new 240 $K --shapes smoke --backend cuda,cublaslt,vulkan --no-timing --quiet --csv "$R/smoke-new.csv"
   run smoke_old 240 env KB_SHAPES_DIR=devold/shapes $OLD --shapes smoke --backend cuda,cublaslt,vulkan --no-timing \
     --quiet --csv "$R/smoke-old.csv"
-  run faults 180 env KB_TEST_VARIANTS=1 $K --op rmsnorm,gemm_fp8 --shapes smoke --backend cuda,cublaslt --no-timing \
+  run faults 180 env KB_TEST_VARIANTS=1 KB_CUDA_TIMEOUT_S=10 $K --op rmsnorm,gemm_fp8 --shapes smoke --backend cuda,cublaslt --no-timing \
     --quiet --csv "$R/faults.csv"
   for t in cuda_fault cuda_hang cuda_worker_kill; do
     run "reliability_$t" 240 python3 tests/test_reliability.py $K $t

@@ -8,7 +8,11 @@
  * FAST_ACCUM off: the problem of kbench's `cublaslt` row h00_fa0 at the same shape.
  *
  *   lt_rotate_check [N ...]        default N = 1 16 512 4096, M = K = 3584
- * prints one line per N: "N <n> copies <R> us_per_call <median of 7 loops>". */
+ * prints one line per N: "N <n> copies <R> us_per_call <graph> host_loop_us_per_call
+ * <loop>", each the median of 7 timings of 200 calls: <graph> with the calls captured
+ * in a CUDA graph (device time, comparable to kbench's rotate rows), <loop> issued one
+ * by one from the host (includes cublasLtMatmul's own host cost when it exceeds the
+ * kernel's time). */
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 #include <stdio.h>
@@ -77,8 +81,25 @@ static void check_n(cublasLtHandle_t lt, cudaStream_t st, void *ws, size_t ws_by
     cudaEvent_t e0, e1;
     CHECK_CUDA(cudaEventCreate(&e0));
     CHECK_CUDA(cudaEventCreate(&e1));
-    float ms[LOOPS];
+    /* The ITERS calls captured once in a CUDA graph: launched whole, the GPU runs them
+     * back to back with no host in between, as kbench's recorded repetitions do. The
+     * plain host loop is timed too: at small N it measures cublasLtMatmul's host cost. */
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    CHECK_CUDA(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+    for (int i = 0; i < ITERS; i++) {
+        const int c = i % copies;
+        CHECK_LT(cublasLtMatmul(lt, op, &one, w[c], la, x[c], lb, &zero, d[c], lc, d[c], lc, &res.algo, ws, ws_bytes, st));
+    }
+    CHECK_CUDA(cudaStreamEndCapture(st, &graph));
+    CHECK_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+    float ms_graph[LOOPS], ms_loop[LOOPS];
     for (int loop = -1; loop < LOOPS; loop++) { /* loop -1: warm-up */
+        CHECK_CUDA(cudaEventRecord(e0, st));
+        CHECK_CUDA(cudaGraphLaunch(exec, st));
+        CHECK_CUDA(cudaEventRecord(e1, st));
+        CHECK_CUDA(cudaEventSynchronize(e1));
+        if (loop >= 0) CHECK_CUDA(cudaEventElapsedTime(&ms_graph[loop], e0, e1));
         CHECK_CUDA(cudaEventRecord(e0, st));
         for (int i = 0; i < ITERS; i++) {
             const int c = i % copies;
@@ -86,10 +107,14 @@ static void check_n(cublasLtHandle_t lt, cudaStream_t st, void *ws, size_t ws_by
         }
         CHECK_CUDA(cudaEventRecord(e1, st));
         CHECK_CUDA(cudaEventSynchronize(e1));
-        if (loop >= 0) CHECK_CUDA(cudaEventElapsedTime(&ms[loop], e0, e1));
+        if (loop >= 0) CHECK_CUDA(cudaEventElapsedTime(&ms_loop[loop], e0, e1));
     }
-    qsort(ms, LOOPS, sizeof ms[0], cmp);
-    printf("N %d copies %d us_per_call %.3f\n", n, copies, ms[LOOPS / 2] * 1000.0 / ITERS);
+    qsort(ms_graph, LOOPS, sizeof ms_graph[0], cmp);
+    qsort(ms_loop, LOOPS, sizeof ms_loop[0], cmp);
+    printf("N %d copies %d us_per_call %.3f host_loop_us_per_call %.3f\n", n, copies,
+           ms_graph[LOOPS / 2] * 1000.0 / ITERS, ms_loop[LOOPS / 2] * 1000.0 / ITERS);
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
     cublasLtMatmulPreferenceDestroy(pref);
     cublasLtMatrixLayoutDestroy(la);
     cublasLtMatrixLayoutDestroy(lb);

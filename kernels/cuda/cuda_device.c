@@ -856,9 +856,9 @@ int kbw_probe(const kbcu_probe_req *req, kbcu_probe_rep *rep, char *msg) {
     g.test_variants = req->test_variants != 0;
     const char *flush = getenv("KB_CUDA_FLUSH");
     if (flush && *flush && strcmp(flush, "write") != 0 && strcmp(flush, "read") != 0)
-        return kb_fail(msg, KB_NOT_SUPPORTED, "KB_CUDA_FLUSH=%s: the cold-sample flush is `write` (default) or `read`",
+        return kb_fail(msg, KB_NOT_SUPPORTED, "KB_CUDA_FLUSH=%s: the cold-sample flush is `read` (default) or `write`",
                        flush);
-    g.flush_by_reading = flush && strcmp(flush, "read") == 0;
+    g.flush_by_reading = !(flush && strcmp(flush, "write") == 0); /* read: the H200 measurement in NOTES.md */
     int rc = kbcu_driver_load(&g.drv, req->has_libcuda ? req->libcuda : NULL, msg);
     if (rc != KB_OK) return rc;
     g.loaded = 1;

@@ -10,7 +10,7 @@
 // kb_flush_read: reads n16 16-byte words (twice the L2) and writes nothing unless the
 //   XOR of what it read equals `never` (the buffer is zero and never = 1): a cache
 //   flush made of reads, which leaves no dirty lines for the timed work to write back
-//   (KB_CUDA_FLUSH=read; the default flush is a memset, KB_CUDA_FLUSH=write).
+//   (the default, KB_CUDA_FLUSH=read; a memset flush is KB_CUDA_FLUSH=write).
 __device__ __forceinline__ unsigned long long global_ns() {
     unsigned long long t;
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
