@@ -46,9 +46,11 @@ kb_spirv(embed_q4k embed.comp -DKB_TABLE_Q4K)
 kb_spirv(embed_q6k embed.comp -DKB_TABLE_Q6K)
 kb_spirv(embed_f16 embed.comp -DKB_TABLE_F16)
 kb_spirv(embed_f32 embed.comp -DKB_TABLE_F32)
-# gemm_fp8: gemv / tiled, f32 / 16-bit output
+# gemm_fp8: gemv / gemv_sg / tiled, f32 / 16-bit output
 kb_spirv(gemm_gemv gemm_fp8.comp)
 kb_spirv(gemm_gemv_out16 gemm_fp8.comp -DKB_OUT16)
+kb_spirv(gemm_gemv_sg gemm_fp8.comp -DKB_GEMV_SG)
+kb_spirv(gemm_gemv_sg_out16 gemm_fp8.comp -DKB_GEMV_SG -DKB_OUT16)
 kb_spirv(gemm_tiled gemm_fp8.comp -DKB_GEMM_TILED)
 kb_spirv(gemm_tiled_out16 gemm_fp8.comp -DKB_GEMM_TILED -DKB_OUT16)
 # gemm_f32: gemv / tiled
