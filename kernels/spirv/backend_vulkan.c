@@ -27,7 +27,9 @@
  * Test hooks (environment):
  *   KB_VK_DISABLE_FEATURES=a,b  treat these device features as absent (tests the
  *                               not_supported path on a device that has them)
- *   KB_VK_CPU_MAX_GFLOP=x       the flop limit of a CPU Vulkan device (default 1 GFLOP) */
+ *   KB_VK_CPU_MAX_GFLOP=x       the flop limit of a CPU Vulkan device (default 1 GFLOP)
+ *   KB_VK_SUBGROUP_SIZE=n       plans see n as the subgroup size (tests a shader's check that
+ *                               the device runs the subgroup size its plan assumed) */
 #include "kernels/spirv/backend_vulkan.h"
 
 #include "bench/hostmem.h"
@@ -1360,6 +1362,8 @@ static int vk_prepare(const kb_case *c, const kb_variant *v, const kb_arg *args,
                  .max_invocations = g.props.limits.maxComputeWorkGroupInvocations < g.props.limits.maxComputeWorkGroupSize[0]
                                         ? g.props.limits.maxComputeWorkGroupInvocations
                                         : g.props.limits.maxComputeWorkGroupSize[0]};
+    const char *sg_env = getenv("KB_VK_SUBGROUP_SIZE");
+    if (sg_env) p.subgroup_size = (uint32_t)strtoul(sg_env, NULL, 10);
     kb_variant def[16];
     if (!strcmp(v->name, TEST_SHORT_WRITE)) {
         char why[KB_MSG] = "";

@@ -23,13 +23,20 @@ static const vk_module mod_tiled16 = {"gemm_fp8.comp -DKB_GEMM_TILED -DKB_OUT16"
 #define TILED_MIN_N 8 /* tiled64 listed from 8 tokens (both variants at 8..16): a 64-token tile is mostly padding below */
 #define GEMV_MAX_N 16 /* gemv re-reads W once per 4 tokens: listed for decode-sized batches */
 /* gemv_sg (NOTES.md "gemv_sg"): every token's sums live in registers (ROWS x n per lane), so
- * n <= 16; SG_SUBGROUPS subgroups a workgroup; X chunks in shared memory up to
- * SG_SHARED_BYTES (more only when one 16-byte slice per lane needs more), the next chunk's W
- * in at most SG_W_REGS uvec4 registers per lane. */
+ * n <= 16; SG_SUBGROUPS subgroups a workgroup. K goes in chunks of USL 16-byte slices per lane:
+ *   - X of a chunk in shared memory: at most SG_SHARED_BYTES (more only when one slice per lane
+ *     needs more);
+ *   - W of a chunk in registers: when one chunk covers K, up to SG_W_REGS uvec4 per lane (all of
+ *     a lane's W requested at once); otherwise the next chunk loads while this one computes (two
+ *     sets), up to SG_W_REGS / 2 each;
+ *   - USL x n <= SG_UNROLL: the unrolled body (USL x ROWS x n dot products of 16) stays a size
+ *     compilers handle in reasonable time (llvmpipe: seconds). On a 32-wide subgroup the shared
+ *     memory bound is the tighter one for every n. */
 #define SG_MAX_N 16
 #define SG_SUBGROUPS 4u
 #define SG_SHARED_BYTES 32768u
 #define SG_W_REGS 16u
+#define SG_UNROLL 16u
 
 static int variants(const kb_case *c, kb_variant *out, int max, char *msg) {
     (void)msg;
@@ -65,10 +72,12 @@ static int plan_sg(vk_plan *p, vk_dispatch *d, char *msg) {
     if (slice_bytes > p->max_shared_bytes)
         return kb_fail(msg, KB_NOT_SUPPORTED, "gemv_sg: %u tokens x subgroup %u need %llu bytes of shared memory, the device has %u",
                        ntok, sg, (unsigned long long)slice_bytes, p->max_shared_bytes);
-    uint64_t usl = SG_SHARED_BYTES / slice_bytes;
-    if (usl > SG_W_REGS / rows) usl = SG_W_REGS / rows;
     const uint64_t k_slices = (uint64_t)vk_ceil_div(c->k, 16 * (int64_t)sg); /* one chunk covers K */
-    if (usl > k_slices) usl = k_slices;
+    uint64_t usl = SG_SHARED_BYTES / slice_bytes;
+    if (usl * ntok > SG_UNROLL) usl = SG_UNROLL / ntok;
+    const int one_chunk = k_slices <= usl && k_slices * rows <= SG_W_REGS;
+    if (one_chunk) usl = k_slices;
+    else if (usl * rows > SG_W_REGS / 2) usl = SG_W_REGS / 2 / rows;
     if (usl < 1) usl = 1;
     const int64_t groups = vk_ceil_div(c->m, (int64_t)(nsg * rows));
     if (!vk_fits_u32(groups)) return kb_fail(msg, KB_NOT_SUPPORTED, "gemv_sg: %lld workgroups", (long long)groups);
@@ -78,7 +87,8 @@ static int plan_sg(vk_plan *p, vk_dispatch *d, char *msg) {
     d->spec[7] = ntok;
     d->spec[8] = sg;
     d->spec[9] = (uint32_t)usl;
-    d->nspec = 10;
+    d->spec[10] = one_chunk ? 1u : 0u;
+    d->nspec = 11;
     /* 16-byte loads need every W row on 16 bytes, word loads every row on 4 (views start where
      * minStorageBufferOffsetAlignment allows, possibly below 16) */
     const uint64_t w_off = p->args[0].view.offset, x_off = p->args[1].view.offset;

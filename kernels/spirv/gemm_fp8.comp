@@ -165,7 +165,8 @@ vec4 unpack_b(uint w) { return vec4(lut_b[w & 255u], lut_b[(w >> 8) & 255u], lut
 // of the chunk: one uvec4 (16 fp8 values) of each of its ROWS rows, decoded in registers by bit
 // manipulation, times 4 vec4 of each token's X from shared memory (consecutive lanes read
 // consecutive vec4: no bank conflicts). The next chunk's W is loaded before this chunk is
-// computed, so its latency overlaps the compute and the next staging. At the end one subgroupAdd
+// computed, so its latency overlaps the compute and the next staging (when one chunk covers K,
+// ONE_CHUNK, every W load of a lane is issued at the start). At the end one subgroupAdd
 // per (row, token) and one lane stores it.
 // Math contract as gemv: products are exact in fp32 (both decodes exact; the power-of-two factors
 // are exact and removed at the end); TENSOR/OUTER: one fp32 sum, scaled once; VEC128/BLK128: each
@@ -178,6 +179,7 @@ layout(constant_id = 6) const uint ROWS = 2u; // output rows per subgroup
 layout(constant_id = 7) const uint NTOK = 1u; // tokens: n itself (1..16)
 layout(constant_id = 8) const uint SG = 32u;  // the subgroup size the plan assumed
 layout(constant_id = 9) const uint USL = 1u;  // 16-byte slices per lane per row in a K chunk
+layout(constant_id = 10) const bool ONE_CHUNK = false; // USL covers K: no next chunk to load
 const uint NSG = gl_WorkGroupSize.x / SG;     // subgroups per workgroup
 const uint CSL = USL * SG;                    // 16-wide K slices per chunk
 const uint CK = 16u * CSL;                    // K per chunk
@@ -190,7 +192,8 @@ shared vec4 xs[NTOK * 4u * CSL];
 // bit 30: for e >= 1 that float is g = 2^(e+1) * 1.m = S * value; for e = 0 (zero, subnormals)
 // it is g = 2 + S*value/2. So S*value = min(g, 2g - 4): for e >= 1, g >= 4 so 2g - 4 >= g; for
 // e = 0, 2g - 4 = S*value exactly (g - 2 is exact, Sterbenz) and <= g. The sign bit is OR'd in.
-// The e4m3 NaN and e5m2 inf/NaN codes come out finite here: callers test words with special4.
+// The e4m3 NaN and e5m2 inf/NaN codes come out finite here: callers test words with special4
+// and fix those (fix4).
 vec4 dec4(uint w, bool e5m2) {
     uint sh = e5m2 ? 21u : 20u;
     uvec4 b = uvec4(w << sh, w << (sh - 8u), w << (sh - 16u), w >> (24u - sh));
@@ -204,13 +207,18 @@ vec4 dec4(uint w, bool e5m2) {
 uint special4(uint w, bool e5m2) {
     return e5m2 ? ((w & 0x7c7c7c7cu) + 0x04040404u) & 0x80808080u : ((w & 0x7f7f7f7fu) + 0x01010101u) & 0x80808080u;
 }
-float fp8_scale(bool e5m2) { return e5m2 ? 65536.0 : 256.0; }
-// The rare word with a NaN/inf code: the exact table-free decode, scaled the same way.
-vec4 dec4_exact(uint w, bool e5m2) {
-    return vec4(fp8_decode(w & 255u, e5m2), fp8_decode((w >> 8) & 255u, e5m2), fp8_decode((w >> 16) & 255u, e5m2),
-                fp8_decode(w >> 24, e5m2)) * fp8_scale(e5m2);
+// dec4's value for such a code has its exponent bits all set here: e4m3 0x7f -> 2^16 * 1.875
+// becomes NaN; e5m2 exponent 31 -> 2^32 * 1.mm keeps mm: +-inf for mm = 0, NaN otherwise. t is
+// special4(w): bit 8i+7 flags byte i.
+vec4 fix4(vec4 v, uint t, bool e5m2) {
+    uvec4 f = uvec4(ivec4(uvec4(t << 24u, t << 16u, t << 8u, t)) >> 31) & (e5m2 ? 0x7f800000u : 0x7fc00000u);
+    return uintBitsToFloat(floatBitsToUint(v) | f);
 }
-vec4 dec4_checked(uint w, bool e5m2) { return special4(w, e5m2) != 0u ? dec4_exact(w, e5m2) : dec4(w, e5m2); }
+vec4 dec4_checked(uint w, bool e5m2) {
+    uint t = special4(w, e5m2);
+    vec4 v = dec4(w, e5m2);
+    return t != 0u ? fix4(v, t, e5m2) : v;
+}
 
 // 16 W bytes of row `row` from k (k < K), zeros past K.
 uvec4 load_w16(uint row, uint k) {
@@ -276,7 +284,7 @@ void main() {
 
         uvec4 wcur[ROWS * USL]; // (arrays sized by specialization constants copy element-wise)
         [[unroll]] for (uint i = 0u; i < ROWS * USL; i++) wcur[i] = wnext[i];
-        if (c0 + CK < pc.k) {
+        if (!ONE_CHUNK && c0 + CK < pc.k) {
             [[unroll]] for (uint r = 0u; r < ROWS; r++)
                 [[unroll]] for (uint j = 0u; j < USL; j++) {
                     uint k = c0 + CK + 16u * (j * SG + lane);
@@ -291,17 +299,16 @@ void main() {
             vec4 wd[ROWS * 4u];
             [[unroll]] for (uint r = 0u; r < ROWS; r++) {
                 uvec4 q = wcur[r * USL + j];
-                uvec4 sp = uvec4(special4(q.x, A_E5M2), special4(q.y, A_E5M2), special4(q.z, A_E5M2), special4(q.w, A_E5M2));
-                if ((sp.x | sp.y | sp.z | sp.w) != 0u) {
-                    wd[4u * r] = dec4_exact(q.x, A_E5M2);
-                    wd[4u * r + 1u] = dec4_exact(q.y, A_E5M2);
-                    wd[4u * r + 2u] = dec4_exact(q.z, A_E5M2);
-                    wd[4u * r + 3u] = dec4_exact(q.w, A_E5M2);
-                } else {
-                    wd[4u * r] = dec4(q.x, A_E5M2);
-                    wd[4u * r + 1u] = dec4(q.y, A_E5M2);
-                    wd[4u * r + 2u] = dec4(q.z, A_E5M2);
-                    wd[4u * r + 3u] = dec4(q.w, A_E5M2);
+                wd[4u * r] = dec4(q.x, A_E5M2);
+                wd[4u * r + 1u] = dec4(q.y, A_E5M2);
+                wd[4u * r + 2u] = dec4(q.z, A_E5M2);
+                wd[4u * r + 3u] = dec4(q.w, A_E5M2);
+                uvec4 t = uvec4(special4(q.x, A_E5M2), special4(q.y, A_E5M2), special4(q.z, A_E5M2), special4(q.w, A_E5M2));
+                if ((t.x | t.y | t.z | t.w) != 0u) { // rare: a NaN or inf code among the 16
+                    wd[4u * r] = fix4(wd[4u * r], t.x, A_E5M2);
+                    wd[4u * r + 1u] = fix4(wd[4u * r + 1u], t.y, A_E5M2);
+                    wd[4u * r + 2u] = fix4(wd[4u * r + 2u], t.z, A_E5M2);
+                    wd[4u * r + 3u] = fix4(wd[4u * r + 3u], t.w, A_E5M2);
                 }
             }
             uint kb = k >> 7;
