@@ -183,6 +183,7 @@ layout(constant_id = 10) const bool ONE_CHUNK = false; // USL covers K: no next 
 const uint NSG = gl_WorkGroupSize.x / SG;     // subgroups per workgroup
 const uint CSL = USL * SG;                    // 16-wide K slices per chunk
 const uint CK = 16u * CSL;                    // K per chunk
+const uint STAGE_IT = (CK / 4u + gl_WorkGroupSize.x - 1u) / gl_WorkGroupSize.x; // X words per invocation per token
 // xs[(n*4 + q)*CSL + s] = X[n][c0 + 16s + 4q .. +4], decoded and scaled
 shared vec4 xs[NTOK * 4u * CSL];
 
@@ -206,6 +207,12 @@ vec4 dec4(uint w, bool e5m2) {
 // 1 (4) to the masked magnitude carries into bit 7 exactly for those (never into the next byte).
 uint special4(uint w, bool e5m2) {
     return e5m2 ? ((w & 0x7c7c7c7cu) + 0x04040404u) & 0x80808080u : ((w & 0x7f7f7f7fu) + 0x01010101u) & 0x80808080u;
+}
+// Any of 16 (one test for the four words).
+bool special16(uvec4 w, bool e5m2) {
+    uint mask = e5m2 ? 0x7c7c7c7cu : 0x7f7f7f7fu, one = e5m2 ? 0x04040404u : 0x01010101u;
+    uvec4 t = (w & mask) + one;
+    return ((t.x | t.y | t.z | t.w) & 0x80808080u) != 0u;
 }
 // dec4's value for such a code has its exponent bits all set here: e4m3 0x7f -> 2^16 * 1.875
 // becomes NaN; e5m2 exponent 31 -> 2^32 * 1.mm keeps mm: +-inf for mm = 0, NaN otherwise. t is
@@ -244,13 +251,18 @@ uint load_x4(uint n, uint k) {
         if (k + b < pc.k) w |= uint(xq[base + b]) << (8u * b);
     return w;
 }
-// a0..a3 . b0..b3 (16 products, exact in fp32) added onto acc in order.
-float dot16(vec4 a0, vec4 a1, vec4 a2, vec4 a3, vec4 b0, vec4 b1, vec4 b2, vec4 b3, float acc) {
-    [[unroll]] for (uint i = 0u; i < 4u; i++) acc = fma(a0[i], b0[i], acc);
-    [[unroll]] for (uint i = 0u; i < 4u; i++) acc = fma(a1[i], b1[i], acc);
-    [[unroll]] for (uint i = 0u; i < 4u; i++) acc = fma(a2[i], b2[i], acc);
-    [[unroll]] for (uint i = 0u; i < 4u; i++) acc = fma(a3[i], b3[i], acc);
-    return acc;
+// a0..a3 . b0..b3: 16 products (exact in fp32, so fused or not the same), two chains of 8.
+float dot16(vec4 a0, vec4 a1, vec4 a2, vec4 a3, vec4 b0, vec4 b1, vec4 b2, vec4 b3) {
+    float s = a0.x * b0.x, t = a2.x * b2.x;
+    [[unroll]] for (uint i = 1u; i < 4u; i++) {
+        s = fma(a0[i], b0[i], s);
+        t = fma(a2[i], b2[i], t);
+    }
+    [[unroll]] for (uint i = 0u; i < 4u; i++) {
+        s = fma(a1[i], b1[i], s);
+        t = fma(a3[i], b3[i], t);
+    }
+    return s + t;
 }
 
 void main() {
@@ -275,10 +287,12 @@ void main() {
 
     for (uint c0 = 0u; c0 < pc.k; c0 += CK) {
         barrier(); // every subgroup is done with the previous chunk's xs
-        for (uint n = 0u; n < NTOK; n++)
-            for (uint i = gl_LocalInvocationIndex; i < CK / 4u; i += gl_WorkGroupSize.x) {
+        // (a fixed trip count, unrolled: each invocation's X loads are all in flight at once)
+        [[unroll]] for (uint n = 0u; n < NTOK; n++)
+            [[unroll]] for (uint it = 0u; it < STAGE_IT; it++) {
+                uint i = it * gl_WorkGroupSize.x + gl_LocalInvocationIndex;
                 uint s = i % CSL, q = i / CSL; // consecutive invocations write consecutive vec4
-                xs[(n * 4u + q) * CSL + s] = dec4_checked(load_x4(n, c0 + 16u * s + 4u * q), B_E5M2);
+                if (i < CK / 4u) xs[(n * 4u + q) * CSL + s] = dec4_checked(load_x4(n, c0 + 16u * s + 4u * q), B_E5M2);
             }
         barrier();
 
@@ -303,12 +317,11 @@ void main() {
                 wd[4u * r + 1u] = dec4(q.y, A_E5M2);
                 wd[4u * r + 2u] = dec4(q.z, A_E5M2);
                 wd[4u * r + 3u] = dec4(q.w, A_E5M2);
-                uvec4 t = uvec4(special4(q.x, A_E5M2), special4(q.y, A_E5M2), special4(q.z, A_E5M2), special4(q.w, A_E5M2));
-                if ((t.x | t.y | t.z | t.w) != 0u) { // rare: a NaN or inf code among the 16
-                    wd[4u * r] = fix4(wd[4u * r], t.x, A_E5M2);
-                    wd[4u * r + 1u] = fix4(wd[4u * r + 1u], t.y, A_E5M2);
-                    wd[4u * r + 2u] = fix4(wd[4u * r + 2u], t.z, A_E5M2);
-                    wd[4u * r + 3u] = fix4(wd[4u * r + 3u], t.w, A_E5M2);
+                if (special16(q, A_E5M2)) { // rare: a NaN or inf code among the 16
+                    wd[4u * r] = fix4(wd[4u * r], special4(q.x, A_E5M2), A_E5M2);
+                    wd[4u * r + 1u] = fix4(wd[4u * r + 1u], special4(q.y, A_E5M2), A_E5M2);
+                    wd[4u * r + 2u] = fix4(wd[4u * r + 2u], special4(q.z, A_E5M2), A_E5M2);
+                    wd[4u * r + 3u] = fix4(wd[4u * r + 3u], special4(q.w, A_E5M2), A_E5M2);
                 }
             }
             uint kb = k >> 7;
@@ -322,13 +335,11 @@ void main() {
                 vec4 x2 = xs[(n * 4u + 2u) * CSL + s], x3 = xs[(n * 4u + 3u) * CSL + s];
                 float sbn = PER_BLOCK ? sb[n * pc.kblocks + kb] : 1.0;
                 [[unroll]] for (uint r = 0u; r < ROWS; r++) {
+                    // the slice's 16 products summed apart (independent chains across slices
+                    // and rows: latency hidden at n = 1 too), then added in, scaled per block
                     uint i = r * NTOK + n;
-                    if (PER_BLOCK) {
-                        float p = dot16(wd[4u * r], wd[4u * r + 1u], wd[4u * r + 2u], wd[4u * r + 3u], x0, x1, x2, x3, 0.0);
-                        acc[i] = fma(p, sar[r] * sbn, acc[i]);
-                    } else {
-                        acc[i] = dot16(wd[4u * r], wd[4u * r + 1u], wd[4u * r + 2u], wd[4u * r + 3u], x0, x1, x2, x3, acc[i]);
-                    }
+                    float p = dot16(wd[4u * r], wd[4u * r + 1u], wd[4u * r + 2u], wd[4u * r + 3u], x0, x1, x2, x3);
+                    acc[i] = PER_BLOCK ? fma(p, sar[r] * sbn, acc[i]) : acc[i] + p;
                 }
             }
         }
