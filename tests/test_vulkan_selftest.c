@@ -790,6 +790,23 @@ static void test_gemm_f32(void) {
     gemm_f32_case(64, 64, 512, "tiled64", 0, 256);
 }
 
+/* The vec4 variant of an element-wise op: within the bound, and bit for bit elem256's output
+ * (the same arithmetic per element, only the loads and stores are wider). */
+static void check_vec4(const char *what, const kb_case *c, io *x, const double *ref, const double *bound, uint64_t offset) {
+    char msg[KB_MSG] = "";
+    const int o = x->nin;
+    const size_t bytes = (size_t)tensor_bytes(x, o);
+    void *want = malloc(bytes);
+    int rc = run_case(c, "elem256", x, offset, NULL, msg);
+    if (rc == KB_OK) memcpy(want, x->out[o], bytes);
+    check_float_op(what, c, "vec4", x, ref, bound, 0, offset);
+    int64_t differ = 0;
+    for (size_t i = 0; rc == KB_OK && i < bytes / 4; i++) differ += memcmp((char *)x->out[o] + 4 * i, (char *)want + 4 * i, 4) != 0;
+    check(rc == KB_OK && differ == 0, "%s [vec4]: %lld of %lld values differ from elem256's bits %s", what,
+          (long long)differ, (long long)(bytes / 4), msg);
+    free(want);
+}
+
 /* add and bias_add: one rounding of the float sum, u32 (|a| + |b|). */
 static void add_case(kb_dtype bt, int64_t n, int64_t k, int bias, int short_write, uint64_t offset) {
     const int64_t count = n * k, nb = bias ? k : count;
@@ -823,6 +840,7 @@ static void add_case(kb_dtype bt, int64_t n, int64_t k, int bias, int short_writ
     char what[96];
     snprintf(what, sizeof what, "%s %s %lldx%lld", bias ? "bias_add" : "add", kb_dtype_name(bt), (long long)n, (long long)k);
     check_float_op(what, &c, "elem256", &x, ref, bound, short_write, offset);
+    check_vec4(what, &c, &x, ref, bound, offset);
     free(a);
     free(b32);
     free(b16);
@@ -833,12 +851,14 @@ static void add_case(kb_dtype bt, int64_t n, int64_t k, int bias, int short_writ
 }
 
 static void test_add(void) {
+    /* counts not multiples of 4 (vec4's tail); bias rows of m % 4 == 0 (vector bias loads) and not */
     add_case(KB_F32, 3, 1001, 0, 1, 0);
     add_case(KB_F16, 3, 1001, 0, 0, 0); /* an odd count of 16-bit values */
     add_case(KB_BF16, 5, 333, 0, 0, 256);
     add_case(KB_F32, 5, 301, 1, 1, 0);
     add_case(KB_F16, 4, 257, 1, 0, 256);
     add_case(KB_BF16, 3, 100, 1, 0, 0);
+    add_case(KB_F32, 3, 512, 1, 0, 256);
 }
 
 /* swiglu within 8 u32 |y| (the op's tolerance): exp and the division must be accurate. */
@@ -873,6 +893,7 @@ static void swiglu_case(kb_dtype t, int64_t n, int64_t k, int short_write) {
     char what[96];
     snprintf(what, sizeof what, "swiglu %s %lldx%lld within 8 u32 |y|", kb_dtype_name(t), (long long)n, (long long)k);
     check_float_op(what, &c, "elem256", &x, ref, bound, short_write, 0);
+    check_vec4(what, &c, &x, ref, bound, 0);
     /* how close, in units of u32 |y|: the accurate exp and division leave about 5 at worst */
     double worst_u = 0;
     for (int64_t i = 0; i < count; i++)
@@ -1125,6 +1146,10 @@ static void test_variants_listing(void) {
     g.op = KB_OP_gemm_f32;
     ng = B->variants(&g, &OPT, v, 16, msg);
     check(ng == 1 && strcmp(v[0].name, "tiled64") == 0, "gemm_f32 n=17 lists tiled64 only");
+    kb_case ad = {.op = KB_OP_add, .n = 2, .k = 64, .a_type = KB_F16};
+    int na = B->variants(&ad, &OPT, v, 16, msg);
+    check(na == 2 && strcmp(v[0].name, "elem256") == 0 && strcmp(v[1].name, "vec4") == 0,
+          "add lists elem256 (the default) and vec4");
     kb_case e = {.op = KB_OP_embed, .m = 4, .n = 1, .k = 256, .a_type = KB_BF16};
     int ne = B->variants(&e, &OPT, v, 16, msg);
     check(ne == 0 && strstr(msg, "bf16") != NULL, "embed from a bf16 table lists nothing, saying why (%s)", msg);
