@@ -801,7 +801,8 @@ static void check_vec4(const char *what, const kb_case *c, io *x, const double *
     if (rc == KB_OK) memcpy(want, x->out[o], bytes);
     check_float_op(what, c, "vec4", x, ref, bound, 0, offset);
     int64_t differ = 0;
-    for (size_t i = 0; rc == KB_OK && i < bytes / 4; i++) differ += memcmp((char *)x->out[o] + 4 * i, (char *)want + 4 * i, 4) != 0;
+    for (size_t i = 0; rc == KB_OK && i < bytes / 4; i++)
+        differ += memcmp((char *)x->out[o] + 4 * i, (char *)want + 4 * i, 4) != 0;
     check(rc == KB_OK && differ == 0, "%s [vec4]: %lld of %lld values differ from elem256's bits %s", what,
           (long long)differ, (long long)(bytes / 4), msg);
     free(want);

@@ -1352,16 +1352,17 @@ static int vk_prepare(const kb_case *c, const kb_variant *v, const kb_arg *args,
                            g.props.deviceName, gf, limit);
     }
     /* test_short_write: the op's default variant, told to skip the last element */
+    const VkPhysicalDeviceLimits *lim = &g.props.limits;
     vk_plan p = {.c = c,
                  .variant = v->name,
                  .args = args,
                  .n_in = n_in,
                  .n_out = n_out,
                  .subgroup_size = g.subgroup.subgroupSize,
-                 .max_shared_bytes = g.props.limits.maxComputeSharedMemorySize,
-                 .max_invocations = g.props.limits.maxComputeWorkGroupInvocations < g.props.limits.maxComputeWorkGroupSize[0]
-                                        ? g.props.limits.maxComputeWorkGroupInvocations
-                                        : g.props.limits.maxComputeWorkGroupSize[0]};
+                 .max_shared_bytes = lim->maxComputeSharedMemorySize,
+                 .max_invocations = lim->maxComputeWorkGroupInvocations < lim->maxComputeWorkGroupSize[0]
+                                        ? lim->maxComputeWorkGroupInvocations
+                                        : lim->maxComputeWorkGroupSize[0]};
     const char *sg_env = getenv("KB_VK_SUBGROUP_SIZE");
     if (sg_env) p.subgroup_size = (uint32_t)strtoul(sg_env, NULL, 10);
     kb_variant def[16];

@@ -70,8 +70,9 @@ static int plan_sg(vk_plan *p, vk_dispatch *d, char *msg) {
     /* K chunk: USL slices of 16 per lane. One slice needs ntok * 64 * sg bytes of shared memory. */
     const uint64_t slice_bytes = (uint64_t)ntok * 64u * sg;
     if (slice_bytes > p->max_shared_bytes)
-        return kb_fail(msg, KB_NOT_SUPPORTED, "gemv_sg: %u tokens x subgroup %u need %llu bytes of shared memory, the device has %u",
-                       ntok, sg, (unsigned long long)slice_bytes, p->max_shared_bytes);
+        return kb_fail(msg, KB_NOT_SUPPORTED,
+                       "gemv_sg: %u tokens x subgroup %u need %llu bytes of shared memory, the device has %u", ntok, sg,
+                       (unsigned long long)slice_bytes, p->max_shared_bytes);
     const uint64_t k_slices = (uint64_t)vk_ceil_div(c->k, 16 * (int64_t)sg); /* one chunk covers K */
     uint64_t usl = SG_SHARED_BYTES / slice_bytes;
     if (usl * ntok > SG_UNROLL) usl = SG_UNROLL / ntok;

@@ -270,8 +270,10 @@ void main() {
     uint m_wg = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * (NSG * ROWS);
     if (m_wg >= pc.m) return; // uniform per workgroup
     if (gl_SubgroupSize != SG || gl_NumSubgroups != NSG) { // uniform too: the layout is not the plan's
-        for (uint i = gl_LocalInvocationIndex; i < NSG * ROWS * NTOK; i += gl_WorkGroupSize.x)
-            if (m_wg + i % (NSG * ROWS) < pc.m) store(i / (NSG * ROWS), m_wg + i % (NSG * ROWS), uintBitsToFloat(0x7fc00000u));
+        for (uint i = gl_LocalInvocationIndex; i < NSG * ROWS * NTOK; i += gl_WorkGroupSize.x) {
+            uint mi = m_wg + i % (NSG * ROWS);
+            if (mi < pc.m) store(i / (NSG * ROWS), mi, uintBitsToFloat(0x7fc00000u));
+        }
         return;
     }
     uint row0 = m_wg + gl_SubgroupID * ROWS; // rows past m are clamped for loading, never stored

@@ -18,7 +18,8 @@ static const vk_module mod_f16 = {"swiglu.comp -DKB_IN_F16", kb_spv_swiglu_f16, 
 static const vk_module mod_bf16 = {"swiglu.comp -DKB_IN_BF16", kb_spv_swiglu_bf16, sizeof kb_spv_swiglu_bf16};
 
 static const vk_module mod4_f32 = {"swiglu.comp -DKB_VEC4", kb_spv_swiglu_vec4_f32, sizeof kb_spv_swiglu_vec4_f32};
-static const vk_module mod4_f16 = {"swiglu.comp -DKB_VEC4 -DKB_IN_F16", kb_spv_swiglu_vec4_f16, sizeof kb_spv_swiglu_vec4_f16};
+static const vk_module mod4_f16 = {"swiglu.comp -DKB_VEC4 -DKB_IN_F16", kb_spv_swiglu_vec4_f16,
+                                   sizeof kb_spv_swiglu_vec4_f16};
 static const vk_module mod4_bf16 = {"swiglu.comp -DKB_VEC4 -DKB_IN_BF16", kb_spv_swiglu_vec4_bf16,
                                     sizeof kb_spv_swiglu_vec4_bf16};
 
