@@ -66,7 +66,7 @@ smoke)
     rows_with '"verdict":"pass"' "verdict pass"
     rows_with '"time_med_us":[0-9]' "timed with device timestamps"
     rows_with '"mode":"cold"' "cold mode (cache flushed between samples)"
-    for v in block256 row256 gemv tiled64 pairs prefill decode_split lookup elem256 group256; do
+    for v in block256 row256 gemv gemv_sg tiled64 pairs prefill decode_split lookup elem256 vec4 group256; do
         n=$(count "\"variant\":\"$v\"")
         if [ "$n" -gt 0 ]; then ok "variant $v ran ($n rows)"; else bad "variant $v never ran"; fi
     done

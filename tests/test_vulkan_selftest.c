@@ -9,8 +9,10 @@
  *   - chaining: rmsnorm -> add -> quant_fp8 (three states, five dispatches, in views of one
  *     buffer) in ONE enqueue, the barriers between the dependent dispatches counted, then
  *     recorded once and replayed (enqueue and run_timed) with the same results;
+ *   - gemm_fp8's fp8 decodes exact for every code of both operands (NaN, inf included), and
+ *     gemv_sg's check that the device runs the subgroup size its plan assumed;
  *   - timestamps that scale with the work, the cache flush, the CPU-device GFLOP limit, the
- *     missing-feature path (KB_VK_DISABLE_FEATURES), reset().
+ *     missing-feature path (KB_VK_DISABLE_FEATURES, subgroup operations included), reset().
  * Exit 0 all passed, 1 a check failed, 77 no Vulkan device (CTest: skipped, never passed). */
 #include "bench/kbench.h"
 #include "kernels/spirv/backend_vulkan.h"
@@ -458,6 +460,109 @@ static void gemm_overflow(const char *variant) {
     check(rc == KB_OK && out[1] == 0x4BC4, "gemm_fp8 bf16 large value exact [%s] (0x%04x) %s", variant, out[1], msg);
 }
 
+/* Exact decodes of every code, both operands, on M = K = 256, N = 3, scales 1, f32 out: each
+ * output is one product with 1.0 plus exact zeros, so it must equal the fp8 value bit for bit,
+ * and NaN / inf codes must come out NaN / inf (also where they meet a zero weight: 0 x inf and
+ * 0 x NaN are NaN).
+ *   W side: W[m][m] = code m (every byte position of a 16-byte load carries codes), X = 1.0:
+ *           D[n][m] = value of code m.
+ *   X side: W the identity in 1.0; token 0: X[0][k] = code k, NaN and inf codes replaced by 0;
+ *           token 1: a NaN code at k = 5 (every output of it NaN); token 2: the largest code
+ *           at k = 9 (448, or e5m2 +inf: +inf at m = 9, NaN elsewhere). */
+static void gemm_codes(const char *variant, kb_dtype at, kb_dtype bt, int w_side) {
+    const uint8_t one_a = at == KB_E4M3 ? 0x38 : 0x3C, one_b = bt == KB_E4M3 ? 0x38 : 0x3C; /* 1.0 */
+    const int64_t m = 256, n = 3, k = 256;
+    uint8_t *w = calloc((size_t)(m * k), 1), *xq = calloc((size_t)(n * k), 1);
+    if (w_side) {
+        for (int64_t i = 0; i < m; i++) w[i * k + i] = (uint8_t)i;
+        memset(xq, one_b, (size_t)(n * k));
+    } else {
+        for (int64_t i = 0; i < m; i++) w[i * k + i] = one_a;
+        for (int64_t i = 0; i < k; i++) xq[i] = isfinite(fp8(bt, (uint8_t)i)) ? (uint8_t)i : 0;
+        xq[k + 5] = 0x7F;
+        xq[2 * k + 9] = bt == KB_E4M3 ? 0x7E : 0x7C;
+    }
+    float s1 = 1.0f, s2 = 1.0f;
+    float *out = malloc(sizeof(float) * (size_t)(m * n));
+    io x = {.nin = 4,
+            .nout = 1,
+            .type = {at, bt, KB_F32, KB_F32, KB_F32},
+            .count = {m * k, n * k, 1, 1, m * n},
+            .in = {w, xq, &s1, &s2},
+            .out = {NULL, NULL, NULL, NULL, out}};
+    kb_case c = {.op = KB_OP_gemm_fp8, .m = m, .n = n, .k = k, .a_type = at, .b_type = bt, .out_type = KB_F32,
+                 .scale_mode = KB_SCALE_TENSOR};
+    char msg[KB_MSG] = "";
+    int rc = run_case(&c, variant, &x, 0, NULL, msg);
+    int64_t bad = 0, nan = 0, inf = 0, first = -1;
+    for (int64_t t = 0; rc == KB_OK && t < n; t++)
+        for (int64_t i = 0; i < m; i++) {
+            double want = 0; /* the IEEE double sum of the exact products */
+            for (int64_t j = 0; j < k; j++) want += fp8(at, w[i * k + j]) * fp8(bt, xq[t * k + j]);
+            const double got = out[t * m + i];
+            const int ok = isnan(want) ? isnan(got) : got == want;
+            nan += isnan(want) != 0;
+            inf += isinf(want) != 0; /* glibc: -1 for -inf */
+            if (!ok && first < 0) first = t * m + i;
+            bad += !ok;
+        }
+    check(rc == KB_OK && bad == 0,
+          "gemm_fp8 %s x %s, every code of %s [%s]: %lld/%lld outputs not exact (first: %lld; %lld NaN, %lld inf "
+          "expected) %s",
+          kb_dtype_name(at), kb_dtype_name(bt), w_side ? "W" : "X", variant, (long long)bad, (long long)(m * n),
+          (long long)first, (long long)nan, (long long)inf, msg);
+    free(w);
+    free(xq);
+    free(out);
+}
+
+/* gemv_sg sizes its workgroup by the subgroup size the device reports; told another one
+ * (KB_VK_SUBGROUP_SIZE), the shader must notice and write NaN everywhere, not skip rows. */
+static void gemm_subgroup_mismatch(void) {
+    char msg[KB_MSG] = "", env[16];
+    kb_case c = {.op = KB_OP_gemm_fp8, .m = 40, .n = 2, .k = 64, .a_type = KB_E4M3, .b_type = KB_E4M3,
+                 .out_type = KB_F32, .scale_mode = KB_SCALE_TENSOR};
+    uint8_t w[40 * 64], xq[2 * 64];
+    memset(w, 0x38, sizeof w);
+    memset(xq, 0x38, sizeof xq);
+    float s1 = 1, s2 = 1, out[80];
+    io x = {.nin = 4,
+            .nout = 1,
+            .type = {KB_E4M3, KB_E4M3, KB_F32, KB_F32, KB_F32},
+            .count = {40 * 64, 2 * 64, 1, 1, 80},
+            .in = {w, xq, &s1, &s2},
+            .out = {NULL, NULL, NULL, NULL, out}};
+    int rc = run_case(&c, "gemv_sg", &x, 0, NULL, msg);
+    int exact = 0;
+    for (int i = 0; i < 80 && rc == KB_OK; i++) exact += out[i] == 64.0f;
+    check(rc == KB_OK && exact == 80, "gemm_fp8 [gemv_sg] 40x2x64 of ones: %d/80 outputs are 64 %s", exact, msg);
+    /* the device's size: the smallest power of two that runs without NaN */
+    uint32_t real = 0;
+    for (uint32_t s = 1; s <= 128 && !real; s *= 2) {
+        snprintf(env, sizeof env, "%u", s);
+        setenv("KB_VK_SUBGROUP_SIZE", env, 1);
+        rc = run_case(&c, "gemv_sg", &x, 0, NULL, msg);
+        int nan = 0;
+        for (int i = 0; i < 80 && rc == KB_OK; i++) nan += isnan(out[i]);
+        if (rc == KB_OK && nan == 0) real = s; /* the device's own size runs right */
+    }
+    /* half and twice the device's size: every output NaN */
+    int checked = 0;
+    for (uint32_t s = real / 2; real && s <= 2 * real; s *= 4) {
+        if (s == 0) continue;
+        snprintf(env, sizeof env, "%u", s);
+        setenv("KB_VK_SUBGROUP_SIZE", env, 1);
+        rc = run_case(&c, "gemv_sg", &x, 0, NULL, msg);
+        int nan = 0;
+        for (int i = 0; i < 80 && rc == KB_OK; i++) nan += isnan(out[i]);
+        check(rc == KB_OK && nan == 80, "gemm_fp8 [gemv_sg] planned for subgroups of %u on a device of %u: %d/80 NaN %s",
+              s, real, nan, msg);
+        checked++;
+    }
+    unsetenv("KB_VK_SUBGROUP_SIZE");
+    check(real > 0 && checked == 2, "gemm_fp8 [gemv_sg] runs right only with the device's subgroup size (%u)", real);
+}
+
 static void test_gemm_fp8(void) {
     const kb_dtype outs[3] = {KB_F32, KB_F16, KB_BF16};
     for (int sm = 0; sm < KB_SCALE_COUNT; sm++)
@@ -465,6 +570,28 @@ static void test_gemm_fp8(void) {
             gemm_case(70, 5, 300, KB_E4M3, KB_E4M3, outs[o], (kb_scale_mode)sm, "gemv", 0);
             gemm_case(70, 5, 300, KB_E4M3, KB_E4M3, outs[o], (kb_scale_mode)sm, "tiled64", 0);
         }
+    /* gemv_sg, every scale mode and output type (n = 2: each pipeline is compiled by llvmpipe in
+     * seconds, the smaller the faster): W rows on 16 bytes (k % 16 == 0: 16-byte loads), k % 16
+     * == 12 (words), k % 4 != 0 (bytes); 200 rows for BLK128's second row block; e5m2 W and X */
+    const int64_t sg_k[KB_SCALE_COUNT] = {384, 300, 131, 260};
+    for (int sm = 0; sm < KB_SCALE_COUNT; sm++)
+        for (int o = 0; o < 3; o++)
+            gemm_case(sm == KB_SCALE_BLK128 ? 200 : 70, 2, sg_k[sm], o == 1 ? KB_E5M2 : KB_E4M3, o == 2 ? KB_E5M2 : KB_E4M3,
+                      outs[o], (kb_scale_mode)sm, "gemv_sg", 0);
+    /* 4 rows per subgroup from n = 3; K in several chunks (the next chunk's W loaded during
+     * this one): n = 1 at k = 3000, n = 16 (X of 16 tokens in shared memory) at k = 1000 */
+    gemm_case(45, 3, 200, KB_E4M3, KB_E4M3, KB_F32, KB_SCALE_OUTER, "gemv_sg", 0);
+    gemm_case(45, 7, 200, KB_E4M3, KB_E5M2, KB_F16, KB_SCALE_VEC128, "gemv_sg", 0);
+    gemm_case(37, 1, 3000, KB_E4M3, KB_E4M3, KB_F32, KB_SCALE_VEC128, "gemv_sg", 0);
+    gemm_case(37, 16, 1000, KB_E5M2, KB_E5M2, KB_BF16, KB_SCALE_BLK128, "gemv_sg", 0);
+    const kb_dtype fp8s[2] = {KB_E4M3, KB_E5M2};
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++)
+            for (int side = 0; side < 2; side++) {
+                gemm_codes("gemv_sg", fp8s[a], fp8s[b], side);
+                gemm_codes("gemv", fp8s[a], fp8s[b], side);
+            }
+    gemm_subgroup_mismatch();
     gemm_case(200, 67, 384, KB_E4M3, KB_E5M2, KB_F32, KB_SCALE_BLK128, "tiled64", 0);
     gemm_case(200, 67, 384, KB_E4M3, KB_E5M2, KB_BF16, KB_SCALE_VEC128, "gemv", 0);
     gemm_case(33, 3, 130, KB_E5M2, KB_E4M3, KB_F16, KB_SCALE_OUTER, "gemv", 0);
@@ -472,6 +599,7 @@ static void test_gemm_fp8(void) {
     gemm_case(70, 5, 300, KB_E4M3, KB_E4M3, KB_F32, KB_SCALE_VEC128, "gemv", 1);
     gemm_case(70, 20, 300, KB_E4M3, KB_E4M3, KB_BF16, KB_SCALE_TENSOR, "tiled64", 1);
     gemm_overflow("gemv");
+    gemm_overflow("gemv_sg");
     gemm_overflow("tiled64");
 }
 
@@ -662,6 +790,24 @@ static void test_gemm_f32(void) {
     gemm_f32_case(64, 64, 512, "tiled64", 0, 256);
 }
 
+/* The vec4 variant of an element-wise op: within the bound, and bit for bit elem256's output
+ * (the same arithmetic per element, only the loads and stores are wider). */
+static void check_vec4(const char *what, const kb_case *c, io *x, const double *ref, const double *bound, uint64_t offset) {
+    char msg[KB_MSG] = "";
+    const int o = x->nin;
+    const size_t bytes = (size_t)tensor_bytes(x, o);
+    void *want = malloc(bytes);
+    int rc = run_case(c, "elem256", x, offset, NULL, msg);
+    if (rc == KB_OK) memcpy(want, x->out[o], bytes);
+    check_float_op(what, c, "vec4", x, ref, bound, 0, offset);
+    int64_t differ = 0;
+    for (size_t i = 0; rc == KB_OK && i < bytes / 4; i++)
+        differ += memcmp((char *)x->out[o] + 4 * i, (char *)want + 4 * i, 4) != 0;
+    check(rc == KB_OK && differ == 0, "%s [vec4]: %lld of %lld values differ from elem256's bits %s", what,
+          (long long)differ, (long long)(bytes / 4), msg);
+    free(want);
+}
+
 /* add and bias_add: one rounding of the float sum, u32 (|a| + |b|). */
 static void add_case(kb_dtype bt, int64_t n, int64_t k, int bias, int short_write, uint64_t offset) {
     const int64_t count = n * k, nb = bias ? k : count;
@@ -695,6 +841,7 @@ static void add_case(kb_dtype bt, int64_t n, int64_t k, int bias, int short_writ
     char what[96];
     snprintf(what, sizeof what, "%s %s %lldx%lld", bias ? "bias_add" : "add", kb_dtype_name(bt), (long long)n, (long long)k);
     check_float_op(what, &c, "elem256", &x, ref, bound, short_write, offset);
+    check_vec4(what, &c, &x, ref, bound, offset);
     free(a);
     free(b32);
     free(b16);
@@ -705,12 +852,14 @@ static void add_case(kb_dtype bt, int64_t n, int64_t k, int bias, int short_writ
 }
 
 static void test_add(void) {
+    /* counts not multiples of 4 (vec4's tail); bias rows of m % 4 == 0 (vector bias loads) and not */
     add_case(KB_F32, 3, 1001, 0, 1, 0);
     add_case(KB_F16, 3, 1001, 0, 0, 0); /* an odd count of 16-bit values */
     add_case(KB_BF16, 5, 333, 0, 0, 256);
     add_case(KB_F32, 5, 301, 1, 1, 0);
     add_case(KB_F16, 4, 257, 1, 0, 256);
     add_case(KB_BF16, 3, 100, 1, 0, 0);
+    add_case(KB_F32, 3, 512, 1, 0, 256);
 }
 
 /* swiglu within 8 u32 |y| (the op's tolerance): exp and the division must be accurate. */
@@ -745,6 +894,7 @@ static void swiglu_case(kb_dtype t, int64_t n, int64_t k, int short_write) {
     char what[96];
     snprintf(what, sizeof what, "swiglu %s %lldx%lld within 8 u32 |y|", kb_dtype_name(t), (long long)n, (long long)k);
     check_float_op(what, &c, "elem256", &x, ref, bound, short_write, 0);
+    check_vec4(what, &c, &x, ref, bound, 0);
     /* how close, in units of u32 |y|: the accurate exp and division leave about 5 at worst */
     double worst_u = 0;
     for (int64_t i = 0; i < count; i++)
@@ -984,17 +1134,23 @@ static void test_variants_listing(void) {
           "test_variants adds test_short_write and test_rope_gptj, marked test_only");
     kb_case g = {.op = KB_OP_gemm_fp8, .m = 64, .n = 1, .k = 128};
     int ng = B->variants(&g, &OPT, v, 16, msg);
-    check(ng == 1 && strcmp(v[0].name, "gemv") == 0, "gemm_fp8 n=1 lists gemv only");
-    g.n = 8;
+    check(ng == 2 && strcmp(v[0].name, "gemv") == 0 && strcmp(v[1].name, "gemv_sg") == 0,
+          "gemm_fp8 n=1 lists gemv (the default) and gemv_sg");
+    g.n = 16;
     ng = B->variants(&g, &OPT, v, 16, msg);
-    check(ng == 2 && strcmp(v[0].name, "gemv") == 0 && strcmp(v[1].name, "tiled64") == 0,
-          "gemm_fp8 n=8 lists gemv and tiled64");
+    check(ng == 3 && strcmp(v[0].name, "gemv") == 0 && strcmp(v[1].name, "gemv_sg") == 0 &&
+              strcmp(v[2].name, "tiled64") == 0,
+          "gemm_fp8 n=16 lists gemv, gemv_sg and tiled64");
     g.n = 17;
     ng = B->variants(&g, &OPT, v, 16, msg);
     check(ng == 1 && strcmp(v[0].name, "tiled64") == 0, "gemm_fp8 n=17 lists tiled64 only");
     g.op = KB_OP_gemm_f32;
     ng = B->variants(&g, &OPT, v, 16, msg);
     check(ng == 1 && strcmp(v[0].name, "tiled64") == 0, "gemm_f32 n=17 lists tiled64 only");
+    kb_case ad = {.op = KB_OP_add, .n = 2, .k = 64, .a_type = KB_F16};
+    int na = B->variants(&ad, &OPT, v, 16, msg);
+    check(na == 2 && strcmp(v[0].name, "elem256") == 0 && strcmp(v[1].name, "vec4") == 0,
+          "add lists elem256 (the default) and vec4");
     kb_case e = {.op = KB_OP_embed, .m = 4, .n = 1, .k = 256, .a_type = KB_BF16};
     int ne = B->variants(&e, &OPT, v, 16, msg);
     check(ne == 0 && strstr(msg, "bf16") != NULL, "embed from a bf16 table lists nothing, saying why (%s)", msg);
@@ -1298,6 +1454,37 @@ static void test_missing_feature(void) {
     check(rc == KB_OK, "reset with every feature back %s", msg);
 }
 
+/* Subgroup operations are features too: without subgroup arithmetic in compute shaders,
+ * gemm_fp8's gemv_sg is not_supported naming it, and gemv still runs. */
+static void test_missing_subgroup(void) {
+    char msg[KB_MSG] = "";
+    setenv("KB_VK_DISABLE_FEATURES", "subgroupArithmetic", 1);
+    int rc = B->reset(msg);
+    check(rc == KB_OK, "reset with subgroupArithmetic hidden %s", msg);
+    kb_case c = {.op = KB_OP_gemm_fp8, .m = 8, .n = 1, .k = 128, .a_type = KB_E4M3, .b_type = KB_E4M3,
+                 .out_type = KB_F32, .scale_mode = KB_SCALE_TENSOR};
+    uint8_t w[8 * 128], xq[128];
+    memset(w, 0x38, sizeof w); /* 1.0 */
+    memset(xq, 0x38, sizeof xq);
+    float s1 = 1, s2 = 1, out[8];
+    io x = {.nin = 4,
+            .nout = 1,
+            .type = {KB_E4M3, KB_E4M3, KB_F32, KB_F32, KB_F32},
+            .count = {8 * 128, 128, 1, 1, 8},
+            .in = {w, xq, &s1, &s2},
+            .out = {NULL, NULL, NULL, NULL, out}};
+    rc = run_case(&c, "gemv_sg", &x, 0, NULL, msg);
+    check(rc == KB_NOT_SUPPORTED && strstr(msg, "subgroupArithmetic") != NULL,
+          "gemm_fp8 gemv_sg without subgroup arithmetic is not_supported naming it (%s)", msg);
+    msg[0] = 0;
+    rc = run_case(&c, "gemv", &x, 0, NULL, msg);
+    check(rc == KB_OK && out[0] == 128.0f && out[7] == 128.0f, "gemm_fp8 gemv (no subgroup operations) still runs %s", msg);
+    unsetenv("KB_VK_DISABLE_FEATURES");
+    msg[0] = 0;
+    rc = B->reset(msg);
+    check(rc == KB_OK, "reset with every feature back %s", msg);
+}
+
 int main(void) {
     char msg[KB_MSG] = "";
     const char *dev = getenv("KB_VK_DEVICE");
@@ -1326,6 +1513,7 @@ int main(void) {
     test_timing();
     test_cpu_gflop_limit();
     test_missing_feature();
+    test_missing_subgroup();
     test_dequant(KB_Q4K, 3, 512, 0); /* after the resets: a fresh device works */
 
     printf("%d passed, %d failed\n", n_pass, n_fail);

@@ -6,7 +6,8 @@
  * here knows an op. The SPIR-V is compiled from the .comp files at build time
  * (vulkan.cmake) and embedded as uint32 arrays, so kbench needs no build folder at run
  * time. Each module's OpCapability list is read at run time and mapped to the device
- * feature it needs (8/16-bit storage, float16, ...): a variant whose shader needs a
+ * feature it needs (8/16-bit storage, float16, ..., and the subgroup operations of
+ * VkPhysicalDeviceSubgroupProperties in compute shaders): a variant whose shader needs a
  * feature the device lacks is a KB_NOT_SUPPORTED row that names the feature.
  *
  * Memory ordering (NOTES.md "Backend"): every command buffer starts with a full memory
@@ -26,7 +27,9 @@
  * Test hooks (environment):
  *   KB_VK_DISABLE_FEATURES=a,b  treat these device features as absent (tests the
  *                               not_supported path on a device that has them)
- *   KB_VK_CPU_MAX_GFLOP=x       the flop limit of a CPU Vulkan device (default 1 GFLOP) */
+ *   KB_VK_CPU_MAX_GFLOP=x       the flop limit of a CPU Vulkan device (default 1 GFLOP)
+ *   KB_VK_SUBGROUP_SIZE=n       plans see n as the subgroup size (tests a shader's check that
+ *                               the device runs the subgroup size its plan assumed) */
 #include "kernels/spirv/backend_vulkan.h"
 
 #include "bench/hostmem.h"
@@ -64,12 +67,25 @@ enum {
     FEAT_SB8,
     FEAT_UASB8,
     FEAT_PC8,
+    /* subgroup operations: not VkPhysicalDevice*Features members but bits of
+     * VkPhysicalDeviceSubgroupProperties.supportedOperations, counted only when its
+     * supportedStages include compute */
+    FEAT_SG_BASIC,
+    FEAT_SG_VOTE,
+    FEAT_SG_ARITHMETIC,
+    FEAT_SG_BALLOT,
+    FEAT_SG_SHUFFLE,
+    FEAT_SG_SHUFFLE_RELATIVE,
+    FEAT_SG_CLUSTERED,
+    FEAT_SG_QUAD,
     FEAT_COUNT
 };
+#define FEAT_FIRST_SUBGROUP FEAT_SG_BASIC
 
 static const struct {
     uint32_t capability;
-    const char *feature; /* the VkPhysicalDevice*Features member that enables it */
+    const char *feature; /* the VkPhysicalDevice*Features member that enables it, or (FEAT_SG_*)
+                          * the subgroup operation that VkSubgroupFeatureFlagBits names */
 } feature_caps[FEAT_COUNT] = {
     [FEAT_SHADER_FLOAT16] = {9, "shaderFloat16"},
     [FEAT_SHADER_FLOAT64] = {10, "shaderFloat64"},
@@ -82,6 +98,15 @@ static const struct {
     [FEAT_SB8] = {4448, "storageBuffer8BitAccess"},
     [FEAT_UASB8] = {4449, "uniformAndStorageBuffer8BitAccess"},
     [FEAT_PC8] = {4450, "storagePushConstant8"},
+    /* GroupNonUniform* capabilities 61..68 <-> VK_SUBGROUP_FEATURE_*_BIT 1 << (cap - 61) */
+    [FEAT_SG_BASIC] = {61, "subgroupBasic"},
+    [FEAT_SG_VOTE] = {62, "subgroupVote"},
+    [FEAT_SG_ARITHMETIC] = {63, "subgroupArithmetic"},
+    [FEAT_SG_BALLOT] = {64, "subgroupBallot"},
+    [FEAT_SG_SHUFFLE] = {65, "subgroupShuffle"},
+    [FEAT_SG_SHUFFLE_RELATIVE] = {66, "subgroupShuffleRelative"},
+    [FEAT_SG_CLUSTERED] = {67, "subgroupClustered"},
+    [FEAT_SG_QUAD] = {68, "subgroupQuad"},
 };
 
 /* ---- the device ------------------------------------------------------------------------ */
@@ -173,6 +198,7 @@ static struct {
     VkQueue queue;
     uint32_t qfam;
     VkPhysicalDeviceProperties props;
+    VkPhysicalDeviceSubgroupProperties subgroup; /* size, stages, operations (Vulkan 1.1) */
     VkPhysicalDeviceMemoryProperties memprops;
     VkDeviceSize max_alloc;
     VkDeviceSize heap_bytes; /* the largest device-local heap */
@@ -423,6 +449,7 @@ static void feature_slots(VkPhysicalDeviceFeatures2 *f2, VkPhysicalDeviceVulkan1
     slot[FEAT_SB8] = &f12->storageBuffer8BitAccess;
     slot[FEAT_UASB8] = &f12->uniformAndStorageBuffer8BitAccess;
     slot[FEAT_PC8] = &f12->storagePushConstant8;
+    for (int i = FEAT_FIRST_SUBGROUP; i < FEAT_COUNT; i++) slot[i] = NULL; /* properties, nothing to enable */
 }
 
 static int init_device(int vk_device, char *msg) {
@@ -464,8 +491,11 @@ static int init_device(int vk_device, char *msg) {
                        VK_API_VERSION_MINOR(g.props.apiVersion));
 
     VkPhysicalDeviceMaintenance3Properties m3 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES};
-    VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &m3};
+    g.subgroup = (VkPhysicalDeviceSubgroupProperties){.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES,
+                                                      .pNext = &m3};
+    VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &g.subgroup};
     vkGetPhysicalDeviceProperties2(g.phys, &p2);
+    g.subgroup.pNext = NULL;
     g.max_alloc = m3.maxMemoryAllocationSize;
     rc = device_has_extension(g.phys, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME, &g.have_budget, msg);
     if (rc != KB_OK) return rc;
@@ -490,9 +520,13 @@ static int init_device(int vk_device, char *msg) {
     VkPhysicalDeviceFeatures2 e2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &e11};
     VkBool32 *enable[FEAT_COUNT];
     feature_slots(&e2, &e11, &e12, enable);
+    const int sg_compute = (g.subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) != 0;
     for (int i = 0; i < FEAT_COUNT; i++) {
-        g.have[i] = *member[i] && !feature_disabled_by_env(feature_caps[i].feature);
-        *enable[i] = g.have[i] ? VK_TRUE : VK_FALSE;
+        const int present = member[i] ? *member[i] != VK_FALSE
+                                      : sg_compute && (g.subgroup.supportedOperations &
+                                                       (1u << (feature_caps[i].capability - 61))) != 0;
+        g.have[i] = present && !feature_disabled_by_env(feature_caps[i].feature);
+        if (enable[i]) *enable[i] = g.have[i] ? VK_TRUE : VK_FALSE;
     }
 
     float prio = 1.0f;
@@ -1318,7 +1352,19 @@ static int vk_prepare(const kb_case *c, const kb_variant *v, const kb_arg *args,
                            g.props.deviceName, gf, limit);
     }
     /* test_short_write: the op's default variant, told to skip the last element */
-    vk_plan p = {.c = c, .variant = v->name, .args = args, .n_in = n_in, .n_out = n_out};
+    const VkPhysicalDeviceLimits *lim = &g.props.limits;
+    vk_plan p = {.c = c,
+                 .variant = v->name,
+                 .args = args,
+                 .n_in = n_in,
+                 .n_out = n_out,
+                 .subgroup_size = g.subgroup.subgroupSize,
+                 .max_shared_bytes = lim->maxComputeSharedMemorySize,
+                 .max_invocations = lim->maxComputeWorkGroupInvocations < lim->maxComputeWorkGroupSize[0]
+                                        ? lim->maxComputeWorkGroupInvocations
+                                        : lim->maxComputeWorkGroupSize[0]};
+    const char *sg_env = getenv("KB_VK_SUBGROUP_SIZE");
+    if (sg_env) p.subgroup_size = (uint32_t)strtoul(sg_env, NULL, 10);
     kb_variant def[16];
     if (!strcmp(v->name, TEST_SHORT_WRITE)) {
         char why[KB_MSG] = "";

@@ -1,38 +1,109 @@
-/* gemm_fp8.c - the vulkan gemm_fp8: `gemv` for decode-sized batches, `tiled64` from 8
- * tokens (gemm_fp8.comp and its -D builds). */
+/* gemm_fp8.c - the vulkan gemm_fp8: `gemv` and `gemv_sg` for decode-sized batches, `tiled64`
+ * from 8 tokens (gemm_fp8.comp and its -D builds). */
 #include "kernels/spirv/vk_op.h"
 
 #include <string.h>
 
 #include "spv_gemm_gemv.h"
 #include "spv_gemm_gemv_out16.h"
+#include "spv_gemm_gemv_sg.h"
+#include "spv_gemm_gemv_sg_out16.h"
 #include "spv_gemm_tiled.h"
 #include "spv_gemm_tiled_out16.h"
 
 static const vk_module mod_gemv = {"gemm_fp8.comp", kb_spv_gemm_gemv, sizeof kb_spv_gemm_gemv};
 static const vk_module mod_gemv16 = {"gemm_fp8.comp -DKB_OUT16", kb_spv_gemm_gemv_out16, sizeof kb_spv_gemm_gemv_out16};
+static const vk_module mod_gemv_sg = {"gemm_fp8.comp -DKB_GEMV_SG", kb_spv_gemm_gemv_sg, sizeof kb_spv_gemm_gemv_sg};
+static const vk_module mod_gemv_sg16 = {"gemm_fp8.comp -DKB_GEMV_SG -DKB_OUT16", kb_spv_gemm_gemv_sg_out16,
+                                        sizeof kb_spv_gemm_gemv_sg_out16};
 static const vk_module mod_tiled = {"gemm_fp8.comp -DKB_GEMM_TILED", kb_spv_gemm_tiled, sizeof kb_spv_gemm_tiled};
 static const vk_module mod_tiled16 = {"gemm_fp8.comp -DKB_GEMM_TILED -DKB_OUT16", kb_spv_gemm_tiled_out16,
                                       sizeof kb_spv_gemm_tiled_out16};
 
 #define TILED_MIN_N 8 /* tiled64 listed from 8 tokens (both variants at 8..16): a 64-token tile is mostly padding below */
 #define GEMV_MAX_N 16 /* gemv re-reads W once per 4 tokens: listed for decode-sized batches */
+/* gemv_sg (NOTES.md "gemv_sg"): every token's sums live in registers (ROWS x n per lane), so
+ * n <= 16; SG_SUBGROUPS subgroups a workgroup. K goes in chunks of USL 16-byte slices per lane:
+ *   - X of a chunk in shared memory: at most SG_SHARED_BYTES (more only when one slice per lane
+ *     needs more);
+ *   - W of a chunk in registers: when one chunk covers K, up to SG_W_REGS uvec4 per lane (all of
+ *     a lane's W requested at once); otherwise the next chunk loads while this one computes (two
+ *     sets), up to SG_W_REGS / 2 each;
+ *   - USL x n <= SG_UNROLL: the unrolled body (USL x ROWS x n dot products of 16) stays a size
+ *     compilers handle in reasonable time (llvmpipe: seconds). On a 32-wide subgroup the shared
+ *     memory bound is the tighter one for every n. */
+#define SG_MAX_N 16
+#define SG_SUBGROUPS 4u
+#define SG_SHARED_BYTES 32768u
+#define SG_W_REGS 16u
+#define SG_UNROLL 16u
 
 static int variants(const kb_case *c, kb_variant *out, int max, char *msg) {
     (void)msg;
     int n = 0;
     if (c->n <= GEMV_MAX_N) vk_variant_add(out, max, &n, "gemv", "gemm_fp8.comp: 128 threads per output row, 4 tokens a pass");
+    if (c->n <= SG_MAX_N)
+        vk_variant_add(out, max, &n, "gemv_sg",
+                       "gemm_fp8.comp -DKB_GEMV_SG: %d rows per subgroup, 16-byte W loads, all %lld tokens a pass, "
+                       "subgroupAdd",
+                       c->n <= 2 ? 2 : 4, (long long)c->n);
     if (c->n >= TILED_MIN_N)
         vk_variant_add(out, max, &n, "tiled64",
                        "gemm_fp8.comp -DKB_GEMM_TILED: 64x64 tile, 256 threads x 4x4, K step 32 in shared memory");
     return n;
 }
 
+/* gemv_sg's layout for this case and device: spec constants 5..9 and the workgroup count. */
+static int plan_sg(vk_plan *p, vk_dispatch *d, char *msg) {
+    const kb_case *c = p->c;
+    if (c->n > SG_MAX_N) return kb_fail(msg, KB_NOT_SUPPORTED, "gemv_sg: n = %lld > %d", (long long)c->n, SG_MAX_N);
+    const uint32_t sg = p->subgroup_size;
+    if (sg == 0 || (sg & (sg - 1)) != 0)
+        return kb_fail(msg, KB_NOT_SUPPORTED, "gemv_sg: subgroup size %u (a power of two is needed)", sg);
+    uint32_t nsg = SG_SUBGROUPS;
+    while (nsg > 1 && nsg * sg > p->max_invocations) nsg /= 2;
+    if (nsg * sg > p->max_invocations)
+        return kb_fail(msg, KB_NOT_SUPPORTED, "gemv_sg: a subgroup of %u exceeds %u invocations per workgroup", sg,
+                       p->max_invocations);
+    const uint32_t ntok = (uint32_t)c->n;
+    const uint32_t rows = ntok <= 2 ? 2u : 4u; /* 4 rows share each X read from shared memory once n > 2 */
+    /* K chunk: USL slices of 16 per lane. One slice needs ntok * 64 * sg bytes of shared memory. */
+    const uint64_t slice_bytes = (uint64_t)ntok * 64u * sg;
+    if (slice_bytes > p->max_shared_bytes)
+        return kb_fail(msg, KB_NOT_SUPPORTED,
+                       "gemv_sg: %u tokens x subgroup %u need %llu bytes of shared memory, the device has %u", ntok, sg,
+                       (unsigned long long)slice_bytes, p->max_shared_bytes);
+    const uint64_t k_slices = (uint64_t)vk_ceil_div(c->k, 16 * (int64_t)sg); /* one chunk covers K */
+    uint64_t usl = SG_SHARED_BYTES / slice_bytes;
+    if (usl * ntok > SG_UNROLL) usl = SG_UNROLL / ntok;
+    const int one_chunk = k_slices <= usl && k_slices * rows <= SG_W_REGS;
+    if (one_chunk) usl = k_slices;
+    else if (usl * rows > SG_W_REGS / 2) usl = SG_W_REGS / 2 / rows;
+    if (usl < 1) usl = 1;
+    const int64_t groups = vk_ceil_div(c->m, (int64_t)(nsg * rows));
+    if (!vk_fits_u32(groups)) return kb_fail(msg, KB_NOT_SUPPORTED, "gemv_sg: %lld workgroups", (long long)groups);
+    d->groups = (uint32_t)groups;
+    d->spec[5] = nsg * sg;
+    d->spec[6] = rows;
+    d->spec[7] = ntok;
+    d->spec[8] = sg;
+    d->spec[9] = (uint32_t)usl;
+    d->spec[10] = one_chunk ? 1u : 0u;
+    d->nspec = 11;
+    /* 16-byte loads need every W row on 16 bytes, word loads every row on 4 (views start where
+     * minStorageBufferOffsetAlignment allows, possibly below 16) */
+    const uint64_t w_off = p->args[0].view.offset, x_off = p->args[1].view.offset;
+    d->push[4] = ((c->k % 16 == 0 && w_off % 16 == 0) ? 1u : 0u) |
+                 ((c->k % 4 == 0 && w_off % 4 == 0 && x_off % 4 == 0) ? 2u : 0u);
+    return KB_OK;
+}
+
 static int plan(vk_plan *p, char *msg) {
     const kb_case *c = p->c;
-    int tiled;
-    if (!strcmp(p->variant, "gemv")) tiled = 0;
-    else if (!strcmp(p->variant, "tiled64")) tiled = 1;
+    enum { GEMV, GEMV_SG, TILED } kind;
+    if (!strcmp(p->variant, "gemv")) kind = GEMV;
+    else if (!strcmp(p->variant, "gemv_sg")) kind = GEMV_SG;
+    else if (!strcmp(p->variant, "tiled64")) kind = TILED;
     else return kb_fail(msg, KB_ERROR, "gemm_fp8: no variant '%s'", p->variant);
     if (c->a_type != KB_E4M3 && c->a_type != KB_E5M2)
         return kb_fail(msg, KB_NOT_SUPPORTED, "W type %s: fp8 (e4m3/e5m2) only", kb_dtype_name(c->a_type));
@@ -47,8 +118,10 @@ static int plan(vk_plan *p, char *msg) {
     if ((unsigned)c->scale_mode >= KB_SCALE_COUNT) return kb_fail(msg, KB_NOT_SUPPORTED, "unknown scale mode");
     if (!vk_fits_u32(c->m * c->k) || !vk_fits_u32(c->n * c->k) || !vk_fits_u32(c->m * c->n))
         return kb_fail(msg, KB_NOT_SUPPORTED, "more than 2^32 elements in an operand");
-    const vk_module *m = tiled ? (out16 ? &mod_tiled16 : &mod_tiled) : (out16 ? &mod_gemv16 : &mod_gemv);
-    const int64_t groups = tiled ? vk_ceil_div(c->m, 64) * vk_ceil_div(c->n, 64) : c->m;
+    const vk_module *m = kind == TILED     ? (out16 ? &mod_tiled16 : &mod_tiled)
+                         : kind == GEMV_SG ? (out16 ? &mod_gemv_sg16 : &mod_gemv_sg)
+                                           : (out16 ? &mod_gemv16 : &mod_gemv);
+    const int64_t groups = kind == TILED ? vk_ceil_div(c->m, 64) * vk_ceil_div(c->n, 64) : c->m;
     vk_dispatch *d = vk_plan_dispatch(p, m, (uint32_t)groups);
     if (!d) return vk_plan_oom(msg);
     d->spec[1] = c->a_type == KB_E5M2;
@@ -61,6 +134,7 @@ static int plan(vk_plan *p, char *msg) {
     d->push[2] = (uint32_t)c->k;
     d->push[3] = (uint32_t)vk_ceil_div(c->k, 128);
     for (int i = 0; i < 5; i++) vk_bind_arg(d, i, i); /* w, x, sa, sb, d */
+    if (kind == GEMV_SG) return plan_sg(p, d, msg);
     return KB_OK;
 }
 

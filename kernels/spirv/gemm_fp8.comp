@@ -8,32 +8,46 @@
 // Output f32, or (-DKB_OUT16) f16 / bf16 bits rounded to nearest even here, f16 overflowing to
 // inf (IEEE), bf16 NaN kept quiet.
 //
-// Two -D builds of the loop:
+// Three -D builds of the loop:
 //   default        "gemv": one workgroup of 128 threads per output row m; thread t takes
 //                  k = t, t+128, ... (one element of every 128-block), 4 tokens at a time, then
 //                  a shared-memory tree sum. For small n (decode).
+//   KB_GEMV_SG     "gemv_sg": ROWS output rows per subgroup, 16-byte loads of W (16 values a
+//                  lane), every token (n <= 16) at once so W is read once, X staged in shared
+//                  memory as decoded floats, a subgroupAdd per output (see the section below).
 //   KB_GEMM_TILED  "tiled64": 64(m) x 64(n) output tile per workgroup of 256 threads, 4x4
 //                  outputs each, K in steps of 32 staged in shared memory as decoded floats.
 // Needs storageBuffer8BitAccess (the fp8 bytes); the 16-bit output build also needs
-// storageBuffer16BitAccess.
+// storageBuffer16BitAccess; gemv_sg needs subgroup basic + arithmetic operations in compute.
 #extension GL_EXT_shader_8bit_storage : require
 #extension GL_EXT_control_flow_attributes : require // [[unroll]] on the 4-wide loops
 #ifdef KB_OUT16
 #extension GL_EXT_shader_16bit_storage : require
 #endif
+#ifdef KB_GEMV_SG
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
 
-#ifdef KB_GEMM_TILED
+#if defined(KB_GEMV_SG)
+layout(local_size_x_id = 5) in; // the plan's subgroups per workgroup x its subgroup size
+#elif defined(KB_GEMM_TILED)
 #define LOCAL 256u
+layout(local_size_x = LOCAL) in;
 #else
 #define LOCAL 128u
-#endif
 layout(local_size_x = LOCAL) in;
+#endif
 
 layout(std430, set = 0, binding = 0) readonly buffer W { uint8_t wq[]; };
 layout(std430, set = 0, binding = 1) readonly buffer X { uint8_t xq[]; };
 // The same buffers as 32-bit words: 4 fp8 values per load when k % 4 == 0.
 layout(std430, set = 0, binding = 0) readonly buffer W32 { uint w32[]; };
 layout(std430, set = 0, binding = 1) readonly buffer X32 { uint x32[]; };
+#ifdef KB_GEMV_SG
+// And W as 16-byte vectors: 16 fp8 values per load when every row starts on 16 bytes.
+layout(std430, set = 0, binding = 0) readonly buffer W128 { uvec4 w128[]; };
+#endif
 layout(std430, set = 0, binding = 2) readonly buffer SA { float sa[]; };
 layout(std430, set = 0, binding = 3) readonly buffer SB { float sb[]; };
 #ifdef KB_OUT16
@@ -47,6 +61,9 @@ layout(push_constant) uniform Push {
     uint n;
     uint k;
     uint kblocks; // ceil(k / 128)
+#ifdef KB_GEMV_SG
+    uint flags;   // bit 0: W rows start on 16 bytes (uvec4 loads); bit 1: W and X rows start on 4 bytes
+#endif
 } pc;
 
 layout(constant_id = 0) const bool KB_SHORT_WRITE = false; // test-only: last element unwritten
@@ -124,6 +141,7 @@ float final_scale(uint mi, uint ni) {
 }
 const bool PER_BLOCK = (SCALE_MODE == SCALE_VEC128 || SCALE_MODE == SCALE_BLK128);
 
+#ifndef KB_GEMV_SG
 shared float lut_a[256];
 shared float lut_b[256];
 
@@ -136,8 +154,210 @@ void fill_luts(uint t) {
 // Four fp8 values packed little-endian in a word, decoded through a table.
 vec4 unpack_a(uint w) { return vec4(lut_a[w & 255u], lut_a[(w >> 8) & 255u], lut_a[(w >> 16) & 255u], lut_a[w >> 24]); }
 vec4 unpack_b(uint w) { return vec4(lut_b[w & 255u], lut_b[(w >> 8) & 255u], lut_b[(w >> 16) & 255u], lut_b[w >> 24]); }
+#endif
 
-#ifndef KB_GEMM_TILED
+#if defined(KB_GEMV_SG)
+// ---- gemv_sg ------------------------------------------------------------------------------
+// A workgroup is NSG subgroups of SG lanes; subgroup g owns output rows m0 + g*ROWS + r
+// (r < ROWS) for every token (NTOK = n <= 16), so each W byte is read once. K goes in chunks of
+// CK = 16*USL*SG: the whole workgroup decodes the chunk of X (NTOK rows) into shared memory
+// (floats, times 2^8 or 2^16, see dec4); each lane takes the 16-wide slices lane, lane + SG, ...
+// of the chunk: one uvec4 (16 fp8 values) of each of its ROWS rows, decoded in registers by bit
+// manipulation, times 4 vec4 of each token's X from shared memory (consecutive lanes read
+// consecutive vec4: no bank conflicts). The next chunk's W is loaded before this chunk is
+// computed, so its latency overlaps the compute and the next staging (when one chunk covers K,
+// ONE_CHUNK, every W load of a lane is issued at the start). At the end one subgroupAdd
+// per (row, token) and one lane stores it.
+// Math contract as gemv: products are exact in fp32 (both decodes exact; the power-of-two factors
+// are exact and removed at the end); TENSOR/OUTER: one fp32 sum, scaled once; VEC128/BLK128: each
+// lane's 16-value partial sum of a block is multiplied by sa*sb of that block (a slice never
+// straddles a block: 16 divides 128), then summed.
+// The plan sizes the workgroup by the subgroup size the device reports; a device that runs
+// another subgroup size (not allowed for SPIR-V 1.5 compute shaders without
+// VK_EXT_subgroup_size_control) gets NaN outputs, never silently missing rows.
+layout(constant_id = 6) const uint ROWS = 2u; // output rows per subgroup
+layout(constant_id = 7) const uint NTOK = 1u; // tokens: n itself (1..16)
+layout(constant_id = 8) const uint SG = 32u;  // the subgroup size the plan assumed
+layout(constant_id = 9) const uint USL = 1u;  // 16-byte slices per lane per row in a K chunk
+layout(constant_id = 10) const bool ONE_CHUNK = false; // USL covers K: no next chunk to load
+const uint NSG = gl_WorkGroupSize.x / SG;     // subgroups per workgroup
+const uint CSL = USL * SG;                    // 16-wide K slices per chunk
+const uint CK = 16u * CSL;                    // K per chunk
+const uint STAGE_IT = (CK / 4u + gl_WorkGroupSize.x - 1u) / gl_WorkGroupSize.x; // X words per invocation per token
+// xs[(n*4 + q)*CSL + s] = X[n][c0 + 16s + 4q .. +4], decoded and scaled
+shared vec4 xs[NTOK * 4u * CSL];
+
+// Four fp8 values (one word, little-endian) -> S * value, S = 2^8 (e4m3) or 2^16 (e5m2), exactly
+// and without a subnormal float anywhere (Vulkan devices may flush them). Each byte's 7
+// magnitude bits go to f32 bits 20..26 (e4m3 eeee.mmm) or 21..27 (e5m2 eeeee.mm) under exponent
+// bit 30: for e >= 1 that float is g = 2^(e+1) * 1.m = S * value; for e = 0 (zero, subnormals)
+// it is g = 2 + S*value/2. So S*value = min(g, 2g - 4): for e >= 1, g >= 4 so 2g - 4 >= g; for
+// e = 0, 2g - 4 = S*value exactly (g - 2 is exact, Sterbenz) and <= g. The sign bit is OR'd in.
+// The e4m3 NaN and e5m2 inf/NaN codes come out finite here: callers test words with special4
+// and fix those (fix4).
+vec4 dec4(uint w, bool e5m2) {
+    uint sh = e5m2 ? 21u : 20u;
+    uvec4 b = uvec4(w << sh, w << (sh - 8u), w << (sh - 16u), w >> (24u - sh));
+    vec4 g = uintBitsToFloat((b & (0x7fu << sh)) | 0x40000000u);
+    vec4 v = min(g, fma(g, vec4(2.0), vec4(-4.0))); // 2g is exact: fused or not, one rounding
+    uvec4 sgn = uvec4(w << 24u, w << 16u, w << 8u, w) & 0x80000000u;
+    return uintBitsToFloat(floatBitsToUint(v) | sgn);
+}
+// Per byte, whether it is an e4m3 NaN (magnitude 0x7f) or an e5m2 inf/NaN (exponent 31): adding
+// 1 (4) to the masked magnitude carries into bit 7 exactly for those (never into the next byte).
+uint special4(uint w, bool e5m2) {
+    return e5m2 ? ((w & 0x7c7c7c7cu) + 0x04040404u) & 0x80808080u : ((w & 0x7f7f7f7fu) + 0x01010101u) & 0x80808080u;
+}
+// Any of 16 (one test for the four words).
+bool special16(uvec4 w, bool e5m2) {
+    uint mask = e5m2 ? 0x7c7c7c7cu : 0x7f7f7f7fu, one = e5m2 ? 0x04040404u : 0x01010101u;
+    uvec4 t = (w & mask) + one;
+    return ((t.x | t.y | t.z | t.w) & 0x80808080u) != 0u;
+}
+// dec4's value for such a code has its exponent bits all set here: e4m3 0x7f -> 2^16 * 1.875
+// becomes NaN; e5m2 exponent 31 -> 2^32 * 1.mm keeps mm: +-inf for mm = 0, NaN otherwise. t is
+// special4(w): bit 8i+7 flags byte i.
+vec4 fix4(vec4 v, uint t, bool e5m2) {
+    uvec4 f = uvec4(ivec4(uvec4(t << 24u, t << 16u, t << 8u, t)) >> 31) & (e5m2 ? 0x7f800000u : 0x7fc00000u);
+    return uintBitsToFloat(floatBitsToUint(v) | f);
+}
+vec4 dec4_checked(uint w, bool e5m2) {
+    uint t = special4(w, e5m2);
+    vec4 v = dec4(w, e5m2);
+    return t != 0u ? fix4(v, t, e5m2) : v;
+}
+
+// 16 W bytes of row `row` from k (k < K), zeros past K.
+uvec4 load_w16(uint row, uint k) {
+    uint base = row * pc.k + k;
+    if ((pc.flags & 1u) != 0u) return w128[base >> 4];
+    uvec4 v = uvec4(0u);
+    if ((pc.flags & 2u) != 0u) { // K % 4 == 0: words
+        [[unroll]] for (uint q = 0u; q < 4u; q++)
+            if (k + 4u * q < pc.k) v[q] = w32[(base >> 2) + q];
+    } else {
+        [[unroll]] for (uint b = 0u; b < 16u; b++)
+            if (k + b < pc.k) v[b >> 2] |= uint(wq[base + b]) << (8u * (b & 3u));
+    }
+    return v;
+}
+// 4 X bytes of token n from k, zeros past K.
+uint load_x4(uint n, uint k) {
+    if (k >= pc.k) return 0u;
+    uint base = n * pc.k + k;
+    if ((pc.flags & 2u) != 0u) return x32[base >> 2];
+    uint w = 0u;
+    [[unroll]] for (uint b = 0u; b < 4u; b++)
+        if (k + b < pc.k) w |= uint(xq[base + b]) << (8u * b);
+    return w;
+}
+// a0..a3 . b0..b3: 16 products (exact in fp32, so fused or not the same), two chains of 8.
+float dot16(vec4 a0, vec4 a1, vec4 a2, vec4 a3, vec4 b0, vec4 b1, vec4 b2, vec4 b3) {
+    float s = a0.x * b0.x, t = a2.x * b2.x;
+    [[unroll]] for (uint i = 1u; i < 4u; i++) {
+        s = fma(a0[i], b0[i], s);
+        t = fma(a2[i], b2[i], t);
+    }
+    [[unroll]] for (uint i = 0u; i < 4u; i++) {
+        s = fma(a1[i], b1[i], s);
+        t = fma(a3[i], b3[i], t);
+    }
+    return s + t;
+}
+
+void main() {
+    uint lane = gl_SubgroupInvocationID;
+    uint m_wg = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * (NSG * ROWS);
+    if (m_wg >= pc.m) return; // uniform per workgroup
+    if (gl_SubgroupSize != SG || gl_NumSubgroups != NSG) { // uniform too: the layout is not the plan's
+        for (uint i = gl_LocalInvocationIndex; i < NSG * ROWS * NTOK; i += gl_WorkGroupSize.x) {
+            uint mi = m_wg + i % (NSG * ROWS);
+            if (mi < pc.m) store(i / (NSG * ROWS), mi, uintBitsToFloat(0x7fc00000u));
+        }
+        return;
+    }
+    uint row0 = m_wg + gl_SubgroupID * ROWS; // rows past m are clamped for loading, never stored
+    float acc[ROWS * NTOK];
+    [[unroll]] for (uint i = 0u; i < ROWS * NTOK; i++) acc[i] = 0.0;
+
+    uvec4 wnext[ROWS * USL]; // [r*USL + j]: slice j of row r in the next chunk
+    [[unroll]] for (uint r = 0u; r < ROWS; r++)
+        [[unroll]] for (uint j = 0u; j < USL; j++) {
+            uint k = 16u * (j * SG + lane);
+            wnext[r * USL + j] = k < pc.k ? load_w16(min(row0 + r, pc.m - 1u), k) : uvec4(0u);
+        }
+
+    for (uint c0 = 0u; c0 < pc.k; c0 += CK) {
+        barrier(); // every subgroup is done with the previous chunk's xs
+        // (a fixed trip count, unrolled: each invocation's X loads are all in flight at once)
+        [[unroll]] for (uint n = 0u; n < NTOK; n++)
+            [[unroll]] for (uint it = 0u; it < STAGE_IT; it++) {
+                uint i = it * gl_WorkGroupSize.x + gl_LocalInvocationIndex;
+                uint s = i % CSL, q = i / CSL; // consecutive invocations write consecutive vec4
+                if (i < CK / 4u) xs[(n * 4u + q) * CSL + s] = dec4_checked(load_x4(n, c0 + 16u * s + 4u * q), B_E5M2);
+            }
+        barrier();
+
+        uvec4 wcur[ROWS * USL]; // (arrays sized by specialization constants copy element-wise)
+        [[unroll]] for (uint i = 0u; i < ROWS * USL; i++) wcur[i] = wnext[i];
+        if (!ONE_CHUNK && c0 + CK < pc.k) {
+            [[unroll]] for (uint r = 0u; r < ROWS; r++)
+                [[unroll]] for (uint j = 0u; j < USL; j++) {
+                    uint k = c0 + CK + 16u * (j * SG + lane);
+                    wnext[r * USL + j] = k < pc.k ? load_w16(min(row0 + r, pc.m - 1u), k) : uvec4(0u);
+                }
+        }
+
+        [[unroll]] for (uint j = 0u; j < USL; j++) {
+            uint s = j * SG + lane;
+            uint k = c0 + 16u * s;
+            if (k >= pc.k) break; // later slices of this lane lie further out
+            vec4 wd[ROWS * 4u];
+            [[unroll]] for (uint r = 0u; r < ROWS; r++) {
+                uvec4 q = wcur[r * USL + j];
+                wd[4u * r] = dec4(q.x, A_E5M2);
+                wd[4u * r + 1u] = dec4(q.y, A_E5M2);
+                wd[4u * r + 2u] = dec4(q.z, A_E5M2);
+                wd[4u * r + 3u] = dec4(q.w, A_E5M2);
+                if (special16(q, A_E5M2)) { // rare: a NaN or inf code among the 16
+                    wd[4u * r] = fix4(wd[4u * r], special4(q.x, A_E5M2), A_E5M2);
+                    wd[4u * r + 1u] = fix4(wd[4u * r + 1u], special4(q.y, A_E5M2), A_E5M2);
+                    wd[4u * r + 2u] = fix4(wd[4u * r + 2u], special4(q.z, A_E5M2), A_E5M2);
+                    wd[4u * r + 3u] = fix4(wd[4u * r + 3u], special4(q.w, A_E5M2), A_E5M2);
+                }
+            }
+            uint kb = k >> 7;
+            float sar[ROWS];
+            [[unroll]] for (uint r = 0u; r < ROWS; r++) {
+                uint mi = min(row0 + r, pc.m - 1u);
+                sar[r] = PER_BLOCK ? sa[((SCALE_MODE == SCALE_BLK128) ? mi / 128u : mi) * pc.kblocks + kb] : 1.0;
+            }
+            [[unroll]] for (uint n = 0u; n < NTOK; n++) {
+                vec4 x0 = xs[(n * 4u) * CSL + s], x1 = xs[(n * 4u + 1u) * CSL + s];
+                vec4 x2 = xs[(n * 4u + 2u) * CSL + s], x3 = xs[(n * 4u + 3u) * CSL + s];
+                float sbn = PER_BLOCK ? sb[n * pc.kblocks + kb] : 1.0;
+                [[unroll]] for (uint r = 0u; r < ROWS; r++) {
+                    // the slice's 16 products summed apart (independent chains across slices
+                    // and rows: latency hidden at n = 1 too), then added in, scaled per block
+                    uint i = r * NTOK + n;
+                    float p = dot16(wd[4u * r], wd[4u * r + 1u], wd[4u * r + 2u], wd[4u * r + 3u], x0, x1, x2, x3);
+                    acc[i] = PER_BLOCK ? fma(p, sar[r] * sbn, acc[i]) : acc[i] + p;
+                }
+            }
+        }
+    }
+
+    // Undo the decode's factors (powers of two: exact), then the output scale as gemv does.
+    float unscale = (A_E5M2 ? 1.52587890625e-5 : 0.00390625) * (B_E5M2 ? 1.52587890625e-5 : 0.00390625);
+    [[unroll]] for (uint r = 0u; r < ROWS; r++)
+        [[unroll]] for (uint n = 0u; n < NTOK; n++) {
+            float v = subgroupAdd(acc[r * NTOK + n]); // every lane, then one stores
+            uint mi = row0 + r;
+            if (lane == (n * ROWS + r) % SG && mi < pc.m) store(n, mi, v * unscale * final_scale(mi, n));
+        }
+}
+
+#elif !defined(KB_GEMM_TILED)
 // ---- gemv ---------------------------------------------------------------------------------
 // Tokens 4 at a time in a vec4 accumulator. When k % 4 == 0 every row starts on a word, so
 // each thread reads 4 fp8 values of W and of each X row as one 32-bit word (the 4 values lie in

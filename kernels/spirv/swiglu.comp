@@ -1,7 +1,9 @@
 #version 450
 // swiglu.comp - y = silu(g) * up = g / (1 + exp(-g)) * up, in ggml_vec_swiglu_f32's order; g and
 // up f32 or (-DKB_IN_F16 / -DKB_IN_BF16) 16-bit bits decoded exactly (kb_common.glsl). One
-// element per thread. Needs storageBuffer16BitAccess for 16-bit inputs, nothing otherwise.
+// element per thread; -DKB_VEC4 ("vec4"): 4 per thread, 16-byte loads (8 bytes when 16-bit) and
+// a 16-byte store when the views allow it, the same arithmetic per element (bit-identical).
+// Needs storageBuffer16BitAccess for 16-bit inputs, nothing otherwise.
 //
 // Accuracy. The op's tolerance is 8 u32 |y| (u32 = 2^-24). Vulkan's precision table lets
 // GLSL exp err by 3 + 2|x| ulp and a division by 2.5 ulp, which together can exceed it, so
@@ -32,9 +34,23 @@ layout(std430, set = 0, binding = 0) readonly buffer G { float gate[]; };
 layout(std430, set = 0, binding = 1) readonly buffer U { float up[]; };
 #endif
 layout(std430, set = 0, binding = 2) writeonly buffer Y { float y[]; };
+#ifdef KB_VEC4
+// The same buffers 4 elements at a time.
+#if defined(KB_IN_F16) || defined(KB_IN_BF16)
+layout(std430, set = 0, binding = 0) readonly buffer G4 { uvec2 gate4[]; };
+layout(std430, set = 0, binding = 1) readonly buffer U4 { uvec2 up4[]; };
+#else
+layout(std430, set = 0, binding = 0) readonly buffer G4 { vec4 gate4[]; };
+layout(std430, set = 0, binding = 1) readonly buffer U4 { vec4 up4[]; };
+#endif
+layout(std430, set = 0, binding = 2) writeonly buffer Y4 { vec4 y4[]; };
+#endif
 
 layout(push_constant) uniform Push {
     uint count;
+#ifdef KB_VEC4
+    uint vec_ok; // every view starts where its vector loads need (16 bytes; 8 when 16-bit)
+#endif
 } pc;
 
 layout(constant_id = 0) const bool KB_SHORT_WRITE = false; // test-only: last element unwritten
@@ -79,6 +95,7 @@ float div_corrected(float g, float d) {
     return q;
 }
 
+#ifndef KB_VEC4
 void main() {
     uint i = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * 256u + gl_LocalInvocationID.x;
     if (i >= pc.count) return;
@@ -89,3 +106,36 @@ void main() {
     float silu = div_corrected(g, 1.0 + e);
     y[i] = silu * u;
 }
+#else
+// elem256's main, per element
+float swiglu(float g, float u) {
+    float e = kb_exp(-g);
+    float silu = div_corrected(g, 1.0 + e);
+    return silu * u;
+}
+
+#if defined(KB_IN_F16)
+vec4 unpack4(uvec2 h) {
+    return vec4(kb_half_to_float(h.x & 0xffffu), kb_half_to_float(h.x >> 16), kb_half_to_float(h.y & 0xffffu),
+                kb_half_to_float(h.y >> 16));
+}
+#define LOAD4(buf, t) unpack4(buf[t])
+#elif defined(KB_IN_BF16)
+#define LOAD4(buf, t) uintBitsToFloat(uvec4(buf[t].x << 16, buf[t].x & 0xffff0000u, buf[t].y << 16, buf[t].y & 0xffff0000u))
+#else
+#define LOAD4(buf, t) buf[t]
+#endif
+
+void main() {
+    uint t = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * 256u + gl_LocalInvocationID.x;
+    uint i0 = 4u * t;
+    if (i0 >= pc.count) return;
+    if (pc.vec_ok != 0u && i0 + 4u <= pc.count && !(KB_SHORT_WRITE && i0 + 4u == pc.count)) {
+        vec4 g = LOAD4(gate4, t), u = LOAD4(up4, t);
+        y4[t] = vec4(swiglu(g.x, u.x), swiglu(g.y, u.y), swiglu(g.z, u.z), swiglu(g.w, u.w));
+        return;
+    }
+    for (uint i = i0; i < min(i0 + 4u, pc.count); i++) // the tail (or unaligned views)
+        if (!(KB_SHORT_WRITE && i == pc.count - 1u)) y[i] = swiglu(LOAD(gate, i), LOAD(up, i));
+}
+#endif

@@ -26,7 +26,7 @@
 
 #define VK_NBIND 8        /* storage-buffer bindings in set 0 */
 #define VK_PUSH_WORDS 16  /* push-constant block: 64 bytes (128 is the guaranteed minimum) */
-#define VK_MAX_SPEC 8     /* specialization constants 0..7 */
+#define VK_MAX_SPEC 12    /* specialization constants 0..11 */
 
 /* One SPIR-V module, embedded at build time (vulkan.cmake). `name` says what it is
  * built from ("gemm_fp8.comp -DKB_GEMM_TILED"); rows and not_supported reasons show it. */
@@ -66,6 +66,10 @@ typedef struct {
     int short_write;     /* test_short_write: set spec 0 (vk_plan_dispatch does it) */
     const kb_arg *args;  /* inputs then outputs */
     int n_in, n_out;
+    /* the device, for plans sized by it */
+    uint32_t subgroup_size;    /* VkPhysicalDeviceSubgroupProperties.subgroupSize */
+    uint32_t max_shared_bytes; /* maxComputeSharedMemorySize */
+    uint32_t max_invocations;  /* min(maxComputeWorkGroupInvocations, maxComputeWorkGroupSize[0]) */
     /* filled by the op */
     vk_dispatch *d;
     int ndisp, dcap;
