@@ -215,13 +215,14 @@ static void test_names(void) {
     CHECK(kblt_fast_accum_settings(0, s) == 1 && s[0] == 0, "off");
     CHECK(kblt_fast_accum_settings(1, s) == 1 && s[0] == 1, "on");
     CHECK(kblt_fast_accum_settings(2, s) == 0, "bad");
-    /* FAST_ACCUM on: 2^-14 at any k. Off: 2^-13 / sqrt(k), so the harness's
-     * 2 sqrt(K) u term is 4 * 2^-14 whatever k is. */
-    CHECK(kblt_acc_unit_roundoff(1, 3584) == 0x1p-14 && kblt_acc_unit_roundoff(1, 16) == 0x1p-14, "fast accum");
-    CHECK(kblt_acc_unit_roundoff(0, 16) == 0x1p-15, "%g", kblt_acc_unit_roundoff(0, 16));
-    CHECK(fabs(kblt_acc_unit_roundoff(0, 3584) - 0x1p-13 / sqrt(3584.0)) < 1e-20, "%g", kblt_acc_unit_roundoff(0, 3584));
+    /* FAST_ACCUM off: 2^-10 / sqrt(k), so the harness's 2 sqrt(K) u term is
+     * 32 * 2^-14 whatever k is. On: 2^-14, never below off's (k < 256). */
+    CHECK(kblt_acc_unit_roundoff(1, 3584) == 0x1p-14 && kblt_acc_unit_roundoff(1, 256) == 0x1p-14, "fast accum");
+    CHECK(kblt_acc_unit_roundoff(1, 16) == 0x1p-12, "fast accum, k = 16: %g", kblt_acc_unit_roundoff(1, 16));
+    CHECK(kblt_acc_unit_roundoff(0, 16) == 0x1p-12, "%g", kblt_acc_unit_roundoff(0, 16));
+    CHECK(fabs(kblt_acc_unit_roundoff(0, 3584) - 0x1p-10 / sqrt(3584.0)) < 1e-20, "%g", kblt_acc_unit_roundoff(0, 3584));
     for (int64_t k = 16; k <= 65536; k *= 2)
-        CHECK(fabs(2 * sqrt((double)k) * kblt_acc_unit_roundoff(0, k) - 4 * 0x1p-14) < 1e-15, "k = %lld",
+        CHECK(fabs(2 * sqrt((double)k) * kblt_acc_unit_roundoff(0, k) - 32 * 0x1p-14) < 1e-15, "k = %lld",
               (long long)k);
     /* The harness's accumulation tolerance: the numbers its CSV showed on the
      * H100 for K = 3584 (tol_acc 7.38e-06 with u = 0, 7.31e-03 with u = 2^-14). */

@@ -10,8 +10,10 @@
 #             isolation, the vulkan selftest, synthetic:tiny forward on cuda/cublaslt/vulkan,
 #             the timing method (flush write vs read, cold/hot/rotate, an empty kernel,
 #             the independent cuBLASLt loop)
-#   table     the qwen2.5-7b table: parity and timing on cuda,cublaslt,vulkan (new build);
-#             parity only on the old build, for the hash comparison
+#   recheck   what check found broken, after the fixes; Vulkan's subgroup GEMV and glue
+#   table     the qwen2.5-7b table: parity and timing on cuda,cublaslt,vulkan, under
+#             TABLE_BUDGET seconds, resumed from devbin/table.csv (hashes compared with
+#             results/h100/table.csv: the same sm_90 code)
 #   sweep     gemm_fp8 3584: scale modes x out types x operand types x FAST_ACCUM x
 #             cuBLASLt's exhaustive algorithms x N
 #   forward   synthetic:qwen2.5-7b: the forward for every recipe on cuda, cuda+cublaslt,
@@ -88,11 +90,28 @@ step_check() {
   run lt_rotate 120 devbin/lt_rotate_check 1 16 512 4096
 }
 
+# what the first check found broken, again after the fixes; the Vulkan subgroup GEMV
+step_recheck() {
+  run chain 120 devbin/test_chain
+  run vk_selftest 240 devbin/test_vulkan_selftest
+  run faults 120 env KB_TEST_VARIANTS=1 KB_CUDA_TIMEOUT_S=10 $K --op rmsnorm,gemm_fp8 --shapes smoke \
+    --backend cuda,cublaslt --no-timing --quiet --csv "$R/faults.csv"
+  run tiny_cublaslt 120 $K forward --model synthetic:tiny --backend cuda --gemm cublaslt --recipe q4k-fp8-tensor \
+    --steps 2 --reps 20 --csv "$R/tiny-cublaslt.csv"
+  run lt_rotate 120 devbin/lt_rotate_check 1 16 512 4096
+  run vk_gemv 120 $K --op gemm_fp8 --shape 3584x1,2,4,8,16x3584 --backend vulkan,cuda,cublaslt --fast-accum off \
+    --mode rotate --reps 20 --max-time 0.2 --quiet --csv "$R/gemv.csv"
+  run vk_glue 120 $K --op add,bias_add,swiglu --shape 3584x1,16,512,4096 --backend vulkan,cuda --mode rotate --reps 10 \
+    --max-time 0.1 --quiet --csv "$R/glue.csv"
+}
+
+# the qwen2.5-7b table (parity and timing on cuda, cublaslt, vulkan): stops starting cases
+# after TABLE_BUDGET seconds and resumes from devbin/table.csv when an earlier call left one
 step_table() {
-  run table_new 420 $K --shapes qwen2.5-7b --backend cuda,cublaslt,vulkan --mode rotate --reps 10 --max-time 0.1 \
-    --warmup 1 --progress --csv "$R/table.csv"
-  run table_old 300 env KB_SHAPES_DIR=devold/shapes $OLD --shapes qwen2.5-7b --backend cuda,cublaslt --no-timing --quiet \
-    --csv "$R/table-old.csv"
+  local resume=()
+  [ -s devbin/table.csv ] && cp devbin/table.csv "$R/table.csv" && resume=(--resume "$R/table.csv")
+  run table 560 $K --shapes qwen2.5-7b --backend cuda,cublaslt,vulkan --mode rotate --reps 10 --max-time 0.1 \
+    --warmup 1 --budget "${TABLE_BUDGET:-400}" --progress --csv "$R/table.csv" "${resume[@]}"
 }
 
 step_sweep() {

@@ -12,7 +12,8 @@
  * <loop>", each the median of 7 timings of 200 calls: <graph> with the calls captured
  * in a CUDA graph (device time, comparable to kbench's rotate rows), <loop> issued one
  * by one from the host (includes cublasLtMatmul's own host cost when it exceeds the
- * kernel's time). */
+ * kernel's time); then "one_pass_us_per_call <pass>": a graph of one call per copy,
+ * launched and timed alone 51 times (median), the shape of a kbench rotate sample. */
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 #include <stdio.h>
@@ -35,7 +36,7 @@
         }                                                                                              \
     } while (0)
 
-enum { M = 3584, K = 3584, ITERS = 200, LOOPS = 7, MAX_COPIES = 64 };
+enum { M = 3584, K = 3584, ITERS = 200, LOOPS = 7, SAMPLES = 51, MAX_COPIES = 64 };
 
 static int cmp(const void *a, const void *b) {
     const float x = *(const float *)a, y = *(const float *)b;
@@ -109,10 +110,31 @@ static void check_n(cublasLtHandle_t lt, cudaStream_t st, void *ws, size_t ws_by
         CHECK_CUDA(cudaEventSynchronize(e1));
         if (loop >= 0) CHECK_CUDA(cudaEventElapsedTime(&ms_loop[loop], e0, e1));
     }
+    /* one pass over the copies per graph launch, each launch timed alone (kbench's rotate
+     * sample: `copies` calls between two events): the per-sample fixed cost shows here */
+    cudaGraph_t g1;
+    cudaGraphExec_t x1;
+    CHECK_CUDA(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+    for (int c = 0; c < copies; c++)
+        CHECK_LT(cublasLtMatmul(lt, op, &one, w[c], la, x[c], lb, &zero, d[c], lc, d[c], lc, &res.algo, ws, ws_bytes, st));
+    CHECK_CUDA(cudaStreamEndCapture(st, &g1));
+    CHECK_CUDA(cudaGraphInstantiate(&x1, g1, 0));
+    float ms_pass[SAMPLES];
+    for (int i = -1; i < SAMPLES; i++) {
+        CHECK_CUDA(cudaEventRecord(e0, st));
+        CHECK_CUDA(cudaGraphLaunch(x1, st));
+        CHECK_CUDA(cudaEventRecord(e1, st));
+        CHECK_CUDA(cudaEventSynchronize(e1));
+        if (i >= 0) CHECK_CUDA(cudaEventElapsedTime(&ms_pass[i], e0, e1));
+    }
+    qsort(ms_pass, SAMPLES, sizeof ms_pass[0], cmp);
+    cudaGraphExecDestroy(x1);
+    cudaGraphDestroy(g1);
     qsort(ms_graph, LOOPS, sizeof ms_graph[0], cmp);
     qsort(ms_loop, LOOPS, sizeof ms_loop[0], cmp);
-    printf("N %d copies %d us_per_call %.3f host_loop_us_per_call %.3f\n", n, copies,
-           ms_graph[LOOPS / 2] * 1000.0 / ITERS, ms_loop[LOOPS / 2] * 1000.0 / ITERS);
+    printf("N %d copies %d us_per_call %.3f host_loop_us_per_call %.3f one_pass_us_per_call %.3f\n", n, copies,
+           ms_graph[LOOPS / 2] * 1000.0 / ITERS, ms_loop[LOOPS / 2] * 1000.0 / ITERS,
+           ms_pass[SAMPLES / 2] * 1000.0 / copies);
     cudaGraphExecDestroy(exec);
     cudaGraphDestroy(graph);
     cublasLtMatmulPreferenceDestroy(pref);

@@ -290,8 +290,10 @@ int kblt_fast_accum_settings(int opt_fast_accum, int out[2]) {
 }
 
 double kblt_acc_unit_roundoff(int fast_accum, int64_t k) {
-    if (fast_accum) return KBLT_FAST_ACCUM_UNIT_ROUNDOFF;
-    return 0x1p-13 / sqrt((double)(k > 0 ? k : 1));
+    /* FAST_ACCUM off: 2 sqrt(K) u = 32 * 2^-14 (cublaslt_host.h says why) */
+    const double promoted = 0x1p-10 / sqrt((double)(k > 0 ? k : 1));
+    if (fast_accum) return promoted > KBLT_FAST_ACCUM_UNIT_ROUNDOFF ? promoted : KBLT_FAST_ACCUM_UNIT_ROUNDOFF;
+    return promoted;
 }
 
 double kblt_acc_tolerance(int64_t k, double acc_unit_roundoff) {

@@ -114,14 +114,17 @@ int kblt_fast_accum_settings(int opt_fast_accum, int out[2]);
 /* acc_unit_roundoff of a variant for inner dimension k: the u that makes the
  * harness's accumulation term (bench/ops/gemm_fp8.c: 2 sqrt(K) u_acc sum|s a b|) cover
  * what the H100 does.
- *   FAST_ACCUM on: 2^-14 (KBLT_FAST_ACCUM_UNIT_ROUNDOFF), no promotion at all.
- *   FAST_ACCUM off is not fp32 accumulation either: the FP8 MMA still sums its
- *   products to ~14 bits before cuBLASLt promotes them into fp32 registers, and
- *   that truncation is the same for every algorithm (tiles, split-K). Measured
- *   on the H100 (CUBLASLT_NOTES.md): max |err| = 1.2 * 2^-14 * sum|s a b| at
- *   K = 3584, i.e. K-independent relative to sum|s a b|. So u = 2^-13 / sqrt(k):
- *   2 sqrt(K) u = 4 * 2^-14, 3.3x the measured worst. (u = 0, fp32, made every
- *   fa0 row fail at 5-10x the tolerance.) */
+ *   FAST_ACCUM off is not fp32 accumulation either: each FP8 MMA step aligns its 32
+ *   products and the running partial to the largest of them and keeps ~14 bits
+ *   (DeepSeek-V3 report, section 3.3.2) before cuBLASLt promotes into fp32, so the
+ *   error of a step scales with its largest addend, not with sum|s a b|. On random
+ *   inputs (H100) the worst was 1.2 * 2^-14 * sum|s a b|; on the synthetic model's
+ *   activations, whose few massive channels dominate each step's sum, 12 * 2^-14
+ *   (H200, CUBLASLT_NOTES.md). The bound is 32 * 2^-14 * sum|s a b| at any K (one
+ *   2^-14 truncation for each of a step's 32 products when one outlier is the
+ *   whole sum): u = 2^-10 / sqrt(k), 2.7x the worst measured.
+ *   FAST_ACCUM on: no promotion at all; u = 2^-14 (KBLT_FAST_ACCUM_UNIT_ROUNDOFF),
+ *   never below FAST_ACCUM off's u (k < 256). */
 double kblt_acc_unit_roundoff(int fast_accum, int64_t k);
 /* The accumulation term of the gemm_fp8 tolerance (bench/ops/gemm_fp8.c) for a given
  * u (0 = fp32): 2 sqrt(k) max(u, 2^-24) + 4 * 2^-24, for the self-test's own check. */
