@@ -16,9 +16,9 @@
 #             results/h100/table.csv: the same sm_90 code)
 #   sweep     gemm_fp8 3584: scale modes x out types x operand types x FAST_ACCUM x
 #             cuBLASLt's exhaustive algorithms x N
-#   forward   synthetic:qwen2.5-7b: the forward for every recipe on cuda, cuda+cublaslt,
-#             and f32 on cpu
-#   falsify   synthetic:qwen2.5-7b: kbench falsify --stage all per recipe, cuda and cublaslt
+#   forward   synthetic:qwen2.5-7b: the forward on cuda+cublaslt and cuda (q4k-fp8-tensor),
+#             cuda f32, cuda+cublaslt q4k-fp8-row
+#   falsify   synthetic:qwen2.5-7b: kbench falsify --stage all, cuda+cublaslt q4k-fp8-tensor
 #   sanitize  compute-sanitizer memcheck/racecheck/initcheck/synccheck
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -120,22 +120,21 @@ step_sweep() {
     --mode rotate --reps 5 --max-time 0.05 --warmup 1 --budget 500 --quiet --csv "$R/sweep.csv"
 }
 
+# synthetic:qwen2.5-7b through the whole decoder, the case that started kbench first
 step_forward() {
-  for b in "cuda --recipe f32" "cuda --recipe q4k-fp8-tensor" "cuda --recipe q4k-fp8-row" "cuda --recipe fp8-block" \
-           "cuda --gemm cublaslt --recipe q4k-fp8-tensor" "cuda --gemm cublaslt --recipe q4k-fp8-row" \
-           "cuda --gemm cublaslt --recipe fp8-block"; do
+  run tiny_cublaslt 60 $K forward --model synthetic:tiny --backend cuda --gemm cublaslt --recipe q4k-fp8-tensor \
+    --steps 2 --reps 20 --csv "$R/tiny-cublaslt.csv"
+  for b in "cuda --gemm cublaslt --recipe q4k-fp8-tensor" "cuda --recipe q4k-fp8-tensor" "cuda --recipe f32" \
+           "cuda --gemm cublaslt --recipe q4k-fp8-row"; do
     local tag=$(echo "$b" | tr ' ' '_' | tr -d -)
-    run "7b_$tag" 240 $K forward --model synthetic:qwen2.5-7b --backend $b --steps 3 --reps 20 --progress \
-      --csv "$R/7b-$tag.csv"
+    run "7b_$tag" "${FORWARD_LIMIT:-100}" $K forward --model synthetic:qwen2.5-7b --backend $b --steps 2 --reps 10 \
+      --progress --csv "$R/7b-$tag.csv"
   done
 }
 
 step_falsify() {
-  for b in "cuda --recipe q4k-fp8-tensor" "cuda --gemm cublaslt --recipe q4k-fp8-tensor" \
-           "cuda --gemm cublaslt --recipe q4k-fp8-row"; do
-    local tag=$(echo "$b" | tr ' ' '_' | tr -d -)
-    run "falsify_$tag" 300 $K falsify --stage all --model synthetic:qwen2.5-7b --backend $b --steps 1 --out "$R/falsify-$tag"
-  done
+  run falsify 150 $K falsify --stage all --model synthetic:qwen2.5-7b --backend cuda --gemm cublaslt \
+    --recipe q4k-fp8-tensor --steps 1 --out "$R/falsify" --csv "$R/falsify-b.csv"
 }
 
 step_sanitize() {

@@ -44,6 +44,7 @@
 
 #include <vulkan/vulkan.h>
 
+#include "spv_copy.h"
 #include "spv_empty.h"
 
 #define VK_OP_ENTRY(name) [KB_OP_##name] = &vk_op_##name,
@@ -52,6 +53,8 @@ static const vk_op *const vk_ops[KB_OP_COUNT] = {KB_OP_LIST(VK_OP_ENTRY)};
 
 /* The launch floor's kernel: one empty workgroup. */
 static const vk_module mod_empty = {"empty.comp", kb_spv_empty, sizeof kb_spv_empty};
+/* The bandwidth probe's kernel: a 16-byte-word copy. */
+static const vk_module mod_copy = {"copy.comp", kb_spv_copy, sizeof kb_spv_copy};
 
 /* ---- device features a shader may need ---------------------------------------------- */
 /* SPIR-V capability numbers: SPIR-V specification, section 3.31 "Capability". */
@@ -1079,40 +1082,40 @@ static void plan_free(vk_plan *p) {
 /* ---- kb_backend: probe and device facts ------------------------------------------------ */
 static int vk_run_timed(void *const *states, int n, int flush, double *seconds, char *msg);
 
-/* Device time of a copy of BW_COPY_BYTES between two device-local buffers, best of 3
- * after one warm-up: bytes read + written per second. 0 when it cannot be measured. */
+/* Device time of a compute copy (copy.comp) of BW_COPY_BYTES between two device-local
+ * scratch buffers, timed as cases are (run_timed), best of 3 after one warm-up: bytes
+ * read + written per second. 0 when it cannot be measured. */
 static double measure_bandwidth(VkDeviceSize *bytes_out, char *msg) {
     VkDeviceSize bytes = BW_COPY_BYTES;
     if (g.heap_bytes && bytes > g.heap_bytes / 8) bytes = g.heap_bytes / 8;
     if (bytes > g.max_alloc) bytes = g.max_alloc;
-    bytes &= ~(VkDeviceSize)255;
+    if (bytes > g.props.limits.maxStorageBufferRange) bytes = g.props.limits.maxStorageBufferRange;
+    bytes &= ~(VkDeviceSize)4095;
     *bytes_out = bytes;
     if (!g.ts_mask || bytes == 0) return 0;
-    vk_buffer *a = NULL, *b = NULL;
+    vk_plan p = {0};
+    vk_state *s = NULL;
     double best = 0;
-    if (create_buffer(bytes, 0, &a, msg) == KB_OK && create_buffer(bytes, 0, &b, msg) == KB_OK) {
-        for (int rep = 0; rep < 4; rep++) {
-            submit_slot *sl;
-            if (acquire_slot(&sl, msg) != KB_OK || begin_primary(sl->cmd, msg) != KB_OK) break;
-            full_barrier(sl->cmd);
-            vkCmdResetQueryPool(sl->cmd, g.qpool, 0, 2);
-            vkCmdWriteTimestamp(sl->cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, g.qpool, 0);
-            VkBufferCopy region = {.srcOffset = 0, .dstOffset = 0, .size = bytes};
-            vkCmdCopyBuffer(sl->cmd, a->buf, b->buf, 1, &region);
-            vkCmdWriteTimestamp(sl->cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, g.qpool, 1);
-            uint64_t ts[2] = {0, 0};
-            if (vkEndCommandBuffer(sl->cmd) != VK_SUCCESS || submit(sl->cmd, sl->fence, msg) != KB_OK) break;
-            sl->busy = 1;
-            if (wait_all(msg) != KB_OK) break;
-            if (vkGetQueryPoolResults(g.dev, g.qpool, 0, 2, sizeof ts, ts, sizeof ts[0],
-                                      VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT) != VK_SUCCESS)
-                break;
-            const double t = (double)((ts[1] - ts[0]) & g.ts_mask) * g.ts_period_ns * 1e-9;
-            if (rep > 0 && t > 0 && 2.0 * (double)bytes / t > best) best = 2.0 * (double)bytes / t;
+    const uint64_t words = bytes / 16;
+    vk_dispatch *d = vk_plan_dispatch(&p, &mod_copy, (uint32_t)vk_ceil_div((int64_t)words, 256));
+    const int src = vk_plan_scratch(&p, bytes, NULL), dst = vk_plan_scratch(&p, bytes, NULL);
+    if (d && src >= 0 && dst >= 0) {
+        d->push[0] = (uint32_t)words;
+        vk_bind_scratch(d, 0, src);
+        vk_bind_scratch(d, 1, dst);
+        if (build_state(&p, &s, msg) == KB_OK) {
+            void *states[1] = {s};
+            for (int rep = 0; rep < 4; rep++) {
+                double t = 0;
+                if (vk_run_timed(states, 1, 0, &t, msg) != KB_OK) break;
+                if (rep > 0 && t > 0 && 2.0 * (double)bytes / t > best) best = 2.0 * (double)bytes / t;
+            }
+            vk_release(s);
         }
+    } else {
+        snprintf(msg, KB_MSG, "out of host memory");
     }
-    destroy_buffer(a);
-    destroy_buffer(b);
+    plan_free(&p);
     return best;
 }
 
@@ -1197,7 +1200,7 @@ static int vk_probe(const kb_options *opt, char *msg) {
     VkDeviceSize bw_bytes = 0;
     info.bw = measure_bandwidth(&bw_bytes, why);
     if (info.bw > 0)
-        snprintf(info.bw_source, sizeof info.bw_source, "vkCmdCopyBuffer of %llu MiB device-local, timestamps, best of 3",
+        snprintf(info.bw_source, sizeof info.bw_source, "compute copy (copy.comp) of %llu MiB device-local, timed as cases are, best of 3",
                  (unsigned long long)(bw_bytes >> 20));
     else
         snprintf(info.bw_source, sizeof info.bw_source, "not measured: %.80s", g.ts_mask ? why : "no timestamps");

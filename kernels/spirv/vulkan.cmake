@@ -34,6 +34,7 @@ function(kb_spirv name src)
 endfunction()
 
 kb_spirv(empty empty.comp) # the launch floor
+kb_spirv(copy copy.comp)   # the bandwidth probe
 # dequant_q4k
 kb_spirv(dequant_q4k dequant_q4k.comp)
 kb_spirv(dequant_q6k dequant_q4k.comp -DKB_BLOCKS_Q6K)
