@@ -21,6 +21,12 @@
 #include "bench/model.h"
 
 /* How a stack runs its matmuls (docs/FORWARD.md "Recipes"). */
+/* The forward's default --prefer: per op, the fastest cuda variant of the H200 qwen2.5-7b
+ * table (results/h200/README.md) where it differs from the first listed (v1, the
+ * simplest). A name a backend does not have is ignored; the first variant that
+ * prepares runs where none of these does. */
+#define KB_FORWARD_PREFER "gemv_v2_b256_u4,v2_b256_i4,v3_b256_i2,decode_v2,v2_b256"
+
 typedef struct {
     const char *name;
     int fp8;                  /* 0: weights dequantized to f32, gemm_f32 */

@@ -39,6 +39,8 @@ static const char usage[] =
     "  --plant LAYER:NODE=VARIANT  run a test-only variant at one node (repeatable;\n"
     "                              layer -1 = embed, LAYERS = output_norm/lm_head)\n"
     "  --prefer V1,V2              variant names to prefer where a backend has several\n"
+    "                              (default: the fastest cuda variants of the H200 table,\n"
+    "                              " KB_FORWARD_PREFER ")\n"
     "  --no-timing | --reps N      time each step as one device sequence (a CUDA graph\n"
     "                              or recorded command buffer where the backend can)\n"
     "  --fast-accum on|off --algo heuristic|exhaustive --vk-device N --threads N\n"
@@ -160,6 +162,7 @@ int kb_forward_setup(int argc, char **argv, kb_forward_cli *cli) {
     cfg->steps = 3;
     cfg->repeat = 1;
     cfg->threshold = 0.99;
+    cfg->prefer = KB_FORWARD_PREFER;
     cfg->isolated = 1;
     cfg->check_weights = 1;
     cfg->timing = 1;

@@ -137,6 +137,15 @@ step_falsify() {
     --recipe q4k-fp8-tensor --steps 1 --out "$R/falsify" --csv "$R/falsify-b.csv"
 }
 
+# the last call of the session: the new Vulkan bandwidth probe, the independent cuBLASLt
+# loop, and the falsifier given the time it needs
+step_final() {
+  run list 60 $K --list-backends
+  run lt_rotate 60 devbin/lt_rotate_check 1 16 512 4096
+  run falsify "${FALSIFY_LIMIT:-270}" $K falsify --stage all --model synthetic:qwen2.5-7b --backend cuda --gemm cublaslt \
+    --recipe q4k-fp8-tensor --steps 1 --out "$R/falsify" --csv "$R/falsify-b.csv"
+}
+
 step_sanitize() {
   for tool in memcheck racecheck initcheck synccheck; do
     run "san_$tool" 300 compute-sanitizer --tool $tool --target-processes all --error-exitcode 9 \
