@@ -392,8 +392,18 @@ static void test_geometry(void) {
           "one n8 tile: N = 17 takes three 8-token blocks");
     g.n = 16, g.m = 3585;
     CHECK(plan(&g, "gemv_v2_b256_u2", &p, msg) == KB_OK && p.launch[0].grid[0] == 225, "M = 3585: 225 row blocks");
+    CHECK(plan(&g, "gemv_v3_m32_w8", &p, msg) == KB_OK && p.launch[0].grid[0] == 113 && p.launch[0].grid[1] == 1 &&
+              p.launch[0].block[0] == 256 && p.launch[0].smem == 8 * 32 * 448,
+          "gemv_v3_m32_w8 3585x16: 113x1 blocks, 8 warps x 32 rows x 448 bytes of W slices");
+    CHECK(plan(&g, "gemv_v3_m16_w4_s2", &p, msg) == KB_OK && p.launch[0].grid[0] == 225 &&
+              p.launch[0].block[0] == 128 && p.launch[0].smem == 4 * 2 * 16 * 448,
+          "gemv_v3_m16_w4_s2: 225 blocks of 128, 2 stages");
+    const kbcu_devinfo ada = {89, 128, 99 * 1024};
+    CHECK(plan_dev(&g, "gemv_v3_m16_w8", &ada, 0, &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "9.0"),
+          "cp.async.bulk needs sm_90: %s", msg);
     g.k = 3583;
     CHECK(plan(&g, "gemv_v2_b256_u2", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "K % 16"), "K %% 16: %s", msg);
+    CHECK(plan(&g, "gemv_v3_m16_w8", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "K % 16"), "v3 K %% 16: %s", msg);
     CHECK(plan(&g, "gemv_v1_b128", &p, msg) == KB_OK && p.launch[0].grid[0] == 897 && p.launch[0].grid[1] == 2,
           "v1 takes any K: grid %lld x %lld", (long long)p.launch[0].grid[0], (long long)p.launch[0].grid[1]);
     g.k = 3584, g.out_type = KB_E4M3;

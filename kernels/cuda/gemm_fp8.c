@@ -10,6 +10,11 @@ static const kbcu_variant variants[] = {
     {"gemv_v2_b256_u4", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=4", 80, 0},
     /* one n8 tile: half the token registers, so all 7 chunks of a warp (K = 3584) in flight */
     {"gemv_v2_b256_u7_t1", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=7 -DNT=1", 80, 0},
+    /* TMA bulk copies of W rows into shared memory (cp.async.bulk, mbarrier): sm_90 */
+    {"gemv_v3_m32_w8", "gemm_fp8.cu", "gemm_fp8_gemv_v3", "-DWARPS=8 -DMT=2 -DNT=2 -DCPS=7 -DSTAGES=1 -DMINB=1", 90, 0},
+    {"gemv_v3_m16_w8", "gemm_fp8.cu", "gemm_fp8_gemv_v3", "-DWARPS=8 -DMT=1 -DNT=2 -DCPS=7 -DSTAGES=1 -DMINB=2", 90, 0},
+    {"gemv_v3_m16_w4_s2", "gemm_fp8.cu", "gemm_fp8_gemv_v3", "-DWARPS=4 -DMT=1 -DNT=2 -DCPS=7 -DSTAGES=2 -DMINB=3", 90,
+     0},
     {NULL, NULL, NULL, NULL, 0, 0},
 };
 
@@ -31,6 +36,8 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
         l = kbcu_add_launch(p, j->v, "gemm_fp8_gemv_v1", kbcu_ceil_div(c->m, warps), kbcu_ceil_div(c->n, nb), 1,
                             warps * 32);
     } else {
+        /* v2 loads 16-byte row pieces; v3's bulk copies move 16-byte multiples from
+         * 16-byte aligned addresses (PTX ISA, cp.async.bulk) */
         if (c->k % 16)
             return kb_fail(msg, KB_NOT_SUPPORTED, "%s loads 16-byte row pieces: needs K %% 16 == 0 (K = %lld)",
                            j->v->name, (long long)c->k);
@@ -39,8 +46,19 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
             if (rc != KB_OK) return rc;
         }
         const int nt = kbcu_def_int(j->v, "NT", 2);
-        l = kbcu_add_launch(p, j->v, "gemm_fp8_gemv_v2", kbcu_ceil_div(c->m, 16), kbcu_ceil_div(c->n, 8 * nt), 1,
-                            warps * 32);
+        if (kbcu_is(j->v, "gemv_v2")) {
+            l = kbcu_add_launch(p, j->v, "gemm_fp8_gemv_v2", kbcu_ceil_div(c->m, 16), kbcu_ceil_div(c->n, 8 * nt), 1,
+                                warps * 32);
+        } else {
+            /* v3: 16*MT rows a block; per warp STAGES slice buffers of 16*MT rows of CPS
+             * 64-byte chunks, the row stride an odd multiple of 64 bytes (gemm_fp8.cu) */
+            const int mt = kbcu_def_int(j->v, "MT", 2), cps = kbcu_def_int(j->v, "CPS", 7);
+            const int stages = kbcu_def_int(j->v, "STAGES", 1);
+            const int64_t rs = 64 * cps + (cps % 2 ? 0 : 64);
+            l = kbcu_add_launch(p, j->v, "gemm_fp8_gemv_v3", kbcu_ceil_div(c->m, 16 * mt), kbcu_ceil_div(c->n, 8 * nt),
+                                1, warps * 32);
+            if (l) l->smem = (int64_t)warps * stages * 16 * mt * rs;
+        }
     }
     const int fmt = (c->a_type == KB_E5M2) | (c->b_type == KB_E5M2) << 1;
     for (int t = 0; t < 5; t++) kbcu_arg_tensor(p, l, t);

@@ -253,3 +253,234 @@ gemm_fp8_gemv_v2(const u8 *__restrict__ W, const u8 *__restrict__ X, const float
         if (m < M && n < N) store_out(out, out_type, (long long)n * M + m, v * final_scale(sa, sb, scale_mode, m, n));
     }
 }
+
+// ---- v3: v2's tensor-core math fed by TMA (sm_90). v2 loads W into registers, so the
+// bytes a warp has in flight are bounded by its registers and the SM's outstanding-load
+// tracking; the GEMV is then latency-bound (NOTES.md, gemm_fp8). Here one lane per row
+// issues a 1-D bulk copy (cp.async.bulk, no tensor map) of its row's slice of K into
+// shared memory, completing on an mbarrier: a block puts its whole W tile in flight at
+// once (K = 3584: the entire weight of every resident block) and no register waits.
+// A block owns 16*MT rows and 8*NT tokens; warp w takes K slices w, w + WARPS, ... of
+// CPS 64-wide chunks each, STAGES slices in flight, buffers reused as a ring. X (tiny,
+// L2-resident after the first block) is loaded straight into registers: the first
+// slice's beside the W copies, each next one as soon as the current one is done. The
+// warps' partials meet in shared memory (the W buffers, once drained) and sum in warp
+// order: deterministic.
+#ifndef MT
+#define MT 2
+#endif
+#ifndef CPS
+#define CPS 7
+#endif
+#ifndef STAGES
+#define STAGES 1
+#endif
+#ifndef MINB
+#define MINB 1
+#endif
+// Row stride of a slice buffer: lanes (g, t) and (g+1, t) of one 8-lane phase of a
+// 16-byte shared load must fall in different 64-byte halves of the 128-byte bank line,
+// so the stride is an odd multiple of 64 bytes.
+#define V3_RS (CPS * 64 + ((CPS & 1) ? 0 : 64))
+#define V3_ROWS (16 * MT)
+
+#if __CUDA_ARCH__ >= 900
+__device__ __forceinline__ u32 smem_addr(const void *p) { return (u32)__cvta_generic_to_shared(p); }
+__device__ __forceinline__ void mbar_init(u32 bar) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbar_expect(u32 bar, u32 bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(u32 bar, u32 parity) {
+    u32 done = 0;
+    while (!done)
+        asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}"
+                     : "=r"(done)
+                     : "r"(bar), "r"(parity)
+                     : "memory");
+}
+// W is read once: evict_first keeps it from pushing X and the outputs out of the L2.
+__device__ __forceinline__ void bulk_copy(u32 dst, const void *src, u32 bytes, u32 bar, unsigned long long policy) {
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1], %2, [%3], %4;" ::"r"(
+                     dst),
+                 "l"(src), "r"(bytes), "r"(bar), "l"(policy)
+                 : "memory");
+}
+
+// Warp `warp` queues slice s into stage buffer buf (mbarrier bar): lane r < V3_ROWS copies
+// row m0 + r (clamped to M - 1; its results are never stored).
+__device__ __forceinline__ void v3_issue(const u8 *W, u32 buf, u32 bar, int s, int m0, int M, int K, int lane,
+                                         unsigned long long policy) {
+    const int k0 = s * (CPS * 64);
+    const u32 bytes = (u32)(min(K, k0 + CPS * 64) - k0); // K % 16 == 0: a multiple of 16
+    if (lane == 0) mbar_expect(bar, bytes * V3_ROWS);
+    __syncwarp();
+    if (lane < V3_ROWS) {
+        // the buffer's previous contents were read by this warp (generic proxy) before
+        // the __syncwarp above; order those reads before the copy's writes
+        asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+        const int row = min(m0 + lane, M - 1);
+        bulk_copy(buf + lane * V3_RS, W + (long long)row * K + k0, bytes, bar, policy);
+    }
+}
+#endif
+
+extern "C" __global__ void __launch_bounds__(WARPS * 32, MINB)
+gemm_fp8_gemv_v3(const u8 *__restrict__ W, const u8 *__restrict__ X, const float *__restrict__ sa,
+                 const float *__restrict__ sb, void *__restrict__ out, int M, int N, int K, int scale_mode, int out_type,
+                 int fmt) {
+#if __CUDA_ARCH__ >= 900
+    extern __shared__ __align__(128) u8 v3_smem[]; // [WARPS][STAGES][V3_ROWS][V3_RS]; then the partials
+    __shared__ __align__(8) unsigned long long v3_bar[WARPS][STAGES];
+    const bool ae = fmt & 1, be = fmt & 2;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int g = lane >> 2, t = lane & 3;
+    const int m0 = blockIdx.x * V3_ROWS, n0 = blockIdx.y * (8 * NT);
+    const int kbs = (K + 127) / 128;
+    const int nchunks = (K + 63) / 64;
+    const int nslices = (nchunks + CPS - 1) / CPS;
+    const bool tile1 = NT > 1 && n0 + 8 < N; // the second n8 tile has tokens (warp-uniform)
+    const bool x0ok = n0 + g < N, x1ok = NT > 1 && n0 + 8 + g < N;
+    const u8 *x0 = X + (long long)(x0ok ? n0 + g : 0) * K + 16 * t;
+    const u8 *x1 = X + (long long)(x1ok ? n0 + 8 + g : 0) * K + 16 * t;
+    const u32 buf0 = smem_addr(v3_smem) + (u32)(warp * STAGES * V3_ROWS * V3_RS);
+    const u32 bar0 = smem_addr(&v3_bar[warp][0]);
+    unsigned long long policy;
+    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
+
+    // Each warp owns its barriers and buffers: no block-wide sync until the reduction.
+    if (lane == 0) {
+#pragma unroll
+        for (int b = 0; b < STAGES; b++) mbar_init(bar0 + 8 * b);
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    __syncwarp();
+#pragma unroll
+    for (int b = 0; b < STAGES; b++) {
+        const int s = warp + b * WARPS;
+        if (s < nslices) v3_issue(W, buf0 + b * V3_ROWS * V3_RS, bar0 + 8 * b, s, m0, M, K, lane, policy);
+    }
+
+    float acc[MT][NT][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) acc[mt][nt][i] = 0.0f;
+
+    // X of this warp's first slice, in flight beside the W copies.
+    uint4 qx[CPS][NT];
+    const uint4 z = make_uint4(0, 0, 0, 0);
+#pragma unroll
+    for (int u = 0; u < CPS; u++) {
+        const long long k = (long long)(warp * CPS + u) * 64;
+        const bool kok = warp < nslices && k + 16 * t < K;
+        qx[u][0] = (kok && x0ok) ? __ldg((const uint4 *)(x0 + k)) : z;
+        if (NT > 1) qx[u][NT - 1] = (kok && x1ok && tile1) ? __ldg((const uint4 *)(x1 + k)) : z;
+    }
+
+    for (int i = 0, s = warp; s < nslices; i++, s += WARPS) {
+        const int b = i % STAGES;
+        const u32 buf = buf0 + b * V3_ROWS * V3_RS;
+        mbar_wait(bar0 + 8 * b, (u32)(i / STAGES) & 1u);
+#pragma unroll
+        for (int u = 0; u < CPS; u++) {
+            const int c = s * CPS + u;
+            if (c >= nchunks) break;
+            const bool kok = (long long)c * 64 + 16 * t < K; // the last chunk may be partial
+            float p[MT][NT][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                uint4 wa = z, wb = z;
+                if (kok) {
+                    const u32 ra = buf + (u32)((mt * 16 + g) * V3_RS + u * 64 + 16 * t);
+                    asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];"
+                                 : "=r"(wa.x), "=r"(wa.y), "=r"(wa.z), "=r"(wa.w)
+                                 : "r"(ra)
+                                 : "memory");
+                    asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];"
+                                 : "=r"(wb.x), "=r"(wb.y), "=r"(wb.z), "=r"(wb.w)
+                                 : "r"(ra + 8 * V3_RS)
+                                 : "memory");
+                }
+                const u32 wa4[4] = {wa.x, wa.y, wa.z, wa.w};
+                const u32 wb4[4] = {wb.x, wb.y, wb.z, wb.w};
+#pragma unroll
+                for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) p[mt][nt][e] = 0.0f;
+#pragma unroll
+                for (int q = 0; q < 4; q++) {
+                    // halves 2q, 2q+1 = bytes 4q..4q+3 of the 16 = word q (v2's k order)
+                    const u32 a[4] = {fp8x2_to_f16x2(wa4[q], ae), fp8x2_to_f16x2(wb4[q], ae),
+                                      fp8x2_to_f16x2(wa4[q] >> 16, ae), fp8x2_to_f16x2(wb4[q] >> 16, ae)};
+                    const u32 xa = q == 0 ? qx[u][0].x : q == 1 ? qx[u][0].y : q == 2 ? qx[u][0].z : qx[u][0].w;
+                    mma16816(p[mt][0], a, fp8x2_to_f16x2(xa, be), fp8x2_to_f16x2(xa >> 16, be));
+                    if (tile1) {
+                        const uint4 v = qx[u][NT - 1];
+                        const u32 xb = q == 0 ? v.x : q == 1 ? v.y : q == 2 ? v.z : v.w;
+                        mma16816(p[mt][NT - 1], a, fp8x2_to_f16x2(xb, be), fp8x2_to_f16x2(xb >> 16, be));
+                    }
+                }
+            }
+            if (scale_mode >= 2) {
+                // a 64-wide chunk lies inside one 128-wide scale block
+                const int kb = c >> 1;
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++) {
+                            const int m = min(m0 + mt * 16 + g + (e >= 2 ? 8 : 0), M - 1);
+                            const int n = min(n0 + nt * 8 + 2 * t + (e & 1), N - 1);
+                            acc[mt][nt][e] = fmaf(p[mt][nt][e], block_scale(sa, sb, scale_mode, m, n, kb, kbs), acc[mt][nt][e]);
+                        }
+            } else {
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++) acc[mt][nt][e] += p[mt][nt][e];
+            }
+        }
+        // every lane's reads of this buffer are done: refill it with slice i + STAGES
+        __syncwarp();
+        const int sr = s + STAGES * WARPS;
+        if (sr < nslices) v3_issue(W, buf, bar0 + 8 * b, sr, m0, M, K, lane, policy);
+        // the next slice's X: in flight while its W is awaited (one register set, not two)
+        const int sn = s + WARPS;
+#pragma unroll
+        for (int u = 0; u < CPS; u++) {
+            const long long k = (long long)(sn * CPS + u) * 64;
+            const bool kok = sn < nslices && k + 16 * t < K;
+            qx[u][0] = (kok && x0ok) ? __ldg((const uint4 *)(x0 + k)) : z;
+            if (NT > 1) qx[u][NT - 1] = (kok && x1ok && tile1) ? __ldg((const uint4 *)(x1 + k)) : z;
+        }
+    }
+
+    // Sum the warps' partials in warp order. Every copy this block issued was waited
+    // for, so the W buffers are free: red[w][mt][nt][e][lane] overlays them.
+    __syncthreads();
+    float *red = reinterpret_cast<float *>(v3_smem);
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) red[(((warp * MT + mt) * NT + nt) * 4 + e) * 32 + lane] = acc[mt][nt][e];
+    __syncthreads();
+    for (int f = threadIdx.x; f < MT * NT * 128; f += WARPS * 32) {
+        const int mt = f / (NT * 128), nt = (f >> 7) % NT, e = (f >> 5) & 3, l = f & 31;
+        float v = 0.0f;
+#pragma unroll
+        for (int w = 0; w < WARPS; w++) v += red[(((w * MT + mt) * NT + nt) * 4 + e) * 32 + l];
+        const int m = m0 + mt * 16 + (l >> 2) + (e >= 2 ? 8 : 0);
+        const int n = n0 + nt * 8 + 2 * (l & 3) + (e & 1);
+        if (m < M && n < N) store_out(out, out_type, (long long)n * M + m, v * final_scale(sa, sb, scale_mode, m, n));
+    }
+#endif
+}
