@@ -392,6 +392,11 @@ static void test_geometry(void) {
           "one n8 tile: N = 17 takes three 8-token blocks");
     g.n = 16, g.m = 3585;
     CHECK(plan(&g, "gemv_v2_b256_u2", &p, msg) == KB_OK && p.launch[0].grid[0] == 225, "M = 3585: 225 row blocks");
+    /* gemv_v3 has never run on a GPU: hidden unless KB_CUDA_UNVERIFIED=1 */
+    unsetenv("KB_CUDA_UNVERIFIED");
+    CHECK(kbcu_find_variant(KB_OP_gemm_fp8, "gemv_v3_m16_w8", 1) == NULL, "unverified variants are not listed by default");
+    setenv("KB_CUDA_UNVERIFIED", "1", 1);
+    CHECK(kbcu_find_variant(KB_OP_gemm_fp8, "gemv_v3_m16_w8", 0) != NULL, "KB_CUDA_UNVERIFIED=1 lists them");
     CHECK(plan(&g, "gemv_v3_m32_w8", &p, msg) == KB_OK && p.launch[0].grid[0] == 113 && p.launch[0].grid[1] == 1 &&
               p.launch[0].block[0] == 256 && p.launch[0].smem == 8 * 32 * 448,
           "gemv_v3_m32_w8 3585x16: 113x1 blocks, 8 warps x 32 rows x 448 bytes of W slices");
@@ -404,6 +409,7 @@ static void test_geometry(void) {
     g.k = 3583;
     CHECK(plan(&g, "gemv_v2_b256_u2", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "K % 16"), "K %% 16: %s", msg);
     CHECK(plan(&g, "gemv_v3_m16_w8", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "K % 16"), "v3 K %% 16: %s", msg);
+    unsetenv("KB_CUDA_UNVERIFIED");
     CHECK(plan(&g, "gemv_v1_b128", &p, msg) == KB_OK && p.launch[0].grid[0] == 897 && p.launch[0].grid[1] == 2,
           "v1 takes any K: grid %lld x %lld", (long long)p.launch[0].grid[0], (long long)p.launch[0].grid[1]);
     g.k = 3584, g.out_type = KB_E4M3;

@@ -3,9 +3,9 @@
 #include "kernels/cuda/cuda_ops.h"
 
 static const kbcu_variant variants[] = {
-    {"v1_b256", "add.cu", "add_v1", "-DBLOCK=256", 75, 0},
-    {"v2_b256", "add.cu", "add_v2", "-DBLOCK=256", 75, 0},
-    {NULL, NULL, NULL, NULL, 0, 0},
+    {"v1_b256", "add.cu", "add_v1", "-DBLOCK=256", 75, 0, 0},
+    {"v2_b256", "add.cu", "add_v2", "-DBLOCK=256", 75, 0, 0},
+    {NULL, NULL, NULL, NULL, 0, 0, 0},
 };
 
 static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {

@@ -28,6 +28,8 @@ typedef struct {
     const char *defines; /* the tunables: "-DWARPS=8 -DUNROLL=2" */
     int min_sm;          /* lowest compute capability, major*10+minor */
     int test_only;       /* a deliberately broken variant, listed only with KB_TEST_VARIANTS=1 */
+    int unverified;      /* compiled (NVRTC test) but never run on a GPU: listed only with
+                          * KB_CUDA_UNVERIFIED=1, so a default run never meets it */
 } kbcu_variant;
 
 /* What planning needs to know about the device. */

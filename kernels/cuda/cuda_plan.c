@@ -23,8 +23,8 @@ const char *kbcu_op_name(kb_op_id op) { return (unsigned)op < KB_OP_COUNT ? op_n
  * 0, so the row must fail on every op (the harness's NaN check, through the cuda
  * backend's memory and download path). */
 static const kbcu_variant generic_tests[] = {
-    {"test_nan", "test_fault.cu", "(first variant), kb_test_poke", "", 75, 1},
-    {NULL, NULL, NULL, NULL, 0, 0},
+    {"test_nan", "test_fault.cu", "(first variant), kb_test_poke", "", 75, 1, 0},
+    {NULL, NULL, NULL, NULL, 0, 0, 0},
 };
 
 static int is_generic_test(const kbcu_variant *v) {
@@ -37,8 +37,11 @@ int kbcu_list_variants(kb_op_id op, int allow_test, const kbcu_variant **out, in
     const kbcu_op *o = kbcu_op_of(op);
     int n = 0;
     if (!o) return 0;
+    const char *e = getenv("KB_CUDA_UNVERIFIED");
+    const int allow_unverified = e && strcmp(e, "1") == 0;
     for (int i = 0; o->variants[i].name && n < max; i++)
-        if (allow_test || !o->variants[i].test_only) out[n++] = &o->variants[i];
+        if ((allow_test || !o->variants[i].test_only) && (allow_unverified || !o->variants[i].unverified))
+            out[n++] = &o->variants[i];
     for (int i = 0; allow_test && generic_tests[i].name && n < max; i++) out[n++] = &generic_tests[i];
     return n;
 }

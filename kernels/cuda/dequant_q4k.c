@@ -3,10 +3,10 @@
 #include "kernels/cuda/cuda_ops.h"
 
 static const kbcu_variant variants[] = {
-    {"v1_b256", "dequant_q4k.cu", "dequant_q4k_v1 (q6_k: dequant_q6k_v1)", "-DBLOCK=256", 75, 0},
-    {"v2_b128", "dequant_q4k.cu", "dequant_q4k_v2 (q6_k: dequant_q6k_v2)", "-DBLOCK=128", 75, 0},
-    {"v2_b256", "dequant_q4k.cu", "dequant_q4k_v2 (q6_k: dequant_q6k_v2)", "-DBLOCK=256", 75, 0},
-    {NULL, NULL, NULL, NULL, 0, 0},
+    {"v1_b256", "dequant_q4k.cu", "dequant_q4k_v1 (q6_k: dequant_q6k_v1)", "-DBLOCK=256", 75, 0, 0},
+    {"v2_b128", "dequant_q4k.cu", "dequant_q4k_v2 (q6_k: dequant_q6k_v2)", "-DBLOCK=128", 75, 0, 0},
+    {"v2_b256", "dequant_q4k.cu", "dequant_q4k_v2 (q6_k: dequant_q6k_v2)", "-DBLOCK=256", 75, 0, 0},
+    {NULL, NULL, NULL, NULL, 0, 0, 0},
 };
 
 static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {

@@ -3,9 +3,9 @@
 #include "kernels/cuda/cuda_ops.h"
 
 static const kbcu_variant variants[] = {
-    {"v1_b256", "embed.cu", "embed_{q4k,q6k,f16,f32}_v1", "-DBLOCK=256", 75, 0},
-    {"v2_b256", "embed.cu", "embed_q4k_v2", "-DBLOCK=256", 75, 0},
-    {NULL, NULL, NULL, NULL, 0, 0},
+    {"v1_b256", "embed.cu", "embed_{q4k,q6k,f16,f32}_v1", "-DBLOCK=256", 75, 0, 0},
+    {"v2_b256", "embed.cu", "embed_q4k_v2", "-DBLOCK=256", 75, 0, 0},
+    {NULL, NULL, NULL, NULL, 0, 0, 0},
 };
 
 static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {

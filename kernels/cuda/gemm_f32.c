@@ -3,10 +3,10 @@
 #include "kernels/cuda/cuda_ops.h"
 
 static const kbcu_variant variants[] = {
-    {"tiled_v1_64x64", "gemm_f32.cu", "gemm_f32_tiled_v1", "-DBM=64 -DBN=64 -DBK=16", 75, 0},
-    {"gemv_v1_b128", "gemm_f32.cu", "gemm_f32_gemv_v1", "-DWARPS=4 -DNB=4", 75, 0},
-    {"gemv_v2_b128", "gemm_f32.cu", "gemm_f32_gemv_v2", "-DWARPS=4 -DNB=4", 75, 0},
-    {NULL, NULL, NULL, NULL, 0, 0},
+    {"tiled_v1_64x64", "gemm_f32.cu", "gemm_f32_tiled_v1", "-DBM=64 -DBN=64 -DBK=16", 75, 0, 0},
+    {"gemv_v1_b128", "gemm_f32.cu", "gemm_f32_gemv_v1", "-DWARPS=4 -DNB=4", 75, 0, 0},
+    {"gemv_v2_b128", "gemm_f32.cu", "gemm_f32_gemv_v2", "-DWARPS=4 -DNB=4", 75, 0, 0},
+    {NULL, NULL, NULL, NULL, 0, 0, 0},
 };
 
 /* The GEMVs read W once per NB tokens: past this many tokens the tiled kernel's turn. */

@@ -3,19 +3,21 @@
 #include "kernels/cuda/cuda_ops.h"
 
 static const kbcu_variant variants[] = {
-    {"gemv_v1_b128", "gemm_fp8.cu", "gemm_fp8_gemv_v1", "-DWARPS=4 -DNB=8", 75, 0},
+    {"gemv_v1_b128", "gemm_fp8.cu", "gemm_fp8_gemv_v1", "-DWARPS=4 -DNB=8", 75, 0, 0},
     /* mma.sync m16n8k16 f16 with fp32 accumulation: sm_80 and later */
-    {"gemv_v2_b128_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=4 -DUNROLL=2", 80, 0},
-    {"gemv_v2_b256_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=2", 80, 0},
-    {"gemv_v2_b256_u4", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=4", 80, 0},
+    {"gemv_v2_b128_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=4 -DUNROLL=2", 80, 0, 0},
+    {"gemv_v2_b256_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=2", 80, 0, 0},
+    {"gemv_v2_b256_u4", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=4", 80, 0, 0},
     /* one n8 tile: half the token registers, so all 7 chunks of a warp (K = 3584) in flight */
-    {"gemv_v2_b256_u7_t1", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=7 -DNT=1", 80, 0},
-    /* TMA bulk copies of W rows into shared memory (cp.async.bulk, mbarrier): sm_90 */
-    {"gemv_v3_m32_w8", "gemm_fp8.cu", "gemm_fp8_gemv_v3", "-DWARPS=8 -DMT=2 -DNT=2 -DCPS=7 -DSTAGES=1 -DMINB=1", 90, 0},
-    {"gemv_v3_m16_w8", "gemm_fp8.cu", "gemm_fp8_gemv_v3", "-DWARPS=8 -DMT=1 -DNT=2 -DCPS=7 -DSTAGES=1 -DMINB=2", 90, 0},
+    {"gemv_v2_b256_u7_t1", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=7 -DNT=1", 80, 0, 0},
+    /* TMA bulk copies of W rows into shared memory (cp.async.bulk, mbarrier): sm_90.
+     * Unverified: the H200 session ran out of device time before their first run
+     * (NOTES.md); listed only with KB_CUDA_UNVERIFIED=1. */
+    {"gemv_v3_m32_w8", "gemm_fp8.cu", "gemm_fp8_gemv_v3", "-DWARPS=8 -DMT=2 -DNT=2 -DCPS=7 -DSTAGES=1 -DMINB=1", 90, 0, 1},
+    {"gemv_v3_m16_w8", "gemm_fp8.cu", "gemm_fp8_gemv_v3", "-DWARPS=8 -DMT=1 -DNT=2 -DCPS=7 -DSTAGES=1 -DMINB=2", 90, 0, 1},
     {"gemv_v3_m16_w4_s2", "gemm_fp8.cu", "gemm_fp8_gemv_v3", "-DWARPS=4 -DMT=1 -DNT=2 -DCPS=7 -DSTAGES=2 -DMINB=3", 90,
-     0},
-    {NULL, NULL, NULL, NULL, 0, 0},
+     0, 1},
+    {NULL, NULL, NULL, NULL, 0, 0, 0},
 };
 
 static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {

@@ -5,9 +5,9 @@
 #include "kernels/cuda/fp8_quant.h"
 
 static const kbcu_variant variants[] = {
-    {"v1_b256", "quant_fp8.cu", "fp8_amax_v1,fp8_scales_v1|fp8_scale_tensor_v1,fp8_quant_v1", "-DBLOCK=256", 75, 0},
-    {"v2_b256", "quant_fp8.cu", "fp8_quant_vec128_v2|fp8_quant_outer_v2", "-DBLOCK=256", 75, 0},
-    {NULL, NULL, NULL, NULL, 0, 0},
+    {"v1_b256", "quant_fp8.cu", "fp8_amax_v1,fp8_scales_v1|fp8_scale_tensor_v1,fp8_quant_v1", "-DBLOCK=256", 75, 0, 0},
+    {"v2_b256", "quant_fp8.cu", "fp8_quant_vec128_v2|fp8_quant_outer_v2", "-DBLOCK=256", 75, 0, 0},
+    {NULL, NULL, NULL, NULL, 0, 0, 0},
 };
 
 int kbcu_fp8_check(const kbcu_job *j, int64_t rows, int allow_blk128, char *msg) {

@@ -4,13 +4,13 @@
 #include "kernels/cuda/cuda_ops.h"
 
 static const kbcu_variant variants[] = {
-    {"v1_b256", "rmsnorm.cu", "rmsnorm_v1", "-DBLOCK=256", 75, 0},
-    {"v2_b256_i4", "rmsnorm.cu", "rmsnorm_v2", "-DBLOCK=256 -DITEMS=4", 75, 0},
-    {"v2_b128_i8", "rmsnorm.cu", "rmsnorm_v2", "-DBLOCK=128 -DITEMS=8", 75, 0},
-    {"test_fault", "test_fault.cu", "rmsnorm_test_fault", "-DBLOCK=256", 75, 1},
-    {"test_hang", "test_fault.cu", "rmsnorm_test_hang", "-DBLOCK=256", 75, 1},
-    {"test_unwritten", "test_fault.cu", "rmsnorm_test_unwritten", "-DBLOCK=256", 75, 1},
-    {NULL, NULL, NULL, NULL, 0, 0},
+    {"v1_b256", "rmsnorm.cu", "rmsnorm_v1", "-DBLOCK=256", 75, 0, 0},
+    {"v2_b256_i4", "rmsnorm.cu", "rmsnorm_v2", "-DBLOCK=256 -DITEMS=4", 75, 0, 0},
+    {"v2_b128_i8", "rmsnorm.cu", "rmsnorm_v2", "-DBLOCK=128 -DITEMS=8", 75, 0, 0},
+    {"test_fault", "test_fault.cu", "rmsnorm_test_fault", "-DBLOCK=256", 75, 1, 0},
+    {"test_hang", "test_fault.cu", "rmsnorm_test_hang", "-DBLOCK=256", 75, 1, 0},
+    {"test_unwritten", "test_fault.cu", "rmsnorm_test_unwritten", "-DBLOCK=256", 75, 1, 0},
+    {NULL, NULL, NULL, NULL, 0, 0, 0},
 };
 
 static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {

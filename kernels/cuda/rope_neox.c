@@ -3,10 +3,10 @@
 #include "kernels/cuda/cuda_ops.h"
 
 static const kbcu_variant variants[] = {
-    {"v1_b256", "rope_neox.cu", "rope_neox_v1", "-DBLOCK=256", 75, 0},
-    {"v2_b256", "rope_neox.cu", "rope_neox_v2", "-DBLOCK=256", 75, 0},
-    {"v3_b256_i2", "rope_neox.cu", "rope_neox_v3", "-DBLOCK=256 -DITEMS=2", 75, 0},
-    {NULL, NULL, NULL, NULL, 0, 0},
+    {"v1_b256", "rope_neox.cu", "rope_neox_v1", "-DBLOCK=256", 75, 0, 0},
+    {"v2_b256", "rope_neox.cu", "rope_neox_v2", "-DBLOCK=256", 75, 0, 0},
+    {"v3_b256_i2", "rope_neox.cu", "rope_neox_v3", "-DBLOCK=256 -DITEMS=2", 75, 0, 0},
+    {NULL, NULL, NULL, NULL, 0, 0, 0},
 };
 
 static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {

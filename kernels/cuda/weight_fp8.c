@@ -5,8 +5,8 @@
 
 static const kbcu_variant variants[] = {
     {"v1_b256", "weight_fp8.cu", "fp8_amax_{q4k,q6k}_v1,fp8_scales_v1|fp8_scale_tensor_v1,fp8_quant_{q4k,q6k}_v1",
-     "-DBLOCK=256", 75, 0},
-    {NULL, NULL, NULL, NULL, 0, 0},
+     "-DBLOCK=256", 75, 0, 0},
+    {NULL, NULL, NULL, NULL, 0, 0, 0},
 };
 
 static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
