@@ -148,6 +148,10 @@ uint32_t kbcu_nan_code(kb_dtype t);
 /* The kernels' run-time code of a float type (floatio.cuh, gemm_fp8.cu's output):
  * 0 f32, 1 f16, 2 bf16; -1 for any other type. */
 int kbcu_float_code(kb_dtype t);
+/* The plan of an elementwise op over N x K with 3 tensors (add, swiglu): v1 one element
+ * a thread, v2 four (every view 16-byte aligned); args: the 3 tensors, N*K, the input
+ * type's code (kbcu_float_code of a_type). `inputs` names the typed inputs for the error. */
+int kbcu_plan_elementwise3(const kbcu_job *j, kbcu_plan *p, const char *inputs, char *msg);
 /* Does the variant's name start with `prefix` ("v1", "gemv")? */
 int kbcu_is(const kbcu_variant *v, const char *prefix);
 

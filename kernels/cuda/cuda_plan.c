@@ -249,3 +249,25 @@ int kbcu_plan_case(const kbcu_job *j, kbcu_plan *p, char *msg) {
     if (rc != KB_OK) kbcu_plan_free(p);
     return rc;
 }
+
+int kbcu_plan_elementwise3(const kbcu_job *j, kbcu_plan *p, const char *inputs, char *msg) {
+    const kb_case *c = j->c;
+    const int type = kbcu_float_code(c->a_type);
+    if (type < 0) return kb_fail(msg, KB_NOT_SUPPORTED, "%s type %s (f32, f16 or bf16)", inputs, kb_dtype_name(c->a_type));
+    if (c->n < 1 || c->k < 1) return kb_fail(msg, KB_NOT_SUPPORTED, "N, K >= 1");
+    const int block = kbcu_def_int(j->v, "BLOCK", 256);
+    const int64_t count = c->n * c->k;
+    int64_t per_thread = 1;
+    if (kbcu_is(j->v, "v2")) {
+        for (int t = 0; t < 3; t++) {
+            int rc = kbcu_need_aligned(j, t, 16, "loads and stores 4 elements at once", msg);
+            if (rc != KB_OK) return rc;
+        }
+        per_thread = 4;
+    }
+    kbcu_launch *l = kbcu_add_launch(p, j->v, j->v->kernel, kbcu_ceil_div(count, block * per_thread), 1, 1, block);
+    for (int t = 0; t < 3; t++) kbcu_arg_tensor(p, l, t);
+    kbcu_arg_i64(p, l, count);
+    kbcu_arg_i32(p, l, type);
+    return KB_OK;
+}

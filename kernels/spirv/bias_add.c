@@ -23,38 +23,17 @@ static const vk_module mod4_f16 = {"bias_add.comp -DKB_VEC4 -DKB_IN_F16", kb_spv
 static const vk_module mod4_bf16 = {"bias_add.comp -DKB_VEC4 -DKB_IN_BF16", kb_spv_bias_add_vec4_bf16,
                                     sizeof kb_spv_bias_add_vec4_bf16};
 
-static const vk_module *module_for(kb_dtype t, int vec4) {
-    switch (t) {
-    case KB_F32: return vec4 ? &mod4_f32 : &mod_f32;
-    case KB_F16: return vec4 ? &mod4_f16 : &mod_f16;
-    case KB_BF16: return vec4 ? &mod4_bf16 : &mod_bf16;
-    default: return NULL;
-    }
-}
+static const vk_elementwise ew = {"bias_add", {&mod_f32, &mod_f16, &mod_bf16}, {&mod4_f32, &mod4_f16, &mod4_bf16}};
 
 static int variants(const kb_case *c, kb_variant *out, int max, char *msg) {
-    const vk_module *m = module_for(c->a_type, 0);
-    int n = 0;
-    if (!m) {
-        snprintf(msg, KB_MSG, "vulkan bias_add: input type %s: f32, f16, bf16 only", kb_dtype_name(c->a_type));
-        return 0;
-    }
-    vk_variant_add(out, max, &n, "elem256", "%s: one element per thread, 256-thread workgroups", m->name);
-    vk_variant_add(out, max, &n, "vec4", "%s: 4 elements per thread, 16-byte loads and stores where aligned",
-                   module_for(c->a_type, 1)->name);
-    return n;
+    return vk_elementwise_variants(&ew, c, out, max, msg);
 }
 
 static int plan(vk_plan *p, char *msg) {
     const kb_case *c = p->c;
-    const int vec4 = !strcmp(p->variant, "vec4");
-    if (!vec4 && strcmp(p->variant, "elem256")) return kb_fail(msg, KB_ERROR, "bias_add: no variant '%s'", p->variant);
-    const vk_module *m = module_for(c->a_type, vec4);
-    if (!m) return kb_fail(msg, KB_NOT_SUPPORTED, "input type %s: f32, f16, bf16 only", kb_dtype_name(c->a_type));
-    const int64_t count = c->n * c->m;
-    if (count < 1 || !vk_fits_u32(count)) return kb_fail(msg, KB_NOT_SUPPORTED, "bias_add: 1 to 2^32-1 elements");
-    vk_dispatch *d = vk_plan_dispatch(p, m, (uint32_t)vk_ceil_div(count, vec4 ? 1024 : 256));
-    if (!d) return vk_plan_oom(msg);
+    int vec4, rc;
+    vk_dispatch *d = vk_elementwise_dispatch(p, &ew, c->n * c->m, &vec4, &rc, msg);
+    if (!d) return rc;
     d->push[0] = (uint32_t)c->n;
     d->push[1] = (uint32_t)c->m;
     if (vec4) { /* 16-byte vectors of y (and x, 8-byte ones of a 16-bit x); the bias by vectors when rows hold whole ones */

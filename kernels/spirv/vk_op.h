@@ -118,4 +118,17 @@ int vk_fits_u32(int64_t v);
 /* ceil(a / b) for positive b. */
 static inline int64_t vk_ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+/* ---- the elementwise ops (add, bias_add, swiglu) ----------------------------------- */
+/* One module per input type (f32, f16, bf16) and loop: `elem256` one element per
+ * thread, `vec4` four with vector loads where the views allow. */
+typedef struct {
+    const char *op;
+    const vk_module *elem[3], *vec4[3]; /* f32, f16, bf16 */
+} vk_elementwise;
+/* Both variants for c's input type (c->a_type); 0 with msg for another type. */
+int vk_elementwise_variants(const vk_elementwise *e, const kb_case *c, kb_variant *out, int max, char *msg);
+/* The variant's dispatch over `count` elements (push[0] = count), *vec4 set; NULL with
+ * *rc and msg when the variant, the type or the count is not one it runs. */
+vk_dispatch *vk_elementwise_dispatch(vk_plan *p, const vk_elementwise *e, int64_t count, int *vec4, int *rc, char *msg);
+
 #endif

@@ -57,3 +57,43 @@ uint32_t vk_f32_bits(float f) {
 }
 
 int vk_fits_u32(int64_t v) { return v >= 0 && v <= (int64_t)UINT32_MAX; }
+
+/* ---- the elementwise ops ------------------------------------------------------------ */
+static int type_index(kb_dtype t) { return t == KB_F32 ? 0 : t == KB_F16 ? 1 : t == KB_BF16 ? 2 : -1; }
+
+int vk_elementwise_variants(const vk_elementwise *e, const kb_case *c, kb_variant *out, int max, char *msg) {
+    const int t = type_index(c->a_type);
+    int n = 0;
+    if (t < 0) {
+        snprintf(msg, KB_MSG, "vulkan %s: input type %s: f32, f16, bf16 only", e->op, kb_dtype_name(c->a_type));
+        return 0;
+    }
+    vk_variant_add(out, max, &n, "elem256", "%s: one element per thread, 256-thread workgroups", e->elem[t]->name);
+    vk_variant_add(out, max, &n, "vec4", "%s: 4 elements per thread, 16-byte loads and stores where aligned",
+                   e->vec4[t]->name);
+    return n;
+}
+
+vk_dispatch *vk_elementwise_dispatch(vk_plan *p, const vk_elementwise *e, int64_t count, int *vec4, int *rc, char *msg) {
+    *vec4 = !strcmp(p->variant, "vec4");
+    if (!*vec4 && strcmp(p->variant, "elem256")) {
+        *rc = kb_fail(msg, KB_ERROR, "%s: no variant '%s'", e->op, p->variant);
+        return NULL;
+    }
+    const int t = type_index(p->c->a_type);
+    if (t < 0) {
+        *rc = kb_fail(msg, KB_NOT_SUPPORTED, "input type %s: f32, f16, bf16 only", kb_dtype_name(p->c->a_type));
+        return NULL;
+    }
+    if (count < 1 || !vk_fits_u32(count)) {
+        *rc = kb_fail(msg, KB_NOT_SUPPORTED, "%s: 1 to 2^32-1 elements", e->op);
+        return NULL;
+    }
+    vk_dispatch *d = vk_plan_dispatch(p, *vec4 ? e->vec4[t] : e->elem[t], (uint32_t)vk_ceil_div(count, *vec4 ? 1024 : 256));
+    if (!d) {
+        *rc = vk_plan_oom(msg);
+        return NULL;
+    }
+    d->push[0] = (uint32_t)count;
+    return d;
+}
