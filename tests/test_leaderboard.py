@@ -198,7 +198,7 @@ import numpy as np  # noqa: E402
 plots = os.path.join(tmp, "plots")
 rc, out, err = tool(BOARD, FORWARD, ROW1, "--plots", plots)
 want = ["roofline-fixture-gpu-x1.png", "gemm-n-fixture-gpu-x1.png", "error-gemm_fp8-scale-mode-fixture-gpu-x1.png",
-        "drift-fixture-gpu-x1-cuda.png", "roofline-nvidia-h100-80gb-hbm3.png"]
+        "drift-fixture-gpu-x1-step0.png", "roofline-nvidia-h100-80gb-hbm3.png"]
 t.check(rc == 0 and all(os.path.exists(os.path.join(plots, w)) for w in want),
         f"plots written: {sorted(os.listdir(plots)) if os.path.isdir(plots) else err[-300:]}")
 for name in sorted(os.listdir(plots)) if os.path.isdir(plots) else []:

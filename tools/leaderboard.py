@@ -714,20 +714,25 @@ def plot_error_sweep(board, out_dir, by="auto"):
 
 
 def plot_drift(rows, out_dir):
-    """Per device and backend, from forward-pass rows: rel_l2 and 1 - cosine against
+    """Per device and forward step, from forward-pass rows: rel_l2 and 1 - cosine against
     the layer, one colour per node, solid chained (each node fed the backend's own
-    previous outputs) and dashed isolated (fed the reference's)."""
+    previous outputs) and dashed isolated (fed the reference's). A step is one figure:
+    the prompt and each decode step revisit every layer. The nodes of one forward may
+    run on two backends (cuda + cublaslt), so the figure is per device, not backend."""
     plt = _pyplot()
     paths = []
     fwd = [r for r in latest_per_contender(r for r in rows if is_forward(r)) if num(r["layer"]) is not None]
-    for dev, backend in sorted({(device_key(r), r["backend"]) for r in fwd}):
-        rs = [r for r in fwd if device_key(r) == dev and r["backend"] == backend]
+    step_of = lambda r: int(num(r.get("step")) or 0)
+    for dev, step in sorted({(device_key(r), step_of(r)) for r in fwd}):
+        rs = [r for r in fwd if device_key(r) == dev and step_of(r) == step]
+        backend = ",".join(sorted({r["backend"] for r in rs}))
         nodes = list(dict.fromkeys(r["node"] for r in sorted(rs, key=lambda r: (int(num(r["layer"])), r["_order"]))))
         color = dict(zip(nodes, _colors(len(nodes))))
         fig, (ax_l, ax_c) = plt.subplots(2, 1, figsize=(11, 8), sharex=True)
         for node in nodes:
             for measure, ls in (("chained", "-"), ("isolated", "--")):
-                pts = sorted((int(num(r["layer"])), r) for r in rs if r["node"] == node and r["measure"] == measure)
+                pts = sorted(((int(num(r["layer"])), r) for r in rs if r["node"] == node and r["measure"] == measure),
+                             key=lambda p: p[0])
                 if not pts:
                     continue
                 layers = [p[0] for p in pts]
@@ -735,7 +740,7 @@ def plot_drift(rows, out_dir):
                 cos = [max(1 - (num(r["cosine"]) if num(r["cosine"]) is not None else 1), 1e-7) for _, r in pts]
                 for ax, ys in ((ax_l, rel), (ax_c, cos)):
                     ax.plot(layers, ys, color=color[node], ls=ls, marker=".", lw=1.3)
-                    bad = [(x, y) for x, y, (_, r) in zip(layers, ys, pts) if r["verdict"] != "pass"]
+                    bad = [(x, y) for x, y, (_, r) in zip(layers, ys, pts) if r["verdict"] in ("fail", "error")]
                     if bad:
                         ax.scatter(*zip(*bad), color=color[node], marker="X", s=70, edgecolors="black", zorder=3)
         for node in nodes:
@@ -750,9 +755,9 @@ def plot_drift(rows, out_dir):
         for ax in (ax_l, ax_c):
             ax.set_yscale("log")
             ax.grid(True, which="both", alpha=0.3)
-        ax_l.set_title(f"{dev} / {backend}: drift through the forward pass, chained vs isolated")
+        ax_l.set_title(f"{dev} / {backend}, step {step}: drift through the forward pass, chained vs isolated")
         fig.tight_layout()
-        paths.append(_save(fig, out_dir, f"drift-{_slug(dev)}-{_slug(backend)}.png"))
+        paths.append(_save(fig, out_dir, f"drift-{_slug(dev)}-step{step}.png"))
     return paths
 
 
