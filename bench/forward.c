@@ -318,6 +318,7 @@ static int load(fwd *f) {
     for (int64_t l = 0; l < L; l++) {
         const kb_layer_weights *w = &m->layer[l];
         dlayer *d = &f->dl[l];
+        if (kb_harness_stopped()) return ferr(f, "stopped by signal %d while loading", kb_harness_stopped());
         if (f->cfg->progress && !f->replay)
             fprintf(stderr, "forward: converting layer %lld of %lld (%s)\n", (long long)l + 1, (long long)L,
                     f->cfg->recipe->name);
@@ -948,6 +949,7 @@ static int run_backend(fwd *f, kb_ref_forward *rf, kb_ref_step *steps, int n_ste
     for (int s = 0; s < n_steps; s++) {
         const kb_ref_step *rs = &steps[s];
         f->step = s;
+        if (kb_harness_stopped()) return ferr(f, "stopped by signal %d before step %d", kb_harness_stopped(), s);
         int32_t positions[KB_MAX_TOKENS];
         for (int i = 0; i < rs->n; i++) positions[i] = rs->pos0 + i;
         dtensor ids_n = {ids.buf, KB_I32, rs->n, (uint64_t)rs->n * 4}, pos_n = {pos.buf, KB_I32, rs->n, (uint64_t)rs->n * 4};
@@ -981,7 +983,7 @@ static int run_backend(fwd *f, kb_ref_forward *rf, kb_ref_step *steps, int n_ste
                 if (f->nodes[i].chain_ref) chained(f, &f->nodes[i]);
             if (f->cfg->isolated) {
                 if (f->cfg->progress) fprintf(stderr, "forward: step %d: isolated checks\n", s);
-                for (int i = 0; i < f->n_nodes; i++) isolated(f, &f->nodes[i], positions);
+                for (int i = 0; i < f->n_nodes && !kb_harness_stopped(); i++) isolated(f, &f->nodes[i], positions);
             }
             if (f->cfg->timing) {
                 const double t = time_step(f, states, f->n_nodes);
@@ -1051,6 +1053,13 @@ int kb_forward_run(const kb_forward_cfg *cfg, kb_harness *h, kb_forward_result *
     for (int s = 0; s < n_steps; s++) {
         const int n = s == 0 ? cfg->n_tokens : 1, pos0 = s == 0 ? 0 : cfg->n_tokens + s - 1;
         const int32_t *ids = s == 0 ? tok : &steps[s - 1].argmax;
+        if (kb_harness_stopped()) {
+            fprintf(stderr, "kbench forward: stopped by signal %d in the reference\n", kb_harness_stopped());
+            for (int t = 0; t < s; t++) kb_ref_step_free(&rf, &steps[t]);
+            free(steps);
+            kb_ref_forward_free(&rf);
+            return 128 + kb_harness_stopped();
+        }
         if (cfg->progress) fprintf(stderr, "forward: fp64 reference, step %d of %d\n", s + 1, n_steps);
         if (kb_ref_forward_step(&rf, ids, n, pos0, &steps[s], msg, sizeof msg)) {
             fprintf(stderr, "kbench forward: %s\n", msg);
@@ -1099,6 +1108,7 @@ int kb_forward_run(const kb_forward_cfg *cfg, kb_harness *h, kb_forward_result *
     kb_ref_forward_free(&rf);
     free(f.nodes);
     free(f.step_bufs);
+    if (kb_harness_stopped()) return 128 + kb_harness_stopped(); /* every finished row is written */
     if (res->errors) return KB_EXIT_ERROR;
     return res->culprit_found ? KB_EXIT_FAIL : KB_EXIT_PASS;
 }

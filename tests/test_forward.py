@@ -191,5 +191,33 @@ expect_bad(raw("align", with_tensor_field("output_norm.weight", [256], 0, 7)), r
            "misaligned offset")
 expect_bad(os.path.join(tmp, "no-such.gguf"), r"cannot open", "missing file")
 expect_bad(tmp, r"not a regular file", "a directory")
+
+# SIGTERM in the middle of a run: the forward stops at the next step or node (exit 143 =
+# 128 + 15, one line saying where), and the CSV holds whole rows only. A signal that
+# lands while the reference is still running (a slow machine) stops it there: exit 143
+# too, the CSV then holds the header alone.
+import signal  # noqa: E402
+import time  # noqa: E402
+
+out = os.path.join(tmp, "sigterm.csv")
+p = subprocess.Popen([kbench, "forward", "--model", "synthetic:tiny", "--backend", "cpu", "--steps", "60", "--repeat",
+                      "3", "--csv", out, "--progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+err = ""
+while p.poll() is None and "isolated checks" not in err:  # wait for the backend's first step
+    line = p.stderr.readline()
+    err += line
+    if not line:
+        break
+time.sleep(0.3)
+p.send_signal(signal.SIGTERM)
+so, rest = p.communicate(timeout=120)
+err += rest
+t.check(p.returncode == 143, f"SIGTERM mid-run: exit {p.returncode} (want 143)")
+t.check(re.search(r"stopped by signal 15", err) is not None, "SIGTERM mid-run: says it stopped: " + err.strip()[-120:])
+with open(out) as f:
+    got = list(csv.reader(f))
+t.check(len(got) > 1 and len({len(r) for r in got}) == 1, f"SIGTERM mid-run: {len(got) - 1} whole rows")
+t.check(len(got) < 1 + 61 * 60, "SIGTERM mid-run: it stopped before the end")
+
 shutil.rmtree(tmp, ignore_errors=True)
 t.finish()
