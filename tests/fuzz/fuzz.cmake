@@ -2,8 +2,8 @@
 #
 # Every target is tests/fuzz/fuzz_<name>.c (LLVMFuzzerTestOneInput) with its seed
 # corpus in tests/fuzz/corpus/<name>/; adding one is adding its name to this list
-# (the GGUF reader will be `gguf`).
-set(KB_FUZZ_TARGETS shape_spec shape_table cli)
+# (gguf: the GGUF reader, from a 2.9 kB file written by the gguf package).
+set(KB_FUZZ_TARGETS shape_spec shape_table cli gguf)
 
 # In every build: replay each corpus (seeds, and every input that ever crashed a
 # target) through the target without libFuzzer, so a fixed crash stays fixed; in
