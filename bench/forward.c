@@ -941,54 +941,53 @@ static double time_step(fwd *f, void **states, int n) {
 static int run_backend(fwd *f, kb_ref_forward *rf, kb_ref_step *steps, int n_steps) {
     char msg[KB_MSG];
     if (load(f)) return -1;
-    dtensor ids, pos, logits;
+    dtensor ids = {0}, pos = {0}, logits = {0};
     const kb_dtype lo = f->cfg->recipe->fp8 ? f->cfg->recipe->gemm_out : KB_F32;
-    if (dalloc(f, &ids, KB_I32, KB_MAX_TOKENS) || dalloc(f, &pos, KB_I32, KB_MAX_TOKENS) ||
-        dalloc(f, &logits, lo, f->m->d.vocab))
-        return -1;
-    for (int s = 0; s < n_steps; s++) {
+    int failed = dalloc(f, &ids, KB_I32, KB_MAX_TOKENS) || dalloc(f, &pos, KB_I32, KB_MAX_TOKENS) ||
+                 dalloc(f, &logits, lo, f->m->d.vocab);
+    for (int s = 0; s < n_steps && !failed; s++) {
         const kb_ref_step *rs = &steps[s];
         f->step = s;
-        if (kb_harness_stopped()) return ferr(f, "stopped by signal %d before step %d", kb_harness_stopped(), s);
+        if (kb_harness_stopped()) {
+            failed = ferr(f, "stopped by signal %d before step %d", kb_harness_stopped(), s);
+            break;
+        }
         int32_t positions[KB_MAX_TOKENS];
         for (int i = 0; i < rs->n; i++) positions[i] = rs->pos0 + i;
         dtensor ids_n = {ids.buf, KB_I32, rs->n, (uint64_t)rs->n * 4}, pos_n = {pos.buf, KB_I32, rs->n, (uint64_t)rs->n * 4};
+        void **states = NULL;
         if (upload(f, &ids_n, rs->ids) || upload(f, &pos_n, positions) || build_step(f, rf, rs, &ids_n, &pos_n, &logits)) {
-            release_step(f);
-            return -1;
-        }
-        void **states = malloc(sizeof(void *) * (size_t)f->n_nodes);
-        if (!states) return ferr(f, "out of host memory");
-        for (int i = 0; i < f->n_nodes; i++) {
-            if (prepare_node(f, &f->nodes[i])) {
-                free(states);
-                release_step(f);
-                return -1;
+            failed = -1;
+        } else if (!(states = malloc(sizeof(void *) * (size_t)f->n_nodes))) {
+            failed = ferr(f, "out of host memory");
+        } else {
+            for (int i = 0; i < f->n_nodes && !failed; i++) {
+                failed = prepare_node(f, &f->nodes[i]);
+                states[i] = f->nodes[i].state;
             }
-            states[i] = f->nodes[i].state;
         }
-        if (f->cfg->progress && !f->replay)
-            fprintf(stderr, "forward: step %d (%d token%s at position %d): %d nodes, one enqueue\n", s, rs->n,
-                    rs->n > 1 ? "s" : "", rs->pos0, f->n_nodes);
-        int rc = f->b->enqueue(states, f->n_nodes, msg);
-        if (rc == KB_OK) rc = f->b->wait(msg);
-        if (rc != KB_OK) {
-            free(states);
-            release_step(f);
-            return ferr(f, "step %d on %s: %s", s, f->b->name, msg);
+        if (!failed) {
+            if (f->cfg->progress && !f->replay)
+                fprintf(stderr, "forward: step %d (%d token%s at position %d): %d nodes, one enqueue\n", s, rs->n,
+                        rs->n > 1 ? "s" : "", rs->pos0, f->n_nodes);
+            int rc = f->b->enqueue(states, f->n_nodes, msg);
+            if (rc == KB_OK) rc = f->b->wait(msg);
+            if (rc != KB_OK) failed = ferr(f, "step %d on %s: %s", s, f->b->name, msg);
         }
-        logits_summary(f, &logits, rs, s);
-        if (!f->replay) {
-            for (int i = 0; i < f->n_nodes; i++)
-                if (f->nodes[i].chain_ref) chained(f, &f->nodes[i]);
-            if (f->cfg->isolated) {
-                if (f->cfg->progress) fprintf(stderr, "forward: step %d: isolated checks\n", s);
-                for (int i = 0; i < f->n_nodes && !kb_harness_stopped(); i++) isolated(f, &f->nodes[i], positions);
-            }
-            if (f->cfg->timing) {
-                const double t = time_step(f, states, f->n_nodes);
-                if (s == 0) f->res->prompt_s = t;
-                else if (f->res->decode_s == 0 || t < f->res->decode_s) f->res->decode_s = t; /* fastest decode step */
+        if (!failed) {
+            logits_summary(f, &logits, rs, s);
+            if (!f->replay) {
+                for (int i = 0; i < f->n_nodes; i++)
+                    if (f->nodes[i].chain_ref) chained(f, &f->nodes[i]);
+                if (f->cfg->isolated) {
+                    if (f->cfg->progress) fprintf(stderr, "forward: step %d: isolated checks\n", s);
+                    for (int i = 0; i < f->n_nodes && !kb_harness_stopped(); i++) isolated(f, &f->nodes[i], positions);
+                }
+                if (f->cfg->timing) {
+                    const double t = time_step(f, states, f->n_nodes);
+                    if (s == 0) f->res->prompt_s = t;
+                    else if (f->res->decode_s == 0 || t < f->res->decode_s) f->res->decode_s = t; /* fastest decode step */
+                }
             }
         }
         free(states);
@@ -997,7 +996,7 @@ static int run_backend(fwd *f, kb_ref_forward *rf, kb_ref_step *steps, int n_ste
     dfree(f, &ids);
     dfree(f, &pos);
     dfree(f, &logits);
-    return 0;
+    return failed ? -1 : 0;
 }
 
 /* The bytes a decode token reads: every converted weight once (the embedding: one row). */

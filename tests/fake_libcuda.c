@@ -278,8 +278,13 @@ EXPORT CUresult cuModuleUnload(CUmodule m) {
 EXPORT CUresult cuModuleGetFunction(CUfunction *f, CUmodule m, const char *name) {
     (void)m;
     if (sticky) return CUDA_ERROR_ILLEGAL_ADDRESS;
-    fake_fn *fn = calloc(1, sizeof *fn); /* one per lookup: the worker keeps what it gets */
-    if (!fn) return CUDA_ERROR_OUT_OF_MEMORY;
+    /* one per lookup, from a static pool: the worker keeps what it gets for its life,
+     * and heap handles would be leaks at its exit under LeakSanitizer */
+    static fake_fn pool[4096];
+    static int used;
+    if (used == (int)(sizeof pool / sizeof pool[0])) return CUDA_ERROR_OUT_OF_MEMORY;
+    fake_fn *fn = &pool[used++];
+    memset(fn, 0, sizeof *fn);
     snprintf(fn->name, sizeof fn->name, "%s", name);
     *f = (CUfunction)fn;
     return CUDA_SUCCESS;
