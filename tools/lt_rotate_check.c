@@ -43,108 +43,124 @@ static int cmp(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static void check_n(cublasLtHandle_t lt, cudaStream_t st, void *ws, size_t ws_bytes, int l2, int n) {
-    const size_t wb = (size_t)M * K, xb = (size_t)n * K, db = (size_t)n * M * 2, per = wb + xb + db;
-    int copies = (int)((2.0 * l2) / (double)per) + 1;
-    if (copies < 2) copies = 2;
-    if (copies > MAX_COPIES) copies = MAX_COPIES;
-    void *w[MAX_COPIES], *x[MAX_COPIES], *d[MAX_COPIES];
-    for (int i = 0; i < copies; i++) {
-        CHECK_CUDA(cudaMalloc(&w[i], wb));
-        CHECK_CUDA(cudaMalloc(&x[i], xb));
-        CHECK_CUDA(cudaMalloc(&d[i], db));
-        CHECK_CUDA(cudaMemset(w[i], 0x38, wb)); /* e4m3 0x38 = 1.0: finite, not zero */
-        CHECK_CUDA(cudaMemset(x[i], 0x30, xb)); /* 0.5 */
-    }
+/* One problem over its rotated copies: what every timed call needs. */
+typedef struct {
+    cublasLtHandle_t lt;
+    cudaStream_t st;
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t la, lb, lc;
+    cublasLtMatmulAlgo_t algo;
+    void *ws;
+    size_t ws_bytes;
+    int copies;
+    void *w[MAX_COPIES], *x[MAX_COPIES], *d[MAX_COPIES];
+    cudaEvent_t e0, e1;
+} lt_problem;
+
+/* `count` calls back to back on the stream, call i on copy i % copies. */
+static void enqueue_calls(const lt_problem *p, int count) {
+    static const float one = 1.0f, zero = 0.0f;
+    for (int i = 0; i < count; i++) {
+        const int c = i % p->copies;
+        CHECK_LT(cublasLtMatmul(p->lt, p->op, &one, p->w[c], p->la, p->x[c], p->lb, &zero, p->d[c], p->lc, p->d[c],
+                                p->lc, &p->algo, p->ws, p->ws_bytes, p->st));
+    }
+}
+
+/* The same calls captured once in a CUDA graph: launched whole, the GPU runs them back
+ * to back with no host in between, as kbench's recorded repetitions do. */
+static cudaGraphExec_t capture_calls(const lt_problem *p, int count) {
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    CHECK_CUDA(cudaStreamBeginCapture(p->st, cudaStreamCaptureModeThreadLocal));
+    enqueue_calls(p, count);
+    CHECK_CUDA(cudaStreamEndCapture(p->st, &graph));
+    CHECK_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+    CHECK_CUDA(cudaGraphDestroy(graph));
+    return exec;
+}
+
+/* Milliseconds between two events around the graph (exec) or, without one, around
+ * `count` calls issued from the host. */
+static float time_ms(const lt_problem *p, cudaGraphExec_t exec, int count) {
+    float ms = 0;
+    CHECK_CUDA(cudaEventRecord(p->e0, p->st));
+    if (exec) CHECK_CUDA(cudaGraphLaunch(exec, p->st));
+    else enqueue_calls(p, count);
+    CHECK_CUDA(cudaEventRecord(p->e1, p->st));
+    CHECK_CUDA(cudaEventSynchronize(p->e1));
+    CHECK_CUDA(cudaEventElapsedTime(&ms, p->e0, p->e1));
+    return ms;
+}
+
+static void check_n(cublasLtHandle_t lt, cudaStream_t st, void *ws, size_t ws_bytes, int l2, int n) {
+    const size_t wb = (size_t)M * K, xb = (size_t)n * K, db = (size_t)n * M * 2, per = wb + xb + db;
+    lt_problem p = {.lt = lt, .st = st, .ws = ws, .ws_bytes = ws_bytes};
+    p.copies = (int)((2.0 * l2) / (double)per) + 1;
+    if (p.copies < 2) p.copies = 2;
+    if (p.copies > MAX_COPIES) p.copies = MAX_COPIES;
+    for (int i = 0; i < p.copies; i++) {
+        CHECK_CUDA(cudaMalloc(&p.w[i], wb));
+        CHECK_CUDA(cudaMalloc(&p.x[i], xb));
+        CHECK_CUDA(cudaMalloc(&p.d[i], db));
+        CHECK_CUDA(cudaMemset(p.w[i], 0x38, wb)); /* e4m3 0x38 = 1.0: finite, not zero */
+        CHECK_CUDA(cudaMemset(p.x[i], 0x30, xb)); /* 0.5 */
+    }
     int32_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
     int8_t fa = 0;
-    CHECK_LT(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    CHECK_LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
-    CHECK_LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
-    CHECK_LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fa, sizeof fa));
-    CHECK_LT(cublasLtMatrixLayoutCreate(&la, CUDA_R_8F_E4M3, K, M, K));
-    CHECK_LT(cublasLtMatrixLayoutCreate(&lb, CUDA_R_8F_E4M3, K, n, K));
-    CHECK_LT(cublasLtMatrixLayoutCreate(&lc, CUDA_R_16BF, M, n, M));
+    CHECK_LT(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    CHECK_LT(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
+    CHECK_LT(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+    CHECK_LT(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fa, sizeof fa));
+    CHECK_LT(cublasLtMatrixLayoutCreate(&p.la, CUDA_R_8F_E4M3, K, M, K));
+    CHECK_LT(cublasLtMatrixLayoutCreate(&p.lb, CUDA_R_8F_E4M3, K, n, K));
+    CHECK_LT(cublasLtMatrixLayoutCreate(&p.lc, CUDA_R_16BF, M, n, M));
     cublasLtMatmulPreference_t pref;
     uint64_t wsb = ws_bytes;
     CHECK_LT(cublasLtMatmulPreferenceCreate(&pref));
     CHECK_LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb, sizeof wsb));
     cublasLtMatmulHeuristicResult_t res;
     int got = 0;
-    CHECK_LT(cublasLtMatmulAlgoGetHeuristic(lt, op, la, lb, lc, lc, pref, 1, &res, &got));
+    CHECK_LT(cublasLtMatmulAlgoGetHeuristic(lt, p.op, p.la, p.lb, p.lc, p.lc, pref, 1, &res, &got));
     if (!got) {
         fprintf(stderr, "lt_rotate_check: no algorithm for N=%d\n", n);
         exit(2);
     }
-    const float one = 1.0f, zero = 0.0f;
-    cudaEvent_t e0, e1;
-    CHECK_CUDA(cudaEventCreate(&e0));
-    CHECK_CUDA(cudaEventCreate(&e1));
-    /* The ITERS calls captured once in a CUDA graph: launched whole, the GPU runs them
-     * back to back with no host in between, as kbench's recorded repetitions do. The
-     * plain host loop is timed too: at small N it measures cublasLtMatmul's host cost. */
-    cudaGraph_t graph;
-    cudaGraphExec_t exec;
-    CHECK_CUDA(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
-    for (int i = 0; i < ITERS; i++) {
-        const int c = i % copies;
-        CHECK_LT(cublasLtMatmul(lt, op, &one, w[c], la, x[c], lb, &zero, d[c], lc, d[c], lc, &res.algo, ws, ws_bytes, st));
-    }
-    CHECK_CUDA(cudaStreamEndCapture(st, &graph));
-    CHECK_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+    p.algo = res.algo;
+    CHECK_CUDA(cudaEventCreate(&p.e0));
+    CHECK_CUDA(cudaEventCreate(&p.e1));
+    /* ITERS calls as one graph, and the plain host loop beside it (at small N it measures
+     * cublasLtMatmul's host cost), interleaved; loop -1 is the warm-up */
+    cudaGraphExec_t all = capture_calls(&p, ITERS);
     float ms_graph[LOOPS], ms_loop[LOOPS];
-    for (int loop = -1; loop < LOOPS; loop++) { /* loop -1: warm-up */
-        CHECK_CUDA(cudaEventRecord(e0, st));
-        CHECK_CUDA(cudaGraphLaunch(exec, st));
-        CHECK_CUDA(cudaEventRecord(e1, st));
-        CHECK_CUDA(cudaEventSynchronize(e1));
-        if (loop >= 0) CHECK_CUDA(cudaEventElapsedTime(&ms_graph[loop], e0, e1));
-        CHECK_CUDA(cudaEventRecord(e0, st));
-        for (int i = 0; i < ITERS; i++) {
-            const int c = i % copies;
-            CHECK_LT(cublasLtMatmul(lt, op, &one, w[c], la, x[c], lb, &zero, d[c], lc, d[c], lc, &res.algo, ws, ws_bytes, st));
-        }
-        CHECK_CUDA(cudaEventRecord(e1, st));
-        CHECK_CUDA(cudaEventSynchronize(e1));
-        if (loop >= 0) CHECK_CUDA(cudaEventElapsedTime(&ms_loop[loop], e0, e1));
+    for (int loop = -1; loop < LOOPS; loop++) {
+        const float g = time_ms(&p, all, ITERS), h = time_ms(&p, NULL, ITERS);
+        if (loop >= 0) ms_graph[loop] = g, ms_loop[loop] = h;
     }
     /* one pass over the copies per graph launch, each launch timed alone (kbench's rotate
      * sample: `copies` calls between two events): the per-sample fixed cost shows here */
-    cudaGraph_t g1;
-    cudaGraphExec_t x1;
-    CHECK_CUDA(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
-    for (int c = 0; c < copies; c++)
-        CHECK_LT(cublasLtMatmul(lt, op, &one, w[c], la, x[c], lb, &zero, d[c], lc, d[c], lc, &res.algo, ws, ws_bytes, st));
-    CHECK_CUDA(cudaStreamEndCapture(st, &g1));
-    CHECK_CUDA(cudaGraphInstantiate(&x1, g1, 0));
+    cudaGraphExec_t pass = capture_calls(&p, p.copies);
     float ms_pass[SAMPLES];
     for (int i = -1; i < SAMPLES; i++) {
-        CHECK_CUDA(cudaEventRecord(e0, st));
-        CHECK_CUDA(cudaGraphLaunch(x1, st));
-        CHECK_CUDA(cudaEventRecord(e1, st));
-        CHECK_CUDA(cudaEventSynchronize(e1));
-        if (i >= 0) CHECK_CUDA(cudaEventElapsedTime(&ms_pass[i], e0, e1));
+        const float t = time_ms(&p, pass, p.copies);
+        if (i >= 0) ms_pass[i] = t;
     }
     qsort(ms_pass, SAMPLES, sizeof ms_pass[0], cmp);
-    cudaGraphExecDestroy(x1);
-    cudaGraphDestroy(g1);
     qsort(ms_graph, LOOPS, sizeof ms_graph[0], cmp);
     qsort(ms_loop, LOOPS, sizeof ms_loop[0], cmp);
-    printf("N %d copies %d us_per_call %.3f host_loop_us_per_call %.3f one_pass_us_per_call %.3f\n", n, copies,
+    printf("N %d copies %d us_per_call %.3f host_loop_us_per_call %.3f one_pass_us_per_call %.3f\n", n, p.copies,
            ms_graph[LOOPS / 2] * 1000.0 / ITERS, ms_loop[LOOPS / 2] * 1000.0 / ITERS,
-           ms_pass[SAMPLES / 2] * 1000.0 / copies);
-    cudaGraphExecDestroy(exec);
-    cudaGraphDestroy(graph);
+           ms_pass[SAMPLES / 2] * 1000.0 / p.copies);
+    cudaGraphExecDestroy(pass);
+    cudaGraphExecDestroy(all);
     cublasLtMatmulPreferenceDestroy(pref);
-    cublasLtMatrixLayoutDestroy(la);
-    cublasLtMatrixLayoutDestroy(lb);
-    cublasLtMatrixLayoutDestroy(lc);
-    cublasLtMatmulDescDestroy(op);
-    for (int i = 0; i < copies; i++) cudaFree(w[i]), cudaFree(x[i]), cudaFree(d[i]);
-    cudaEventDestroy(e0);
-    cudaEventDestroy(e1);
+    cublasLtMatrixLayoutDestroy(p.la);
+    cublasLtMatrixLayoutDestroy(p.lb);
+    cublasLtMatrixLayoutDestroy(p.lc);
+    cublasLtMatmulDescDestroy(p.op);
+    for (int i = 0; i < p.copies; i++) cudaFree(p.w[i]), cudaFree(p.x[i]), cudaFree(p.d[i]);
+    cudaEventDestroy(p.e0);
+    cudaEventDestroy(p.e1);
 }
 
 int main(int argc, char **argv) {
