@@ -49,6 +49,17 @@ run() {
   return 0
 }
 
+# the runs more than one step repeats (LIMIT first)
+run_faults() {
+  run faults "$1" env KB_TEST_VARIANTS=1 KB_CUDA_TIMEOUT_S=10 $K --op rmsnorm,gemm_fp8 --shapes smoke \
+    --backend cuda,cublaslt --no-timing --quiet --csv "$R/faults.csv"
+}
+run_lt_rotate() { run lt_rotate "$1" devbin/lt_rotate_check 1 16 512 4096; }
+run_tiny_cublaslt() {
+  run tiny_cublaslt "$1" $K forward --model synthetic:tiny --backend cuda --gemm cublaslt --recipe q4k-fp8-tensor \
+    --steps 2 --reps 20 --csv "$R/tiny-cublaslt.csv"
+}
+
 step_check() {
   nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,memory.total --format=csv >>"$LOG" 2>&1
   run list 60 $K --list-backends
@@ -58,8 +69,7 @@ step_check() {
   run smoke_new 240 $K --shapes smoke --backend cuda,cublaslt,vulkan --no-timing --quiet --csv "$R/smoke-new.csv"
   run smoke_old 240 env KB_SHAPES_DIR=devold/shapes $OLD --shapes smoke --backend cuda,cublaslt,vulkan --no-timing \
     --quiet --csv "$R/smoke-old.csv"
-  run faults 180 env KB_TEST_VARIANTS=1 KB_CUDA_TIMEOUT_S=10 $K --op rmsnorm,gemm_fp8 --shapes smoke --backend cuda,cublaslt --no-timing \
-    --quiet --csv "$R/faults.csv"
+  run_faults 180
   for t in cuda_fault cuda_hang cuda_worker_kill; do
     run "reliability_$t" 240 python3 tests/test_reliability.py $K $t
   done
@@ -87,18 +97,16 @@ step_check() {
   done
   run rotate_lt 90 $K --op gemm_fp8 --shape 3584x1,16,512,4096x3584 --backend cublaslt --fast-accum off --mode rotate \
     --reps 30 --quiet --csv "$R/rotate-cublaslt.csv"
-  run lt_rotate 120 devbin/lt_rotate_check 1 16 512 4096
+  run_lt_rotate 120
 }
 
 # what the first check found broken, again after the fixes; the Vulkan subgroup GEMV
 step_recheck() {
   run chain 120 devbin/test_chain
   run vk_selftest 240 devbin/test_vulkan_selftest
-  run faults 120 env KB_TEST_VARIANTS=1 KB_CUDA_TIMEOUT_S=10 $K --op rmsnorm,gemm_fp8 --shapes smoke \
-    --backend cuda,cublaslt --no-timing --quiet --csv "$R/faults.csv"
-  run tiny_cublaslt 120 $K forward --model synthetic:tiny --backend cuda --gemm cublaslt --recipe q4k-fp8-tensor \
-    --steps 2 --reps 20 --csv "$R/tiny-cublaslt.csv"
-  run lt_rotate 120 devbin/lt_rotate_check 1 16 512 4096
+  run_faults 120
+  run_tiny_cublaslt 120
+  run_lt_rotate 120
   run vk_gemv 120 $K --op gemm_fp8 --shape 3584x1,2,4,8,16x3584 --backend vulkan,cuda,cublaslt --fast-accum off \
     --mode rotate --reps 20 --max-time 0.2 --quiet --csv "$R/gemv.csv"
   run vk_glue 120 $K --op add,bias_add,swiglu --shape 3584x1,16,512,4096 --backend vulkan,cuda --mode rotate --reps 10 \
@@ -122,8 +130,7 @@ step_sweep() {
 
 # synthetic:qwen2.5-7b through the whole decoder, the case that started kbench first
 step_forward() {
-  run tiny_cublaslt 60 $K forward --model synthetic:tiny --backend cuda --gemm cublaslt --recipe q4k-fp8-tensor \
-    --steps 2 --reps 20 --csv "$R/tiny-cublaslt.csv"
+  run_tiny_cublaslt 60
   for b in "cuda --gemm cublaslt --recipe q4k-fp8-tensor" "cuda --recipe q4k-fp8-tensor" "cuda --recipe f32" \
            "cuda --gemm cublaslt --recipe q4k-fp8-row"; do
     local tag=$(echo "$b" | tr ' ' '_' | tr -d -)
@@ -133,7 +140,7 @@ step_forward() {
 }
 
 step_falsify() {
-  run falsify 150 $K falsify --stage all --model synthetic:qwen2.5-7b --backend cuda --gemm cublaslt \
+  run falsify "${FALSIFY_LIMIT:-150}" $K falsify --stage all --model synthetic:qwen2.5-7b --backend cuda --gemm cublaslt \
     --recipe q4k-fp8-tensor --steps 1 --out "$R/falsify" --csv "$R/falsify-b.csv"
 }
 
@@ -141,9 +148,8 @@ step_falsify() {
 # loop, and the falsifier given the time it needs
 step_final() {
   run list 60 $K --list-backends
-  run lt_rotate 60 devbin/lt_rotate_check 1 16 512 4096
-  run falsify "${FALSIFY_LIMIT:-270}" $K falsify --stage all --model synthetic:qwen2.5-7b --backend cuda --gemm cublaslt \
-    --recipe q4k-fp8-tensor --steps 1 --out "$R/falsify" --csv "$R/falsify-b.csv"
+  run_lt_rotate 60
+  FALSIFY_LIMIT=${FALSIFY_LIMIT:-270} step_falsify
 }
 
 step_sanitize() {
