@@ -28,6 +28,7 @@ int kb_dtype_parse(const char *s, kb_dtype *t) {
 
 int kb_dtype_is_fp8(kb_dtype t) { return t == KB_E4M3 || t == KB_E5M2; }
 int kb_dtype_is_kquant(kb_dtype t) { return t == KB_Q4K || t == KB_Q6K; }
+int kb_dtype_float_index(kb_dtype t) { return t == KB_F32 ? 0 : t == KB_F16 ? 1 : t == KB_BF16 ? 2 : -1; }
 int kb_dtype_is_float(kb_dtype t) { return t == KB_F32 || t == KB_F16 || t == KB_BF16; }
 int64_t kb_dtype_block(kb_dtype t) { return kb_dtype_is_kquant(t) ? 256 : 1; }
 

@@ -25,6 +25,8 @@ const char *kb_dtype_name(kb_dtype t);
 int kb_dtype_parse(const char *s, kb_dtype *t); /* 0 on success */
 int kb_dtype_is_fp8(kb_dtype t);
 int kb_dtype_is_kquant(kb_dtype t);
+/* The float types kernels read and write, numbered: f32 0, f16 1, bf16 2; -1 for any other. */
+int kb_dtype_float_index(kb_dtype t);
 int kb_dtype_is_float(kb_dtype t); /* f32, f16, bf16 */
 /* Values per storage block: 256 for Q4_K/Q6_K, 1 otherwise. */
 int64_t kb_dtype_block(kb_dtype t);

@@ -143,7 +143,7 @@ uint32_t kbcu_nan_code(kb_dtype t) {
     }
 }
 
-int kbcu_float_code(kb_dtype t) { return t == KB_F32 ? 0 : t == KB_F16 ? 1 : t == KB_BF16 ? 2 : -1; }
+int kbcu_float_code(kb_dtype t) { return kb_dtype_float_index(t); }
 
 int kbcu_is(const kbcu_variant *v, const char *prefix) { return strncmp(v->name, prefix, strlen(prefix)) == 0; }
 

@@ -59,10 +59,8 @@ uint32_t vk_f32_bits(float f) {
 int vk_fits_u32(int64_t v) { return v >= 0 && v <= (int64_t)UINT32_MAX; }
 
 /* ---- the elementwise ops ------------------------------------------------------------ */
-static int type_index(kb_dtype t) { return t == KB_F32 ? 0 : t == KB_F16 ? 1 : t == KB_BF16 ? 2 : -1; }
-
 int vk_elementwise_variants(const vk_elementwise *e, const kb_case *c, kb_variant *out, int max, char *msg) {
-    const int t = type_index(c->a_type);
+    const int t = kb_dtype_float_index(c->a_type);
     int n = 0;
     if (t < 0) {
         snprintf(msg, KB_MSG, "vulkan %s: input type %s: f32, f16, bf16 only", e->op, kb_dtype_name(c->a_type));
@@ -80,7 +78,7 @@ vk_dispatch *vk_elementwise_dispatch(vk_plan *p, const vk_elementwise *e, int64_
         *rc = kb_fail(msg, KB_ERROR, "%s: no variant '%s'", e->op, p->variant);
         return NULL;
     }
-    const int t = type_index(p->c->a_type);
+    const int t = kb_dtype_float_index(p->c->a_type);
     if (t < 0) {
         *rc = kb_fail(msg, KB_NOT_SUPPORTED, "input type %s: f32, f16, bf16 only", kb_dtype_name(p->c->a_type));
         return NULL;
