@@ -71,16 +71,7 @@ const char kb_cli_usage[] =
     "parity, 2 bad usage or input, 3 a row errored and none failed, 4 the --budget ran\n"
     "out, 128+N stopped by signal N (every finished row is written).\n";
 
-static int fail(char *msg, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *msg, size_t n, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, n, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
-static int parse_ll(const char *s, long long lo, long long hi, long long *v) {
+int kb_parse_ll(const char *s, long long lo, long long hi, long long *v) {
     char *end;
     errno = 0;
     long long x = strtoll(s, &end, 10);
@@ -117,8 +108,8 @@ static int parse_axis(const char *opt, kb_param p, const char *v, kb_axis *ax, c
     for (;;) {
         const char *e = strchr(s, ',');
         size_t len = e ? (size_t)(e - s) : strlen(s);
-        if (len == 0 || len >= sizeof ax->values[0]) return fail(msg, n, "%s: bad value in '%s'", opt, v);
-        if (ax->count == KB_MAX_AXIS_VALUES) return fail(msg, n, "%s: more than %d values", opt, KB_MAX_AXIS_VALUES);
+        if (len == 0 || len >= sizeof ax->values[0]) return kb_failn(msg, n, "%s: bad value in '%s'", opt, v);
+        if (ax->count == KB_MAX_AXIS_VALUES) return kb_failn(msg, n, "%s: more than %d values", opt, KB_MAX_AXIS_VALUES);
         char *dst = ax->values[ax->count++];
         memcpy(dst, s, len);
         dst[len] = 0;
@@ -126,15 +117,15 @@ static int parse_axis(const char *opt, kb_param p, const char *v, kb_axis *ax, c
         memset(&probe, 0, sizeof probe);
         if (kb_param_parse(&probe, p, dst) != 0) {
             const kb_param_kind k = kb_params[p].kind;
-            if (k == KB_PK_DTYPE) return fail(msg, n, "unknown type '%s'", dst);
-            if (k == KB_PK_SCALE) return fail(msg, n, "%s: '%s' is not tensor, outer, vec128 or blk128", opt, dst);
-            if (k == KB_PK_BOOL) return fail(msg, n, "%s: '%s' is not 0 or 1", opt, dst);
-            return fail(msg, n, "%s: '%s' is not a number", opt, dst);
+            if (k == KB_PK_DTYPE) return kb_failn(msg, n, "unknown type '%s'", dst);
+            if (k == KB_PK_SCALE) return kb_failn(msg, n, "%s: '%s' is not tensor, outer, vec128 or blk128", opt, dst);
+            if (k == KB_PK_BOOL) return kb_failn(msg, n, "%s: '%s' is not 0 or 1", opt, dst);
+            return kb_failn(msg, n, "%s: '%s' is not a number", opt, dst);
         }
         if ((p == KB_P_EPS && !(probe.eps > 0)) || (p == KB_P_THETA && !(probe.theta > 0)))
-            return fail(msg, n, "%s must be > 0 (got %s)", opt, dst);
+            return kb_failn(msg, n, "%s must be > 0 (got %s)", opt, dst);
         if (p == KB_P_MAX_POS && (probe.max_pos < 1 || probe.max_pos > 2147483647LL))
-            return fail(msg, n, "%s: '%s' is not a position count", opt, dst);
+            return kb_failn(msg, n, "%s: '%s' is not a position count", opt, dst);
         if (!e) break;
         s = e + 1;
     }
@@ -163,7 +154,7 @@ int kb_cli_parse(int argc, char **argv, kb_cli *c, char *msg, size_t n) {
         kb_param p;
 #define NEED_VALUE()                                                   \
     do {                                                               \
-        if (!v) return fail(msg, n, "%s needs a value", a);            \
+        if (!v) return kb_failn(msg, n, "%s needs a value", a);            \
         i++;                                                           \
     } while (0)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) c->help = 1;
@@ -181,26 +172,26 @@ int kb_cli_parse(int argc, char **argv, kb_cli *c, char *msg, size_t n) {
         else if (!strcmp(a, "--resume")) { NEED_VALUE(); c->resume = v; }
         else if (!strcmp(a, "--seed")) {
             NEED_VALUE();
-            if (parse_ll(v, 0, LLONG_MAX, &c->seed)) return fail(msg, n, "--seed: '%s' is not a non-negative integer", v);
+            if (kb_parse_ll(v, 0, LLONG_MAX, &c->seed)) return kb_failn(msg, n, "--seed: '%s' is not a non-negative integer", v);
         } else if (!strcmp(a, "--threads")) {
             NEED_VALUE();
-            if (parse_ll(v, 1, 1024, &c->threads)) return fail(msg, n, "--threads: '%s' is not a thread count", v);
+            if (kb_parse_ll(v, 1, 1024, &c->threads)) return kb_failn(msg, n, "--threads: '%s' is not a thread count", v);
         } else if (!strcmp(a, "--reps")) {
             NEED_VALUE();
-            if (parse_ll(v, 3, 1000000, &x)) return fail(msg, n, "--reps: '%s' is not an integer >= 3", v);
+            if (kb_parse_ll(v, 3, 1000000, &x)) return kb_failn(msg, n, "--reps: '%s' is not an integer >= 3", v);
             c->reps = (int)x;
         } else if (!strcmp(a, "--warmup")) {
             NEED_VALUE();
-            if (parse_ll(v, 0, 1000000, &x)) return fail(msg, n, "--warmup: '%s' is not an integer >= 0", v);
+            if (kb_parse_ll(v, 0, 1000000, &x)) return kb_failn(msg, n, "--warmup: '%s' is not an integer >= 0", v);
             c->warmup = (int)x;
         } else if (!strcmp(a, "--max-time")) {
             NEED_VALUE();
             if (parse_real(v, &c->max_time) || !(c->max_time > 0) || c->max_time > 1e6)
-                return fail(msg, n, "--max-time: '%s' is not a number of seconds > 0", v);
+                return kb_failn(msg, n, "--max-time: '%s' is not a number of seconds > 0", v);
         } else if (!strcmp(a, "--budget")) {
             NEED_VALUE();
             if (parse_real(v, &c->budget_s) || !(c->budget_s > 0))
-                return fail(msg, n, "--budget: '%s' is not a number of seconds > 0", v);
+                return kb_failn(msg, n, "--budget: '%s' is not a number of seconds > 0", v);
         } else if (!strcmp(a, "--cold")) c->mode = KB_MODE_COLD;
         else if (!strcmp(a, "--hot")) c->mode = KB_MODE_HOT;
         else if (!strcmp(a, "--rotate")) c->mode = KB_MODE_ROTATE;
@@ -209,7 +200,7 @@ int kb_cli_parse(int argc, char **argv, kb_cli *c, char *msg, size_t n) {
             if (!strcmp(v, "cold")) c->mode = KB_MODE_COLD;
             else if (!strcmp(v, "hot")) c->mode = KB_MODE_HOT;
             else if (!strcmp(v, "rotate")) c->mode = KB_MODE_ROTATE;
-            else return fail(msg, n, "--mode: '%s' is not cold, hot or rotate", v);
+            else return kb_failn(msg, n, "--mode: '%s' is not cold, hot or rotate", v);
         } else if (!strcmp(a, "--no-timing")) c->timing = 0;
         else if (!strcmp(a, "--best")) c->best = 1;
         else if (!strcmp(a, "--quiet")) c->quiet = 1;
@@ -218,26 +209,26 @@ int kb_cli_parse(int argc, char **argv, kb_cli *c, char *msg, size_t n) {
             NEED_VALUE();
             if (!strcmp(v, "best")) c->best = 1, c->opt.algo = "heuristic";
             else if (!strcmp(v, "heuristic") || !strcmp(v, "exhaustive")) c->opt.algo = v;
-            else return fail(msg, n, "--algo: '%s' is not heuristic, exhaustive or best", v);
+            else return kb_failn(msg, n, "--algo: '%s' is not heuristic, exhaustive or best", v);
         } else if (!strcmp(a, "--algo-cap")) {
             NEED_VALUE();
-            if (parse_ll(v, 1, 100000, &x)) return fail(msg, n, "--algo-cap: '%s' is not a positive integer", v);
+            if (kb_parse_ll(v, 1, 100000, &x)) return kb_failn(msg, n, "--algo-cap: '%s' is not a positive integer", v);
             c->opt.algo_cap = (int)x;
         } else if (!strcmp(a, "--fast-accum")) {
             NEED_VALUE();
             if (!strcmp(v, "on")) c->opt.fast_accum = 1;
             else if (!strcmp(v, "off")) c->opt.fast_accum = 0;
             else if (!strcmp(v, "both")) c->opt.fast_accum = -1;
-            else return fail(msg, n, "--fast-accum: '%s' is not on, off or both", v);
+            else return kb_failn(msg, n, "--fast-accum: '%s' is not on, off or both", v);
         } else if (!strcmp(a, "--vk-device")) {
             NEED_VALUE();
-            if (parse_ll(v, 0, 64, &x)) return fail(msg, n, "--vk-device: '%s' is not a device index", v);
+            if (kb_parse_ll(v, 0, 64, &x)) return kb_failn(msg, n, "--vk-device: '%s' is not a device index", v);
             c->opt.vk_device = (int)x;
         } else if (option_param(a, &p) == 0) {
             NEED_VALUE();
             if (parse_axis(a, p, v, &c->axes[p], msg, n) != 0) return -1;
         } else {
-            return fail(msg, n, "unknown option '%s'", a);
+            return kb_failn(msg, n, "unknown option '%s'", a);
         }
 #undef NEED_VALUE
     }
@@ -268,38 +259,38 @@ static int is_explicit(const char *s) {
  * vals; -1 with msg when malformed or longer than max. */
 static int expand_dim(const char *shape, const char *text, long long *vals, int *n, int max, char *msg, size_t msg_len) {
     char buf[128];
-    if (strlen(text) >= sizeof buf) return fail(msg, msg_len, "malformed shape '%s' (dimension '%s')", shape, text);
+    if (strlen(text) >= sizeof buf) return kb_failn(msg, msg_len, "malformed shape '%s' (dimension '%s')", shape, text);
     snprintf(buf, sizeof buf, "%s", text);
     for (char *save, *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
         char *colon = strchr(item, ':');
         long long a, b, step = 1;
         int geometric = 0;
         if (!colon) {
-            if (parse_ll(item, LLONG_MIN, LLONG_MAX, &a))
-                return fail(msg, msg_len, "malformed shape '%s' (dimension '%s')", shape, text);
-            if (*n == max) return fail(msg, msg_len, "shape sweep: more than %d values in a dimension", max);
+            if (kb_parse_ll(item, LLONG_MIN, LLONG_MAX, &a))
+                return kb_failn(msg, msg_len, "malformed shape '%s' (dimension '%s')", shape, text);
+            if (*n == max) return kb_failn(msg, msg_len, "shape sweep: more than %d values in a dimension", max);
             vals[(*n)++] = a;
             continue;
         }
         *colon = 0;
         char *second = colon + 1, *third = strchr(second, ':');
         if (third) *third++ = 0;
-        if (parse_ll(item, 1, LLONG_MAX, &a) || parse_ll(second, 1, LLONG_MAX, &b) || b < a)
-            return fail(msg, msg_len, "malformed range in '%s' (A:B[:*F|:+S] with 1 <= A <= B)", text);
+        if (kb_parse_ll(item, 1, LLONG_MAX, &a) || kb_parse_ll(second, 1, LLONG_MAX, &b) || b < a)
+            return kb_failn(msg, msg_len, "malformed range in '%s' (A:B[:*F|:+S] with 1 <= A <= B)", text);
         if (third) {
-            if ((third[0] != '*' && third[0] != '+') || parse_ll(third + 1, 1, LLONG_MAX, &step) ||
+            if ((third[0] != '*' && third[0] != '+') || kb_parse_ll(third + 1, 1, LLONG_MAX, &step) ||
                 (third[0] == '*' && step < 2))
-                return fail(msg, msg_len, "malformed step in '%s' (*F with F >= 2, or +S with S >= 1)", text);
+                return kb_failn(msg, msg_len, "malformed step in '%s' (*F with F >= 2, or +S with S >= 1)", text);
             geometric = third[0] == '*';
         }
         for (long long v = a; v <= b;) {
-            if (*n == max) return fail(msg, msg_len, "shape sweep: more than %d values in a dimension", max);
+            if (*n == max) return kb_failn(msg, msg_len, "shape sweep: more than %d values in a dimension", max);
             vals[(*n)++] = v;
             if (geometric ? v > LLONG_MAX / step : v > LLONG_MAX - step) break;
             v = geometric ? v * step : v + step;
         }
     }
-    if (*n == 0) return fail(msg, msg_len, "malformed shape '%s' (dimension '%s')", shape, text);
+    if (*n == 0) return kb_failn(msg, msg_len, "malformed shape '%s' (dimension '%s')", shape, text);
     return 0;
 }
 
@@ -307,7 +298,7 @@ static int expand_dim(const char *shape, const char *text, long long *vals, int 
 #define MAX_SHAPE_POINTS 4096
 static int expand_shape(const char *shape, char (*specs)[128], int *count, char *msg, size_t msg_len) {
     char buf[512];
-    if (strlen(shape) >= sizeof buf) return fail(msg, msg_len, "malformed shape '%s'", shape);
+    if (strlen(shape) >= sizeof buf) return kb_failn(msg, msg_len, "malformed shape '%s'", shape);
     snprintf(buf, sizeof buf, "%s", shape);
     long long vals[KB_MAX_DIMS][KB_MAX_AXIS_VALUES];
     int nvals[KB_MAX_DIMS] = {0}, ndims = 0;
@@ -315,7 +306,7 @@ static int expand_shape(const char *shape, char (*specs)[128], int *count, char 
     for (;;) { /* split on 'x' */
         char *x = strchr(p, 'x');
         if (x) *x = 0;
-        if (ndims == KB_MAX_DIMS || !*p) return fail(msg, msg_len, "malformed shape '%s'", shape);
+        if (ndims == KB_MAX_DIMS || !*p) return kb_failn(msg, msg_len, "malformed shape '%s'", shape);
         if (expand_dim(shape, p, vals[ndims], &nvals[ndims], KB_MAX_AXIS_VALUES, msg, msg_len)) return -1;
         ndims++;
         if (!x) break;
@@ -324,7 +315,7 @@ static int expand_shape(const char *shape, char (*specs)[128], int *count, char 
     int idx[KB_MAX_DIMS] = {0};
     *count = 0;
     for (;;) {
-        if (*count == MAX_SHAPE_POINTS) return fail(msg, msg_len, "shape sweep: more than %d shapes", MAX_SHAPE_POINTS);
+        if (*count == MAX_SHAPE_POINTS) return kb_failn(msg, msg_len, "shape sweep: more than %d shapes", MAX_SHAPE_POINTS);
         size_t o = 0;
         for (int d = 0; d < ndims; d++)
             o += (size_t)snprintf(specs[*count] + o, 128 - o, "%s%lld", d ? "x" : "", vals[d][idx[d]]);
@@ -356,8 +347,8 @@ static int expand_axes(const kb_cli *cli, const kb_case *base, kb_case_list *out
         c.seed = (uint64_t)cli->seed;
         kb_case_label(&c);
         char why[KB_MSG];
-        if (op->validate(&c, why) != KB_OK) return fail(msg, n, "%s", why);
-        if (out->count >= 1000000) return fail(msg, n, "more than 1000000 cases");
+        if (op->validate(&c, why) != KB_OK) return kb_failn(msg, n, "%s", why);
+        if (out->count >= 1000000) return kb_failn(msg, n, "more than 1000000 cases");
         kb_case_list_add(out, &c);
         int p = 0; /* odometer over the axes this op reads */
         for (; p < KB_P_COUNT; p++) {
@@ -376,15 +367,15 @@ int kb_cli_cases(const kb_cli *cli, kb_case_list *out, char *msg, size_t n) {
         n_ops = KB_OP_COUNT;
     } else {
         char buf[512];
-        if (strlen(cli->ops) >= sizeof buf) return fail(msg, n, "--op: list too long");
+        if (strlen(cli->ops) >= sizeof buf) return kb_failn(msg, n, "--op: list too long");
         snprintf(buf, sizeof buf, "%s", cli->ops);
         for (char *save, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
             kb_op_id id;
-            if (kb_op_lookup(t, &id) != 0) return fail(msg, n, "unknown op '%s' (see --list-ops)", t);
+            if (kb_op_lookup(t, &id) != 0) return kb_failn(msg, n, "unknown op '%s' (see --list-ops)", t);
             if (!want[id]) n_ops++;
             want[id] = 1;
         }
-        if (!n_ops) return fail(msg, n, "--op: no op named in '%s'", cli->ops);
+        if (!n_ops) return kb_failn(msg, n, "--op: no op named in '%s'", cli->ops);
     }
 
     kb_case_list base = {0};
@@ -393,7 +384,7 @@ int kb_cli_cases(const kb_cli *cli, kb_case_list *out, char *msg, size_t n) {
     if (cli->shape && !is_number(cli->shape) && is_explicit(cli->shape)) {
         char(*specs)[128] = malloc(sizeof(char[128]) * MAX_SHAPE_POINTS);
         int nspecs = 0;
-        if (!specs) return fail(msg, n, "out of memory");
+        if (!specs) return kb_failn(msg, n, "out of memory");
         if (expand_shape(cli->shape, specs, &nspecs, msg, n) != 0) {
             free(specs);
             rc = -1;
@@ -405,7 +396,7 @@ int kb_cli_cases(const kb_cli *cli, kb_case_list *out, char *msg, size_t n) {
                 kb_case c;
                 kb_case_init(&c, (kb_op_id)o);
                 if (kb_case_parse_shape(&c, specs[i], why) != 0) {
-                    rc = fail(msg, n, "%s", nspecs == 1 ? why : why);
+                    rc = kb_failn(msg, n, "%s", nspecs == 1 ? why : why);
                     break;
                 }
                 kb_case_list_add(&base, &c);
@@ -419,13 +410,13 @@ int kb_cli_cases(const kb_cli *cli, kb_case_list *out, char *msg, size_t n) {
         kb_case_list rows = {0};
         if (kb_shapes_resolve(table, path, sizeof path, why) != 0 || kb_shapes_load(path, want, &rows, why) != 0) {
             kb_case_list_free(&rows);
-            rc = fail(msg, n, "%s", why);
+            rc = kb_failn(msg, n, "%s", why);
             goto done;
         }
         long long lead = 0;
-        if (leading && parse_ll(cli->shape, 1, LLONG_MAX, &lead)) {
+        if (leading && kb_parse_ll(cli->shape, 1, LLONG_MAX, &lead)) {
             kb_case_list_free(&rows);
-            rc = fail(msg, n, "malformed shape '%s'", cli->shape);
+            rc = kb_failn(msg, n, "malformed shape '%s'", cli->shape);
             goto done;
         }
         for (int i = 0; i < rows.count; i++)
@@ -433,7 +424,7 @@ int kb_cli_cases(const kb_cli *cli, kb_case_list *out, char *msg, size_t n) {
                 kb_case_list_add(&base, &rows.cases[i]);
         kb_case_list_free(&rows);
         if (!base.count) {
-            rc = fail(msg, n, "no rows of table '%s' match --op %s%s%s (see --list-shapes)", table, cli->ops,
+            rc = kb_failn(msg, n, "no rows of table '%s' match --op %s%s%s (see --list-shapes)", table, cli->ops,
                       cli->shape ? " --shape " : "", cli->shape ? cli->shape : "");
             goto done;
         }

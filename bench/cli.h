@@ -38,6 +38,8 @@ typedef struct {
 
 /* Defaults, then argv[1..argc). Returns 0, or -1 with msg (one line, no newline).
  * The strings point into argv. */
+/* A whole decimal integer in [lo, hi]: 0 and *v, or -1 (nothing else in s, no overflow). */
+int kb_parse_ll(const char *s, long long lo, long long hi, long long *v);
 int kb_cli_parse(int argc, char **argv, kb_cli *cli, char *msg, size_t msg_len);
 
 /* The cases the command line names: the cartesian product of --shape/--shapes

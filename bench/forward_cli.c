@@ -1,5 +1,6 @@
 /* forward_cli.c - `kbench forward`: options -> a model, a recipe, a backend -> the
  * forward pass (forward.c) -> rows, a per-layer table and the verdict. */
+#include "bench/cli.h"
 #include "bench/forward.h"
 
 #include "ref/pool.h"
@@ -57,15 +58,6 @@ static int bad(const char *fmt, const char *a) {
     fprintf(stderr, fmt, a);
     fprintf(stderr, " (see kbench forward --help)\n");
     return KB_EXIT_USAGE;
-}
-
-static int parse_ll(const char *s, long long lo, long long hi, long long *v) {
-    char *end;
-    errno = 0;
-    long long x = strtoll(s, &end, 10);
-    if (errno || end == s || *end || x < lo || x > hi) return -1;
-    *v = x;
-    return 0;
 }
 
 static void on_signal(int signo) { kb_harness_request_stop(signo); }
@@ -193,18 +185,18 @@ int kb_forward_setup(int argc, char **argv, kb_forward_cli *cli) {
         else if (!strcmp(a, "--tokens")) { NEED(); tokens = val; }
         else if (!strcmp(a, "--steps")) {
             NEED();
-            if (parse_ll(val, 0, 60, &v)) return bad("--steps: '%s' is not 0..60", val);
+            if (kb_parse_ll(val, 0, 60, &v)) return bad("--steps: '%s' is not 0..60", val);
             cfg->steps = (int)v;
         } else if (!strcmp(a, "--repeat")) {
             NEED();
-            if (parse_ll(val, 1, 100, &v)) return bad("--repeat: '%s' is not 1..100", val);
+            if (kb_parse_ll(val, 1, 100, &v)) return bad("--repeat: '%s' is not 1..100", val);
             cfg->repeat = (int)v;
         } else if (!strcmp(a, "--seed")) {
             NEED();
-            if (parse_ll(val, 0, LLONG_MAX, &seed)) return bad("--seed: '%s' is not a non-negative integer", val);
+            if (kb_parse_ll(val, 0, LLONG_MAX, &seed)) return bad("--seed: '%s' is not a non-negative integer", val);
         } else if (!strcmp(a, "--threads")) {
             NEED();
-            if (parse_ll(val, 1, 1024, &threads)) return bad("--threads: '%s' is not a thread count", val);
+            if (kb_parse_ll(val, 1, 1024, &threads)) return bad("--threads: '%s' is not a thread count", val);
         } else if (!strcmp(a, "--threshold")) {
             NEED();
             char *end;
@@ -234,7 +226,7 @@ int kb_forward_setup(int argc, char **argv, kb_forward_cli *cli) {
         else if (!strcmp(a, "--no-timing")) cfg->timing = 0;
         else if (!strcmp(a, "--reps")) {
             NEED();
-            if (parse_ll(val, 1, 100000, &v)) return bad("--reps: '%s' is not a positive integer", val);
+            if (kb_parse_ll(val, 1, 100000, &v)) return bad("--reps: '%s' is not a positive integer", val);
             cfg->reps = (int)v;
         } else if (!strcmp(a, "--fast-accum")) {
             NEED();
@@ -247,7 +239,7 @@ int kb_forward_setup(int argc, char **argv, kb_forward_cli *cli) {
             cfg->opt.algo = val;
         } else if (!strcmp(a, "--vk-device")) {
             NEED();
-            if (parse_ll(val, 0, 64, &v)) return bad("--vk-device: '%s' is not a device index", val);
+            if (kb_parse_ll(val, 0, 64, &v)) return bad("--vk-device: '%s' is not a device index", val);
             cfg->opt.vk_device = (int)v;
         } else if (!strcmp(a, "--csv")) { NEED(); csv_path = val; }
         else if (!strcmp(a, "--json")) { NEED(); json_path = val; }
@@ -286,7 +278,7 @@ int kb_forward_setup(int argc, char **argv, kb_forward_cli *cli) {
         snprintf(buf, sizeof buf, "%s", tokens);
         for (char *save, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
             if (cfg->n_tokens == KB_MAX_TOKENS) return kb_model_free(m), bad("--tokens: more than %s ids", "4096");
-            if (parse_ll(t, 0, m->d.vocab - 1, &v)) {
+            if (kb_parse_ll(t, 0, m->d.vocab - 1, &v)) {
                 kb_model_free(m);
                 snprintf(msg, sizeof msg, "--tokens: '%s' is not a token id of this model (0..%lld)", t, (long long)m->d.vocab - 1);
                 return bad("%s", msg);

@@ -179,5 +179,7 @@ const kb_backend *kb_backend_find(const char *name);
 
 /* snprintf into msg[KB_MSG]; returns code. */
 int kb_fail(char *msg, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The same into a buffer of n bytes (msg may be NULL); returns -1. */
+int kb_failn(char *msg, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

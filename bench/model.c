@@ -11,15 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int fail(char *msg, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *msg, size_t n, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, n, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 double kb_model_weight_bytes(const kb_model *m) {
     double b = (double)m->tok_embd.bytes + (double)m->out_norm.bytes + (m->tied ? 0 : (double)m->output.bytes);
     for (int64_t l = 0; l < m->d.layers; l++) {
@@ -43,20 +34,20 @@ void kb_model_free(kb_model *m) {
 /* ---- GGUF ------------------------------------------------------------------------------- */
 static int key_int(const kb_gguf *g, const char *key, int64_t *v, char *msg, size_t n) {
     const kb_gguf_kv *kv = kb_gguf_find_kv(g, key);
-    if (!kv) return fail(msg, n, "missing metadata key '%s'", key);
+    if (!kv) return kb_failn(msg, n, "missing metadata key '%s'", key);
     if (kv->type > KB_GGUF_I32 && kv->type != KB_GGUF_U64 && kv->type != KB_GGUF_I64)
-        return fail(msg, n, "metadata '%s' is not an integer", key);
-    if (kv->type == KB_GGUF_BOOL || kv->type == KB_GGUF_F32) return fail(msg, n, "metadata '%s' is not an integer", key);
-    if (kv->i <= 0 || kv->i > ((int64_t)1 << 40)) return fail(msg, n, "metadata '%s' = %lld is out of range", key, (long long)kv->i);
+        return kb_failn(msg, n, "metadata '%s' is not an integer", key);
+    if (kv->type == KB_GGUF_BOOL || kv->type == KB_GGUF_F32) return kb_failn(msg, n, "metadata '%s' is not an integer", key);
+    if (kv->i <= 0 || kv->i > ((int64_t)1 << 40)) return kb_failn(msg, n, "metadata '%s' = %lld is out of range", key, (long long)kv->i);
     *v = kv->i;
     return 0;
 }
 
 static int key_real(const kb_gguf *g, const char *key, double *v, char *msg, size_t n) {
     const kb_gguf_kv *kv = kb_gguf_find_kv(g, key);
-    if (!kv) return fail(msg, n, "missing metadata key '%s'", key);
-    if (kv->type != KB_GGUF_F32 && kv->type != KB_GGUF_F64) return fail(msg, n, "metadata '%s' is not a float", key);
-    if (!(kv->f > 0) || !isfinite(kv->f)) return fail(msg, n, "metadata '%s' = %g must be positive", key, kv->f);
+    if (!kv) return kb_failn(msg, n, "missing metadata key '%s'", key);
+    if (kv->type != KB_GGUF_F32 && kv->type != KB_GGUF_F64) return kb_failn(msg, n, "metadata '%s' is not a float", key);
+    if (!(kv->f > 0) || !isfinite(kv->f)) return kb_failn(msg, n, "metadata '%s' = %g must be positive", key, kv->f);
     *v = kv->f;
     return 0;
 }
@@ -74,15 +65,15 @@ static kb_dtype ggml_to_dtype(uint32_t t) {
 static int tensor(const kb_gguf *g, const char *name, int64_t rows, int64_t cols, int matrix, kb_weight *w, char *msg,
                   size_t n) {
     const kb_gguf_tensor *t = kb_gguf_find_tensor(g, name);
-    if (!t) return fail(msg, n, "missing tensor '%s'", name);
+    if (!t) return kb_failn(msg, n, "missing tensor '%s'", name);
     const int want_dims = rows > 1 ? 2 : 1;
     if ((int)t->n_dims != want_dims || (int64_t)t->dims[0] != cols || (want_dims == 2 && (int64_t)t->dims[1] != rows))
-        return fail(msg, n, "tensor '%s' is [%llu x %llu], the architecture wants [%lld x %lld]", name,
+        return kb_failn(msg, n, "tensor '%s' is [%llu x %llu], the architecture wants [%lld x %lld]", name,
                     (unsigned long long)t->dims[0], (unsigned long long)(t->n_dims > 1 ? t->dims[1] : 1),
                     (long long)cols, (long long)rows);
     if (!matrix && t->ggml_type != KB_GGML_F32) {
         char tn[32];
-        return fail(msg, n, "tensor '%s' is %s; norms and biases must be F32", name,
+        return kb_failn(msg, n, "tensor '%s' is %s; norms and biases must be F32", name,
                     kb_ggml_type_name(t->ggml_type, tn, sizeof tn));
     }
     w->name = t->name;
@@ -98,8 +89,8 @@ static int from_gguf(const char *path, kb_model *m, char *msg, size_t n) {
     if (kb_gguf_open(path, &m->gguf, msg, n) != 0) return -1;
     const kb_gguf *g = &m->gguf;
     const kb_gguf_kv *arch = kb_gguf_find_kv(g, "general.architecture");
-    if (!arch || arch->type != KB_GGUF_STRING) return fail(msg, n, "'%s': missing metadata key 'general.architecture'", path);
-    if (strcmp(arch->str, "qwen2")) return fail(msg, n, "'%s': architecture '%s' is not qwen2", path, arch->str);
+    if (!arch || arch->type != KB_GGUF_STRING) return kb_failn(msg, n, "'%s': missing metadata key 'general.architecture'", path);
+    if (strcmp(arch->str, "qwen2")) return kb_failn(msg, n, "'%s': architecture '%s' is not qwen2", path, arch->str);
     kb_model_dims *d = &m->d;
     char why[256];
     if (key_int(g, "qwen2.block_count", &d->layers, why, sizeof why) ||
@@ -110,22 +101,22 @@ static int from_gguf(const char *path, kb_model *m, char *msg, size_t n) {
         key_int(g, "qwen2.context_length", &d->context, why, sizeof why) ||
         key_real(g, "qwen2.rope.freq_base", &d->rope_base, why, sizeof why) ||
         key_real(g, "qwen2.attention.layer_norm_rms_epsilon", &d->eps, why, sizeof why))
-        return fail(msg, n, "'%s': %s", path, why);
+        return kb_failn(msg, n, "'%s': %s", path, why);
     if (d->layers > 4096 || d->hidden % d->heads || d->heads % d->kv_heads || (d->hidden / d->heads) % 2)
-        return fail(msg, n, "'%s': %lld heads, %lld KV heads and hidden %lld do not make a Qwen2 attention", path,
+        return kb_failn(msg, n, "'%s': %lld heads, %lld KV heads and hidden %lld do not make a Qwen2 attention", path,
                     (long long)d->heads, (long long)d->kv_heads, (long long)d->hidden);
     d->head_dim = d->hidden / d->heads;
     const kb_gguf_tensor *emb = kb_gguf_find_tensor(g, "token_embd.weight");
-    if (!emb || emb->n_dims != 2) return fail(msg, n, "'%s': missing tensor 'token_embd.weight' (2-D)", path);
+    if (!emb || emb->n_dims != 2) return kb_failn(msg, n, "'%s': missing tensor 'token_embd.weight' (2-D)", path);
     d->vocab = (int64_t)emb->dims[1];
-    if (d->vocab < 1 || d->vocab > 2147483647LL) return fail(msg, n, "'%s': vocabulary of %lld rows", path, (long long)d->vocab);
+    if (d->vocab < 1 || d->vocab > 2147483647LL) return kb_failn(msg, n, "'%s': vocabulary of %lld rows", path, (long long)d->vocab);
     const int64_t H = d->hidden, KV = d->kv_heads * d->head_dim, F = d->ffn;
     m->layer = calloc((size_t)d->layers, sizeof *m->layer);
-    if (!m->layer) return fail(msg, n, "out of memory");
+    if (!m->layer) return kb_failn(msg, n, "out of memory");
 #define T(name, rows, cols, mat, dst)                                                 \
     do {                                                                              \
         if (tensor(g, name, rows, cols, mat, dst, why, sizeof why))                   \
-            return fail(msg, n, "'%s': %s", path, why);                               \
+            return kb_failn(msg, n, "'%s': %s", path, why);                               \
     } while (0)
     T("token_embd.weight", d->vocab, H, 1, &m->tok_embd);
     T("output_norm.weight", 1, H, 0, &m->out_norm);
@@ -298,12 +289,12 @@ static int synthetic(const char *which, uint64_t seed, kb_model *m, char *msg, s
     const synth_spec *spec = NULL;
     for (size_t i = 0; i < sizeof synth_specs / sizeof synth_specs[0]; i++)
         if (!strcmp(which, synth_specs[i].name)) spec = &synth_specs[i];
-    if (!spec) return fail(msg, n, "unknown model 'synthetic:%s' (synthetic:tiny, synthetic:qwen2.5-7b)", which);
+    if (!spec) return kb_failn(msg, n, "unknown model 'synthetic:%s' (synthetic:tiny, synthetic:qwen2.5-7b)", which);
     kb_model_dims *d = &m->d;
     *d = spec->d;
     const int64_t H = d->hidden, KV = d->kv_heads * d->head_dim, F = d->ffn, V = d->vocab, L = d->layers;
     m->layer = calloc((size_t)L, sizeof *m->layer);
-    if (!m->layer) return fail(msg, n, "out of memory");
+    if (!m->layer) return kb_failn(msg, n, "out of memory");
 
     /* every weight's shape and type, then one allocation */
     typedef struct {
@@ -315,7 +306,7 @@ static int synthetic(const char *which, uint64_t seed, kb_model *m, char *msg, s
         double sigma;
     } plan;
     plan *p = calloc((size_t)(3 + 12 * L), sizeof *p);
-    if (!p) return fail(msg, n, "out of memory");
+    if (!p) return kb_failn(msg, n, "out of memory");
     int np = 0;
 #define ADD(dst, nm, t, r, c, k, s) p[np++] = (plan){dst, nm, t, r, c, k, s}
     ADD(&m->tok_embd, "token_embd.weight", KB_Q4K, V, H, 3, 0.02);
@@ -346,7 +337,7 @@ static int synthetic(const char *which, uint64_t seed, kb_model *m, char *msg, s
     m->owned = malloc(total);
     if (!m->owned) {
         free(p);
-        return fail(msg, n, "synthetic:%s needs %.1f GiB of host memory for its weights", which, total / 1073741824.0);
+        return kb_failn(msg, n, "synthetic:%s needs %.1f GiB of host memory for its weights", which, total / 1073741824.0);
     }
     m->owned_bytes = total;
     synth_job j = {.seed = seed};
@@ -356,7 +347,7 @@ static int synthetic(const char *which, uint64_t seed, kb_model *m, char *msg, s
     m->names = calloc((size_t)np, NAME_LEN);
     if (!m->names) {
         free(p);
-        return fail(msg, n, "out of memory");
+        return kb_failn(msg, n, "out of memory");
     }
     for (int i = 0; i < np; i++) {
         kb_weight *w = p[i].w;

@@ -15,6 +15,16 @@ int kb_fail(char *msg, int code, const char *fmt, ...) {
     return code;
 }
 
+int kb_failn(char *msg, size_t n, const char *fmt, ...) {
+    if (msg && n) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, n, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
 void kb_variant_init(kb_variant *v, const char *name) {
     memset(v, 0, sizeof *v);
     snprintf(v->name, sizeof v->name, "%s", name);
