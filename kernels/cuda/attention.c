@@ -49,6 +49,33 @@ static int aligned16(const kbcu_job *j, int last, char *msg) {
     return KB_OK;
 }
 
+/* The split-KV decode kernels' arguments (v1 and v2 alike): q, k, v, the partials in
+ * the workspace, the sizes, the keys per split, the softmax scale. */
+static void decode_split_args(kbcu_plan *p, kbcu_launch *l, const kb_case *c, int chunk, double scale) {
+    for (int t = 0; t < 3; t++) kbcu_arg_tensor(p, l, t);
+    kbcu_arg_ws(p, l, 0);
+    kbcu_arg_i32(p, l, c->n);
+    kbcu_arg_i32(p, l, c->kv_len);
+    kbcu_arg_i32(p, l, c->heads);
+    kbcu_arg_i32(p, l, c->kv_heads);
+    kbcu_arg_i32(p, l, c->head_dim);
+    kbcu_arg_i32(p, l, chunk);
+    kbcu_arg_f32(p, l, scale);
+}
+
+/* The launch that merges the splits' partials into the output: one block per head and query. */
+static void decode_combine(kbcu_plan *p, const kbcu_job *j, const char *kernel, int splits, int64_t smem) {
+    const kb_case *c = j->c;
+    kbcu_launch *l = kbcu_add_launch(p, j->v, kernel, c->heads, c->n, 1, 128);
+    if (l && smem) l->smem = smem;
+    kbcu_arg_ws(p, l, 0);
+    kbcu_arg_tensor(p, l, 3);
+    kbcu_arg_i32(p, l, c->n);
+    kbcu_arg_i32(p, l, c->heads);
+    kbcu_arg_i32(p, l, c->head_dim);
+    kbcu_arg_i32(p, l, splits);
+}
+
 static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
     const kb_case *c = j->c;
     const int64_t d = c->head_dim;
@@ -73,22 +100,8 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
         const int64_t S = c->n * c->heads * splits;
         p->workspace = (uint64_t)(2 * S + S * d) * sizeof(float);
         l = kbcu_add_launch(p, j->v, "attn_decode_v1", splits, c->heads, c->n, warps * 32);
-        for (int t = 0; t < 3; t++) kbcu_arg_tensor(p, l, t);
-        kbcu_arg_ws(p, l, 0);
-        kbcu_arg_i32(p, l, c->n);
-        kbcu_arg_i32(p, l, c->kv_len);
-        kbcu_arg_i32(p, l, c->heads);
-        kbcu_arg_i32(p, l, c->kv_heads);
-        kbcu_arg_i32(p, l, d);
-        kbcu_arg_i32(p, l, chunk);
-        kbcu_arg_f32(p, l, scale);
-        l = kbcu_add_launch(p, j->v, "attn_decode_combine_v1", c->heads, c->n, 1, 128);
-        kbcu_arg_ws(p, l, 0);
-        kbcu_arg_tensor(p, l, 3);
-        kbcu_arg_i32(p, l, c->n);
-        kbcu_arg_i32(p, l, c->heads);
-        kbcu_arg_i32(p, l, d);
-        kbcu_arg_i32(p, l, splits);
+        decode_split_args(p, l, c, chunk, scale);
+        decode_combine(p, j, "attn_decode_combine_v1", splits, 0);
     } else if (kbcu_is(j->v, "decode_v2")) {
         if (d % 4) return kb_fail(msg, KB_NOT_SUPPORTED, "decode_v2 needs head_dim %% 4 == 0");
         if (c->heads / c->kv_heads > 8)
@@ -103,23 +116,9 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
         p->workspace = (uint64_t)(S * d + 2 * S) * sizeof(float);
         l = kbcu_add_launch(p, j->v, "attn_decode_v2", splits, c->kv_heads, c->n, 256);
         if (l) l->smem = (2 * kt * (d4 + 1) + 8 * d4) * 16;
-        for (int t = 0; t < 3; t++) kbcu_arg_tensor(p, l, t);
-        kbcu_arg_ws(p, l, 0);
-        kbcu_arg_i32(p, l, c->n);
-        kbcu_arg_i32(p, l, c->kv_len);
-        kbcu_arg_i32(p, l, c->heads);
-        kbcu_arg_i32(p, l, c->kv_heads);
-        kbcu_arg_i32(p, l, d);
-        kbcu_arg_i32(p, l, chunk);
-        kbcu_arg_f32(p, l, scale);
-        l = kbcu_add_launch(p, j->v, "attn_decode_combine_v2", c->heads, c->n, 1, 128);
-        if (l) l->smem = (splits + 5) * (int64_t)sizeof(float); /* weights, 4 partials, broadcast */
-        kbcu_arg_ws(p, l, 0);
-        kbcu_arg_tensor(p, l, 3);
-        kbcu_arg_i32(p, l, c->n);
-        kbcu_arg_i32(p, l, c->heads);
-        kbcu_arg_i32(p, l, d);
-        kbcu_arg_i32(p, l, splits);
+        decode_split_args(p, l, c, chunk, scale);
+        /* shared: the weights, 4 partials, the broadcast */
+        decode_combine(p, j, "attn_decode_combine_v2", splits, (splits + 5) * (int64_t)sizeof(float));
     } else {
         if (d % 4) return kb_fail(msg, KB_NOT_SUPPORTED, "prefill_v1 needs head_dim %% 4 == 0");
         int rc = aligned16(j, 3, msg);
