@@ -893,11 +893,6 @@ static void logits_summary(fwd *f, const dtensor *logits, const kb_ref_step *rs,
 }
 
 /* ---- the run ---------------------------------------------------------------------------------------- */
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void release_step(fwd *f) {
     for (int i = 0; i < f->n_nodes; i++)
@@ -940,7 +935,10 @@ static double time_step(fwd *f, void **states, int n) {
 
 static int run_backend(fwd *f, kb_ref_forward *rf, kb_ref_step *steps, int n_steps) {
     char msg[KB_MSG];
+    const int say = f->cfg->progress && !f->replay;
+    double t0 = kb_now_s();
     if (load(f)) return -1;
+    if (say) fprintf(stderr, "forward: weights loaded and converted in %.1f s\n", kb_now_s() - t0);
     dtensor ids = {0}, pos = {0}, logits = {0};
     const kb_dtype lo = f->cfg->recipe->fp8 ? f->cfg->recipe->gemm_out : KB_F32;
     int failed = dalloc(f, &ids, KB_I32, KB_MAX_TOKENS) || dalloc(f, &pos, KB_I32, KB_MAX_TOKENS) ||
@@ -970,18 +968,24 @@ static int run_backend(fwd *f, kb_ref_forward *rf, kb_ref_step *steps, int n_ste
             if (f->cfg->progress && !f->replay)
                 fprintf(stderr, "forward: step %d (%d token%s at position %d): %d nodes, one enqueue\n", s, rs->n,
                         rs->n > 1 ? "s" : "", rs->pos0, f->n_nodes);
+            t0 = kb_now_s();
             int rc = f->b->enqueue(states, f->n_nodes, msg);
             if (rc == KB_OK) rc = f->b->wait(msg);
             if (rc != KB_OK) failed = ferr(f, "step %d on %s: %s", s, f->b->name, msg);
+            if (say) fprintf(stderr, "forward: step %d ran in %.2f s (wall, with the first launches)\n", s, kb_now_s() - t0);
         }
         if (!failed) {
             logits_summary(f, &logits, rs, s);
             if (!f->replay) {
+                t0 = kb_now_s();
                 for (int i = 0; i < f->n_nodes; i++)
                     if (f->nodes[i].chain_ref) chained(f, &f->nodes[i]);
+                if (say) fprintf(stderr, "forward: step %d: chained rows in %.1f s\n", s, kb_now_s() - t0);
                 if (f->cfg->isolated) {
-                    if (f->cfg->progress) fprintf(stderr, "forward: step %d: isolated checks\n", s);
+                    if (say) fprintf(stderr, "forward: step %d: isolated checks\n", s);
+                    t0 = kb_now_s();
                     for (int i = 0; i < f->n_nodes && !kb_harness_stopped(); i++) isolated(f, &f->nodes[i], positions);
+                    if (say) fprintf(stderr, "forward: step %d: isolated checks took %.1f s\n", s, kb_now_s() - t0);
                 }
                 if (f->cfg->timing) {
                     const double t = time_step(f, states, f->n_nodes);
@@ -1046,7 +1050,7 @@ int kb_forward_run(const kb_forward_cfg *cfg, kb_harness *h, kb_forward_result *
         free(steps);
         return KB_EXIT_ERROR;
     }
-    double t0 = now_s();
+    double t0 = kb_now_s();
     int32_t tok[KB_MAX_TOKENS];
     memcpy(tok, cfg->tokens, sizeof(int32_t) * (size_t)cfg->n_tokens);
     for (int s = 0; s < n_steps; s++) {
@@ -1065,7 +1069,7 @@ int kb_forward_run(const kb_forward_cfg *cfg, kb_harness *h, kb_forward_result *
             return KB_EXIT_ERROR;
         }
     }
-    if (cfg->progress) fprintf(stderr, "forward: reference took %.1f s\n", now_s() - t0);
+    if (cfg->progress) fprintf(stderr, "forward: reference took %.1f s\n", kb_now_s() - t0);
     res->steps = n_steps;
 
     int rc = run_backend(&f, &rf, steps, n_steps);

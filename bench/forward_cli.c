@@ -263,10 +263,12 @@ int kb_forward_setup(int argc, char **argv, kb_forward_cli *cli) {
 
     char msg[512];
     if (progress) fprintf(stderr, "forward: loading %s\n", model);
+    const double t0 = kb_now_s();
     if (kb_model_load(model, (uint64_t)seed, m, msg, sizeof msg) != 0) {
         fprintf(stderr, "kbench forward: %s\n", msg);
         return KB_EXIT_USAGE;
     }
+    if (progress) fprintf(stderr, "forward: model ready in %.1f s\n", kb_now_s() - t0);
     cfg->model = m;
     if (info) {
         print_info(m);

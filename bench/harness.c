@@ -38,11 +38,6 @@ static volatile sig_atomic_t stop_signal;
 void kb_harness_request_stop(int signo) { stop_signal = signo; }
 int kb_harness_stopped(void) { return (int)stop_signal; }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* ---- host-side case data ------------------------------------------------------------ */
 void kb_case_data_free(kb_case_data *d) {
@@ -430,7 +425,7 @@ static void emit_best(kb_harness *h, kb_row *rows, int n, outcome *out) {
 }
 
 int kb_harness_run(kb_harness *h, const kb_case_list *cases) {
-    const double t0 = now_s();
+    const double t0 = kb_now_s();
     outcome out = {0, 0};
     int available[KB_MAX_BACKENDS];
     char why[KB_MAX_BACKENDS][KB_MSG];
@@ -450,7 +445,7 @@ int kb_harness_run(kb_harness *h, const kb_case_list *cases) {
     int incomplete = 0, exit_code = 0;
     for (int ci = 0; ci < cases->count && !kb_harness_stopped(); ci++) {
         const kb_case *c = &cases->cases[ci];
-        if (h->budget_s > 0 && now_s() - t0 > h->budget_s) {
+        if (h->budget_s > 0 && kb_now_s() - t0 > h->budget_s) {
             fprintf(stderr, "kbench: the run's budget of %g s is spent after %d of %d cases; --resume continues\n",
                     h->budget_s, ci, cases->count);
             incomplete = 1;
@@ -464,7 +459,10 @@ int kb_harness_run(kb_harness *h, const kb_case_list *cases) {
                     kb_op_name(c->op), c->label);
         kb_case_data d;
         char msg[KB_MSG];
+        double tc = kb_now_s();
         const int made = kb_case_data_make(&d, c, 1, msg);
+        if (h->progress) fprintf(stderr, "[%d/%d] %s %s: reference took %.2f s\n", ci + 1, cases->count, kb_op_name(c->op),
+                                 c->label, kb_now_s() - tc);
         for (int bi = 0; bi < h->n_backends && !kb_harness_stopped(); bi++) {
             const kb_backend *b = h->backends[bi];
             kb_row row;
@@ -515,11 +513,12 @@ int kb_harness_run(kb_harness *h, const kb_case_list *cases) {
                 kb_row *r = &rows[nrows];
                 row_init(r, c, b, 1);
                 r->variant = vars[vi];
+                tc = kb_now_s();
                 run_variant(h, &d, b, r);
                 if (kb_harness_stopped()) break; /* an interrupted row is not a result */
                 if (h->progress)
-                    fprintf(stderr, "[%d/%d] %s %s %s/%s: %s\n", ci + 1, cases->count, kb_op_name(c->op), c->label,
-                            b->name, r->variant.name, kb_verdict_name(r->verdict));
+                    fprintf(stderr, "[%d/%d] %s %s %s/%s: %s (%.2f s)\n", ci + 1, cases->count, kb_op_name(c->op),
+                            c->label, b->name, r->variant.name, kb_verdict_name(r->verdict), kb_now_s() - tc);
                 if (h->best) nrows++;
                 else emit(h, r, &out);
             }
@@ -530,7 +529,7 @@ int kb_harness_run(kb_harness *h, const kb_case_list *cases) {
     }
     free(vars);
     free(rows);
-    for (int r = 0; r < h->n_reporters; r++) kb_report_end(h->reporters[r], now_s() - t0);
+    for (int r = 0; r < h->n_reporters; r++) kb_report_end(h->reporters[r], kb_now_s() - t0);
     h->n_reporters = 0;
     if (exit_code) return exit_code;
     if (kb_harness_stopped()) return 128 + kb_harness_stopped();

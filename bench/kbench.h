@@ -181,5 +181,6 @@ const kb_backend *kb_backend_find(const char *name);
 int kb_fail(char *msg, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* The same into a buffer of n bytes (msg may be NULL); returns -1. */
 int kb_failn(char *msg, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+double kb_now_s(void); /* CLOCK_MONOTONIC seconds, for wall times and progress */
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 int kb_fail(char *msg, int code, const char *fmt, ...) {
     if (msg) {
@@ -36,4 +37,10 @@ void kb_variant_init(kb_variant *v, const char *name) {
     v->workspace = -1;
     v->waves = -1.0;
     v->heuristic_rank = -1;
+}
+
+double kb_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }

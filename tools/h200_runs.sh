@@ -118,7 +118,7 @@ step_recheck() {
 step_table() {
   local resume=()
   [ -s devbin/table.csv ] && cp devbin/table.csv "$R/table.csv" && resume=(--resume "$R/table.csv")
-  run table 560 $K --shapes qwen2.5-7b --backend cuda,cublaslt,vulkan --mode rotate --reps 10 --max-time 0.1 \
+  run table "${TABLE_LIMIT:-560}" $K --shapes qwen2.5-7b --backend cuda,cublaslt,vulkan --mode rotate --reps 10 --max-time 0.1 \
     --warmup 1 --budget "${TABLE_BUDGET:-400}" --progress --csv "$R/table.csv" "${resume[@]}"
 }
 
@@ -128,13 +128,15 @@ step_sweep() {
     --mode rotate --reps 5 --max-time 0.05 --warmup 1 --budget 500 --quiet --csv "$R/sweep.csv"
 }
 
-# synthetic:qwen2.5-7b through the whole decoder, the case that started kbench first
+# synthetic:qwen2.5-7b through the whole decoder (16-token prompt, 3 decode steps), the case
+# that started kbench; FORWARD_CONFIGS: ';'-separated "--backend ... --recipe ..." lists
 step_forward() {
-  run_tiny_cublaslt 60
-  for b in "cuda --gemm cublaslt --recipe q4k-fp8-tensor" "cuda --recipe q4k-fp8-tensor" "cuda --recipe f32" \
-           "cuda --gemm cublaslt --recipe q4k-fp8-row"; do
+  local IFS=';'
+  local cfgs=(${FORWARD_CONFIGS:-cuda --gemm cublaslt --recipe q4k-fp8-tensor;cuda --recipe f32})
+  unset IFS
+  for b in "${cfgs[@]}"; do
     local tag=$(echo "$b" | tr ' ' '_' | tr -d -)
-    run "7b_$tag" "${FORWARD_LIMIT:-100}" $K forward --model synthetic:qwen2.5-7b --backend $b --steps 2 --reps 10 \
+    run "7b_$tag" "${FORWARD_LIMIT:-200}" $K forward --model synthetic:qwen2.5-7b --backend $b --steps 3 --reps 20 \
       --progress --csv "$R/7b-$tag.csv"
   done
 }
