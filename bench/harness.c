@@ -11,7 +11,11 @@
  *              as a forward pass meets its weights
  *     -> derived throughput -> one row -> every reporter
  * A backend that loses its context (a sticky fault) is reset; the row says error
- * and the cases after it run on a fresh context. */
+ * and the cases after it run on a fresh context.
+ * The next case's inputs and reference are made on a second thread while the current
+ * case runs on its devices (the reference is most of the host's work in a GPU table),
+ * unless a timed backend runs on the host's own cores (cpu, lavapipe), whose times the
+ * reference's threads would disturb. */
 #include "bench/harness.h"
 
 #include "bench/gbench_shim.h"
@@ -20,6 +24,7 @@
 #include "bench/op.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,7 +116,7 @@ void kb_judge(const kb_case_data *d, double u_acc, kb_row *row) {
         memset(&tol[o], 0, sizeof tol[o]);
         op->tolerance(d->c, o, u_acc, &tol[o]);
         kb_compute_metrics(t->type, t->host, d->ref[o].ref, d->ref[o].mag, t->count, &tol[o], &m[o]);
-        hash = o == 0 ? kb_fnv1a64(t->host, t->bytes) : kb_fnv1a64_update(hash, t->host, t->bytes);
+        hash = o == 0 ? m[o].hash : kb_fnv1a64_update(hash, t->host, t->bytes); /* metrics hashed output 0 */
         if (chosen < 0 && !kb_metrics_pass(&m[o])) chosen = o;
     }
     if (chosen < 0) chosen = 0;
@@ -424,14 +429,75 @@ static void emit_best(kb_harness *h, kb_row *rows, int n, outcome *out) {
     }
 }
 
+/* ---- the next case's data, made beside the current case's runs ---------------------- */
+typedef struct {
+    const kb_harness *h;
+    const kb_case_list *cases;
+    int ci;          /* the case, or cases->count: none */
+    kb_case_data d;
+    int made;        /* kb_case_data_make's code */
+    char msg[KB_MSG];
+    pthread_t thread;
+    int threaded;    /* running on `thread`, joined by case_data_wait */
+} case_data_job;
+
+static void *case_data_work(void *p) {
+    case_data_job *j = p;
+    const kb_case *c = &j->cases->cases[j->ci];
+    if (j->h->progress)
+        fprintf(stderr, "[%d/%d] %s %s: generating inputs and fp64 reference\n", j->ci + 1, j->cases->count,
+                kb_op_name(c->op), c->label);
+    const double t0 = kb_now_s();
+    j->made = kb_case_data_make(&j->d, c, 1, j->msg);
+    if (j->h->progress)
+        fprintf(stderr, "[%d/%d] %s %s: reference took %.2f s\n", j->ci + 1, j->cases->count, kb_op_name(c->op),
+                c->label, kb_now_s() - t0);
+    return NULL;
+}
+
+/* Start making case ci's data: on a thread when `overlap`, else now. */
+static void case_data_start(case_data_job *j, const kb_harness *h, const kb_case_list *cases, int ci, int overlap) {
+    memset(j, 0, sizeof *j);
+    j->h = h;
+    j->cases = cases;
+    j->ci = ci;
+    if (ci >= cases->count) return;
+    j->threaded = overlap && pthread_create(&j->thread, NULL, case_data_work, j) == 0;
+    if (!j->threaded) case_data_work(j);
+}
+
+static void case_data_wait(case_data_job *j) {
+    if (j->threaded) pthread_join(j->thread, NULL);
+    j->threaded = 0;
+}
+
+static void case_data_drop(case_data_job *j) {
+    case_data_wait(j);
+    if (j->ci < j->cases->count && j->made == KB_OK) kb_case_data_free(&j->d);
+    j->ci = j->cases->count;
+}
+
+/* The first case from ci on that --resume has not finished on every backend. */
+static int next_case(const kb_harness *h, const kb_case_list *cases, int ci) {
+    for (; ci < cases->count; ci++) {
+        int done = h->resume != NULL;
+        for (int bi = 0; bi < h->n_backends && done; bi++)
+            done = kb_resume_has(h->resume, &cases->cases[ci], h->backends[bi]->name, NULL);
+        if (!done) return ci;
+    }
+    return ci;
+}
+
 int kb_harness_run(kb_harness *h, const kb_case_list *cases) {
     const double t0 = kb_now_s();
     outcome out = {0, 0};
     int available[KB_MAX_BACKENDS];
     char why[KB_MAX_BACKENDS][KB_MSG];
+    int overlap = 1; /* no timed backend computes on the host's cores */
     for (int i = 0; i < h->n_backends; i++) {
         available[i] = h->backends[i]->probe(&h->opt, why[i]) == KB_OK;
         if (!available[i]) continue;
+        if (h->timing && h->backends[i]->device()->runs_on_host) overlap = 0;
         for (int r = 0; r < h->n_reporters; r++)
             kb_report_device(h->reporters[r], h->backends[i]->name, h->backends[i]->device());
     }
@@ -443,7 +509,10 @@ int kb_harness_run(kb_harness *h, const kb_case_list *cases) {
         return KB_EXIT_ERROR;
     }
     int incomplete = 0, exit_code = 0;
-    for (int ci = 0; ci < cases->count && !kb_harness_stopped(); ci++) {
+    case_data_job jobs[2]; /* the current case's data and the next one's, in the making */
+    int cur = 0;
+    case_data_start(&jobs[cur], h, cases, next_case(h, cases, 0), overlap);
+    for (int ci = jobs[cur].ci; ci < cases->count && !kb_harness_stopped(); ci = jobs[cur].ci) {
         const kb_case *c = &cases->cases[ci];
         if (h->budget_s > 0 && kb_now_s() - t0 > h->budget_s) {
             fprintf(stderr, "kbench: the run's budget of %g s is spent after %d of %d cases; --resume continues\n",
@@ -451,18 +520,15 @@ int kb_harness_run(kb_harness *h, const kb_case_list *cases) {
             incomplete = 1;
             break;
         }
-        int done = h->resume != NULL; /* every backend's point of this case already written? */
-        for (int bi = 0; bi < h->n_backends && done; bi++) done = kb_resume_has(h->resume, c, h->backends[bi]->name, NULL);
-        if (done) continue;
-        if (h->progress)
-            fprintf(stderr, "[%d/%d] %s %s: generating inputs and fp64 reference\n", ci + 1, cases->count,
-                    kb_op_name(c->op), c->label);
-        kb_case_data d;
+        case_data_wait(&jobs[cur]);
+        kb_case_data d = jobs[cur].d;
+        const int made = jobs[cur].made;
         char msg[KB_MSG];
-        double tc = kb_now_s();
-        const int made = kb_case_data_make(&d, c, 1, msg);
-        if (h->progress) fprintf(stderr, "[%d/%d] %s %s: reference took %.2f s\n", ci + 1, cases->count, kb_op_name(c->op),
-                                 c->label, kb_now_s() - tc);
+        memcpy(msg, jobs[cur].msg, sizeof msg);
+        jobs[cur].ci = cases->count; /* d owns the data now */
+        const int more = h->budget_s <= 0 || kb_now_s() - t0 <= h->budget_s;
+        case_data_start(&jobs[cur ^ 1], h, cases, more ? next_case(h, cases, ci + 1) : cases->count, overlap);
+        double tc;
         for (int bi = 0; bi < h->n_backends && !kb_harness_stopped(); bi++) {
             const kb_backend *b = h->backends[bi];
             kb_row row;
@@ -525,8 +591,10 @@ int kb_harness_run(kb_harness *h, const kb_case_list *cases) {
             if (h->best && !kb_harness_stopped()) emit_best(h, rows, nrows, &out);
         }
         if (made == KB_OK) kb_case_data_free(&d);
+        cur ^= 1;
         if (exit_code) break;
     }
+    case_data_drop(&jobs[cur]);
     free(vars);
     free(rows);
     for (int r = 0; r < h->n_reporters; r++) kb_report_end(h->reporters[r], kb_now_s() - t0);

@@ -114,6 +114,8 @@ typedef struct {
     uint64_t mem_free;     /* free when probed (0: unknown) */
     double launch_floor_s; /* an empty kernel timed as cases are (0: not measured) */
     char launch_source[96];
+    int runs_on_host;      /* its kernels run on the host's cores (cpu, lavapipe): the harness
+                            * computes no reference beside its timing */
 } kb_device_info;
 
 /* ---- the backend contract ------------------------------------------------ */

@@ -122,6 +122,7 @@ static int cpu_probe(const kb_options *opt, char *msg) {
     (void)msg;
     if (info.key[0]) return KB_OK;
     snprintf(info.key, sizeof info.key, "cpu");
+    info.runs_on_host = 1;
     read_cpu_name(info.name, sizeof info.name);
 #ifdef __VERSION__
     snprintf(info.driver, sizeof info.driver, "C11 float32, compiler %s", __VERSION__);

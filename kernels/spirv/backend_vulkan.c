@@ -1195,6 +1195,7 @@ static int vk_probe(const kb_options *opt, char *msg) {
     /* Vulkan exposes no cache size. A CPU device (lavapipe) runs on the host: its
      * last-level cache. A GPU's L2 is unknown here (0: the harness assumes 64 MiB). */
     info.cache_bytes = g.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU ? kb_host_llc_bytes() : 0;
+    info.runs_on_host = g.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
     memory_facts();
     char why[KB_MSG] = "";
     VkDeviceSize bw_bytes = 0;
