@@ -8,6 +8,7 @@
  * reference's values (weights stay the device's own), and judges it by its op's
  * tolerance, exactly as a single-op row is judged. */
 #include "bench/forward.h"
+#include "bench/hostmem.h"
 
 #include "bench/forward_ref.h"
 #include "bench/metrics.h"
@@ -51,7 +52,8 @@ typedef struct {
 typedef struct {
     const kb_weight *src;
     dtensor w, s;
-    void *host_w, *host_s; /* the device's bytes, downloaded once for isolated checks */
+    void *host_w, *host_s; /* the device's bytes, downloaded once for isolated checks (where
+                            * the host has room; else downloaded for each check) */
 } dweight;
 
 typedef struct {
@@ -66,7 +68,6 @@ typedef enum {
     SRC_REF_Q,   /* fp8 codes of a reference value (ref_quant_fp8, the recipe's layout) */
     SRC_REF_S,   /* ... and their scales */
     SRC_DEVICE,  /* the device's own bytes (a converted weight), as they are */
-    SRC_DECODED, /* a model weight decoded to the input's type (f32) */
     SRC_HOST,    /* host bytes as they are (ids, the embedding table, norms, biases) */
     SRC_POS      /* the step's positions */
 } src_kind;
@@ -75,7 +76,6 @@ typedef struct {
     src_kind kind;
     const double *ref; /* SRC_REF*: rows x cols */
     int64_t rows, cols;
-    const kb_weight *w;  /* SRC_DECODED */
     const void *host;    /* SRC_HOST */
     dweight *dw;         /* SRC_DEVICE */
     int scales;          /* SRC_DEVICE: the scales, not the codes */
@@ -454,7 +454,7 @@ static int gemm(fwd *f, int layer, const char *name, dweight *w, const gemm_in *
         nd->args[0] = arg(&w->w);
         nd->args[1] = arg(in->x);
         nd->args[2] = arg(out);
-        nd->in[0] = (src){.kind = SRC_DECODED, .w = w->src};
+        nd->in[0] = (src){.kind = SRC_DEVICE, .dw = w};
         nd->in[1] = ref_src(in->ref, in->rows, in->cols);
     }
     kb_case_label(&nd->c);
@@ -716,13 +716,14 @@ static void chained(fwd *f, const node *nd) {
     free(raw);
 }
 
-/* The device's bytes of a converted weight, downloaded once. */
+/* The device's bytes of a converted weight, downloaded once and kept where the host has
+ * room beside a margin (an f32 7B model is 30 GB); NULL: download them for each check. */
 static const void *device_weight(fwd *f, dweight *w, int scales) {
     void **host = scales ? &w->host_s : &w->host_w;
     const dtensor *t = scales ? &w->s : &w->w;
-    if (!*host) {
+    if (!*host && (double)kb_host_mem_available() > (double)t->bytes + 8.0 * 1073741824.0) {
         *host = malloc(t->bytes);
-        if (!*host || download(f, *host, view(t))) {
+        if (*host && download(f, *host, view(t))) {
             free(*host);
             *host = NULL;
         }
@@ -730,8 +731,10 @@ static const void *device_weight(fwd *f, dweight *w, int scales) {
     return *host;
 }
 
-/* Fill the isolated run's host inputs from their sources. */
-static int fill_inputs(fwd *f, node *nd, kb_case_data *d, const int32_t *positions) {
+/* Fill the isolated run's host inputs from their sources. A weight's host bytes are
+ * borrowed from the node's weight cache, not copied: `borrowed` marks them (the caller
+ * gives them back before freeing the case data). */
+static int fill_inputs(fwd *f, node *nd, kb_case_data *d, const int32_t *positions, int *borrowed) {
     const kb_recipe *r = f->cfg->recipe;
     for (int i = 0; i < nd->n_in; i++) {
         const src *s = &nd->in[i];
@@ -751,16 +754,13 @@ static int fill_inputs(fwd *f, node *nd, kb_case_data *d, const int32_t *positio
         }
         case SRC_DEVICE: {
             const void *p = device_weight(f, s->dw, s->scales);
-            if (!p) return -1;
-            memcpy(t->host, p, t->bytes);
-            break;
-        }
-        case SRC_DECODED: {
-            double *v = malloc((size_t)t->count * sizeof *v);
-            if (!v) return ferr(f, "out of host memory");
-            kb_decode(s->w->type, s->w->data, v, t->count);
-            kb_round_to(t->type, v, t->host, t->count);
-            free(v);
+            if (p) {
+                free(t->host);
+                t->host = (void *)p; /* read only: the reference reads it, nothing writes it */
+                borrowed[i] = 1;
+            } else if (download(f, t->host, view(s->scales ? &s->dw->s : &s->dw->w))) {
+                return -1;
+            }
             break;
         }
         case SRC_HOST: memcpy(t->host, s->host, t->bytes); break;
@@ -786,7 +786,8 @@ static void isolated(fwd *f, node *nd, const int32_t *positions) {
         emit_row(f, nd, &row);
         return;
     }
-    if (fill_inputs(f, nd, &d, positions)) {
+    int borrowed[KB_MAX_IN] = {0};
+    if (fill_inputs(f, nd, &d, positions, borrowed)) {
         row.verdict = KB_ERRORED;
         snprintf(row.reason, sizeof row.reason, "%.400s", f->err);
         goto out;
@@ -834,6 +835,8 @@ out:
     for (int i = 0; i < KB_MAX_ARGS; i++)
         if (scratch[i]) nd->b->free(scratch[i]);
     emit_row(f, nd, &row);
+    for (int i = 0; i < KB_MAX_IN; i++)
+        if (borrowed[i]) d.t[i].host = NULL;
     kb_case_data_free(&d);
 }
 
@@ -984,8 +987,18 @@ static int run_backend(fwd *f, kb_ref_forward *rf, kb_ref_step *steps, int n_ste
                 if (f->cfg->isolated) {
                     if (say) fprintf(stderr, "forward: step %d: isolated checks\n", s);
                     t0 = kb_now_s();
-                    for (int i = 0; i < f->n_nodes && !kb_harness_stopped(); i++) isolated(f, &f->nodes[i], positions);
-                    if (say) fprintf(stderr, "forward: step %d: isolated checks took %.1f s\n", s, kb_now_s() - t0);
+                    double op_s[KB_OP_COUNT] = {0};
+                    for (int i = 0; i < f->n_nodes && !kb_harness_stopped(); i++) {
+                        const double tn = kb_now_s();
+                        isolated(f, &f->nodes[i], positions);
+                        op_s[f->nodes[i].c.op] += kb_now_s() - tn;
+                    }
+                    if (say) {
+                        fprintf(stderr, "forward: step %d: isolated checks took %.1f s:", s, kb_now_s() - t0);
+                        for (int op = 0; op < KB_OP_COUNT; op++)
+                            if (op_s[op] >= 0.05) fprintf(stderr, " %s %.1f s", kb_op_name((kb_op_id)op), op_s[op]);
+                        fputc('\n', stderr);
+                    }
                 }
                 if (f->cfg->timing) {
                     const double t = time_step(f, states, f->n_nodes);
