@@ -58,20 +58,19 @@ typedef struct {
     const char *model_spec, *recipe_name, *backend_name, *gemm_name;
     uint64_t seed;
     char command[2048];   /* to reproduce */
-    kb_ref_forward rf;
-    kb_ref_step prompt;   /* the reference's prompt step */
-    int have_ref;
+    kb_forward_reference *ref; /* the reference forward (prompt and decode steps), made once */
+    const kb_ref_step *prompt;  /* its prompt step */
 } ctx;
 
-static int ref_prompt(ctx *x) {
-    if (x->have_ref) return 0;
+static int reference(ctx *x) {
+    if (x->ref) return 0;
     char msg[256];
-    if (kb_ref_forward_init(&x->rf, x->cfg.model, x->cfg.n_tokens, msg, sizeof msg) ||
-        kb_ref_forward_step(&x->rf, x->cfg.tokens, x->cfg.n_tokens, 0, &x->prompt, msg, sizeof msg)) {
+    int rc;
+    if (!(x->ref = kb_forward_reference_make(&x->cfg, &rc, msg, sizeof msg))) {
         fprintf(stderr, "kbench falsify: %s\n", msg);
         return -1;
     }
-    x->have_ref = 1;
+    x->prompt = kb_forward_reference_step(x->ref, 0);
     return 0;
 }
 
@@ -149,7 +148,9 @@ static void stage_a(ctx *x, stage *s) {
     kb_harness h;
     memset(&h, 0, sizeof h);
     kb_forward_result r;
-    int rc = kb_forward_run(&cfg, &h, &r);
+    memset(&r, 0, sizeof r);
+    r.deterministic = -1;
+    int rc = reference(x) ? KB_EXIT_ERROR : kb_forward_run(&cfg, &h, x->ref, &r);
     if (rc == KB_EXIT_ERROR || r.deterministic < 0) {
         s->verdict = V_INCONCLUSIVE;
         snprintf(s->why, sizeof s->why, "the runs did not complete (backend errors: %d)", r.errors);
@@ -185,7 +186,7 @@ static void stage_a(ctx *x, stage *s) {
             kb_case_data_free(&d);
         }
         cfg.repeat = 1;
-        rc = kb_forward_run(&cfg, &h, &r);
+        rc = kb_forward_run(&cfg, &h, x->ref, &r);
         after_fault_ok = rc != KB_EXIT_ERROR;
         int same = after_fault_ok;
         for (int i = 0; after_fault_ok && i < r.steps; i++) same &= r.logits_hash[i] == first[i];
@@ -217,7 +218,8 @@ static void stage_b(ctx *x, stage *s, kb_harness *h) {
     kb_forward_cfg cfg = x->cfg;
     cfg.repeat = 1;
     kb_forward_result r;
-    const int rc = kb_forward_run(&cfg, h, &r);
+    memset(&r, 0, sizeof r);
+    const int rc = reference(x) ? KB_EXIT_ERROR : kb_forward_run(&cfg, h, x->ref, &r);
     if (rc == KB_EXIT_ERROR || rc == KB_EXIT_USAGE) {
         s->verdict = V_INCONCLUSIVE;
         snprintf(s->why, sizeof s->why, "the forward pass did not complete (%d backend errors)", r.errors);
@@ -318,7 +320,7 @@ static void stage_d(ctx *x, stage *s) {
              "model on both sides; where a float32 implementation cannot promise 1 ulp (its sum of K squares rounds), "
              "the op's bound (sqrt(K) u_acc + 6 u32)|y| decides",
              dm->eps);
-    if (ref_prompt(x)) {
+    if (reference(x)) {
         s->verdict = V_INCONCLUSIVE;
         snprintf(s->why, sizeof s->why, "the reference forward failed");
         return;
@@ -335,7 +337,7 @@ static void stage_d(ctx *x, stage *s) {
         char msg[KB_MSG];
         kb_variant used;
         if (kb_case_data_make(&d, &c, 0, msg) != KB_OK) continue;
-        kb_round_to(KB_F32, x->prompt.v[l * FV_COUNT + FV_X_IN], d.t[0].host, n * H);
+        kb_round_to(KB_F32, x->prompt->v[l * FV_COUNT + FV_X_IN], d.t[0].host, n * H);
         memcpy(d.t[1].host, m->layer[l].attn_norm.data, d.t[1].bytes);
         if (run_planted(x, x->cfg.backend, (int)l, "attn_norm", &c, &d, &used, msg) != KB_OK) {
             measured(s, "- layer %lld: %s\n", (long long)l, msg);
@@ -436,13 +438,13 @@ static void stage_e(ctx *x, stage *s) {
              "fp64 on the same FP8 operands; the recipe's error against the unquantized product: the FP8 format "
              "bound (e4m3 rounds each operand within 2^-4 relative, so a product within ~2^-3 of sum|w x|) and a 1%% "
              "relative bound per element");
-    if (ref_prompt(x)) {
+    if (reference(x)) {
         s->verdict = V_INCONCLUSIVE;
         snprintf(s->why, sizeof s->why, "the reference forward failed");
         return;
     }
     const int64_t n = x->cfg.n_tokens, H = dm->hidden, KV = dm->kv_heads * dm->head_dim;
-    const double *n1 = x->prompt.v[FV_N1]; /* layer 0's normed input: the real activation */
+    const double *n1 = x->prompt->v[FV_N1]; /* layer 0's normed input: the real activation */
     float *x32 = malloc(sizeof(float) * (size_t)(n * H));
     kb_round_to(KB_F32, n1, x32, n * H);
     const kb_weight *ws[3] = {&m->layer[0].wq, &m->layer[0].wk, &m->layer[0].wv};
@@ -711,10 +713,7 @@ int kb_falsify_main(int argc, char **argv) {
         if (j) write_json(j, &x, st, n), fclose(j);
         if (!f || !j) fprintf(stderr, "kbench falsify: cannot write into %s: %s\n", out_dir, strerror(errno));
     }
-    if (x.have_ref) {
-        kb_ref_step_free(&x.rf, &x.prompt);
-        kb_ref_forward_free(&x.rf);
-    }
+    kb_forward_reference_free(x.ref);
     kb_model_free(&cli.model);
     int confirmed = 0, inconclusive = 0;
     for (int i = 0; i < n; i++) confirmed |= st[i].verdict == V_CONFIRMED, inconclusive += st[i].verdict == V_INCONCLUSIVE;

@@ -936,7 +936,7 @@ static double time_step(fwd *f, void **states, int n) {
     return med;
 }
 
-static int run_backend(fwd *f, kb_ref_forward *rf, kb_ref_step *steps, int n_steps) {
+static int run_backend(fwd *f, const kb_ref_forward *rf, const kb_ref_step *steps, int n_steps) {
     char msg[KB_MSG];
     const int say = f->cfg->progress && !f->replay;
     double t0 = kb_now_s();
@@ -1040,7 +1040,74 @@ static double decode_weight_bytes(const kb_model *m, const kb_recipe *r) {
     return b;
 }
 
-int kb_forward_run(const kb_forward_cfg *cfg, kb_harness *h, kb_forward_result *res) {
+struct kb_forward_reference {
+    kb_ref_forward rf;
+    kb_ref_step *steps;
+    int n_steps;
+    const kb_model *m;
+    int32_t tokens[KB_MAX_TOKENS];
+    int n_tokens;
+};
+
+void kb_forward_reference_free(kb_forward_reference *r) {
+    if (!r) return;
+    for (int s = 0; s < r->n_steps; s++) kb_ref_step_free(&r->rf, &r->steps[s]);
+    free(r->steps);
+    kb_ref_forward_free(&r->rf);
+    free(r);
+}
+
+const kb_ref_step *kb_forward_reference_step(const kb_forward_reference *r, int step) {
+    return step >= 0 && step < r->n_steps ? &r->steps[step] : NULL;
+}
+
+kb_forward_reference *kb_forward_reference_make(const kb_forward_cfg *cfg, int *rc, char *msg, size_t n) {
+    const kb_model *m = cfg->model;
+    const int n_steps = 1 + cfg->steps, max_pos = cfg->n_tokens + cfg->steps;
+    *rc = KB_EXIT_ERROR;
+    if (max_pos > m->d.context) {
+        *rc = KB_EXIT_USAGE;
+        snprintf(msg, n, "%d positions exceed the model's context (%lld)", max_pos, (long long)m->d.context);
+        return NULL;
+    }
+    kb_forward_reference *r = calloc(1, sizeof *r);
+    if (!r || !(r->steps = calloc((size_t)n_steps, sizeof *r->steps))) {
+        free(r);
+        snprintf(msg, n, "out of host memory");
+        return NULL;
+    }
+    if (kb_ref_forward_init(&r->rf, m, max_pos, msg, n)) {
+        free(r->steps);
+        free(r);
+        return NULL;
+    }
+    r->m = m;
+    r->n_tokens = cfg->n_tokens;
+    memcpy(r->tokens, cfg->tokens, sizeof(int32_t) * (size_t)cfg->n_tokens);
+    const double t0 = kb_now_s();
+    for (int s = 0; s < n_steps; s++) {
+        const int nt = s == 0 ? cfg->n_tokens : 1, pos0 = s == 0 ? 0 : cfg->n_tokens + s - 1;
+        const int32_t *ids = s == 0 ? r->tokens : &r->steps[s - 1].argmax;
+        if (kb_harness_stopped()) {
+            *rc = 128 + kb_harness_stopped();
+            snprintf(msg, n, "stopped by signal %d in the reference", kb_harness_stopped());
+            kb_forward_reference_free(r);
+            return NULL;
+        }
+        if (cfg->progress) fprintf(stderr, "forward: fp64 reference, step %d of %d\n", s + 1, n_steps);
+        if (kb_ref_forward_step(&r->rf, ids, nt, pos0, &r->steps[s], msg, n)) {
+            kb_forward_reference_free(r);
+            return NULL;
+        }
+        r->n_steps = s + 1;
+    }
+    if (cfg->progress) fprintf(stderr, "forward: reference took %.1f s\n", kb_now_s() - t0);
+    *rc = KB_EXIT_PASS;
+    return r;
+}
+
+int kb_forward_run(const kb_forward_cfg *cfg, kb_harness *h, const kb_forward_reference *shared,
+                   kb_forward_result *res) {
     memset(res, 0, sizeof *res);
     res->drop_layer = -2;
     res->layer = calloc((size_t)((1 + cfg->steps) * (cfg->model->d.layers + 2)), sizeof *res->layer);
@@ -1048,44 +1115,27 @@ int kb_forward_run(const kb_forward_cfg *cfg, kb_harness *h, kb_forward_result *
     res->deterministic = -1;
     const kb_model *m = cfg->model;
     const int n_steps = 1 + cfg->steps;
-    const int max_pos = cfg->n_tokens + cfg->steps;
     char msg[512];
-    fwd f = {.cfg = cfg, .m = m, .h = h, .res = res, .b = cfg->backend, .gb = cfg->gemm, .max_pos = max_pos};
-    if (max_pos > m->d.context) {
-        fprintf(stderr, "kbench forward: %d positions exceed the model's context (%lld)\n", max_pos, (long long)m->d.context);
-        return KB_EXIT_USAGE;
-    }
-    /* the reference: prompt, then decode steps fed its own argmax */
-    kb_ref_forward rf;
-    kb_ref_step *steps = calloc((size_t)n_steps, sizeof *steps);
-    if (!steps || kb_ref_forward_init(&rf, m, max_pos, msg, sizeof msg)) {
-        fprintf(stderr, "kbench forward: %s\n", steps ? msg : "out of host memory");
-        free(steps);
+    fwd f = {.cfg = cfg, .m = m, .h = h, .res = res, .b = cfg->backend, .gb = cfg->gemm, .max_pos = cfg->n_tokens + cfg->steps};
+    kb_forward_reference *own = NULL;
+    if (shared && (shared->m != m || shared->n_steps != n_steps || shared->n_tokens != cfg->n_tokens ||
+                   memcmp(shared->tokens, cfg->tokens, sizeof(int32_t) * (size_t)cfg->n_tokens))) {
+        fprintf(stderr, "kbench forward: the shared reference is of another model, prompt or step count\n");
         return KB_EXIT_ERROR;
     }
-    double t0 = kb_now_s();
-    int32_t tok[KB_MAX_TOKENS];
-    memcpy(tok, cfg->tokens, sizeof(int32_t) * (size_t)cfg->n_tokens);
-    for (int s = 0; s < n_steps; s++) {
-        const int n = s == 0 ? cfg->n_tokens : 1, pos0 = s == 0 ? 0 : cfg->n_tokens + s - 1;
-        const int32_t *ids = s == 0 ? tok : &steps[s - 1].argmax;
-        if (kb_harness_stopped()) {
-            fprintf(stderr, "kbench forward: stopped by signal %d in the reference\n", kb_harness_stopped());
-            for (int t = 0; t < s; t++) kb_ref_step_free(&rf, &steps[t]);
-            free(steps);
-            kb_ref_forward_free(&rf);
-            return 128 + kb_harness_stopped();
-        }
-        if (cfg->progress) fprintf(stderr, "forward: fp64 reference, step %d of %d\n", s + 1, n_steps);
-        if (kb_ref_forward_step(&rf, ids, n, pos0, &steps[s], msg, sizeof msg)) {
+    if (!shared) {
+        int rc;
+        if (!(own = kb_forward_reference_make(cfg, &rc, msg, sizeof msg))) {
             fprintf(stderr, "kbench forward: %s\n", msg);
-            return KB_EXIT_ERROR;
+            return rc;
         }
+        shared = own;
     }
-    if (cfg->progress) fprintf(stderr, "forward: reference took %.1f s\n", kb_now_s() - t0);
+    const kb_ref_forward *rfp = &shared->rf;
+    const kb_ref_step *steps = shared->steps;
     res->steps = n_steps;
 
-    int rc = run_backend(&f, &rf, steps, n_steps);
+    int rc = run_backend(&f, rfp, steps, n_steps);
     if (rc) {
         fprintf(stderr, "kbench forward: %s\n", f.err);
         res->errors++;
@@ -1107,7 +1157,7 @@ int kb_forward_run(const kb_forward_cfg *cfg, kb_harness *h, kb_forward_result *
                 res->errors++;
                 break;
             }
-            rc = run_backend(&f, &rf, steps, n_steps);
+            rc = run_backend(&f, rfp, steps, n_steps);
             unload(&f, rc == 0);
             for (int s = 0; s < n_steps; s++)
                 if (res->logits_hash[s] != first[s]) res->deterministic = 0;
@@ -1119,9 +1169,7 @@ int kb_forward_run(const kb_forward_cfg *cfg, kb_harness *h, kb_forward_result *
             res->deterministic = -1;
         }
     }
-    for (int s = 0; s < n_steps; s++) kb_ref_step_free(&rf, &steps[s]);
-    free(steps);
-    kb_ref_forward_free(&rf);
+    kb_forward_reference_free(own);
     free(f.nodes);
     free(f.step_bufs);
     if (kb_harness_stopped()) return 128 + kb_harness_stopped(); /* every finished row is written */

@@ -18,6 +18,7 @@
 #define KB_FORWARD_H
 
 #include "bench/harness.h"
+#include "bench/forward_ref.h"
 #include "bench/model.h"
 
 /* How a stack runs its matmuls (docs/FORWARD.md "Recipes"). */
@@ -102,9 +103,20 @@ typedef struct {
     int errors;
 } kb_forward_result;
 
-/* Run it; rows go to the harness's reporters. Returns an exit code: 0 no op exceeds
- * its tolerance, 1 an isolated check failed (a culprit), 3 a backend error. */
-int kb_forward_run(const kb_forward_cfg *cfg, kb_harness *h, kb_forward_result *res);
+/* The reference forward of a configuration's prompt and decode steps (each decode step
+ * fed the reference's own argmax): made once, shared by every run on the same model,
+ * tokens and step count (kbench falsify runs several). */
+typedef struct kb_forward_reference kb_forward_reference;
+/* NULL with msg on failure; exit code in *rc (2: too many positions, 3: an error, 128+N:
+ * stopped by signal N). */
+kb_forward_reference *kb_forward_reference_make(const kb_forward_cfg *cfg, int *rc, char *msg, size_t n);
+void kb_forward_reference_free(kb_forward_reference *r);
+const kb_ref_step *kb_forward_reference_step(const kb_forward_reference *r, int step); /* 0: the prompt */
+
+/* Run it; rows go to the harness's reporters. `ref`: a reference made for the same model,
+ * tokens and steps, or NULL (then the run makes its own). Returns an exit code: 0 no op
+ * exceeds its tolerance, 1 an isolated check failed (a culprit), 3 a backend error. */
+int kb_forward_run(const kb_forward_cfg *cfg, kb_harness *h, const kb_forward_reference *ref, kb_forward_result *res);
 void kb_forward_result_free(kb_forward_result *res);
 kb_forward_layer *kb_forward_layer_at(const kb_forward_result *res, const kb_model *m, int step, int layer);
 

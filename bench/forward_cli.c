@@ -336,7 +336,7 @@ int kb_forward_main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
 
     kb_forward_result res;
-    rc = kb_forward_run(&cfg, &h, &res);
+    rc = kb_forward_run(&cfg, &h, NULL, &res);
     for (int i = 0; i < h.n_reporters; i++) kb_report_end(h.reporters[i], 0);
     if (csv) fclose(csv);
     if (json) fclose(json);
