@@ -37,10 +37,18 @@ mkdir -p "$R"
 LOG=$OUT/log.txt
 first=${1:-check}
 
-# run NAME LIMIT_S CMD...: the command's output into the log, its exit code after it
+# Every step ends before CALL_LIMIT seconds from the start (default 580, under the device
+# call's 600), so the results are packed even when the last step is cut short.
+DEADLINE=$(( $(date +%s) + ${CALL_LIMIT:-580} - 15 ))
+
+# run NAME LIMIT_S CMD...: the command's output into the log, its exit code after it;
+# the limit is cut to what is left before DEADLINE
 run() {
   local name=$1 limit=$2
   shift 2
+  local left=$(( DEADLINE - $(date +%s) ))
+  if [ "$left" -lt 5 ]; then echo "= [$name] not run: the call's time is spent" >>"$LOG"; return 0; fi
+  [ "$limit" -gt "$left" ] && limit=$left
   echo "+ [$name] $*" >>"$LOG"
   local t0=$(date +%s%N)
   timeout -k 10 "$limit" "$@" >>"$LOG" 2>&1
@@ -116,10 +124,11 @@ step_recheck() {
 # the qwen2.5-7b table (parity and timing on cuda, cublaslt, vulkan): stops starting cases
 # after TABLE_BUDGET seconds and resumes from devbin/table.csv when an earlier call left one
 step_table() {
-  local resume=()
+  local resume=() budget=${TABLE_BUDGET:-400} left=$(( DEADLINE - $(date +%s) - 40 ))
+  [ "$left" -lt "$budget" ] && budget=$left
   [ -s devbin/table.csv ] && cp devbin/table.csv "$R/table.csv" && resume=(--resume "$R/table.csv")
   run table "${TABLE_LIMIT:-560}" $K --shapes qwen2.5-7b --backend cuda,cublaslt,vulkan --mode rotate --reps 10 --max-time 0.1 \
-    --warmup 1 --budget "${TABLE_BUDGET:-400}" --progress --csv "$R/table.csv" "${resume[@]}"
+    --warmup 1 --budget "$budget" --progress --csv "$R/table.csv" "${resume[@]}"
 }
 
 step_sweep() {
