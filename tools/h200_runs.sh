@@ -150,9 +150,31 @@ step_forward() {
   done
 }
 
+# gemv_v3 (TMA bulk copies; compiled here, hidden unless KB_CUDA_UNVERIFIED=1): parity on
+# the smoke table first, under a short reply timeout, then decode GEMMs beside v2 and cuBLASLt
+step_v3() {
+  run v3_smoke 60 env KB_CUDA_UNVERIFIED=1 KB_CUDA_TIMEOUT_S=30 $K --op gemm_fp8 --shapes smoke --backend cuda \
+    --variant 'gemv_v3*' --no-timing --quiet --csv "$R/v3-smoke.csv"
+  local i=0
+  for sh in 3584x1,3,16,64x3584 512x1,16x3584 18944x1,16x3584 3584x1,16x18944; do
+    run "v3_parity_$sh" 40 env KB_CUDA_UNVERIFIED=1 KB_CUDA_TIMEOUT_S=30 $K --op gemm_fp8 --shape $sh --backend cuda \
+      --variant 'gemv_v3*' --no-timing --quiet --csv "$R/v3-parity-$((i++)).csv"
+  done
+  run v3_time 120 env KB_CUDA_UNVERIFIED=1 KB_CUDA_TIMEOUT_S=30 $K --op gemm_fp8 --shape 3584x1,2,4,8,16x3584 \
+    --backend cuda,cublaslt --fast-accum off --variant 'gemv_v3*,gemv_v2_b256_u4,h0*' --mode rotate --reps 20 \
+    --max-time 0.2 --quiet --csv "$R/v3-time.csv"
+}
+
+# kbench falsify --stage all on synthetic:qwen2.5-7b, one run per FALSIFY_CONFIGS entry
 step_falsify() {
-  run falsify "${FALSIFY_LIMIT:-150}" $K falsify --stage all --model synthetic:qwen2.5-7b --backend cuda --gemm cublaslt \
-    --recipe q4k-fp8-tensor --steps 1 --out "$R/falsify" --csv "$R/falsify-b.csv"
+  local IFS=';'
+  local cfgs=(${FALSIFY_CONFIGS:-cuda --gemm cublaslt --recipe q4k-fp8-tensor})
+  unset IFS
+  for b in "${cfgs[@]}"; do
+    local tag=$(echo "$b" | tr ' ' '_' | tr -d -)
+    run "falsify_$tag" "${FALSIFY_LIMIT:-200}" $K falsify --stage all --model synthetic:qwen2.5-7b --backend $b --steps 1 \
+      --progress --out "$R/falsify-$tag" --csv "$R/falsify-b-$tag.csv"
+  done
 }
 
 # the last call of the session: the new Vulkan bandwidth probe, the independent cuBLASLt
