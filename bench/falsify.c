@@ -175,16 +175,21 @@ static void stage_a(ctx *x, stage *s) {
     const int nv = x->cfg.backend->variants(&c, &opt, vars, 64, msg);
     for (int i = 0; i < nv; i++)
         if (!strcmp(vars[i].name, "test_fault")) fault = &vars[i];
-    int after_fault_ok = -1;
+    int after_fault_ok = -1, faulted = 0;
     if (fault) {
         kb_case_data d;
         kb_variant used;
         if (kb_case_data_make(&d, &c, 1, msg) == KB_OK) {
-            const int frc = run_op(x->cfg.backend, &opt, &c, fault, &d, &used, msg);
+            faulted = run_op(x->cfg.backend, &opt, &c, fault, &d, &used, msg);
             measured(s, "- a faulting case (%s %s %s): %s\n", x->cfg.backend->name, kb_op_name(c.op), fault->name,
-                     frc == KB_OK ? "did not fault" : msg);
+                     faulted == KB_OK ? "did not fault" : msg);
+            faulted = faulted == KB_ERROR || faulted == KB_ERROR_FATAL;
             kb_case_data_free(&d);
         }
+    }
+    if (fault && !faulted) {
+        measured(s, "- the forward after a fault: not run, the faulting case did not fault\n");
+    } else if (fault) {
         cfg.repeat = 1;
         rc = kb_forward_run(&cfg, &h, x->ref, &r);
         after_fault_ok = rc != KB_EXIT_ERROR;
@@ -197,7 +202,11 @@ static void stage_a(ctx *x, stage *s) {
     } else {
         measured(s, "- %s has no test_fault variant: the after-a-fault check does not apply here\n", x->cfg.backend->name);
     }
-    if (!det || after_fault_ok == 0) {
+    if (det && fault && !faulted) {
+        s->verdict = V_INCONCLUSIVE;
+        snprintf(s->why, sizeof s->why, "every run gave the same logit bits, but the check after a faulting case did "
+                                        "not run: the test-only fault did not fault");
+    } else if (!det || after_fault_ok == 0) {
         s->verdict = V_CONFIRMED;
         snprintf(s->why, sizeof s->why, "%s", !det ? "the logits differ between runs on fresh contexts"
                                                    : "the logits after a faulting case differ (a poisoned context)");
@@ -664,7 +673,7 @@ int kb_falsify_main(int argc, char **argv) {
             if (!strchr(which, *p)) strncat(which, p, 1);
         }
     kb_forward_cli cli;
-    int rc = kb_forward_setup(fargc, fargv, &cli);
+    int rc = kb_forward_setup(fargc, fargv, 1, &cli); /* stage A runs the test-only fault */
     if (rc >= 0) return rc; /* an error, or --info done */
     const kb_forward_cfg cfg = cli.cfg;
     ctx x;

@@ -122,14 +122,15 @@ kb_forward_layer *kb_forward_layer_at(const kb_forward_result *res, const kb_mod
 
 /* `kbench forward ...` (bench/forward_cli.c). Setup parses the options, loads the
  * model and probes the backends: -1 when the run should go on, else the exit code
- * (--help, --info, bad input). */
+ * (--help, --info, bad input). test_variants: the backends list their test-only
+ * variants too (kbench falsify's deliberate fault; a run uses them only where planted). */
 typedef struct {
     kb_forward_cfg cfg;
     kb_model model;
     const char *csv_path, *json_path;
     int rows, quiet;
 } kb_forward_cli;
-int kb_forward_setup(int argc, char **argv, kb_forward_cli *cli);
+int kb_forward_setup(int argc, char **argv, int test_variants, kb_forward_cli *cli);
 int kb_forward_main(int argc, char **argv);
 /* `kbench falsify ...` (bench/falsify.c) */
 int kb_falsify_main(int argc, char **argv);

@@ -143,7 +143,7 @@ static void print_summary(const kb_forward_cfg *cfg, const kb_forward_result *r)
         printf("chained cosine stays >= %g through every layer\n", cfg->threshold);
 }
 
-int kb_forward_setup(int argc, char **argv, kb_forward_cli *cli) {
+int kb_forward_setup(int argc, char **argv, int test_variants, kb_forward_cli *cli) {
     memset(cli, 0, sizeof *cli);
     kb_forward_cfg *cfg = &cli->cfg;
     kb_model *m = &cli->model;
@@ -163,7 +163,7 @@ int kb_forward_setup(int argc, char **argv, kb_forward_cli *cli) {
     cfg->opt.fast_accum = 0;
     cfg->opt.vk_device = -1;
     const char *tv = getenv("KB_TEST_VARIANTS");
-    cfg->opt.test_variants = tv && !strcmp(tv, "1");
+    cfg->opt.test_variants = test_variants || (tv && !strcmp(tv, "1"));
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
 #define NEED() \
@@ -259,7 +259,7 @@ int kb_forward_setup(int argc, char **argv, kb_forward_cli *cli) {
     else if (!strcmp(gemm, "cublaslt")) cfg->gemm = kb_backend_find("cublaslt");
     else return bad("--gemm: '%s' is not ours or cublaslt", gemm);
     if (cfg->gemm != cfg->backend && !cfg->recipe->fp8) return bad("--gemm cublaslt runs FP8 GEMMs: choose an fp8 recipe, not %s", recipe);
-    if (cfg->n_plants && !cfg->opt.test_variants) return bad("--plant needs KB_TEST_VARIANTS=1 (%s)", "test-only variants");
+    if (cfg->n_plants && !(tv && !strcmp(tv, "1"))) return bad("--plant needs KB_TEST_VARIANTS=1 (%s)", "test-only variants");
 
     char msg[512];
     if (progress) fprintf(stderr, "forward: loading %s\n", model);
@@ -312,7 +312,7 @@ int kb_forward_setup(int argc, char **argv, kb_forward_cli *cli) {
 
 int kb_forward_main(int argc, char **argv) {
     kb_forward_cli cli;
-    int rc = kb_forward_setup(argc, argv, &cli);
+    int rc = kb_forward_setup(argc, argv, 0, &cli);
     if (rc >= 0) return rc;
     kb_forward_cfg cfg = cli.cfg;
     kb_model *mp = &cli.model;
