@@ -23,6 +23,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #ifdef __clang__
 #pragma STDC FP_CONTRACT OFF
@@ -55,8 +56,24 @@ static inline void gemm_tile(const double *a, const double *const x[GEMM_NR], in
     }
 }
 
-static void gemm_panel(int64_t item, void *p) {
-    const gemm_job *g = p;
+/* A thread's working memory for its panels, allocated once per run of panels (fresh
+ * pages for every panel cost more than the sums at small N). */
+typedef struct {
+    double *ap, *ap_abs, *row, *tot, *tot_mag;
+} panel_scratch;
+
+/* The same sums for one column (a decode step's N = 1): the 4-wide tile would compute
+ * the column four times; each sum is still its own, in k order, so no bit changes. */
+static inline void gemm_tile_1(const double *a, const double *x, int64_t kl, double s[GEMM_MR]) {
+    for (int r = 0; r < GEMM_MR; r++) s[r] = 0.0;
+    for (int64_t kk = 0; kk < kl; kk++) {
+        const double *ak = a + kk * GEMM_MB;
+        const double xv = x[kk];
+        for (int r = 0; r < GEMM_MR; r++) s[r] += xv * ak[r];
+    }
+}
+
+static void gemm_panel(const gemm_job *g, int64_t item, const panel_scratch *sc) {
     const int64_t M = g->M, N = g->N, K = g->K, kblocks = g->kblocks;
     const int64_t m0 = item * GEMM_MB, mrows = ref_min64(GEMM_MB, M - m0);
     const int64_t mtiles = (mrows + GEMM_MR - 1) / GEMM_MR;
@@ -64,21 +81,19 @@ static void gemm_panel(int64_t item, void *p) {
     const int with_mag = g->mag != NULL;
 
     /* the panel of W decoded and transposed, ap[k][r], and |W| in ap_abs; rows past
-     * M stay 0 (their sums are computed and dropped) */
-    double *ap = ref_calloc((size_t)K * GEMM_MB, sizeof(double));
-    double *ap_abs = with_mag ? ref_calloc((size_t)K * GEMM_MB, sizeof(double)) : NULL;
-    double *row = ref_malloc((size_t)K * sizeof(double));
-    for (int64_t r = 0; r < mrows; r++) {
-        kb_decode(g->w_type, g->w + (uint64_t)(m0 + r) * w_row_bytes, row, K);
-        for (int64_t k = 0; k < K; k++) ap[k * GEMM_MB + r] = row[k];
+     * M are 0 (their sums are computed and dropped) */
+    double *ap = sc->ap, *ap_abs = sc->ap_abs, *row = sc->row;
+    for (int64_t r = 0; r < GEMM_MB; r++) {
+        if (r < mrows) kb_decode(g->w_type, g->w + (uint64_t)(m0 + r) * w_row_bytes, row, K);
+        for (int64_t k = 0; k < K; k++) ap[k * GEMM_MB + r] = r < mrows ? row[k] : 0.0;
         if (with_mag)
-            for (int64_t k = 0; k < K; k++) ap_abs[k * GEMM_MB + r] = fabs(row[k]);
+            for (int64_t k = 0; k < K; k++) ap_abs[k * GEMM_MB + r] = r < mrows ? fabs(row[k]) : 0.0;
     }
-    free(row);
 
     /* running totals over the k-blocks, tot[n][r] */
-    double *tot = ref_calloc((size_t)N * GEMM_MB, sizeof(double));
-    double *tot_mag = with_mag ? ref_calloc((size_t)N * GEMM_MB, sizeof(double)) : NULL;
+    double *tot = sc->tot, *tot_mag = sc->tot_mag;
+    memset(tot, 0, (size_t)N * GEMM_MB * sizeof(double));
+    if (with_mag) memset(tot_mag, 0, (size_t)N * GEMM_MB * sizeof(double));
     const int per_block = g->scaled && (g->mode == KB_SCALE_VEC128 || g->mode == KB_SCALE_BLK128);
     const kb_scale_mode xmode = kb_scale_mode_for_x(g->mode);
 
@@ -95,8 +110,13 @@ static void gemm_panel(int64_t item, void *p) {
                 }
                 for (int64_t t = 0; t < mtiles; t++) {
                     double s[GEMM_NR][GEMM_MR], sm[GEMM_NR][GEMM_MR];
-                    gemm_tile(ap + k0 * GEMM_MB + t * GEMM_MR, x, kl, s);
-                    if (with_mag) gemm_tile(ap_abs + k0 * GEMM_MB + t * GEMM_MR, x_abs, kl, sm);
+                    if (N - n0 == 1) {
+                        gemm_tile_1(ap + k0 * GEMM_MB + t * GEMM_MR, x[0], kl, s[0]);
+                        if (with_mag) gemm_tile_1(ap_abs + k0 * GEMM_MB + t * GEMM_MR, x_abs[0], kl, sm[0]);
+                    } else {
+                        gemm_tile(ap + k0 * GEMM_MB + t * GEMM_MR, x, kl, s);
+                        if (with_mag) gemm_tile(ap_abs + k0 * GEMM_MB + t * GEMM_MR, x_abs, kl, sm);
+                    }
                     for (int jn = 0; jn < GEMM_NR && n0 + jn < N; jn++) {
                         const int64_t n = n0 + jn;
                         for (int r = 0; r < GEMM_MR && t * GEMM_MR + r < mrows; r++) {
@@ -130,15 +150,40 @@ static void gemm_panel(int64_t item, void *p) {
             if (with_mag) g->mag[n * M + m] = fabs(scale) * tot_mag[n * GEMM_MB + mr];
         }
     }
-    free(tot);
-    free(tot_mag);
-    free(ap);
-    free(ap_abs);
+}
+
+typedef struct {
+    const gemm_job *g;
+    int64_t panels, parts;
+} panel_parts;
+
+/* Part `part` of the panels, a contiguous run of them on one scratch: each panel is
+ * computed as it would be alone, so how the panels are split changes no bit. */
+static void gemm_part(int64_t part, void *p) {
+    const panel_parts *pp = p;
+    const gemm_job *g = pp->g;
+    const int64_t begin = pp->panels * part / pp->parts, end = pp->panels * (part + 1) / pp->parts;
+    const int with_mag = g->mag != NULL;
+    panel_scratch sc = {
+        .ap = ref_malloc((size_t)g->K * GEMM_MB * sizeof(double)),
+        .ap_abs = with_mag ? ref_malloc((size_t)g->K * GEMM_MB * sizeof(double)) : NULL,
+        .row = ref_malloc((size_t)g->K * sizeof(double)),
+        .tot = ref_malloc((size_t)g->N * GEMM_MB * sizeof(double)),
+        .tot_mag = with_mag ? ref_malloc((size_t)g->N * GEMM_MB * sizeof(double)) : NULL,
+    };
+    for (int64_t item = begin; item < end; item++) gemm_panel(g, item, &sc);
+    free(sc.ap);
+    free(sc.ap_abs);
+    free(sc.row);
+    free(sc.tot);
+    free(sc.tot_mag);
 }
 
 static void gemm_run(gemm_job *g) {
     g->kblocks = (g->K + GEMM_KB - 1) / GEMM_KB;
-    kb_parallel_for((g->M + GEMM_MB - 1) / GEMM_MB, gemm_panel, g);
+    panel_parts pp = {g, (g->M + GEMM_MB - 1) / GEMM_MB, kb_ref_threads()};
+    if (pp.parts > pp.panels) pp.parts = pp.panels;
+    kb_parallel_for(pp.parts, gemm_part, &pp);
 }
 
 typedef struct {
