@@ -55,6 +55,9 @@ const char kb_cli_usage[] =
     "  --no-timing             parity only\n"
     "  --best                  per case and backend, only the fastest variant that\n"
     "                          passed (failing rows are always reported)\n"
+    "  --repeat N              run each variant N times on freshly poisoned outputs: a\n"
+    "                          different output hash in any run fails the row\n"
+    "                          (nondeterministic; column repeats)\n"
     "  --budget S              stop starting cases after S seconds (exit 4)\n"
     "  --resume FILE.csv       skip the points (case, backend, variant) FILE already holds\n"
     "                          and append the rest to it (the --csv file unless given)\n"
@@ -188,6 +191,10 @@ int kb_cli_parse(int argc, char **argv, kb_cli *c, char *msg, size_t n) {
             NEED_VALUE();
             if (parse_real(v, &c->max_time) || !(c->max_time > 0) || c->max_time > 1e6)
                 return kb_failn(msg, n, "--max-time: '%s' is not a number of seconds > 0", v);
+        } else if (!strcmp(a, "--repeat")) {
+            NEED_VALUE();
+            if (kb_parse_ll(v, 1, 100, &x)) return kb_failn(msg, n, "--repeat: '%s' is not 1..100", v);
+            c->repeat = (int)x;
         } else if (!strcmp(a, "--budget")) {
             NEED_VALUE();
             if (parse_real(v, &c->budget_s) || !(c->budget_s > 0))

@@ -31,7 +31,7 @@ typedef struct {
     kb_axis axes[KB_P_COUNT]; /* --eps X, --a-type e4m3,e5m2, ... */
     /* what the harness takes as is */
     kb_options opt;
-    int timing, warmup, reps, best;
+    int timing, warmup, reps, best, repeat;
     kb_time_mode mode;
     double max_time, budget_s;
 } kb_cli;

@@ -45,7 +45,7 @@ static const char usage[] =
     "  --no-timing | --reps N      time each step as one device sequence (a CUDA graph\n"
     "                              or recorded command buffer where the backend can)\n"
     "  --fast-accum on|off --algo heuristic|exhaustive --vk-device N --threads N\n"
-    "  --csv FILE --json FILE      every row (schema kbench-row-2: step, layer, node,\n"
+    "  --csv FILE --json FILE      every row (schema kbench-row-3: step, layer, node,\n"
     "                              measure columns)\n"
     "  --rows                      print every row, not only the per-layer table\n"
     "  --info                      print the model's shape and tensors, then exit\n"

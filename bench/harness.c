@@ -292,6 +292,48 @@ static void backend_lost(const kb_backend *b, kb_row *row) {
     }
 }
 
+/* --repeat: the variant run again h->repeat - 1 times on the same inputs, its outputs
+ * poisoned before each run; every run's output hash must be the parity run's. A run
+ * that differs fails the row (nondeterministic: a race, an atomic's order, a read of
+ * what the previous run left). */
+static int repeat_runs(const kb_harness *h, const kb_case_data *d, const kb_backend *b, const copy *cp, kb_row *row,
+                       char *msg) {
+    const kb_op *op = kb_ops[d->c->op];
+    void *out[KB_MAX_OUT] = {0};
+    int rc = KB_OK;
+    for (int o = 0; o < op->n_out && rc == KB_OK; o++)
+        if (!(out[o] = malloc(d->t[op->n_in + o].bytes ? d->t[op->n_in + o].bytes : 1)))
+            rc = kb_fail(msg, KB_ERROR, "out of host memory");
+    row->repeats = 1;
+    for (int r = 2; r <= h->repeat && rc == KB_OK; r++) {
+        for (int o = 0; o < op->n_out && rc == KB_OK; o++) {
+            const kb_tensor *t = &d->t[op->n_in + o];
+            kb_poison(t->type, out[o], t->count);
+            rc = b->upload((kb_view){cp->buf[op->n_in + o], 0, t->bytes}, out[o], msg);
+        }
+        if (rc == KB_OK) rc = b->enqueue((void *const *)&cp->state, 1, msg);
+        if (rc == KB_OK) rc = b->wait(msg);
+        uint64_t hash = 0;
+        for (int o = 0; o < op->n_out && rc == KB_OK; o++) {
+            const kb_tensor *t = &d->t[op->n_in + o];
+            rc = b->download(out[o], (kb_view){cp->buf[op->n_in + o], 0, t->bytes}, msg);
+            hash = o == 0 ? kb_fnv1a64(out[o], t->bytes) : kb_fnv1a64_update(hash, out[o], t->bytes);
+        }
+        if (rc != KB_OK) break;
+        row->repeats = r;
+        if (hash != row->hash) {
+            const size_t len = strlen(row->reason);
+            snprintf(row->reason + len, sizeof row->reason - len,
+                     "%snondeterministic: run %d of %d gave output hash %016llx, the parity run %016llx",
+                     len ? "; " : "", r, h->repeat, (unsigned long long)hash, (unsigned long long)row->hash);
+            row->verdict = KB_FAIL;
+            break;
+        }
+    }
+    for (int o = 0; o < op->n_out; o++) free(out[o]);
+    return rc;
+}
+
 /* Parity (and timing) of one variant; fills row. */
 static void run_variant(kb_harness *h, kb_case_data *d, const kb_backend *b, kb_row *row) {
     const kb_op *op = kb_ops[d->c->op];
@@ -321,6 +363,12 @@ static void run_variant(kb_harness *h, kb_case_data *d, const kb_backend *b, kb_
         goto cleanup;
     }
     kb_judge(d, row->variant.acc_unit_roundoff, row);
+    if (h->repeat > 1 && (rc = repeat_runs(h, d, b, &copies[0], row, msg)) != KB_OK) {
+        row->verdict = KB_ERRORED;
+        snprintf(row->reason, sizeof row->reason, "repeat: %s", msg);
+        lost = rc == KB_ERROR_FATAL;
+        goto cleanup;
+    }
 
     if (h->timing) {
         void *states[ROTATE_MAX_COPIES];

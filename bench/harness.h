@@ -28,6 +28,7 @@ typedef struct {
     double max_time;   /* seconds of samples per row before reps is cut (never below 3) */
     double budget_s;   /* whole run: rows after this many seconds are skipped (0: none) */
     int best;          /* report only the fastest passing variant per case and backend */
+    int repeat;        /* runs per variant whose output hashes must agree (0/1: one run) */
     int strict_sizes;  /* a case a device cannot hold is a usage error (exit 2), not a row */
     const kb_resume *resume; /* --resume: points already written are skipped */
     int progress;      /* progress lines on stderr */

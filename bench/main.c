@@ -131,6 +131,7 @@ int main(int argc, char **argv) {
     h.reps = cli.reps;
     h.max_time = cli.max_time;
     h.budget_s = cli.budget_s;
+    h.repeat = cli.repeat;
     h.best = cli.best;
     h.progress = cli.progress_set ? cli.progress : isatty(2);
     if (parse_backends(cli.backend, &h, msg, sizeof msg) != 0) return usage_error(msg);

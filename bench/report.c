@@ -101,6 +101,7 @@ GET(tol_acc, put_num(v, r->tol.formula[0] ? r->tol.acc : NAN))
 GET(tol_abs, put_num(v, r->tol.formula[0] ? r->tol.abs : NAN))
 GET(tol_formula, put_str(v, r->tol.formula))
 GET(hash, if (r->have_metrics) snprintf(v, sizeof(cell), "%016llx", (unsigned long long)r->hash); else v[0] = 0)
+GET(repeats, if (r->repeats > 0) put_int(v, r->repeats); else v[0] = 0)
 GET(mode, put_str(v, r->reps > 0 ? r->mode : ""))
 GET(reps, if (r->reps > 0) put_int(v, r->reps); else v[0] = 0)
 GET(rotate_copies, if (r->reps > 0 && r->rotate_copies > 0) put_int(v, r->rotate_copies); else v[0] = 0)
@@ -198,6 +199,7 @@ static const column columns[] = {
     C(tol_abs, COL_NUM),
     C(tol_formula, COL_STR),
     C(hash, COL_STR),
+    C(repeats, COL_NUM),
     C(mode, COL_STR),
     C(reps, COL_NUM),
     C(rotate_copies, COL_NUM),

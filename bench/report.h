@@ -11,7 +11,7 @@
 
 #include <stdio.h>
 
-#define KB_SCHEMA_VERSION "kbench-row-2"
+#define KB_SCHEMA_VERSION "kbench-row-3"
 
 /* Dispositions kept apart, as CUTLASS's profiler keeps them. */
 /* KB_MEASURED: a forward pass's chained row, which no tolerance judges (drift is
@@ -32,6 +32,7 @@ typedef struct {
     kb_metrics m;
     kb_tolerance tol;
     uint64_t hash; /* FNV-1a over every output's bytes, in order */
+    int repeats;   /* --repeat: runs whose output hash was compared with this one (0: not asked) */
     /* timing; reps == 0 when not timed */
     const char *mode; /* "cold", "hot", "rotate" */
     int reps, rotate_copies;

@@ -2,6 +2,7 @@
 #include "bench/resume.h"
 
 #include "bench/op.h"
+#include "bench/report.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -132,9 +133,9 @@ kb_resume *kb_resume_load(const char *path, char *msg, size_t msg_len) {
             snprintf(msg, msg_len, "--resume: %s:%d: %d fields, the header has %d", path, lineno, nf, ncols);
             goto fail;
         }
-        if (strcmp(fields[0], "kbench-row-2")) {
-            snprintf(msg, msg_len, "--resume: %s:%d: schema '%s' (this kbench writes kbench-row-2)", path, lineno,
-                     fields[0]);
+        if (strcmp(fields[0], KB_SCHEMA_VERSION)) {
+            snprintf(msg, msg_len, "--resume: %s:%d: schema '%s' (this kbench writes %s)", path, lineno, fields[0],
+                     KB_SCHEMA_VERSION);
             goto fail;
         }
         kb_case c;

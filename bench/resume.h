@@ -11,7 +11,7 @@
 
 typedef struct kb_resume kb_resume;
 
-/* Read a kbench CSV (kbench-row-2). NULL with msg when it cannot be read or is not one. */
+/* Read a kbench CSV (this build's schema, KB_SCHEMA_VERSION). NULL with msg when it cannot be read or is not one. */
 kb_resume *kb_resume_load(const char *path, char *msg, size_t msg_len);
 void kb_resume_free(kb_resume *r);
 int kb_resume_rows(const kb_resume *r);

@@ -168,7 +168,7 @@ body = [dict(zip(header, r)) for r in rows[1:]]
 t.check(all(len(r) == len(header) for r in rows), "every CSV row has every column")
 cpu_rows = [r for r in body if r["backend"] == "cpu"]
 t.check(len(cpu_rows) == 9 and all(r["verdict"] == "pass" for r in cpu_rows), "9 cpu rows, all pass")
-t.check(all(r["schema"] == "kbench-row-2" and r["seed"] == "1" and r["tol_formula"] for r in cpu_rows),
+t.check(all(r["schema"] == "kbench-row-3" and r["seed"] == "1" and r["tol_formula"] for r in cpu_rows),
         "schema, seed and tolerance in every row")
 t.check(all(float(r["time_med_us"]) > 0 and int(r["reps"]) >= 3 and r["mode"] == "cold" for r in cpu_rows),
         "timed rows have median, reps and mode")

@@ -83,9 +83,11 @@ for op, shape, variant, extra in [("embed", "4x512x1000", "test_wrong_row", []),
             f"{op} {variant} {extra}: caught: {[g['reason'] for g in got]}")
 
 # --best: one row per case and backend, the fastest that passed, never a failing one
+# (--repeat 2: test_nondet, which passes parity, fails as nondeterministic)
 path = os.path.join(tmp, "best.csv")
 p = subprocess.run([kbench, "--op", "rmsnorm", "--shape", "64x3584", "--backend", "cpu", "--best", "--reps", "3",
-                    "--max-time", "0.05", "--quiet", "--csv", path], env=dict(os.environ, KB_TEST_VARIANTS="1"),
+                    "--max-time", "0.05", "--repeat", "2", "--quiet", "--csv", path],
+                   env=dict(os.environ, KB_TEST_VARIANTS="1"),
                    capture_output=True, text=True, timeout=600)
 got = list(csv.DictReader(open(path)))
 winners = [g for g in got if g["selection"]]
@@ -101,6 +103,18 @@ p = subprocess.run([kbench, "--op", "rmsnorm", "--shape", "4x3584", "--backend",
 got = list(csv.DictReader(open(path)))
 t.check(p.returncode == 0 and len(got) == 1 and got[0]["mode"] == "rotate" and int(got[0]["rotate_copies"]) >= 2
         and float(got[0]["time_med_us"]) > 0, f"rotate mode: {got}")
+
+# --repeat: a variant whose output changes from run to run fails as nondeterministic,
+# though it passes parity; without --repeat nothing looks at it; the correct one passes
+for op, shape in (("rmsnorm", "4x3584"), ("gemm_fp8", "64x4x256"), ("quant_fp8", "4x512")):
+    rc, r = rows(op, shape, "f32,test_nondet", ["--repeat", "4"])
+    f, nd = r["f32"], r["test_nondet"]
+    t.check(rc == 1 and f["verdict"] == "pass" and f["repeats"] == "4" and f["reason"] == "",
+            f"{op} --repeat 4: f32 passes with 4 equal hashes: {f['verdict']} {f['repeats']} {f['reason']}")
+    t.check(nd["verdict"] == "fail" and nd["repeats"] == "2" and "nondeterministic: run 2 of 4" in nd["reason"],
+            f"{op} --repeat 4: test_nondet is caught at run 2: {nd['verdict']} {nd['repeats']} {nd['reason']}")
+    rc, r = rows(op, shape, "test_nondet")
+    t.check(r["test_nondet"]["repeats"] == "", f"{op}: no --repeat, no repeats column: {r['test_nondet']['repeats']!r}")
 
 # seeds: the same seed gives the same output bytes, another seed other inputs
 h = []

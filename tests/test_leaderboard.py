@@ -108,7 +108,7 @@ with open(bad, "w") as f:
     f.write("schema,op\nkbench-row-9,rmsnorm\n")
 rc, out, err = tool(bad)
 t.check(rc == 2 and err.strip().splitlines() == [f"leaderboard.py: {bad}:2: schema 'kbench-row-9' is not one of "
-                                                  "kbench-row-1, kbench-row-2"], f"unknown schema: rc={rc} {err!r}")
+                                                  "kbench-row-1, kbench-row-2, kbench-row-3"], f"unknown schema: rc={rc} {err!r}")
 rc, out, err = tool(os.path.join(tmp, "missing.csv"))
 t.check(rc == 2 and "cannot read" in err and len(err.strip().splitlines()) == 1, f"missing file: {err!r}")
 

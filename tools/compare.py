@@ -4,7 +4,7 @@ backend, variant, mode; forward-pass rows also by layer, node and measure).
 
     tools/compare.py BASE NEW [--threshold 0.05]
 
-BASE and NEW are kbench CSV or JSON Lines files, schema kbench-row-1 or kbench-row-2
+BASE and NEW are kbench CSV or JSON Lines files, schema kbench-row-1, -2 or -3
 (a case parameter one of them leaves empty matches any value). Prints, per matched
 row, the median time of each, the ratio NEW/BASE, the rel_l2 of each, and flags
 verdict changes and slowdowns past the threshold. Exits 1 when a row that passed in

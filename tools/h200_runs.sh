@@ -19,6 +19,8 @@
 #   forward   synthetic:qwen2.5-7b: the forward on cuda+cublaslt and cuda (q4k-fp8-tensor),
 #             cuda f32, cuda+cublaslt q4k-fp8-row
 #   falsify   synthetic:qwen2.5-7b: kbench falsify --stage all, cuda+cublaslt q4k-fp8-tensor
+#   determinism  the qwen2.5-7b table on cuda,cublaslt with --repeat 5 (output hashes agree)
+#   v3        gemv_v3's parity and timing (KB_CUDA_UNVERIFIED=1)
 #   sanitize  compute-sanitizer memcheck/racecheck/initcheck/synccheck
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -183,6 +185,13 @@ step_final() {
   run list 60 $K --list-backends
   run_lt_rotate 60
   FALSIFY_LIMIT=${FALSIFY_LIMIT:-270} step_falsify
+}
+
+# determinism on the qwen2.5-7b table: every cuda and cuBLASLt variant run 5 times on
+# freshly poisoned outputs, one reference per case (--repeat: a differing hash fails)
+step_determinism() {
+  run determinism "${DET_LIMIT:-500}" $K --shapes qwen2.5-7b --backend cuda,cublaslt --no-timing --repeat 5 --progress \
+    --budget "${DET_BUDGET:-450}" --csv "$R/determinism.csv"
 }
 
 step_sanitize() {

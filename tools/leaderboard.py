@@ -6,7 +6,7 @@
                          [--plots DIR] [--plot roofline,gemm-n,error,drift] [--sweep-by COLUMN]
 
 RESULTS are files kbench wrote with --csv or --json (JSON Lines), schema kbench-row-1
-or kbench-row-2, from any number of devices and commits. Per case (device, op, shape,
+kbench-row-2 or kbench-row-3, from any number of devices and commits. Per case (device, op, shape,
 case parameters, timing mode) the rows that passed parity rank by median time; rows
 that failed or errored are listed apart and never rank, however fast; not_supported
 and skipped rows are counted. With --baseline, each row is compared with the same
@@ -27,7 +27,7 @@ import statistics
 import sys
 from collections import Counter, defaultdict
 
-ROW_SCHEMAS = ("kbench-row-1", "kbench-row-2")
+ROW_SCHEMAS = ("kbench-row-1", "kbench-row-2", "kbench-row-3")
 BOARD_SCHEMA = "kbench-leaderboard-1"
 
 # Row columns this module reads (bench/report.c defines them all, results/README.md

@@ -21,6 +21,7 @@ static const cpu_test generic_tests[CPU_TEST_GENERIC_COUNT] = {
     [CPU_TEST_UNWRITTEN] = {"test_unwritten", "TEST ONLY: leaves the last output element unwritten"},
     [CPU_TEST_OFF1E3] = {"test_off1e3", "TEST ONLY: adds 1e-3 to the middle element (or steps its code)"},
     [CPU_TEST_NAN] = {"test_nan", "TEST ONLY: writes NaN into the middle element"},
+    [CPU_TEST_NONDET] = {"test_nondet", "TEST ONLY: flips the middle element's last bit on every other run"},
 };
 
 /* ---- slices over the thread pool ---------------------------------------------------- */
@@ -272,6 +273,7 @@ static void break_output(cpu_state *s, const unsigned char *saved_last) {
         break;
     }
     case CPU_TEST_NAN: cpu_store(t, out, mid, NAN); break;
+    case CPU_TEST_NONDET: out[(size_t)mid * eb] ^= (unsigned char)(s->runs++ & 1); break; /* little-endian low byte */
     default: break;
     }
 }

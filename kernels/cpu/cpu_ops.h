@@ -20,12 +20,14 @@ typedef enum {
     CPU_TEST_UNWRITTEN, /* the last output element is left unwritten */
     CPU_TEST_OFF1E3,    /* 1e-3 added to the middle element (one code up in a narrow type) */
     CPU_TEST_NAN,       /* NaN written into the middle element */
+    CPU_TEST_NONDET,    /* the middle element's last bit differs from run to run (a racy reduction) */
     CPU_TEST_GENERIC_COUNT
 } cpu_generic_test;
 
 typedef struct cpu_state {
     kb_case c;
     int test;            /* 0: the real kernel; 1..: generic tests; 100 + i: the op's tests[i] */
+    unsigned runs;       /* runs so far (CPU_TEST_NONDET) */
     const void *in[KB_MAX_ARGS];
     void *out[KB_MAX_ARGS];
     kb_dtype out_type[KB_MAX_ARGS];
