@@ -80,4 +80,28 @@ static int samples(kb_case *out, int max) {
     return 1;
 }
 
-const kbcu_op kbcu_op_gemm_fp8 = {variants, 4, 1, plan, samples};
+/* What --tune may set (cuda_ops.h): the range every kernel here takes. */
+static const kbcu_tunable tunables[] = {
+    {"WARPS", 1, 32, 1, "warps a block"},
+    {"NB", 1, 16, 1, "v1: tokens a block"},
+    {"UNROLL", 1, 8, 0, "v2: 64-wide K chunks a warp has in flight"},
+    {"NT", 1, 2, 0, "v2, v3: n8 token tiles a block"},
+    {"MT", 1, 2, 0, "v3: m16 row tiles a block (a lane copies a row)"},
+    {"CPS", 1, 8, 0, "v3: 64-byte chunks of a bulk-copied slice"},
+    {"STAGES", 1, 4, 0, "v3: slices in flight a warp"},
+    {"MINB", 1, 4, 0, "v3: blocks an SM must hold (__launch_bounds__)"},
+    KBCU_TUNE_END,
+};
+
+/* v3's __launch_bounds__(WARPS*32, MINB) asks an SM to hold MINB blocks: beyond the
+ * 2048 threads an sm_90 SM holds, ptxas ignores it (CUDA C++ Programming Guide,
+ * compute capabilities table), and the point would not be what its name says. */
+static int tune_check(const kbcu_variant *v, char *msg) {
+    const int warps = kbcu_def_int(v, "WARPS", 4), minb = kbcu_def_int(v, "MINB", 1);
+    if (kbcu_is(v, "gemv_v3") && warps * 32 * minb > 2048)
+        return kb_fail(msg, KB_NOT_SUPPORTED, "%s: WARPS*32*MINB = %d threads an SM must hold (sm_90: 2048)", v->name,
+                       warps * 32 * minb);
+    return KB_OK;
+}
+
+const kbcu_op kbcu_op_gemm_fp8 = {variants, 4, 1, plan, samples, tunables, tune_check};
