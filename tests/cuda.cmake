@@ -57,6 +57,11 @@ if(TARGET kbcuda_common)
   set_tests_properties(cuda_rows_skipped PROPERTIES
     PASS_REGULAR_EXPRESSION "rows: 0 pass, 0 fail, 0 error, 0 not_supported, [1-9][0-9]* skipped"
     FAIL_REGULAR_EXPRESSION "cuda +[^ ]+ +pass|cublaslt +[^ ]+ +pass")
+  # --tune (tests/test_tune.py): the points --list-axes announces, bad specs, and on
+  # the fake driver tuned points through the worker, not_supported ones, --resume
+  add_test(NAME cuda_tune_cli COMMAND ${KB_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/test_tune.py $<TARGET_FILE:kbench>
+    ${CMAKE_SOURCE_DIR} $<TARGET_FILE:kb_fake_libcuda>)
+  set_tests_properties(cuda_tune_cli PROPERTIES TIMEOUT 600 ENVIRONMENT "${KBCU_TEST_ENV}")
   # kbench's rows on the fake driver: rmsnorm v1 (emulated) passes, every kernel the
   # fake does not run fails on its poisoned output, timing modes go through the worker.
   foreach(mode cold hot rotate)
