@@ -100,6 +100,10 @@ int kb_tune_name(const char *base, const kb_tune_point *p, char *out, size_t n);
  * without '[' is its own base at the empty point). 0, or -1 when the brackets are
  * malformed (msg[KB_MSG] says how; msg may be NULL). */
 int kb_tune_split(const char *name, char *base, size_t base_len, kb_tune_point *p, char *msg);
+/* The first tunable p sets that a variant's tunables ("BLOCK=256 ITEMS=4") lack, or NULL. */
+const char *kb_tune_lacks(const kb_tune_point *p, const char *tunables);
+/* tunables with p's values in place, into out[n]. */
+void kb_tune_apply(const char *tunables, const kb_tune_point *p, char *out, size_t n);
 /* --variant's list: names, prefixes ending in '*', tuned names (whose brackets hold
  * commas), comma-separated. The next item of *s into item[n]: 1 (and *s moves past
  * it), 0 at the end, -1 when an item is too long or text follows a ']'. */

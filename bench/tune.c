@@ -81,6 +81,34 @@ int kb_tune_split(const char *name, char *base, size_t base_len, kb_tune_point *
     }
 }
 
+/* The tunable called `name` in "A=1 B=2": its value text, or NULL. */
+static const char *tunable_in(const char *tunables, const char *name) {
+    const size_t len = strlen(name);
+    for (const char *s = tunables; s && *s; s += strcspn(s, " "), s += strspn(s, " "))
+        if (!strncmp(s, name, len) && s[len] == '=') return s + len + 1;
+    return NULL;
+}
+
+const char *kb_tune_lacks(const kb_tune_point *p, const char *tunables) {
+    for (int i = 0; i < p->n; i++)
+        if (!tunable_in(tunables, p->name[i])) return p->name[i];
+    return NULL;
+}
+
+void kb_tune_apply(const char *tunables, const kb_tune_point *p, char *out, size_t n) {
+    size_t o = 0;
+    out[0] = 0;
+    for (const char *s = tunables; *s && o < n; s += strspn(s, " ")) {
+        const size_t len = strcspn(s, " "), nlen = strcspn(s, "=");
+        char name[KB_TUNE_NAME_LEN];
+        snprintf(name, sizeof name, "%.*s", (int)(nlen < len ? nlen : len), s);
+        const int *v = kb_tune_get(p, name);
+        if (v) o += (size_t)snprintf(out + o, n - o, "%s%s=%d", o ? " " : "", name, *v);
+        else o += (size_t)snprintf(out + o, n - o, "%s%.*s", o ? " " : "", (int)len, s);
+        s += len;
+    }
+}
+
 int kb_variant_item(const char **s, char *item, size_t n) {
     const char *p = *s;
     if (!*p) return 0;
