@@ -141,7 +141,10 @@ static int check_tunables(const kb_harness *h, const kb_case_list *cases, char *
     for (int i = 0; i < kb_backend_count; i++)
         if (kb_backends[i]->tunable) o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", o ? ", " : "", kb_backends[i]->name);
     for (int bi = 0; bi < h->n_backends; bi++) any |= h->backends[bi]->tunable;
-    if (!any) return snprintf(msg, n, "--tune: none of the selected backends has tunables (%s have)", list), -1;
+    if (!any)
+        return snprintf(msg, n, "--tune: none of the selected backends has tunables (%s%s)", list[0] ? list : "none of this build's",
+                        list[0] ? " have" : ""),
+               -1;
 
     /* the names the selected variants have, as written (opt.tune unset) */
     char have[MAX_TUNABLE_NAMES][KB_TUNE_NAME_LEN];
