@@ -18,14 +18,16 @@
  * samples is added too: a value a kernel cannot compile fails here, not on the GPU.
  * The unverified variants (KB_CUDA_UNVERIFIED) are compiled like the others.
  *
- * --written compiles only the modules of the variants as written and the support
- * steps, --tuned only the modules no one but a tuned point names (two ctest entries
- * that run side by side); neither: all of them.
+ * What is compiled: the modules of the variants as written and the support steps
+ * (default), --tuned only the modules no one but a tuned point names, --all both (two
+ * ctest entries run the first two side by side). The tuned points are compiled as the
+ * worker meets them on a GPU; a cache of all of them would be tens of MB.
  *
  * With an argument, a directory: the cubins are also written there as the backend's
  * cubin cache (the worker reads $XDG_CACHE_HOME/kbench), so a GPU run can skip NVRTC:
  *   build/tests/test_nvrtc_compile "$PWD/nvrtc-cache/kbench"
- *   XDG_CACHE_HOME="$PWD/nvrtc-cache" kbench ...   (same NVRTC version on both sides) */
+ *   XDG_CACHE_HOME="$PWD/nvrtc-cache" kbench ...   (same NVRTC version on both sides)
+ * (a --tune sweep's cubins: test_nvrtc_compile --tuned DIR, a few hundred of them) */
 #include "bench/op.h"
 #include "kernels/cuda/cublaslt_host.h"
 #include "kernels/cuda/cuda_ops.h"
@@ -282,9 +284,9 @@ static void *worker(void *arg) {
 
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    int which = 0; /* 0 every module, 1 --written (the variants as written and the support steps), 2 --tuned */
+    int which = 1; /* 0 --all, 1 the variants as written and the support steps, 2 --tuned */
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--written")) which = 1;
+        if (!strcmp(argv[i], "--all")) which = 0;
         else if (!strcmp(argv[i], "--tuned")) which = 2;
         else {
             cache_dir = argv[i];
