@@ -198,7 +198,8 @@ static int tune_points(kb_cli *c, char *msg, size_t n) {
         for (;;) {
             kb_tune_point *p = &t->p[t->n++];
             memset(p, 0, sizeof *p);
-            for (int a = 0; a < c->n_tune_axes; a++) kb_tune_set(p, c->tune_axes[a].name, c->tune_axes[a].values[idx[a]]);
+            for (int a = 0; a < c->n_tune_axes; a++)
+                kb_tune_set(p, c->tune_axes[a].name, c->tune_axes[a].values[idx[a]]);
             int a = c->n_tune_axes - 1; /* odometer, the last axis fastest */
             for (; a >= 0; a--) {
                 if (++idx[a] < c->tune_axes[a].count) break;
@@ -220,7 +221,9 @@ static int tune_points(kb_cli *c, char *msg, size_t n) {
             if (t->n == KB_TUNE_POINTS) return kb_failn(msg, n, "--variant: more than %d points", KB_TUNE_POINTS);
             t->p[t->n++] = p;
         }
-        if (got < 0) return kb_failn(msg, n, "--variant: '%s' is malformed (NAME, PREFIX* or NAME[T=V,...], comma-separated)", c->variant);
+        if (got < 0)
+            return kb_failn(msg, n, "--variant: '%s' is malformed (NAME, PREFIX* or NAME[T=V,...], comma-separated)",
+                            c->variant);
     }
     c->opt.tune = t->n ? t : NULL;
     return 0;
@@ -408,7 +411,8 @@ static int expand_shape(const char *shape, char (*specs)[128], int *count, char 
         if (ndims == KB_MAX_DIMS || !*p) return kb_failn(msg, msg_len, "malformed shape '%s'", shape);
         char what[sizeof buf + 16];
         snprintf(what, sizeof what, "shape '%s'", shape);
-        if (expand_values(what, "dimension", p, vals[ndims], &nvals[ndims], KB_MAX_AXIS_VALUES, msg, msg_len)) return -1;
+        if (expand_values(what, "dimension", p, vals[ndims], &nvals[ndims], KB_MAX_AXIS_VALUES, msg, msg_len))
+            return -1;
         ndims++;
         if (!x) break;
         p = x + 1;

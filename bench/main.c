@@ -139,11 +139,12 @@ static int check_tunables(const kb_harness *h, const kb_case_list *cases, char *
     size_t o = 0;
     int any = 0;
     for (int i = 0; i < kb_backend_count; i++)
-        if (kb_backends[i]->tunable) o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", o ? ", " : "", kb_backends[i]->name);
+        if (kb_backends[i]->tunable)
+            o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", o ? ", " : "", kb_backends[i]->name);
     for (int bi = 0; bi < h->n_backends; bi++) any |= h->backends[bi]->tunable;
     if (!any)
-        return snprintf(msg, n, "--tune: none of the selected backends has tunables (%s%s)", list[0] ? list : "none of this build's",
-                        list[0] ? " have" : ""),
+        return snprintf(msg, n, "--tune: none of the selected backends has tunables (%s%s)",
+                        list[0] ? list : "none of this build's", list[0] ? " have" : ""),
                -1;
 
     /* the names the selected variants have, as written (opt.tune unset) */
@@ -245,7 +246,8 @@ int main(int argc, char **argv) {
 
     kb_case_list cases = {0};
     if (kb_cli_cases(&cli, &cases, msg, sizeof msg) != 0) return usage_error(msg);
-    if (h.opt.tune && check_tunables(&h, &cases, msg, sizeof msg) != 0) return kb_case_list_free(&cases), usage_error(msg);
+    if (h.opt.tune && check_tunables(&h, &cases, msg, sizeof msg) != 0)
+        return kb_case_list_free(&cases), usage_error(msg);
     if (cli.list == KB_LIST_AXES) {
         const int rc = list_axes(&h, &cases);
         kb_case_list_free(&cases);

@@ -136,7 +136,8 @@ int kb_variant_matches(const char *filter, const char *name) {
         if (len > 0 && item[len - 1] == '*') {
             if (!strncmp(name, item, len - 1)) return 1;
         } else if (strchr(item, '[')) {
-            if (!kb_tune_split(item, ibase, sizeof ibase, &ip, NULL) && !strcmp(ibase, nbase) && kb_tune_equal(&ip, &np))
+            if (!kb_tune_split(item, ibase, sizeof ibase, &ip, NULL) && !strcmp(ibase, nbase) &&
+                kb_tune_equal(&ip, &np))
                 return 1;
         } else if (!strcmp(item, name) || !strcmp(item, nbase)) {
             return 1;

@@ -697,11 +697,13 @@ static void test_tune_resolve(void) {
     kbcu_tuned t;
     const kbcu_variant *v;
     char msg[KB_MSG];
-    CHECK(resolve(KB_OP_rmsnorm, "v2_b256_i4", &t, &v, msg) == KB_OK && v == kbcu_find_variant(KB_OP_rmsnorm, "v2_b256_i4", 1),
+    CHECK(resolve(KB_OP_rmsnorm, "v2_b256_i4", &t, &v, msg) == KB_OK &&
+              v == kbcu_find_variant(KB_OP_rmsnorm, "v2_b256_i4", 1),
           "a plain name is the table's entry");
     CHECK(resolve(KB_OP_rmsnorm, "v2_b256_i4[BLOCK=128]", &t, &v, msg) == KB_OK && v == &t.v &&
               !strcmp(v->defines, "-DBLOCK=128 -DITEMS=4") && !strcmp(v->name, "v2_b256_i4[BLOCK=128]") &&
-              !strcmp(v->kernel, "rmsnorm_v2") && !strcmp(v->source, "rmsnorm.cu") && kbcu_def_int(v, "BLOCK", 0) == 128,
+              !strcmp(v->kernel, "rmsnorm_v2") && !strcmp(v->source, "rmsnorm.cu") &&
+              kbcu_def_int(v, "BLOCK", 0) == 128,
           "v2_b256_i4[BLOCK=128]: %s (%s)", v ? v->defines : "-", msg);
     CHECK(resolve(KB_OP_rmsnorm, "v2_b256_i4[ITEMS=8,BLOCK=512]", &t, &v, msg) == KB_OK &&
               !strcmp(v->defines, "-DBLOCK=512 -DITEMS=8") && !strcmp(v->name, "v2_b256_i4[BLOCK=512,ITEMS=8]"),

@@ -362,8 +362,8 @@ static void describe(kb_op_id op, const char *name, int allow_test, kb_variant *
         snprintf(v->detail, sizeof v->detail, "not_supported: %.170s", why);
         char base[64];
         kb_tune_point p;
-        const kbcu_variant *b = kb_tune_split(name, base, sizeof base, &p, NULL) ? NULL
-                                                                                 : kbcu_find_variant(op, base, allow_test);
+        const kbcu_variant *b =
+            kb_tune_split(name, base, sizeof base, &p, NULL) ? NULL : kbcu_find_variant(op, base, allow_test);
         if (b) kbcu_variant_tunables(op, b, v->tunables, sizeof v->tunables);
         v->test_only = b && b->test_only;
         return;

@@ -1350,7 +1350,8 @@ static int vk_variants(const kb_case *c, const kb_options *opt, kb_variant *out,
                 return -kb_fail(msg, KB_ERROR, "the tuned name of %s is too long", base[i].name);
             const char *lack = kb_tune_lacks(&tune->p[p], base[i].tunables);
             if (lack) {
-                snprintf(v->detail, sizeof v->detail, "not_supported: %.63s has no tunable %.15s (%s%.60s)", base[i].name,
+                snprintf(v->detail, sizeof v->detail, "not_supported: %.63s has no tunable %.15s (%s%.60s)",
+                         base[i].name,
                          lack, base[i].tunables[0] ? "its tunables: " : "it has none", base[i].tunables);
                 continue;
             }
@@ -1408,7 +1409,8 @@ static int vk_prepare(const kb_case *c, const kb_variant *v, const kb_arg *args,
     char base[sizeof v->name];
     kb_tune_point point;
     char why[KB_MSG] = "";
-    if (kb_tune_split(v->name, base, sizeof base, &point, why)) return kb_fail(msg, KB_ERROR, "vulkan: variant %s", why);
+    if (kb_tune_split(v->name, base, sizeof base, &point, why))
+        return kb_fail(msg, KB_ERROR, "vulkan: variant %s", why);
     kb_variant def[VK_MAX_WRITTEN];
     const int ndef = written_variants(op, c, 1, def, VK_MAX_WRITTEN, why);
     if (point.n) { /* its tunables are those of the variant as listed for this case */
@@ -1427,7 +1429,8 @@ static int vk_prepare(const kb_case *c, const kb_variant *v, const kb_arg *args,
     p.tune = &point;
     if (point.n) p.variant = base; /* the op's plan knows its variants by their written names */
     if (!strcmp(base, TEST_SHORT_WRITE)) {
-        if (ndef < 1) return kb_fail(msg, KB_NOT_SUPPORTED, "no variant to break: %s", why[0] ? why : "none for this case");
+        if (ndef < 1)
+            return kb_fail(msg, KB_NOT_SUPPORTED, "no variant to break: %s", why[0] ? why : "none for this case");
         p.variant = def[0].name;
         p.short_write = 1;
     }
