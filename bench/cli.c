@@ -29,13 +29,26 @@ const char kb_cli_usage[] =
     "                          (geometric) / A:B:+S: --shape 3584x1:4096:*2x3584\n"
     "  --shapes NAME|FILE      the shape table (default qwen2.5-7b)\n"
     "  --backend LIST|all      cpu,cuda,cublaslt,vulkan (default all)\n"
-    "  --variant LIST          variant names, or prefixes ending in '*'\n"
+    "  --variant LIST          variant names (a name also selects its --tune points),\n"
+    "                          prefixes ending in '*', or tuned names V[NAME=value,...]\n"
     "  --seed N                input seed (default 1), written in every row\n"
     "Case parameters (override the table; a comma list is a sweep axis: one row per\n"
     "combination, applied to the ops that read the parameter):\n"
     "  --eps X --theta X --max-pos N --a-type T --b-type T --out-type T --scale MODE\n"
     "  --flush 0|1             (types f32 f16 bf16 e4m3 e5m2 q4_k q6_k; MODE tensor,\n"
     "                          outer, vec128, blk128)\n"
+    "Kernel tunables (sweep axes too: one row per case, variant and point):\n"
+    "  --tune NAME=VALUES      run every variant with NAME set to each value instead of\n"
+    "                          its own (cuda: the kernels' -D options BLOCK, ITEMS, WARPS,\n"
+    "                          NB, UNROLL, NT, BM, BN, BK, KPW...; vulkan: BLOCK, the\n"
+    "                          workgroup size of rmsnorm and the element-wise ops); values\n"
+    "                          a list or a range (BLOCK=32:1024:*2); once per tunable, the\n"
+    "                          points are their product (at most 64). Variant V at a\n"
+    "                          point is named V[NAME=value,...]: --variant and --resume\n"
+    "                          match it, --variant 'V[BLOCK=128]' alone runs that point.\n"
+    "                          A point a variant cannot take (a tunable it lacks, a value\n"
+    "                          out of its range or the device's) is a not_supported row\n"
+    "                          saying why; a backend without tunables gets one a case\n"
     "Backends:\n"
     "  --algo heuristic|exhaustive|best   cuBLASLt algorithms (default heuristic;\n"
     "                          best = heuristic + --best)\n"
@@ -69,7 +82,8 @@ const char kb_cli_usage[] =
     "  --quiet                 no console table;  --progress  progress on stderr\n"
     "Information:\n"
     "  --list-ops --list-shapes --list-backends --list-axes --help\n"
-    "  --list-axes             print the cases (points) the options name, and how many\n"
+    "  --list-axes             print the cases (points) the options name, and how many;\n"
+    "                          with --tune, every row each case will have (no device)\n"
     "Exit codes: 0 all rows pass (skipped/not_supported allowed), 1 a row failed\n"
     "parity, 2 bad usage or input, 3 a row errored and none failed, 4 the --budget ran\n"
     "out, 128+N stopped by signal N (every finished row is written).\n";
@@ -132,6 +146,89 @@ static int parse_axis(const char *opt, kb_param p, const char *v, kb_axis *ax, c
         if (!e) break;
         s = e + 1;
     }
+    return 0;
+}
+
+static int expand_values(const char *what, const char *part, const char *text, long long *vals, int *n, int max,
+                         char *msg, size_t msg_len);
+
+/* --tune NAME=VALUES: one axis of a kernel tunable (kbench.h), values as a --shape
+ * dimension writes them (128,256,512 or 32:1024:*2). */
+static int parse_tune_axis(kb_cli *c, const char *v, char *msg, size_t n) {
+    const char *eq = strchr(v, '=');
+    if (!eq || eq == v || !eq[1])
+        return kb_failn(msg, n, "--tune: '%s' is not NAME=VALUES (e.g. --tune BLOCK=128,256,512)", v);
+    const size_t len = (size_t)(eq - v);
+    if (!kb_tune_name_ok(v, len))
+        return kb_failn(msg, n, "--tune: '%.*s' is not a tunable name (upper case, as the kernels' -D options: BLOCK, "
+                                "ITEMS, WARPS)", (int)(len < 64 ? len : 64), v);
+    if (c->n_tune_axes == KB_TUNE_NAMES) return kb_failn(msg, n, "--tune: more than %d tunables", KB_TUNE_NAMES);
+    for (int a = 0; a < c->n_tune_axes; a++)
+        if (strlen(c->tune_axes[a].name) == len && !strncmp(c->tune_axes[a].name, v, len))
+            return kb_failn(msg, n, "--tune: %s given twice (one --tune per tunable, its values a list)",
+                            c->tune_axes[a].name);
+    kb_tune_axis *ax = &c->tune_axes[c->n_tune_axes];
+    memcpy(ax->name, v, len);
+    ax->name[len] = 0;
+    char what[KB_TUNE_NAME_LEN + 16];
+    snprintf(what, sizeof what, "--tune %s", ax->name);
+    long long vals[KB_MAX_AXIS_VALUES];
+    int count = 0;
+    if (expand_values(what, "list", eq + 1, vals, &count, KB_MAX_AXIS_VALUES, msg, n)) return -1;
+    for (int i = 0; i < count; i++) {
+        if (vals[i] < 1 || vals[i] > KB_TUNE_MAX)
+            return kb_failn(msg, n, "--tune %s: %lld is out of range (1 to %d)", ax->name, vals[i], KB_TUNE_MAX);
+        for (int j = 0; j < i; j++)
+            if (vals[j] == vals[i]) return kb_failn(msg, n, "--tune %s: %lld is given twice", ax->name, vals[i]);
+        ax->values[i] = (int)vals[i];
+    }
+    ax->count = count;
+    c->n_tune_axes++;
+    return 0;
+}
+
+/* The points: the product of the --tune axes, or without them, the points of the
+ * bracketed --variant names ("v2_b256_i4[BLOCK=128]" runs that point alone). */
+static int tune_points(kb_cli *c, char *msg, size_t n) {
+    kb_tune *t = &c->tune;
+    t->n = 0;
+    if (c->n_tune_axes) {
+        long long total = 1;
+        for (int a = 0; a < c->n_tune_axes; a++) total *= c->tune_axes[a].count;
+        if (total > KB_TUNE_POINTS)
+            return kb_failn(msg, n, "--tune: %lld points (the product of the axes), at most %d", total, KB_TUNE_POINTS);
+        int idx[KB_TUNE_NAMES] = {0};
+        for (;;) {
+            kb_tune_point *p = &t->p[t->n++];
+            memset(p, 0, sizeof *p);
+            for (int a = 0; a < c->n_tune_axes; a++)
+                kb_tune_set(p, c->tune_axes[a].name, c->tune_axes[a].values[idx[a]]);
+            int a = c->n_tune_axes - 1; /* odometer, the last axis fastest */
+            for (; a >= 0; a--) {
+                if (++idx[a] < c->tune_axes[a].count) break;
+                idx[a] = 0;
+            }
+            if (a < 0) break;
+        }
+    } else if (c->variant && strchr(c->variant, '[')) {
+        const char *s = c->variant;
+        char item[KB_MSG], base[64], why[KB_MSG];
+        int got;
+        while ((got = kb_variant_item(&s, item, sizeof item)) > 0) {
+            kb_tune_point p;
+            if (!strchr(item, '[')) continue;
+            if (kb_tune_split(item, base, sizeof base, &p, why)) return kb_failn(msg, n, "--variant: %s", why);
+            int seen = 0;
+            for (int i = 0; i < t->n; i++) seen |= kb_tune_equal(&t->p[i], &p);
+            if (seen) continue;
+            if (t->n == KB_TUNE_POINTS) return kb_failn(msg, n, "--variant: more than %d points", KB_TUNE_POINTS);
+            t->p[t->n++] = p;
+        }
+        if (got < 0)
+            return kb_failn(msg, n, "--variant: '%s' is malformed (NAME, PREFIX* or NAME[T=V,...], comma-separated)",
+                            c->variant);
+    }
+    c->opt.tune = t->n ? t : NULL;
     return 0;
 }
 
@@ -231,6 +328,9 @@ int kb_cli_parse(int argc, char **argv, kb_cli *c, char *msg, size_t n) {
             NEED_VALUE();
             if (kb_parse_ll(v, 0, 64, &x)) return kb_failn(msg, n, "--vk-device: '%s' is not a device index", v);
             c->opt.vk_device = (int)x;
+        } else if (!strcmp(a, "--tune")) {
+            NEED_VALUE();
+            if (parse_tune_axis(c, v, msg, n) != 0) return -1;
         } else if (option_param(a, &p) == 0) {
             NEED_VALUE();
             if (parse_axis(a, p, v, &c->axes[p], msg, n) != 0) return -1;
@@ -241,7 +341,7 @@ int kb_cli_parse(int argc, char **argv, kb_cli *c, char *msg, size_t n) {
     }
     const char *tv = getenv("KB_TEST_VARIANTS");
     c->opt.test_variants = tv && !strcmp(tv, "1");
-    return 0;
+    return tune_points(c, msg, n);
 }
 
 /* ---- the plan ------------------------------------------------------------------------- */
@@ -261,12 +361,14 @@ static int is_explicit(const char *s) {
     return 1;
 }
 
-/* One dimension of a --shape: "N", a list "A,B,C", or a range "A:B:*F" (A, A*F, ...
- * while <= B) or "A:B:+S" (A, A+S, ...), "A:B" stepping by 1. Values appended to
- * vals; -1 with msg when malformed or longer than max. */
-static int expand_dim(const char *shape, const char *text, long long *vals, int *n, int max, char *msg, size_t msg_len) {
+/* A list of integers as a --shape dimension or a --tune axis writes it: "N", a list
+ * "A,B,C", or ranges "A:B:*F" (A, A*F, ... while <= B) or "A:B:+S" (A, A+S, ...), "A:B"
+ * stepping by 1. Values appended to vals; -1 with msg when malformed (`what` names the
+ * whole, e.g. "shape '3584x9:1'", `part` the piece, e.g. "dimension") or longer than max. */
+static int expand_values(const char *what, const char *part, const char *text, long long *vals, int *n, int max,
+                         char *msg, size_t msg_len) {
     char buf[128];
-    if (strlen(text) >= sizeof buf) return kb_failn(msg, msg_len, "malformed shape '%s' (dimension '%s')", shape, text);
+    if (strlen(text) >= sizeof buf) return kb_failn(msg, msg_len, "malformed %s (%s '%s')", what, part, text);
     snprintf(buf, sizeof buf, "%s", text);
     for (char *save, *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
         char *colon = strchr(item, ':');
@@ -274,8 +376,8 @@ static int expand_dim(const char *shape, const char *text, long long *vals, int 
         int geometric = 0;
         if (!colon) {
             if (kb_parse_ll(item, LLONG_MIN, LLONG_MAX, &a))
-                return kb_failn(msg, msg_len, "malformed shape '%s' (dimension '%s')", shape, text);
-            if (*n == max) return kb_failn(msg, msg_len, "shape sweep: more than %d values in a dimension", max);
+                return kb_failn(msg, msg_len, "malformed %s (%s '%s')", what, part, text);
+            if (*n == max) return kb_failn(msg, msg_len, "%s: more than %d values in a %s", what, max, part);
             vals[(*n)++] = a;
             continue;
         }
@@ -291,13 +393,13 @@ static int expand_dim(const char *shape, const char *text, long long *vals, int 
             geometric = third[0] == '*';
         }
         for (long long v = a; v <= b;) {
-            if (*n == max) return kb_failn(msg, msg_len, "shape sweep: more than %d values in a dimension", max);
+            if (*n == max) return kb_failn(msg, msg_len, "%s: more than %d values in a %s", what, max, part);
             vals[(*n)++] = v;
             if (geometric ? v > LLONG_MAX / step : v > LLONG_MAX - step) break;
             v = geometric ? v * step : v + step;
         }
     }
-    if (*n == 0) return kb_failn(msg, msg_len, "malformed shape '%s' (dimension '%s')", shape, text);
+    if (*n == 0) return kb_failn(msg, msg_len, "malformed %s (%s '%s')", what, part, text);
     return 0;
 }
 
@@ -314,7 +416,10 @@ static int expand_shape(const char *shape, char (*specs)[128], int *count, char 
         char *x = strchr(p, 'x');
         if (x) *x = 0;
         if (ndims == KB_MAX_DIMS || !*p) return kb_failn(msg, msg_len, "malformed shape '%s'", shape);
-        if (expand_dim(shape, p, vals[ndims], &nvals[ndims], KB_MAX_AXIS_VALUES, msg, msg_len)) return -1;
+        char what[sizeof buf + 16];
+        snprintf(what, sizeof what, "shape '%s'", shape);
+        if (expand_values(what, "dimension", p, vals[ndims], &nvals[ndims], KB_MAX_AXIS_VALUES, msg, msg_len))
+            return -1;
         ndims++;
         if (!x) break;
         p = x + 1;

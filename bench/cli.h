@@ -14,6 +14,13 @@ typedef struct {
     char values[KB_MAX_AXIS_VALUES][32];
 } kb_axis;
 
+/* A --tune axis: one tunable and its values. */
+typedef struct {
+    char name[KB_TUNE_NAME_LEN];
+    int count;
+    int values[KB_MAX_AXIS_VALUES];
+} kb_tune_axis;
+
 typedef enum { KB_LIST_NONE = 0, KB_LIST_OPS, KB_LIST_SHAPES, KB_LIST_BACKENDS, KB_LIST_AXES } kb_list_what;
 
 typedef struct {
@@ -29,6 +36,12 @@ typedef struct {
     long long seed, threads;
     int quiet, progress, progress_set;
     kb_axis axes[KB_P_COUNT]; /* --eps X, --a-type e4m3,e5m2, ... */
+    /* --tune NAME=VALUES, once per tunable: the axes, and the points (their product;
+     * without --tune, the points bracketed --variant names give). opt.tune points at
+     * `tune` when there are points: a kb_cli is used where kb_cli_parse filled it. */
+    int n_tune_axes;
+    kb_tune_axis tune_axes[KB_TUNE_NAMES];
+    kb_tune tune;
     /* what the harness takes as is */
     kb_options opt;
     int timing, warmup, reps, best, repeat;

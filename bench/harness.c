@@ -31,7 +31,7 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_VARIANTS 512
+#define MAX_VARIANTS 1024 /* a backend's variants x the --tune points */
 #define ROTATE_MAX_COPIES 64
 
 const char *kb_time_mode_name(kb_time_mode m) {
@@ -410,22 +410,6 @@ cleanup:
 }
 
 /* ---- the loop ------------------------------------------------------------------------- */
-static int variant_matches(const char *filter, const char *name) {
-    if (!filter) return 1;
-    const char *p = filter;
-    while (*p) {
-        const char *e = strchr(p, ',');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        if (len > 0 && p[len - 1] == '*') {
-            if (strncmp(name, p, len - 1) == 0) return 1;
-        } else if (strlen(name) == len && strncmp(name, p, len) == 0) {
-            return 1;
-        }
-        p += len + (e ? 1 : 0);
-    }
-    return 0;
-}
-
 typedef struct {
     int any_fail, any_error;
 } outcome;
@@ -525,14 +509,43 @@ static void case_data_drop(case_data_job *j) {
     j->ci = j->cases->count;
 }
 
-/* The first case from ci on that --resume has not finished on every backend. */
-static int next_case(const kb_harness *h, const kb_case_list *cases, int ci) {
-    for (; ci < cases->count; ci++) {
-        int done = h->resume != NULL;
-        for (int bi = 0; bi < h->n_backends && done; bi++)
-            done = kb_resume_has(h->resume, &cases->cases[ci], h->backends[bi]->name, NULL);
-        if (!done) return ci;
+/* The reason of a backend's row under --tune when its variants have no tunables. */
+static void untunable_reason(const kb_backend *b, char *out, size_t n) {
+    size_t o = (size_t)snprintf(out, n, "%s has no tunables (--tune sets those of", b->name);
+    for (int i = 0; i < kb_backend_count && o < n; i++)
+        if (kb_backends[i]->tunable) o += (size_t)snprintf(out + o, n - o, " %s", kb_backends[i]->name);
+    if (o < n) snprintf(out + o, n - o, ")");
+}
+
+/* --resume: is every point of case c already written? A backend's points are the rows
+ * one variant each (or its one row without a variant: skipped, no kernel, no
+ * tunables...), so a case cut short after some variants, or one resumed with other
+ * variants or --tune points, runs again for the rows it lacks. */
+static int case_done(kb_harness *h, const kb_case *c, const int *available, kb_variant *vars) {
+    if (!h->resume) return 0;
+    for (int bi = 0; bi < h->n_backends; bi++) {
+        const kb_backend *b = h->backends[bi];
+        if (kb_resume_has(h->resume, c, b->name, "-")) continue;
+        if (!available[bi] || (h->opt.tune && !b->tunable)) return 0;
+        if (h->best) { /* its one row names the winner */
+            if (!kb_resume_has(h->resume, c, b->name, NULL)) return 0;
+            continue;
+        }
+        char msg[KB_MSG] = "";
+        const int nv = b->variants(c, &h->opt, vars, MAX_VARIANTS, msg);
+        if (nv <= 0) return 0;
+        for (int vi = 0; vi < nv; vi++) {
+            if (!kb_variant_matches(h->variant_filter, vars[vi].name)) continue;
+            h->variants_matched++;
+            if (!kb_resume_has(h->resume, c, b->name, vars[vi].name)) return 0;
+        }
     }
+    return 1;
+}
+
+/* The first case from ci on that --resume has not finished (case_done). */
+static int next_case(kb_harness *h, const kb_case_list *cases, int ci, const int *available, kb_variant *vars) {
+    while (ci < cases->count && case_done(h, &cases->cases[ci], available, vars)) ci++;
     return ci;
 }
 
@@ -559,7 +572,7 @@ int kb_harness_run(kb_harness *h, const kb_case_list *cases) {
     int incomplete = 0, exit_code = 0;
     case_data_job jobs[2]; /* the current case's data and the next one's, in the making */
     int cur = 0;
-    case_data_start(&jobs[cur], h, cases, next_case(h, cases, 0), overlap);
+    case_data_start(&jobs[cur], h, cases, next_case(h, cases, 0, available, vars), overlap);
     for (int ci = jobs[cur].ci; ci < cases->count && !kb_harness_stopped(); ci = jobs[cur].ci) {
         const kb_case *c = &cases->cases[ci];
         if (h->budget_s > 0 && kb_now_s() - t0 > h->budget_s) {
@@ -575,7 +588,8 @@ int kb_harness_run(kb_harness *h, const kb_case_list *cases) {
         memcpy(msg, jobs[cur].msg, sizeof msg);
         jobs[cur].ci = cases->count; /* d owns the data now */
         const int more = h->budget_s <= 0 || kb_now_s() - t0 <= h->budget_s;
-        case_data_start(&jobs[cur ^ 1], h, cases, more ? next_case(h, cases, ci + 1) : cases->count, overlap);
+        case_data_start(&jobs[cur ^ 1], h, cases, more ? next_case(h, cases, ci + 1, available, vars) : cases->count,
+                        overlap);
         double tc;
         for (int bi = 0; bi < h->n_backends && !kb_harness_stopped(); bi++) {
             const kb_backend *b = h->backends[bi];
@@ -590,6 +604,12 @@ int kb_harness_run(kb_harness *h, const kb_case_list *cases) {
             if (made != KB_OK) { /* too big for this host: a row, not a crash */
                 row.verdict = KB_UNSUPPORTED;
                 snprintf(row.reason, sizeof row.reason, "%s", msg);
+                emit(h, &row, &out);
+                continue;
+            }
+            if (h->opt.tune && !b->tunable) { /* asked for points it cannot have: say so, once per case */
+                row.verdict = KB_UNSUPPORTED;
+                untunable_reason(b, row.reason, sizeof row.reason);
                 emit(h, &row, &out);
                 continue;
             }
@@ -621,7 +641,7 @@ int kb_harness_run(kb_harness *h, const kb_case_list *cases) {
             if (h->best && kb_resume_has(h->resume, c, b->name, NULL)) continue;
             int nrows = 0;
             for (int vi = 0; vi < nv && !kb_harness_stopped(); vi++) {
-                if (!variant_matches(h->variant_filter, vars[vi].name)) continue;
+                if (!kb_variant_matches(h->variant_filter, vars[vi].name)) continue;
                 h->variants_matched++;
                 if (!h->best && kb_resume_has(h->resume, c, b->name, vars[vi].name)) continue;
                 kb_row *r = &rows[nrows];

@@ -66,6 +66,54 @@ enum {
 
 #define KB_MSG 256 /* error / reason text buffers are always this size */
 
+/* ---- tunables (--tune) ----------------------------------------------------- */
+/* A kernel's compile-time tunables (block size, vector width, rows per block) are
+ * sweep axes like the case parameters. A point sets some of them; variant V run at
+ * point P is named "V[NAME=value,...]" (names sorted), and that name is the whole
+ * description: --variant and --resume match it, and a backend rebuilds the variant
+ * from the name alone (the cuda worker does, across its process boundary). */
+#define KB_TUNE_NAMES 4     /* tunables one point sets */
+#define KB_TUNE_NAME_LEN 16 /* a name: upper-case letter, then upper case, digits, '_' */
+#define KB_TUNE_MAX 1048576 /* values are integers in [1, KB_TUNE_MAX] */
+#define KB_TUNE_POINTS 64   /* points of one run */
+typedef struct {
+    int n; /* 0: the variant as written */
+    char name[KB_TUNE_NAMES][KB_TUNE_NAME_LEN]; /* sorted */
+    int value[KB_TUNE_NAMES];
+} kb_tune_point;
+typedef struct {
+    int n;
+    kb_tune_point p[KB_TUNE_POINTS];
+} kb_tune;
+
+/* A tunable's name as the --tune grammar allows it (1) or not (0). */
+int kb_tune_name_ok(const char *s, size_t len);
+/* Set name = value in p, keeping the names sorted; -1 when the name is already set or
+ * p is full. */
+int kb_tune_set(kb_tune_point *p, const char *name, int value);
+/* The value p gives name, or NULL. */
+const int *kb_tune_get(const kb_tune_point *p, const char *name);
+int kb_tune_equal(const kb_tune_point *a, const kb_tune_point *b);
+/* "base[A=1,B=2]" (base alone when p->n == 0) into out[n]; -1 when it does not fit. */
+int kb_tune_name(const char *base, const kb_tune_point *p, char *out, size_t n);
+/* The inverse: base and point of a variant name ("v2_b256_i4[BLOCK=128]"; a name
+ * without '[' is its own base at the empty point). 0, or -1 when the brackets are
+ * malformed (msg[KB_MSG] says how; msg may be NULL). */
+int kb_tune_split(const char *name, char *base, size_t base_len, kb_tune_point *p, char *msg);
+/* The first tunable p sets that a variant's tunables ("BLOCK=256 ITEMS=4") lack, or NULL. */
+const char *kb_tune_lacks(const kb_tune_point *p, const char *tunables);
+/* tunables with p's values in place, into out[n]. */
+void kb_tune_apply(const char *tunables, const kb_tune_point *p, char *out, size_t n);
+/* --variant's list: names, prefixes ending in '*', tuned names (whose brackets hold
+ * commas), comma-separated. The next item of *s into item[n]: 1 (and *s moves past
+ * it), 0 at the end, -1 when an item is too long or text follows a ']'. */
+int kb_variant_item(const char **s, char *item, size_t n);
+/* Does a --variant list (NULL: everything) select variant `name`? An item matches the
+ * name itself, PREFIX* every name it starts, a plain name also that variant's tuned
+ * points ("v2_b256_i4" selects "v2_b256_i4[BLOCK=128]"), a tuned name its one point
+ * (its tunables in any order). */
+int kb_variant_matches(const char *filter, const char *name);
+
 /* ---- run-wide options that backends may read ----------------------------- */
 typedef struct {
     const char *algo;      /* cublaslt: "heuristic" (default) or "exhaustive" */
@@ -74,6 +122,10 @@ typedef struct {
     int vk_device;         /* vulkan: device index, -1 = first discrete, else first */
     const char *cache_dir; /* cuda: NVRTC cubin cache (NULL default, "" none) */
     int test_variants;     /* list the test-only broken variants (KB_TEST_VARIANTS=1) */
+    /* --tune (NULL: none): a tunable backend lists each of its variants at every
+     * point instead of as written, named "V[NAME=value,...]"; a point that sets a
+     * tunable the variant lacks is still listed (prepare says KB_NOT_SUPPORTED, why) */
+    const kb_tune *tune;
 } kb_options;
 
 /* A named way of running an op on a backend (a kernel configuration, a cuBLASLt
@@ -97,6 +149,7 @@ typedef struct {
      * FAST_ACCUM), 0 = fp32. The op's tolerance model reads it. */
     double acc_unit_roundoff;
     int test_only; /* a deliberately broken variant (KB_TEST_VARIANTS=1) */
+    char tunables[64]; /* what --tune may set, at this variant's values: "BLOCK=256 ITEMS=4" ("" none) */
 } kb_variant;
 
 void kb_variant_init(kb_variant *v, const char *name); /* name + every field "not applicable" */
@@ -130,6 +183,10 @@ typedef struct {
 typedef struct kb_backend {
     const char *name; /* "cpu", "cuda", "cublaslt", "vulkan" */
     const char *description;
+    /* Its variants have tunables (kb_variant.tunables): variants() honours opt->tune
+     * and answers without a probe (--list-axes counts the points before a device is
+     * touched). A backend without (0) gets one not_supported row per case under --tune. */
+    int tunable;
 
     /* Is it usable here? KB_OK, or KB_NOT_SUPPORTED with the reason ("no CUDA
      * driver (libcuda.so.1 not found)"). Initialises the device once. */

@@ -65,20 +65,129 @@ static void list_backends(const kb_options *opt) {
     }
 }
 
-static void list_axes(const kb_case_list *cases) {
+static void list_case(const kb_case *c) {
+    const kb_op *op = kb_ops[c->op];
+    printf("%-12s %-24s", op->name, c->label);
+    for (int p = 0; p < KB_P_COUNT; p++) {
+        if (!(op->params & KB_PBIT(p))) continue;
+        char v[64];
+        kb_param_format(c, (kb_param)p, v, sizeof v);
+        printf(" %s=%s", kb_params[p].name, v);
+    }
+    printf("\n");
+}
+
+#define LIST_MAX_VARIANTS 1024
+
+/* The cases, and under --tune every row each case will have: a tunable backend's
+ * variants at each point (from the same variants() the run calls, the --variant filter
+ * applied), one not_supported row per case for a backend without tunables. No device
+ * is touched: a tunable backend lists its variants without one. Returns an exit code. */
+static int list_axes(const kb_harness *h, const kb_case_list *cases) {
+    if (!h->opt.tune) {
+        for (int i = 0; i < cases->count; i++) list_case(&cases->cases[i]);
+        printf("%d cases\n", cases->count);
+        return 0;
+    }
+    kb_variant *vars = malloc(LIST_MAX_VARIANTS * sizeof *vars);
+    if (!vars) return fprintf(stderr, "kbench: out of host memory\n"), KB_EXIT_ERROR;
+    long rows[KB_MAX_BACKENDS] = {0}, total = 0, matched = 0;
     for (int i = 0; i < cases->count; i++) {
         const kb_case *c = &cases->cases[i];
-        const kb_op *op = kb_ops[c->op];
-        printf("%-12s %-24s", op->name, c->label);
-        for (int p = 0; p < KB_P_COUNT; p++) {
-            if (!(op->params & KB_PBIT(p))) continue;
-            char v[64];
-            kb_param_format(c, (kb_param)p, v, sizeof v);
-            printf(" %s=%s", kb_params[p].name, v);
+        list_case(c);
+        for (int bi = 0; bi < h->n_backends; bi++) {
+            const kb_backend *b = h->backends[bi];
+            char msg[KB_MSG] = "";
+            const int nv = b->tunable ? b->variants(c, &h->opt, vars, LIST_MAX_VARIANTS, msg) : 0;
+            if (!b->tunable || nv <= 0) {
+                printf("  %-9s %-36s not_supported: %s\n", b->name, "-",
+                       !b->tunable ? "no tunables" : msg[0] ? msg : "no kernel");
+                rows[bi]++;
+                continue;
+            }
+            for (int v = 0; v < nv; v++) {
+                if (!kb_variant_matches(h->variant_filter, vars[v].name)) continue;
+                printf("  %-9s %-36s %s\n", b->name, vars[v].name, vars[v].detail);
+                rows[bi]++;
+                matched++;
+            }
         }
-        printf("\n");
     }
-    printf("%d cases\n", cases->count);
+    free(vars);
+    if (h->variant_filter && !matched) {
+        fprintf(stderr, "kbench: --variant '%s' matched no tuned point of the selected backends (see --list-axes "
+                        "without --variant)\n", h->variant_filter);
+        return KB_EXIT_USAGE;
+    }
+    char per[256] = "";
+    size_t o = 0;
+    for (int bi = 0; bi < h->n_backends; bi++) {
+        total += rows[bi];
+        o += (size_t)snprintf(per + o, o < sizeof per ? sizeof per - o : 0, "%s%s %ld%s", o ? ", " : "",
+                              h->backends[bi]->name, rows[bi], h->backends[bi]->tunable ? "" : " not_supported");
+    }
+    printf("%d cases x %d tune points: %ld rows (%s)\n", cases->count, h->opt.tune->n, total, per);
+    return 0;
+}
+
+/* Every tunable --tune names must be one some variant of the selected tunable backends
+ * has, for some case (a misspelt BLOK is a usage error, not a page of not_supported
+ * rows). 0, or -1 with msg. */
+#define MAX_TUNABLE_NAMES 32
+static int check_tunables(const kb_harness *h, const kb_case_list *cases, char *msg, size_t n) {
+    char list[128] = "";
+    size_t o = 0;
+    int any = 0;
+    for (int i = 0; i < kb_backend_count; i++)
+        if (kb_backends[i]->tunable)
+            o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", o ? ", " : "", kb_backends[i]->name);
+    for (int bi = 0; bi < h->n_backends; bi++) any |= h->backends[bi]->tunable;
+    if (!any)
+        return snprintf(msg, n, "--tune: none of the selected backends has tunables (%s%s)",
+                        list[0] ? list : "none of this build's", list[0] ? " have" : ""),
+               -1;
+
+    /* the names the selected variants have, as written (opt.tune unset) */
+    char have[MAX_TUNABLE_NAMES][KB_TUNE_NAME_LEN];
+    int nhave = 0, per_op[KB_OP_COUNT] = {0};
+    kb_options as_written = h->opt;
+    as_written.tune = NULL;
+    kb_variant *vars = malloc(LIST_MAX_VARIANTS * sizeof *vars);
+    if (!vars) return snprintf(msg, n, "out of host memory"), -1;
+    for (int i = 0; i < cases->count; i++) {
+        if (per_op[cases->cases[i].op]++ >= 16) continue; /* an op's tunables seldom depend on its sizes */
+        for (int bi = 0; bi < h->n_backends; bi++) {
+            if (!h->backends[bi]->tunable) continue;
+            char why[KB_MSG];
+            const int nv = h->backends[bi]->variants(&cases->cases[i], &as_written, vars, LIST_MAX_VARIANTS, why);
+            for (int v = 0; v < nv; v++) {
+                char text[sizeof vars[v].tunables];
+                snprintf(text, sizeof text, "%s", vars[v].tunables);
+                for (char *save, *tok = strtok_r(text, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+                    tok[strcspn(tok, "=")] = 0;
+                    int seen = 0;
+                    for (int j = 0; j < nhave; j++) seen |= !strcmp(have[j], tok);
+                    if (!seen && nhave < MAX_TUNABLE_NAMES) snprintf(have[nhave++], KB_TUNE_NAME_LEN, "%s", tok);
+                }
+            }
+        }
+    }
+    free(vars);
+    const kb_tune *t = h->opt.tune;
+    for (int p = 0; p < t->n; p++)
+        for (int k = 0; k < t->p[p].n; k++) {
+            int seen = 0;
+            for (int j = 0; j < nhave; j++) seen |= !strcmp(have[j], t->p[p].name[k]);
+            if (seen) continue;
+            char names[256] = "";
+            o = 0;
+            for (int j = 0; j < nhave && o < sizeof names; j++)
+                o += (size_t)snprintf(names + o, sizeof names - o, "%s%s", j ? ", " : "", have[j]);
+            return snprintf(msg, n, "--tune: no variant of the selected ops and backends has a tunable %s (theirs: %s)",
+                            t->p[p].name[k], nhave ? names : "none"),
+                   -1;
+        }
+    return 0;
 }
 
 static int parse_backends(const char *arg, kb_harness *h, char *msg, size_t n) {
@@ -138,10 +247,12 @@ int main(int argc, char **argv) {
 
     kb_case_list cases = {0};
     if (kb_cli_cases(&cli, &cases, msg, sizeof msg) != 0) return usage_error(msg);
+    if (h.opt.tune && check_tunables(&h, &cases, msg, sizeof msg) != 0)
+        return kb_case_list_free(&cases), usage_error(msg);
     if (cli.list == KB_LIST_AXES) {
-        list_axes(&cases);
+        const int rc = list_axes(&h, &cases);
         kb_case_list_free(&cases);
-        return 0;
+        return rc;
     }
     /* a case the command line spelled out that cannot fit this host is a usage
      * error; a table row that cannot is a not_supported row */

@@ -3,7 +3,7 @@
 if(TARGET kbcuda_common)
   # Host-only logic: enum names, identity formatting, variant names, scale buffer
   # sizes and layouts, the checks with their exact messages. No GPU needed.
-  add_executable(test_cublaslt_host ${CMAKE_CURRENT_SOURCE_DIR}/test_cublaslt_host.c ${CMAKE_SOURCE_DIR}/bench/util.c)
+  add_executable(test_cublaslt_host ${CMAKE_CURRENT_SOURCE_DIR}/test_cublaslt_host.c)
   target_link_libraries(test_cublaslt_host PRIVATE kbcuda_common)
   add_test(NAME cublaslt_host COMMAND test_cublaslt_host)
 

@@ -7,6 +7,10 @@ if(TARGET kbcuda_common)
   target_link_libraries(test_nvrtc_compile PRIVATE kbcore Threads::Threads)
   add_test(NAME cuda_nvrtc_compile COMMAND test_nvrtc_compile)
   set_tests_properties(cuda_nvrtc_compile PROPERTIES TIMEOUT 600)
+  # ... and every value of each variant's tunables (--tune), one at a time: a few
+  # hundred modules, 2-5 minutes on two cores
+  add_test(NAME cuda_nvrtc_compile_tuned COMMAND test_nvrtc_compile --tuned)
+  set_tests_properties(cuda_nvrtc_compile_tuned PROPERTIES TIMEOUT 1500)
 
   # TEST ONLY: a CUDA driver on the CPU (tests/fake_libcuda.c) to run the worker, the
   # protocol and both fronts end to end without a GPU.
@@ -53,6 +57,11 @@ if(TARGET kbcuda_common)
   set_tests_properties(cuda_rows_skipped PROPERTIES
     PASS_REGULAR_EXPRESSION "rows: 0 pass, 0 fail, 0 error, 0 not_supported, [1-9][0-9]* skipped"
     FAIL_REGULAR_EXPRESSION "cuda +[^ ]+ +pass|cublaslt +[^ ]+ +pass")
+  # --tune (tests/test_tune.py): the points --list-axes announces, bad specs, and on
+  # the fake driver tuned points through the worker, not_supported ones, --resume
+  add_test(NAME cuda_tune_cli COMMAND ${KB_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/test_tune.py $<TARGET_FILE:kbench>
+    ${CMAKE_SOURCE_DIR} $<TARGET_FILE:kb_fake_libcuda>)
+  set_tests_properties(cuda_tune_cli PROPERTIES TIMEOUT 600 ENVIRONMENT "${KBCU_TEST_ENV}")
   # kbench's rows on the fake driver: rmsnorm v1 (emulated) passes, every kernel the
   # fake does not run fails on its poisoned output, timing modes go through the worker.
   foreach(mode cold hot rotate)

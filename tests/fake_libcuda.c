@@ -13,6 +13,9 @@
  * B / 1e12 s (so the measured copy bandwidth is exactly 2e12 B/s); events read it.
  * Stream capture records launches; a graph replays them.
  *
+ * Limits (environment): KB_FAKE_CUDA_MAX_THREADS=<n> every function takes at most n
+ * threads a block (cuFuncGetAttribute), as a kernel's registers can limit it.
+ *
  * Fault injection (environment):
  *   KB_FAKE_CUDA_FAIL=<file>   while <file> exists, the next launch of an op kernel
  *                              removes it and poisons the context: the next
@@ -293,6 +296,15 @@ EXPORT CUresult cuFuncSetAttribute(CUfunction f, CUfunction_attribute a, int v) 
     (void)f;
     (void)a;
     (void)v;
+    return fail_if_sticky();
+}
+
+/* A function takes 1024 threads a block (KB_FAKE_CUDA_MAX_THREADS=n: n, as registers
+ * would limit it) and no static shared memory. */
+EXPORT CUresult cuFuncGetAttribute(int *v, CUfunction_attribute a, CUfunction f) {
+    if (!v || !f) return CUDA_ERROR_INVALID_VALUE;
+    const char *e = getenv("KB_FAKE_CUDA_MAX_THREADS");
+    *v = a == CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK ? (e ? atoi(e) : 1024) : 0;
     return fail_if_sticky();
 }
 

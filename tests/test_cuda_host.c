@@ -218,6 +218,29 @@ static void test_variants(void) {
     CHECK(kbcu_find_variant(KB_OP_rmsnorm, "test_fault", 1) != NULL, "... and found with them");
     CHECK(kb_backend_cublaslt.variants(&r, &opt, v, 64, msg) == 0, "cublaslt runs no rmsnorm");
 
+    /* --tune: every variant at every point, named V[...], described as resolved */
+    kb_tune tune;
+    memset(&tune, 0, sizeof tune);
+    kb_tune_set(&tune.p[0], "BLOCK", 128);
+    kb_tune_set(&tune.p[1], "ITEMS", 8);
+    tune.n = 2;
+    opt.tune = &tune;
+    opt.test_variants = 0;
+    const int nt = kb_backend_cuda.variants(&r, &opt, v, 64, msg);
+    CHECK(nt == 6 && !strcmp(v[0].name, "v1_b256[BLOCK=128]") && !strcmp(v[1].name, "v1_b256[ITEMS=8]") &&
+              !strcmp(v[2].name, "v2_b256_i4[BLOCK=128]") && !strcmp(v[5].name, "v2_b128_i8[ITEMS=8]"),
+          "rmsnorm: 3 variants x 2 points, variant-major (%d)", nt);
+    CHECK(!strcmp(v[0].detail, "rmsnorm_v1 -DBLOCK=128") && !strcmp(v[0].tunables, "BLOCK=128"),
+          "the point's -D options: %s", v[0].detail);
+    CHECK(strstr(v[1].detail, "not_supported") && strstr(v[1].detail, "no tunable ITEMS"),
+          "a point the variant cannot take says why: %s", v[1].detail);
+    CHECK(!strcmp(v[5].detail, "rmsnorm_v2 -DBLOCK=128 -DITEMS=8") && !strcmp(v[5].tunables, "BLOCK=128 ITEMS=8"),
+          "v2_b128_i8[ITEMS=8]: %s", v[5].detail);
+    CHECK(kb_backend_cuda.variants(&r, &opt, v, 5, msg) < 0 && strstr(msg, "more than 5"),
+          "points beyond max are an error, not a silent cut: %s", msg);
+    opt.tune = NULL;
+    CHECK(kb_backend_cuda.tunable && !kb_backend_cublaslt.tunable, "cuda is tunable, cublaslt is not");
+
     /* every variant's source is embedded and defines its first entry point */
     for (int op = 0; op < KB_OP_COUNT; op++) {
         const kbcu_variant *list[64];
@@ -302,12 +325,16 @@ static int make_args(const kb_case *c, kb_arg *args, uint64_t offset) {
     return n;
 }
 
+/* Plan a variant by name (a tuned name too, read as the worker reads it). */
 static int plan_dev(const kb_case *c, const char *variant, const kbcu_devinfo *dev, uint64_t offset, kbcu_plan *p,
                     char *msg) {
     kbcu_plan_free(p);
-    const kbcu_variant *v = kbcu_find_variant(c->op, variant, 1);
+    kbcu_tuned tuned;
+    const kbcu_variant *v;
     kb_arg args[KB_MAX_ARGS];
-    if (!v) return kb_fail(msg, -1, "no variant %s", variant);
+    const int rc = kbcu_resolve_variant(c->op, variant, 1, &tuned, &v, msg);
+    if (rc == KB_ERROR) return kb_fail(msg, -1, "no variant %s", variant);
+    if (rc != KB_OK) return rc;
     if (make_args(c, args, offset) < 0) return kb_fail(msg, -1, "bad case");
     const kbcu_job j = {c, v, args, kb_ops[c->op]->n_in, kb_ops[c->op]->n_out, *dev};
     return kbcu_plan_case(&j, p, msg);
@@ -659,6 +686,178 @@ static void test_geometry(void) {
 }
 
 /* cuBLASLt's scales put in its layout by a device step before the GEMM. */
+/* ---- tuned variants (--tune) ---- */
+static int resolve(kb_op_id op, const char *name, kbcu_tuned *t, const kbcu_variant **v, char *msg) {
+    return kbcu_resolve_variant(op, name, 1, t, v, msg);
+}
+
+/* A tuned name is the variant with the point written into its -D options, and nothing
+ * else changed; what the point cannot mean is not_supported with the reason. */
+static void test_tune_resolve(void) {
+    kbcu_tuned t;
+    const kbcu_variant *v;
+    char msg[KB_MSG];
+    CHECK(resolve(KB_OP_rmsnorm, "v2_b256_i4", &t, &v, msg) == KB_OK &&
+              v == kbcu_find_variant(KB_OP_rmsnorm, "v2_b256_i4", 1),
+          "a plain name is the table's entry");
+    CHECK(resolve(KB_OP_rmsnorm, "v2_b256_i4[BLOCK=128]", &t, &v, msg) == KB_OK && v == &t.v &&
+              !strcmp(v->defines, "-DBLOCK=128 -DITEMS=4") && !strcmp(v->name, "v2_b256_i4[BLOCK=128]") &&
+              !strcmp(v->kernel, "rmsnorm_v2") && !strcmp(v->source, "rmsnorm.cu") &&
+              kbcu_def_int(v, "BLOCK", 0) == 128,
+          "v2_b256_i4[BLOCK=128]: %s (%s)", v ? v->defines : "-", msg);
+    CHECK(resolve(KB_OP_rmsnorm, "v2_b256_i4[ITEMS=8,BLOCK=512]", &t, &v, msg) == KB_OK &&
+              !strcmp(v->defines, "-DBLOCK=512 -DITEMS=8") && !strcmp(v->name, "v2_b256_i4[BLOCK=512,ITEMS=8]"),
+          "the tunables in any order; the name comes back sorted: %s", v ? v->name : msg);
+    CHECK(resolve(KB_OP_gemm_fp8, "gemv_v2_b256_u7_t1[UNROLL=3]", &t, &v, msg) == KB_OK &&
+              !strcmp(v->defines, "-DWARPS=8 -DUNROLL=3 -DNT=1") && v->min_sm == 80,
+          "the other options and the minimum architecture stay: %s", v ? v->defines : msg);
+    char tun[64];
+    kbcu_variant_tunables(KB_OP_attention, kbcu_find_variant(KB_OP_attention, "prefill_v1", 1), tun, sizeof tun);
+    CHECK(!strcmp(tun, "WARPS=8"), "prefill_v1's tunables: '%s' (KT is fixed)", tun);
+
+    /* what a point cannot mean */
+    int rc = resolve(KB_OP_rmsnorm, "v1_b256[ITEMS=4]", &t, &v, msg);
+    CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "v1_b256 has no tunable ITEMS") && strstr(msg, "BLOCK=256"),
+          "a tunable the variant lacks: %s", msg);
+    rc = resolve(KB_OP_rmsnorm, "v1_b256[BLOCK=96]", &t, &v, msg);
+    CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "BLOCK=96 is outside") && strstr(msg, "power of two from 32 to 1024"),
+          "a block that is no power of two: %s", msg);
+    rc = resolve(KB_OP_rmsnorm, "v1_b256[BLOCK=2048]", &t, &v, msg);
+    CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "outside"), "a block above CUDA's 1024 threads: %s", msg);
+    rc = resolve(KB_OP_rmsnorm, "v2_b128_i8[ITEMS=9]", &t, &v, msg);
+    CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "ITEMS=9 is outside") && strstr(msg, "1 to 8"), "ITEMS 9: %s", msg);
+    rc = resolve(KB_OP_attention, "prefill_v1[KT=64]", &t, &v, msg);
+    CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "KT is fixed") && strstr(msg, "WARPS=8"), "a fixed option: %s", msg);
+    rc = resolve(KB_OP_attention, "decode_v2[WARPS=8]", &t, &v, msg);
+    CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "has no tunable WARPS") && strstr(msg, "it has none"),
+          "a variant without tunables: %s", msg);
+    rc = resolve(KB_OP_rmsnorm, "test_nan[BLOCK=128]", &t, &v, msg);
+    CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "has no tunable"), "the generic test variant has none: %s", msg);
+    setenv("KB_CUDA_UNVERIFIED", "1", 1);
+    rc = resolve(KB_OP_gemm_fp8, "gemv_v3_m16_w4_s2[WARPS=32]", &t, &v, msg);
+    CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "3072 threads an SM"), "v3: WARPS*32*MINB over 2048: %s", msg);
+    CHECK(resolve(KB_OP_gemm_fp8, "gemv_v3_m16_w4_s2[WARPS=16]", &t, &v, msg) == KB_OK, "... 1536 is fine: %s", msg);
+    unsetenv("KB_CUDA_UNVERIFIED");
+    CHECK(resolve(KB_OP_rmsnorm, "v7[BLOCK=128]", &t, &v, msg) == KB_ERROR && strstr(msg, "no variant 'v7'"),
+          "an unknown base: %s", msg);
+    const char *malformed[] = {"v1_b256[BLOCK=128", "v1_b256[BLOCK=]", "v1_b256[block=128]", "v1_b256[BLOCK=128]x",
+                               "v1_b256[BLOCK=128,BLOCK=64]", "v1_b256[BLOCK=0128]", "v1_b256[BLOCK=-1]", "[BLOCK=1]",
+                               "v1_b256[A=1,B=1,C=1,D=1,E=1]"};
+    for (size_t i = 0; i < sizeof malformed / sizeof *malformed; i++)
+        CHECK(resolve(KB_OP_rmsnorm, malformed[i], &t, &v, msg) == KB_ERROR && !v, "malformed '%s': %s", malformed[i],
+              msg);
+
+    /* every documented value of every variant's tunables resolves (or an op's check
+     * across tunables refuses it, with a reason), and the plan reads it back */
+    setenv("KB_CUDA_UNVERIFIED", "1", 1);
+    int points = 0;
+    for (int op = 0; op < KB_OP_COUNT; op++) {
+        const kbcu_variant *vars[64];
+        const int nv = kbcu_list_variants((kb_op_id)op, 1, vars, 64);
+        for (int i = 0; i < nv; i++) {
+            char list[64];
+            kbcu_variant_tunables((kb_op_id)op, vars[i], list, sizeof list);
+            for (char *save, *tok = strtok_r(list, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+                tok[strcspn(tok, "=")] = 0;
+                const kbcu_tunable *tu = kbcu_find_tunable((kb_op_id)op, tok);
+                int vals[64];
+                const int n = tu ? kbcu_tunable_values(tu, vals, 64) : 0;
+                CHECK(n >= 2, "%s/%s: %s has %d values", kbcu_op_name((kb_op_id)op), vars[i]->name, tok, n);
+                for (int k = 0; k < n; k++) {
+                    kb_tune_point pt = {0};
+                    char name[64];
+                    kb_tune_set(&pt, tok, vals[k]);
+                    kb_tune_name(vars[i]->name, &pt, name, sizeof name);
+                    rc = resolve((kb_op_id)op, name, &t, &v, msg);
+                    if (rc == KB_NOT_SUPPORTED && msg[0]) continue;
+                    CHECK(rc == KB_OK && kbcu_def_int(v, tok, -1) == vals[k], "%s: %s", name, msg);
+                    points++;
+                }
+            }
+        }
+    }
+    unsetenv("KB_CUDA_UNVERIFIED");
+    CHECK(points > 200, "%d tuned points resolve", points);
+}
+
+/* Plans follow the tuned values: grids and blocks from the -D options of the variant
+ * actually run; a value the case or the device cannot take is not_supported, why. */
+static void test_tune_plans(void) {
+    kbcu_plan p;
+    memset(&p, 0, sizeof p);
+    char msg[KB_MSG];
+    kb_case r = make_case(KB_OP_rmsnorm);
+    r.n = 4096, r.k = 3584;
+    CHECK(plan(&r, "v1_b256[BLOCK=128]", &p, msg) == KB_OK && p.launch[0].block[0] == 128 &&
+              p.launch[0].grid[0] == 4096 && strstr(p.launch[0].opts, "-DBLOCK=128"),
+          "rmsnorm v1 at BLOCK=128: a block of 128 a row, compiled with -DBLOCK=128 (%s)", msg);
+    CHECK(plan(&r, "v2_b256_i4[BLOCK=512]", &p, msg) == KB_OK && p.launch[0].block[0] == 512 &&
+              !strcmp(p.launch[0].opts, "-DBLOCK=512 -DITEMS=4"),
+          "rmsnorm v2 at BLOCK=512: %s", msg);
+    int rc = plan(&r, "v2_b256_i4[BLOCK=128]", &p, msg);
+    CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "v2_b256_i4[BLOCK=128]") && strstr(msg, "K <= 2048"),
+          "128 threads x 4 float4s hold 2048 of K = 3584: %s", msg);
+    CHECK(plan(&r, "v2_b256_i4[BLOCK=128,ITEMS=7]", &p, msg) == KB_OK && p.launch[0].block[0] == 128,
+          "... 7 float4s a thread hold it: %s", msg);
+
+    kb_case a = make_case(KB_OP_add);
+    a.n = 4, a.k = 3584;
+    CHECK(plan(&a, "v1_b256[BLOCK=64]", &p, msg) == KB_OK && p.launch[0].block[0] == 64 &&
+              p.launch[0].grid[0] == 4 * 3584 / 64,
+          "add v1 at 64: %lld blocks", (long long)p.launch[0].grid[0]);
+    CHECK(plan(&a, "v2_b256[BLOCK=1024]", &p, msg) == KB_OK && p.launch[0].block[0] == 1024 &&
+              p.launch[0].grid[0] == kbcu_ceil_div(4 * 3584, 4096),
+          "add v2 at 1024: 4 elements a thread");
+
+    kb_case q = make_case(KB_OP_dequant_q4k);
+    q.m = 3584, q.k = 3584, q.a_type = KB_Q4K;
+    CHECK(plan(&q, "v2_b128[BLOCK=512]", &p, msg) == KB_OK && p.launch[0].block[0] == 512 &&
+              p.launch[0].grid[0] == kbcu_ceil_div(3584 * 3584 / 256, 16),
+          "dequant v2 at 512: 16 warps, a 256-value block each");
+
+    kb_case f = make_case(KB_OP_quant_fp8);
+    f.n = 5, f.k = 3584 + 64, f.a_type = KB_F32, f.out_type = KB_E4M3, f.scale_mode = KB_SCALE_TENSOR;
+    CHECK(plan(&f, "v1_b256[BLOCK=64]", &p, msg) == KB_OK && p.nlaunch == 3 && p.launch[0].block[0] == 64 &&
+              p.launch[0].grid[0] == kbcu_ceil_div(5 * 29, 2) && p.launch[1].block[0] == 1024 &&
+              p.launch[2].block[0] == 64 && p.launch[2].grid[0] == kbcu_ceil_div(5 * 3648, 64),
+          "quant_fp8 v1 at 64: the amax and code launches follow BLOCK, the tensor reduction keeps its 1024");
+
+    kb_case g = make_case(KB_OP_gemm_fp8);
+    g.m = 3584, g.k = 3584, g.n = 17, g.a_type = g.b_type = KB_E4M3, g.out_type = KB_BF16;
+    CHECK(plan(&g, "gemv_v1_b128[NB=16,WARPS=16]", &p, msg) == KB_OK && p.launch[0].block[0] == 512 &&
+              p.launch[0].grid[0] == 224 && p.launch[0].grid[1] == 2,
+          "gemv_v1 at 16 warps, 16 tokens: 224 x 2 blocks of 512");
+    CHECK(plan(&g, "gemv_v2_b256_u2[NT=1,WARPS=2]", &p, msg) == KB_OK && p.launch[0].block[0] == 64 &&
+              p.launch[0].grid[1] == 3,
+          "gemv_v2 at 2 warps, one n8 tile: 3 token blocks of 64 threads");
+    setenv("KB_CUDA_UNVERIFIED", "1", 1);
+    CHECK(plan(&g, "gemv_v3_m32_w8[STAGES=2]", &p, msg) == KB_OK && p.launch[0].smem == 2 * 8 * 32 * 448,
+          "gemv_v3 at 2 stages: twice the W slices in shared memory (%s)", msg);
+    rc = plan(&g, "gemv_v3_m32_w8[STAGES=3]", &p, msg);
+    CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "shared memory") && strstr(msg, "344064"),
+          "3 stages need more shared memory than the device has: %s", msg);
+    unsetenv("KB_CUDA_UNVERIFIED");
+
+    kb_case m = make_case(KB_OP_gemm_f32);
+    m.m = 3584, m.n = 512, m.k = 3584;
+    CHECK(plan(&m, "tiled_v1_64x64[BM=128,BN=32]", &p, msg) == KB_OK && p.launch[0].grid[0] == 28 &&
+              p.launch[0].grid[1] == 16 && p.launch[0].block[0] == 256,
+          "gemm_f32 tiled at 128x32: 28 x 16 tiles, 256 threads (fixed: 16 x 16)");
+
+    kb_case t = make_case(KB_OP_attention);
+    t.heads = 28, t.kv_heads = 4, t.head_dim = 128, t.kv_len = 4096, t.n = 1;
+    int splits, chunk;
+    kbcu_decode_splits(&t, 8, 2, h100.sm_count, &splits, &chunk);
+    CHECK(plan(&t, "decode_v1[KPW=2,WARPS=8]", &p, msg) == KB_OK && p.launch[0].block[0] == 256 &&
+              p.launch[0].grid[0] == splits && p.launch[0].args[9].i == chunk,
+          "decode_v1 at 8 warps x 2 keys: %d splits of %d keys", splits, chunk);
+    t.n = 64, t.kv_len = 64;
+    CHECK(plan(&t, "prefill_v1[WARPS=4]", &p, msg) == KB_OK && p.launch[0].block[0] == 128 &&
+              p.launch[0].grid[0] == 16 && p.launch[0].smem == (2 * 32 * 33 + 4 * 32) * 16,
+          "prefill_v1 at 4 warps: 16 query blocks, the q tile shrinks with WARPS");
+    kbcu_plan_free(&p);
+}
+
 static void test_scale_reorder_plan(void) {
     char msg[KB_MSG];
     kb_case c = make_case(KB_OP_gemm_fp8);
@@ -1079,6 +1278,22 @@ static int fake_mode(void) {
     kb_variant_init(&nov, "v9_nothing");
     CHECK(cu->prepare(&c, &nov, r.args, 2, 1, &s2, msg) == KB_ERROR && strstr(msg, "no variant"),
           "an unknown variant: %s", msg);
+    /* a tuned variant crosses to the worker as its name and is rebuilt there */
+    kb_variant tv;
+    kb_variant_init(&tv, "v1_b256[BLOCK=64]");
+    memset(y, 0, sizeof y);
+    CHECK(cu->prepare(&c, &tv, r.args, 2, 1, &s2, msg) == KB_OK && cu->upload(r.args[2].view, y, msg) == KB_OK &&
+              cu->enqueue(&s2, 1, msg) == KB_OK && cu->wait(msg) == KB_OK &&
+              cu->download(y, r.args[2].view, msg) == KB_OK && !memcmp(y, want, sizeof y),
+          "rmsnorm v1_b256[BLOCK=64] in the worker: %s", msg);
+    cu->release(s2);
+    s2 = NULL;
+    kb_variant_init(&tv, "v1_b256[ITEMS=4]");
+    CHECK(cu->prepare(&c, &tv, r.args, 2, 1, &s2, msg) == KB_NOT_SUPPORTED && strstr(msg, "no tunable ITEMS") && !s2,
+          "the worker's reason for a point the variant lacks: %s", msg);
+    kb_variant_init(&tv, "v1_b256[BLOCK=48]");
+    CHECK(cu->prepare(&c, &tv, r.args, 2, 1, &s2, msg) == KB_NOT_SUPPORTED && strstr(msg, "outside") && !s2,
+          "... and for a value out of range: %s", msg);
 
     /* a recorded sequence (a CUDA graph): replays, keeps its states and their buffers */
     CHECK(cu->prepare(&c, &v, r.args, 2, 1, &s2, msg) == KB_OK, "a second state: %s", msg);
@@ -1183,6 +1398,19 @@ static int fake_mode(void) {
     unsetenv("KB_FAKE_CUDA_LATE");
     CHECK(cu->run_timed(&s, 1, 0, &sec, msg) == KB_OK, "and the worker goes on: %s", msg);
 
+    /* a device whose kernels take at most 256 threads a block (registers): a tuned block
+     * beyond it is not_supported, told by the compiled function, not a failed launch */
+    setenv("KB_FAKE_CUDA_MAX_THREADS", "256", 1);
+    kb_variant wide;
+    kb_variant_init(&wide, "v1_b256[BLOCK=512]");
+    CHECK(cu->reset(msg) == KB_OK && rms_make(&r5, &c5, N, K, 0, x, w, msg) == KB_OK &&
+              cu->prepare(&c5, &wide, r5.args, 2, 1, &s, msg) == KB_NOT_SUPPORTED && strstr(msg, "512 threads") &&
+              strstr(msg, "at most 256"),
+          "BLOCK=512 on a 256-thread kernel: %s", msg);
+    kb_variant_init(&wide, "v1_b256[BLOCK=256]");
+    CHECK(cu->prepare(&c5, &wide, r5.args, 2, 1, &s, msg) == KB_OK, "BLOCK=256 fits it: %s", msg);
+    unsetenv("KB_FAKE_CUDA_MAX_THREADS");
+
     /* a blocking kernel that never sees the host's flag: the probe falls back to timing
      * without it, and says so */
     setenv("KB_FAKE_CUDA_LATE", "1000", 1);
@@ -1261,6 +1489,8 @@ int main(int argc, char **argv) {
     test_fp8_encode();
     test_plans_all();
     test_geometry();
+    test_tune_resolve();
+    test_tune_plans();
     test_scale_reorder_plan();
     test_driver();
     char cmd[600];

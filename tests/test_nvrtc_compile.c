@@ -10,10 +10,24 @@
  * worker's own kernels (timing.cu) and cuBLASLt's scale reorder (cublaslt_scales.cu,
  * planned for its sample modes) are modules like any other.
  *
+ * Tuned points (--tune, kbench.h): every variant at every value of each of its
+ * tunables' documented range (the op's kbcu_tunable table), one tunable at a time, the
+ * others at the variant's own values. Each such name must resolve (the range the
+ * kernels take is the range kbcu_resolve_variant accepts), its modules are those of
+ * the variant's plans with the tuned -D options, and whatever of it plans on the
+ * samples is added too: a value a kernel cannot compile fails here, not on the GPU.
+ * The unverified variants (KB_CUDA_UNVERIFIED) are compiled like the others.
+ *
+ * What is compiled: the modules of the variants as written and the support steps
+ * (default), --tuned only the modules no one but a tuned point names, --all both (two
+ * ctest entries run the first two side by side). The tuned points are compiled as the
+ * worker meets them on a GPU; a cache of all of them would be tens of MB.
+ *
  * With an argument, a directory: the cubins are also written there as the backend's
  * cubin cache (the worker reads $XDG_CACHE_HOME/kbench), so a GPU run can skip NVRTC:
  *   build/tests/test_nvrtc_compile "$PWD/nvrtc-cache/kbench"
- *   XDG_CACHE_HOME="$PWD/nvrtc-cache" kbench ...   (same NVRTC version on both sides) */
+ *   XDG_CACHE_HOME="$PWD/nvrtc-cache" kbench ...   (same NVRTC version on both sides)
+ * (a --tune sweep's cubins: test_nvrtc_compile --tuned DIR, a few hundred of them) */
 #include "bench/op.h"
 #include "kernels/cuda/cublaslt_host.h"
 #include "kernels/cuda/cuda_ops.h"
@@ -26,12 +40,13 @@
 
 static const int archs[] = {80, 89, 90};
 #define NARCH ((int)(sizeof archs / sizeof archs[0]))
-#define MAX_MODULES 256
+#define MAX_MODULES 1024
 #define MAX_ENTRIES 16
 
 typedef struct {
     char source[40], opts[KBCU_OPTS];
     int min_sm;
+    int tuned_only; /* only a tuned point names it (no variant as written, no support step) */
     char entries[MAX_ENTRIES][64];
     int nentries;
 } module;
@@ -51,6 +66,8 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static char include_dir[1024];
 static const char *cache_dir; /* NULL: no cache */
 
+static int adding_tuned; /* add_entry's caller is a tuned point */
+
 static void add_entry(const char *source, const char *opts, const char *kernel, int min_sm) {
     module *m = NULL;
     for (int i = 0; i < nmodules && !m; i++)
@@ -65,7 +82,9 @@ static void add_entry(const char *source, const char *opts, const char *kernel, 
         snprintf(m->source, sizeof m->source, "%s", source);
         snprintf(m->opts, sizeof m->opts, "%s", opts);
         m->min_sm = min_sm;
+        m->tuned_only = adding_tuned;
     }
+    if (!adding_tuned) m->tuned_only = 0;
     if (min_sm < m->min_sm) m->min_sm = min_sm;
     for (int e = 0; e < m->nentries; e++)
         if (!strcmp(m->entries[e], kernel)) return;
@@ -76,8 +95,94 @@ static void add_plan(const kbcu_plan *p, int min_sm) {
     for (int l = 0; l < p->nlaunch; l++) add_entry(p->launch[l].source, p->launch[l].opts, p->launch[l].kernel, min_sm);
 }
 
-/* Every variant of every op on its samples, on a device of the variant's own minimum
- * architecture or sm_90, whichever is newer. */
+/* The args of sample case c (registry views at offset 0); -1 with msg on a bad case. */
+static int sample_args(const kb_case *c, kb_arg *args, char *msg) {
+    kb_tensor t[KB_MAX_IN + KB_MAX_OUT];
+    if (kb_case_tensors(c, t, msg) != KB_OK) return -1;
+    for (int i = 0; i < kb_ops[c->op]->n_in + kb_ops[c->op]->n_out; i++)
+        args[i] = (kb_arg){t[i].type, t[i].count, {1, 0, t[i].bytes}};
+    return 0;
+}
+
+/* Plan variant v on every sample on a device of its own minimum architecture or sm_90,
+ * whichever is newer; adds the modules; returns how many samples planned. The entry
+ * points of v's own module (source + its -D options) go to own[] when given. */
+#define MAX_OWN 16
+static int plan_samples(const kbcu_op *o, const kbcu_variant *v, const kb_case *samples, int ns, char (*own)[64],
+                        int *nown) {
+    int planned = 0;
+    for (int s = 0; s < ns; s++) {
+        kb_arg args[KB_MAX_ARGS];
+        char msg[KB_MSG];
+        if (sample_args(&samples[s], args, msg)) {
+            printf("FAIL: %s sample %d: %s\n", kbcu_op_name(samples[s].op), s, msg);
+            setup_failures++;
+            continue;
+        }
+        const kbcu_job j = {&samples[s], v, args, o->n_in, o->n_out, {90, 132, 227 * 1024}};
+        kbcu_plan p;
+        if (kbcu_plan_case(&j, &p, msg) != KB_OK) continue; /* e.g. v2 on a q6_k table */
+        add_plan(&p, v->min_sm);
+        for (int l = 0; own && l < p.nlaunch; l++) {
+            const kbcu_launch *L = &p.launch[l];
+            if (strcmp(L->source, v->source) || strcmp(L->opts, v->defines)) continue;
+            int seen = 0;
+            for (int e = 0; e < *nown; e++) seen |= !strcmp(own[e], L->kernel);
+            if (!seen && *nown < MAX_OWN) snprintf(own[(*nown)++], 64, "%s", L->kernel);
+        }
+        kbcu_plan_free(&p);
+        planned++;
+    }
+    return planned;
+}
+
+/* Every value of each tunable of v (one tunable at a time): its name resolves, its
+ * module is compiled with the entry points v's own module has, and it is planned on
+ * the samples like any variant. */
+static int ntuned, nrefused;
+static void collect_tuned(kb_op_id op, const kbcu_op *o, const kbcu_variant *v, const kb_case *samples, int ns,
+                          char (*own)[64], int nown) {
+    char list[64];
+    kbcu_variant_tunables(op, v, list, sizeof list);
+    for (char *save, *tok = strtok_r(list, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+        tok[strcspn(tok, "=")] = 0;
+        const kbcu_tunable *tu = kbcu_find_tunable(op, tok);
+        int values[64];
+        const int nv = tu ? kbcu_tunable_values(tu, values, 64) : 0;
+        if (nv < 1) {
+            printf("FAIL: %s/%s: tunable %s has no values\n", kbcu_op_name(op), v->name, tok);
+            setup_failures++;
+        }
+        for (int i = 0; i < nv; i++) {
+            kb_tune_point pt = {0};
+            char name[64], msg[KB_MSG];
+            kb_tune_set(&pt, tok, values[i]);
+            kbcu_tuned t;
+            const kbcu_variant *tv;
+            const int rc = kb_tune_name(v->name, &pt, name, sizeof name)
+                               ? kb_fail(msg, KB_ERROR, "the name is too long")
+                               : kbcu_resolve_variant(op, name, 1, &t, &tv, msg);
+            if (rc == KB_NOT_SUPPORTED) { /* the op's check across tunables (kbcu_op.tune_check) */
+                printf("SKIP %s: %s\n", name, msg);
+                nrefused++;
+                continue;
+            }
+            if (rc != KB_OK) {
+                printf("FAIL: %s/%s: %s=%d of its documented range does not resolve: %s\n", kbcu_op_name(op), v->name,
+                       tok, values[i], msg);
+                setup_failures++;
+                continue;
+            }
+            adding_tuned = 1;
+            for (int e = 0; e < nown; e++) add_entry(tv->source, tv->defines, own[e], tv->min_sm);
+            plan_samples(o, tv, samples, ns, NULL, NULL);
+            adding_tuned = 0;
+            ntuned++;
+        }
+    }
+}
+
+/* Every variant of every op on its samples, then its tuned points. */
 static void collect_ops(void) {
     for (int op = 0; op < KB_OP_COUNT; op++) {
         const kbcu_op *o = kbcu_op_of((kb_op_id)op);
@@ -90,30 +195,14 @@ static void collect_ops(void) {
             setup_failures++;
         }
         for (int v = 0; v < nv; v++) {
-            int planned = 0;
-            for (int s = 0; s < ns; s++) {
-                kb_tensor t[KB_MAX_IN + KB_MAX_OUT];
-                kb_arg args[KB_MAX_ARGS];
-                char msg[KB_MSG];
-                if (kb_case_tensors(&samples[s], t, msg) != KB_OK) {
-                    printf("FAIL: %s sample %d: %s\n", kbcu_op_name((kb_op_id)op), s, msg);
-                    setup_failures++;
-                    continue;
-                }
-                for (int i = 0; i < o->n_in + o->n_out; i++)
-                    args[i] = (kb_arg){t[i].type, t[i].count, {1, 0, t[i].bytes}};
-                const kbcu_job j = {&samples[s], vars[v], args, o->n_in, o->n_out, {90, 132, 227 * 1024}};
-                kbcu_plan p;
-                if (kbcu_plan_case(&j, &p, msg) != KB_OK) continue; /* e.g. v2 on a q6_k table */
-                add_plan(&p, vars[v]->min_sm);
-                kbcu_plan_free(&p);
-                planned++;
-            }
-            if (!planned) {
+            char own[MAX_OWN][64];
+            int nown = 0;
+            if (!plan_samples(o, vars[v], samples, ns, own, &nown)) {
                 printf("FAIL: %s/%s plans none of the op's %d sample cases\n", kbcu_op_name((kb_op_id)op),
                        vars[v]->name, ns);
                 setup_failures++;
             }
+            collect_tuned((kb_op_id)op, o, vars[v], samples, ns, own, nown);
         }
     }
 }
@@ -195,9 +284,14 @@ static void *worker(void *arg) {
 
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    if (argc > 1) {
-        cache_dir = argv[1];
-        printf("writing the cubins to %s\n", cache_dir);
+    int which = 1; /* 0 --all, 1 the variants as written and the support steps, 2 --tuned */
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--all")) which = 0;
+        else if (!strcmp(argv[i], "--tuned")) which = 2;
+        else {
+            cache_dir = argv[i];
+            printf("writing the cubins to %s\n", cache_dir);
+        }
     }
     char msg[KB_MSG];
     if (kbcu_cuda_include(include_dir, sizeof include_dir, msg) != KB_OK) {
@@ -207,6 +301,7 @@ int main(int argc, char **argv) {
     int vmaj, vmin;
     kbcu_nvrtc_version(&vmaj, &vmin);
     printf("NVRTC %d.%d, headers from %s\n", vmaj, vmin, include_dir);
+    setenv("KB_CUDA_UNVERIFIED", "1", 1); /* compiled here before they ever run */
     collect_ops();
     collect_support();
     /* every embedded kernel source is some module's */
@@ -223,11 +318,15 @@ int main(int argc, char **argv) {
     }
     jobs = calloc((size_t)nmodules * NARCH + 1, sizeof *jobs);
     if (!jobs) return 1;
-    for (int m = 0; m < nmodules; m++)
+    int compiled = 0;
+    for (int m = 0; m < nmodules; m++) {
+        if ((which == 1 && modules[m].tuned_only) || (which == 2 && !modules[m].tuned_only)) continue;
+        compiled++;
         for (int a = 0; a < NARCH; a++) {
             jobs[njobs].m = &modules[m];
             jobs[njobs++].sm = archs[a];
         }
+    }
     pthread_t th[2];
     for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, worker, NULL);
     for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
@@ -242,8 +341,10 @@ int main(int argc, char **argv) {
         else skip++;
     }
     if (njobs == 0) fail++; /* an empty table is a broken build, not a pass */
-    printf("%d modules: %d passed, %d failed (%d skipped: below the module's minimum architecture)\n", nmodules, pass,
-           fail, skip);
+    printf("%d of %d modules%s (%d tuned points; %d more refused by an op's check across tunables): %d passed, %d "
+           "failed (%d skipped: below the module's minimum architecture)\n",
+           compiled, nmodules, which == 1 ? " as written" : which == 2 ? " only tuned points name" : "", ntuned,
+           nrefused, pass, fail, skip);
     free(jobs);
     return fail ? 1 : 0;
 }

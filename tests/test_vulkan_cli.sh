@@ -10,6 +10,10 @@
 #            bytes are not_supported rows naming the feature; rmsnorm, embed from f32 and add
 #            (f32 or bf16, no bytes) still pass, exit 0
 #   list     --list-backends shows vulkan available and its device list
+#   tune     --tune BLOCK=32:1024:*2 (the workgroup size, a specialization constant) on
+#            rmsnorm and the element-wise ops: every point of every variant runs and passes
+#            parity; BLOCK=96 and 2048 are not_supported saying why; an op without
+#            tunables gets not_supported rows; --list-axes announces the points, exit 0
 # Exit 0 on success, 1 on a failed check, 77 (skipped) when kbench has no usable Vulkan device.
 set -u
 KBENCH=$1
@@ -103,6 +107,32 @@ feature)
     n=$(grep '"op":"add"' "$ROWS" | grep -c '"verdict":"pass"' || true)
     t=$(count '"op":"add"')
     if [ "$t" -gt 0 ] && [ "$n" -eq "$t" ]; then ok "add (f32, and bf16 through 16-bit storage) passes"; else bad "add: $n of $t pass"; fi
+    ;;
+tune)
+    run 0 --op rmsnorm,add,bias_add,swiglu --tune BLOCK=32:1024:*2 --no-timing
+    rows_with '"verdict":"pass"' "every tuned point passes parity"
+    # smoke: rmsnorm 3 cases x row256; add, bias_add, swiglu 3 or 4 cases x elem256, vec4
+    for op in rmsnorm add bias_add swiglu; do
+        for b in 32 64 128 256 512 1024; do
+            n=$(grep "\"op\":\"$op\"" "$ROWS" | grep -c "\"variant\":\"[a-z0-9]*\[BLOCK=$b\]\",.*\"detail\":\"[^\"]*at BLOCK=$b" || true)
+            if [ "$n" -gt 0 ]; then ok "$op at BLOCK=$b: $n rows"; else bad "$op at BLOCK=$b: no rows"; fi
+        done
+    done
+    n=$(grep -c '"variant":"\(row256\|elem256\|vec4\)",' "$ROWS" || true)
+    if [ "$n" -eq 0 ]; then ok "no variant ran as written under --tune"; else bad "$n rows as written"; fi
+    run 0 --op rmsnorm,add,dequant_q4k --tune BLOCK=96,2048 --no-timing
+    n=$(grep -c '"verdict":"not_supported","reason":"[a-z0-9]*: BLOCK=\(96\|2048\) is no workgroup size of it (a power of two from 32 to the device' "$ROWS" || true)
+    t=$(grep -v '"op":"dequant_q4k"' "$ROWS" | grep -c '"backend":"vulkan"' || true)
+    if [ "$t" -gt 0 ] && [ "$n" -eq "$t" ]; then ok "BLOCK=96, 2048: $n not_supported rows saying why"
+    else bad "BLOCK=96, 2048: $n of $t rows not_supported saying why"; fi
+    n=$(grep '"op":"dequant_q4k"' "$ROWS" | grep -c '"verdict":"not_supported","reason":"[^"]*has no tunable BLOCK (it has none)' || true)
+    t=$(count '"op":"dequant_q4k"')
+    if [ "$t" -gt 0 ] && [ "$n" -eq "$t" ]; then ok "dequant_q4k (no tunables): $n not_supported rows"
+    else bad "dequant_q4k: $n of $t rows not_supported for want of BLOCK"; fi
+    "$KBENCH" --backend vulkan --op rmsnorm --shape 4x1000 --tune BLOCK=64,128 --list-axes >"$LOG" 2>&1
+    if grep -q '^  vulkan *row256\[BLOCK=64\] ' "$LOG" && grep -q '^  vulkan *row256\[BLOCK=128\] ' "$LOG" &&
+        grep -q '^1 cases x 2 tune points: 2 rows (vulkan 2)$' "$LOG"; then ok "--list-axes announces the 2 points"
+    else bad "--list-axes"; cat "$LOG"; fi
     ;;
 list)
     "$KBENCH" --list-backends >"$LOG" 2>&1

@@ -10,6 +10,8 @@
 #   vulkan_broken_rope_gptj   KB_TEST_VARIANTS=1 test_rope_gptj: every row fails
 #   vulkan_missing_feature    a hidden device feature gives not_supported rows naming it
 #   vulkan_list_backends      --list-backends shows the device list
+#   vulkan_tune               --tune BLOCK (the workgroup size): every point passes parity, values
+#                             no workgroup takes are not_supported saying why
 # Exit code 77 = no usable Vulkan device: CTest reports the test as skipped, never passed.
 if(Vulkan_FOUND AND GLSLANG_VALIDATOR)
   add_executable(test_vulkan_selftest ${CMAKE_SOURCE_DIR}/tests/test_vulkan_selftest.c)
@@ -17,7 +19,7 @@ if(Vulkan_FOUND AND GLSLANG_VALIDATOR)
   add_test(NAME vulkan_selftest COMMAND test_vulkan_selftest)
 
   set(KB_VK_TEST_OUT ${CMAKE_CURRENT_BINARY_DIR}/vulkan_rows)
-  foreach(mode smoke short gptj feature list)
+  foreach(mode smoke short gptj feature list tune)
     if(mode STREQUAL "short")
       set(name vulkan_broken_short_write)
     elseif(mode STREQUAL "gptj")
@@ -26,6 +28,8 @@ if(Vulkan_FOUND AND GLSLANG_VALIDATOR)
       set(name vulkan_missing_feature)
     elseif(mode STREQUAL "list")
       set(name vulkan_list_backends)
+    elseif(mode STREQUAL "tune")
+      set(name vulkan_tune)
     else()
       set(name vulkan_smoke)
     endif()

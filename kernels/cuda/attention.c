@@ -147,4 +147,11 @@ static int samples(kb_case *out, int max) {
     return n;
 }
 
-const kbcu_op kbcu_op_attention = {variants, 3, 1, plan, samples};
+/* What --tune may set (cuda_ops.h): the range every kernel here takes. */
+static const kbcu_tunable tunables[] = {
+    {"WARPS", 1, 32, 1, "decode_v1, prefill_v1: warps a block"},
+    {"KPW", 1, 8, 0, "decode_v1: keys a warp step"},
+    KBCU_TUNE_END,
+};
+
+const kbcu_op kbcu_op_attention = {variants, 3, 1, plan, samples, tunables, NULL};

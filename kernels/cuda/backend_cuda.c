@@ -349,18 +349,53 @@ static int cu_reset(char *msg) {
 /* ---- the cuda front: our kernels ----------------------------------------------------------- */
 static int cuda_probe(const kb_options *opt, char *msg) { return shared_probe(opt, msg); }
 
-static int cuda_variants(const kb_case *c, const kb_options *opt, kb_variant *out, int max, char *msg) {
-    (void)msg;
-    const kbcu_variant *list[256];
-    const int n = kbcu_list_variants(c->op, opt && opt->test_variants, list, max < 256 ? max : 256);
-    for (int i = 0; i < n; i++) {
-        kb_variant *v = &out[i];
-        kb_variant_init(v, list[i]->name);
-        snprintf(v->detail, sizeof v->detail, "%s %s", list[i]->kernel, list[i]->defines);
-        v->acc_unit_roundoff = 0; /* every kernel accumulates in fp32 */
-        v->test_only = list[i]->test_only;
+/* One listed variant: the name as kbcu_resolve_variant reads it (a tuned name in the
+ * worker too), its kernel and -D options after the point's values are written in; a
+ * point the variant cannot take is listed with the reason its prepare will give. */
+static void describe(kb_op_id op, const char *name, int allow_test, kb_variant *v) {
+    kbcu_tuned t;
+    const kbcu_variant *r;
+    char why[KB_MSG];
+    kb_variant_init(v, name);
+    v->acc_unit_roundoff = 0; /* every kernel accumulates in fp32 */
+    if (kbcu_resolve_variant(op, name, allow_test, &t, &r, why) != KB_OK) {
+        snprintf(v->detail, sizeof v->detail, "not_supported: %.170s", why);
+        char base[64];
+        kb_tune_point p;
+        const kbcu_variant *b =
+            kb_tune_split(name, base, sizeof base, &p, NULL) ? NULL : kbcu_find_variant(op, base, allow_test);
+        if (b) kbcu_variant_tunables(op, b, v->tunables, sizeof v->tunables);
+        v->test_only = b && b->test_only;
+        return;
     }
-    return n;
+    snprintf(v->detail, sizeof v->detail, "%s %s", r->kernel, r->defines);
+    kbcu_variant_tunables(op, r, v->tunables, sizeof v->tunables);
+    v->test_only = r->test_only;
+}
+
+static int cuda_variants(const kb_case *c, const kb_options *opt, kb_variant *out, int max, char *msg) {
+    const kbcu_variant *list[256];
+    const int allow_test = opt && opt->test_variants;
+    const kb_tune *tune = opt ? opt->tune : NULL;
+    if (!tune) {
+        const int n = kbcu_list_variants(c->op, allow_test, list, max < 256 ? max : 256);
+        for (int i = 0; i < n; i++) describe(c->op, list[i]->name, allow_test, &out[i]);
+        return n;
+    }
+    /* --tune: every variant at every point, none as written */
+    const int n = kbcu_list_variants(c->op, allow_test, list, 256);
+    if ((long)n * tune->n > max)
+        return -kb_fail(msg, KB_ERROR, "%d variants x %d --tune points: more than %d rows a case", n, tune->n, max);
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        for (int p = 0; p < tune->n; p++) {
+            char name[sizeof out->name];
+            if (kb_tune_name(list[i]->name, &tune->p[p], name, sizeof name))
+                return -kb_fail(msg, KB_ERROR, "the tuned name of %s is longer than %zu characters", list[i]->name,
+                                sizeof name - 1);
+            describe(c->op, name, allow_test, &out[k++]);
+        }
+    return k;
 }
 
 static int cuda_prepare(const kb_case *c, const kb_variant *v, const kb_arg *args, int n_in, int n_out, void **state,
@@ -371,6 +406,7 @@ static int cuda_prepare(const kb_case *c, const kb_variant *v, const kb_arg *arg
 const kb_backend kb_backend_cuda = {
     .name = "cuda",
     .description = "our CUDA kernels (kernels/cuda/<op>.cu), NVRTC, driver API, in the worker process",
+    .tunable = 1, /* the -D options of kernels/cuda/<op>.c's variants */
     .probe = cuda_probe,
     .device = cu_device,
     .flop_peak = cu_flop_peak,

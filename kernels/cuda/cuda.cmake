@@ -60,7 +60,7 @@ set(KBCU_WORKER_SOURCES ${KBCU_DIR}/cuda_worker.c ${KBCU_DIR}/cuda_device.c ${KB
 list(REMOVE_ITEM KBCU_COMMON_SOURCES ${KBCU_WORKER_SOURCES} ${KBCU_DIR}/backend_cuda.c)
 add_library(kbcuda_common STATIC ${KBCU_COMMON_SOURCES} ${KBCU_GENERATED})
 target_include_directories(kbcuda_common PUBLIC ${CMAKE_SOURCE_DIR} ${CUDAToolkit_INCLUDE_DIRS})
-target_link_libraries(kbcuda_common PUBLIC kbref CUDA::nvrtc ${CMAKE_DL_LIBS} m)
+target_link_libraries(kbcuda_common PUBLIC kbutil kbref CUDA::nvrtc ${CMAKE_DL_LIBS} m)
 # The toolkit headers NVRTC needs at run time, as a last resort after CUDA_HOME etc.
 list(GET CUDAToolkit_INCLUDE_DIRS 0 KBCU_INCLUDE_FALLBACK)
 target_compile_definitions(kbcuda_common PRIVATE KB_CUDA_INCLUDE_FALLBACK="${KBCU_INCLUDE_FALLBACK}")
@@ -70,7 +70,7 @@ target_compile_definitions(kbcuda_common PRIVATE KB_CUDA_INCLUDE_FALLBACK="${KBC
 # runs, and says why, without a driver); cuBLASLt is a shared library that loads the
 # driver itself only when used. The worker sits next to kbench, where the front looks
 # first; the build path is the fallback (tests run from build/tests).
-add_executable(kbcuda_worker ${KBCU_WORKER_SOURCES} ${CMAKE_SOURCE_DIR}/bench/util.c)
+add_executable(kbcuda_worker ${KBCU_WORKER_SOURCES})
 target_link_libraries(kbcuda_worker PRIVATE kbcuda_common CUDA::cublasLt)
 set_target_properties(kbcuda_worker PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})
 

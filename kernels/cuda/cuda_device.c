@@ -215,6 +215,29 @@ void kbw_prog_free(kbw_prog *pr) {
 
 CUdeviceptr kbw_prog_workspace(const kbw_prog *pr) { return pr->ws; }
 
+/* What this device can run of the compiled function: its threads a block (the
+ * registers a tuned BLOCK or WARPS needs can make a block too big to launch) and its
+ * static plus dynamic shared memory. KB_NOT_SUPPORTED with the numbers when the launch
+ * exceeds them: a row that says why, not a launch error. */
+static int fits_function(CUfunction fn, const kbcu_launch *pl, char *msg) {
+    int max_threads = 0, static_smem = 0;
+    CU_TRY(g.drv.FuncGetAttribute(&max_threads, CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK, fn),
+           "cuFuncGetAttribute(MAX_THREADS_PER_BLOCK)");
+    CU_TRY(g.drv.FuncGetAttribute(&static_smem, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, fn),
+           "cuFuncGetAttribute(SHARED_SIZE_BYTES)");
+    const int64_t threads = pl->block[0] * pl->block[1] * pl->block[2];
+    if (threads > max_threads)
+        return kb_fail(msg, KB_NOT_SUPPORTED,
+                       "%s: a block of %lld threads, the compiled kernel takes at most %d on this device "
+                       "(its registers)",
+                       pl->kernel, (long long)threads, max_threads);
+    if (static_smem + pl->smem > g.info.smem_optin)
+        return kb_fail(msg, KB_NOT_SUPPORTED,
+                       "%s: %d bytes of static and %lld of dynamic shared memory, the device has %d a block",
+                       pl->kernel, static_smem, (long long)pl->smem, g.info.smem_optin);
+    return KB_OK;
+}
+
 int kbw_prog_build(const kbcu_plan *p, const CUdeviceptr *tensors, int ntensors, kbw_prog **out, char *msg) {
     *out = NULL;
     kbw_prog *pr = calloc(1, sizeof *pr);
@@ -248,6 +271,7 @@ int kbw_prog_build(const kbcu_plan *p, const CUdeviceptr *tensors, int ntensors,
             goto fail;
         }
         if ((rc = get_function(pl->source, pl->opts, pl->kernel, &l->fn, msg)) != KB_OK) goto fail;
+        if ((rc = fits_function(l->fn, pl, msg)) != KB_OK) goto fail;
         if (pl->smem > 48 * 1024) {
             const CUresult r =
                 g.drv.FuncSetAttribute(l->fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)pl->smem);
@@ -506,8 +530,11 @@ int kbw_prepare(int front, const kb_case *c, const kb_variant *v, const kb_arg *
     void *impl = NULL;
     const kbw_state_ops *ops = NULL;
     if (front == KBCU_FRONT_CUDA) {
-        const kbcu_variant *def = kbcu_find_variant(c->op, v->name, g.test_variants);
-        if (!def) return kb_fail(msg, KB_ERROR, "cuda has no variant '%s' for %s", v->name, kbcu_op_name(c->op));
+        /* the variant from its name alone: a tuned one ("v2_b256_i4[BLOCK=128]") is
+         * rebuilt here exactly as the front described it (kbcu_resolve_variant) */
+        kbcu_tuned tuned;
+        const kbcu_variant *def;
+        if ((rc = kbcu_resolve_variant(c->op, v->name, g.test_variants, &tuned, &def, msg)) != KB_OK) return rc;
         const kbcu_job j = {c, def, args, n_in, n_out, g.info};
         kbcu_plan p;
         if ((rc = kbcu_plan_case(&j, &p, msg)) != KB_OK) return rc;

@@ -51,6 +51,7 @@ const kbcu_driver_symbol kbcu_driver_symbols[] = {
     SYM(ModuleUnload, "cuModuleUnload"),
     SYM(ModuleGetFunction, "cuModuleGetFunction"),
     SYM(FuncSetAttribute, "cuFuncSetAttribute"),
+    SYM(FuncGetAttribute, "cuFuncGetAttribute"),
     SYM(LaunchKernel, "cuLaunchKernel"),
     SYM(GetErrorName, "cuGetErrorName"),
     SYM(GetErrorString, "cuGetErrorString"),

@@ -58,6 +58,7 @@ typedef struct {
     CUresult (*ModuleUnload)(CUmodule module);
     CUresult (*ModuleGetFunction)(CUfunction *fn, CUmodule module, const char *name);
     CUresult (*FuncSetAttribute)(CUfunction fn, CUfunction_attribute attrib, int value);
+    CUresult (*FuncGetAttribute)(int *value, CUfunction_attribute attrib, CUfunction fn);
     CUresult (*LaunchKernel)(CUfunction fn, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
                              unsigned int by, unsigned int bz, unsigned int smem, CUstream stream, void **params,
                              void **extra);

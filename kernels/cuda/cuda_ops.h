@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define KBCU_OPTS 160 /* a module's -D options */
+
 /* One named variant: a kernel source compiled with fixed tunables. Numbered
  * versions per op, llm.c dev/cuda style: v1 is the simplest correct kernel. */
 typedef struct {
@@ -31,6 +33,31 @@ typedef struct {
     int unverified;      /* compiled (NVRTC test) but never run on a GPU: listed only with
                           * KB_CUDA_UNVERIFIED=1, so a default run never meets it */
 } kbcu_variant;
+
+/* A tunable of an op's kernels: a -D option a variant may carry, that --tune may set
+ * (kb_tune_point). The range is what every kernel of the op that reads it takes: a
+ * tuned value outside it is KB_NOT_SUPPORTED before planning, and
+ * tests/test_nvrtc_compile.c compiles every value of it. -D options an op does not list
+ * here are fixed (attention's KT: lane j scores key j of a 32-key tile). */
+typedef struct {
+    const char *name; /* the -D option: "BLOCK" */
+    int lo, hi;       /* the range */
+    int pow2;         /* only the powers of two in it */
+    const char *what; /* "threads a block": the reason's words */
+} kbcu_tunable;
+
+/* The block size of most kernels: a power of two (the warp-level reductions and the
+ * BLOCK/32 warps of the one-warp-per-item kernels), at most CUDA's 1024 threads. */
+#define KBCU_TUNE_BLOCK {"BLOCK", 32, 1024, 1, "threads a block"}
+#define KBCU_TUNE_END {NULL, 0, 0, 0, NULL}
+
+/* A variant at a tune point: the table's variant with its name and -D options
+ * rewritten. Filled by kbcu_resolve_variant; `v` points into it (do not copy). */
+typedef struct {
+    kbcu_variant v;
+    char name[64];
+    char defines[KBCU_OPTS];
+} kbcu_tuned;
 
 /* What planning needs to know about the device. */
 typedef struct {
@@ -56,7 +83,6 @@ typedef struct {
     double f;
 } kbcu_arg;
 
-#define KBCU_OPTS 160
 typedef struct {
     char source[40];           /* module: source file ... */
     char opts[KBCU_OPTS];      /* ... and its -D options */
@@ -94,6 +120,10 @@ typedef struct {
     /* Representative cases (the tests plan them and look for the entry points in the
      * compiled modules); returns how many it wrote (<= max). */
     int (*samples)(kb_case *out, int max);
+    const kbcu_tunable *tunables; /* terminated by a NULL name; NULL: none */
+    /* What a tuned variant must satisfy beyond each tunable's range (a product of two
+     * of them, say): KB_OK or KB_NOT_SUPPORTED with the reason. NULL: nothing. */
+    int (*tune_check)(const kbcu_variant *v, char *msg);
 } kbcu_op;
 
 #define KBCU_OP_DECL(name) extern const kbcu_op kbcu_op_##name;
@@ -110,6 +140,23 @@ const kbcu_variant *kbcu_find_variant(kb_op_id op, const char *name, int allow_t
 int kbcu_list_variants(kb_op_id op, int allow_test, const kbcu_variant **out, int max);
 /* The integer value of -DNAME=v in v->defines, or fallback. */
 int kbcu_def_int(const kbcu_variant *v, const char *name, int fallback);
+/* The variant a name denotes: a table name ("v2_b256_i4", as kbcu_find_variant), or a
+ * tuned one ("v2_b256_i4[BLOCK=128]", kbench.h): that variant with the point's values
+ * written into its -D options, in t. *out is the table's entry or &t->v. KB_OK;
+ * KB_ERROR when the base name is unknown or the brackets malformed; KB_NOT_SUPPORTED
+ * with the reason when the point sets a -D option the variant does not have or the op
+ * does not tune, or a value outside the op's range. The one reading of a tuned name:
+ * the front's variant list and the worker's prepare both call it. */
+int kbcu_resolve_variant(kb_op_id op, const char *name, int allow_test, kbcu_tuned *t, const kbcu_variant **out,
+                         char *msg);
+/* The op's tunable called name, or NULL. */
+const kbcu_tunable *kbcu_find_tunable(kb_op_id op, const char *name);
+/* The values of a tunable's range (the NVRTC test compiles each): up to max into out;
+ * returns the count. */
+int kbcu_tunable_values(const kbcu_tunable *t, int *out, int max);
+/* The variant's tunables at its values, "BLOCK=256 ITEMS=4" (its -D options the op
+ * tunes), into out[n]. */
+void kbcu_variant_tunables(kb_op_id op, const kbcu_variant *v, char *out, size_t n);
 /* The op's name from bench/op_list.h (the worker has no registry). */
 const char *kbcu_op_name(kb_op_id op);
 

@@ -54,11 +54,108 @@ const kbcu_variant *kbcu_find_variant(kb_op_id op, const char *name, int allow_t
     return NULL;
 }
 
+/* The next "-DNAME=value" option of a -D option string at s: its name into
+ * name[KB_TUNE_NAME_LEN] (cut short if longer), *val at its value's text (NULL without
+ * '='), *len its length; returns where the next option starts, NULL at the end. */
+static const char *next_define(const char *s, char *name, const char **val, size_t *len) {
+    s += strspn(s, " ");
+    if (!*s) return NULL;
+    *len = strcspn(s, " ");
+    const char *eq = memchr(s, '=', *len);
+    const size_t nlen = (eq ? (size_t)(eq - s) : *len) - (strncmp(s, "-D", 2) ? 0 : 2);
+    const char *nstart = strncmp(s, "-D", 2) ? s : s + 2;
+    snprintf(name, KB_TUNE_NAME_LEN, "%.*s", (int)nlen, nstart);
+    *val = eq ? eq + 1 : NULL;
+    return s + *len;
+}
+
 int kbcu_def_int(const kbcu_variant *v, const char *name, int fallback) {
-    char key[40];
-    snprintf(key, sizeof key, "-D%s=", name);
-    const char *p = v && v->defines ? strstr(v->defines, key) : NULL;
-    return p ? atoi(p + strlen(key)) : fallback;
+    char dn[KB_TUNE_NAME_LEN];
+    const char *val;
+    size_t len;
+    for (const char *s = v && v->defines ? v->defines : ""; (s = next_define(s, dn, &val, &len));)
+        if (!strcmp(dn, name) && val) return atoi(val);
+    return fallback;
+}
+
+/* ---- tunables ------------------------------------------------------------------------- */
+const kbcu_tunable *kbcu_find_tunable(kb_op_id op, const char *name) {
+    const kbcu_op *o = kbcu_op_of(op);
+    for (int i = 0; o && o->tunables && o->tunables[i].name; i++)
+        if (!strcmp(o->tunables[i].name, name)) return &o->tunables[i];
+    return NULL;
+}
+
+int kbcu_tunable_values(const kbcu_tunable *t, int *out, int max) {
+    int n = 0;
+    for (int v = t->lo; v <= t->hi && n < max; v = t->pow2 ? 2 * v : v + 1)
+        if (!t->pow2 || (v & (v - 1)) == 0) out[n++] = v;
+    return n;
+}
+
+void kbcu_variant_tunables(kb_op_id op, const kbcu_variant *v, char *out, size_t n) {
+    char dn[KB_TUNE_NAME_LEN];
+    const char *val;
+    size_t len, o = 0;
+    out[0] = 0;
+    for (const char *s = v->defines ? v->defines : ""; (s = next_define(s, dn, &val, &len)) && o < n;)
+        if (val && kbcu_find_tunable(op, dn))
+            o += (size_t)snprintf(out + o, n - o, "%s%s=%.*s", o ? " " : "", dn, (int)(s - val), val);
+}
+
+static int in_range(const kbcu_tunable *t, int v) {
+    return v >= t->lo && v <= t->hi && (!t->pow2 || (v & (v - 1)) == 0);
+}
+
+int kbcu_resolve_variant(kb_op_id op, const char *name, int allow_test, kbcu_tuned *t, const kbcu_variant **out,
+                         char *msg) {
+    char base[64], why[KB_MSG];
+    kb_tune_point p;
+    *out = NULL;
+    if (kb_tune_split(name, base, sizeof base, &p, why)) return kb_fail(msg, KB_ERROR, "cuda: variant %s", why);
+    const kbcu_variant *v = kbcu_find_variant(op, base, allow_test);
+    if (!v) return kb_fail(msg, KB_ERROR, "cuda has no variant '%s' for %s", base, kbcu_op_name(op));
+    if (p.n == 0) {
+        *out = v;
+        return KB_OK;
+    }
+    memset(t, 0, sizeof *t);
+    t->v = *v;
+    if (kb_tune_name(base, &p, t->name, sizeof t->name))
+        return kb_fail(msg, KB_ERROR, "cuda: the tuned name of %s is longer than %zu", base, sizeof t->name - 1);
+    char has[64];
+    kbcu_variant_tunables(op, v, has, sizeof has);
+    for (int k = 0; k < p.n; k++) {
+        const kbcu_tunable *tu = kbcu_find_tunable(op, p.name[k]);
+        if (kbcu_def_int(v, p.name[k], -1) == -1)
+            return kb_fail(msg, KB_NOT_SUPPORTED, "%s: %s has no tunable %s (%s%s)", t->name, base, p.name[k],
+                           has[0] ? "its tunables: " : "it has none", has);
+        if (!tu)
+            return kb_fail(msg, KB_NOT_SUPPORTED, "%s: %s is fixed in %s's kernels (%s's tunables: %s)", t->name,
+                           p.name[k], kbcu_op_name(op), base, has[0] ? has : "none");
+        if (!in_range(tu, p.value[k]))
+            return kb_fail(msg, KB_NOT_SUPPORTED, "%s: %s=%d is outside %s's range (%s: %s%d to %d)", t->name,
+                           p.name[k], p.value[k], kbcu_op_name(op), tu->what, tu->pow2 ? "a power of two from " : "",
+                           tu->lo, tu->hi);
+    }
+    /* the -D options with the point's values in place: the source of truth the plan
+     * reads (kbcu_def_int) and NVRTC compiles */
+    char dn[KB_TUNE_NAME_LEN];
+    const char *val;
+    size_t len, o = 0;
+    for (const char *s = v->defines; (s = next_define(s, dn, &val, &len)) && o < sizeof t->defines;) {
+        const int *nv = kb_tune_get(&p, dn);
+        if (nv) o += (size_t)snprintf(t->defines + o, sizeof t->defines - o, "%s-D%s=%d", o ? " " : "", dn, *nv);
+        else o += (size_t)snprintf(t->defines + o, sizeof t->defines - o, "%s%.*s", o ? " " : "", (int)len, s - len);
+    }
+    if (o >= sizeof t->defines) return kb_fail(msg, KB_ERROR, "%s: -D options longer than %d", t->name, KBCU_OPTS - 1);
+    t->v.name = t->name;
+    t->v.defines = t->defines;
+    const kbcu_op *entry = kbcu_op_of(op);
+    const int rc = entry->tune_check ? entry->tune_check(&t->v, msg) : KB_OK;
+    if (rc != KB_OK) return rc;
+    *out = &t->v;
+    return KB_OK;
 }
 
 /* ---- building --------------------------------------------------------------------------- */

@@ -48,4 +48,10 @@ static int samples(kb_case *out, int max) {
     return n;
 }
 
-const kbcu_op kbcu_op_dequant_q4k = {variants, 1, 1, plan, samples};
+/* What --tune may set (cuda_ops.h): the range every kernel here takes. */
+static const kbcu_tunable tunables[] = {
+    KBCU_TUNE_BLOCK,
+    KBCU_TUNE_END,
+};
+
+const kbcu_op kbcu_op_dequant_q4k = {variants, 1, 1, plan, samples, tunables, NULL};

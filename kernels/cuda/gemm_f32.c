@@ -51,4 +51,14 @@ static int samples(kb_case *out, int max) {
     return n;
 }
 
-const kbcu_op kbcu_op_gemm_f32 = {variants, 2, 1, plan, samples};
+/* What --tune may set (cuda_ops.h): the range every kernel here takes. */
+static const kbcu_tunable tunables[] = {
+    {"BM", 16, 128, 1, "tiled: rows of W a block (16 threads a column)"},
+    {"BN", 16, 128, 1, "tiled: tokens a block (16 threads a row)"},
+    {"BK", 8, 32, 1, "tiled: the depth of a shared-memory tile"},
+    {"WARPS", 1, 32, 1, "gemv: warps a block, a row of W each"},
+    {"NB", 1, 16, 1, "gemv: tokens a block"},
+    KBCU_TUNE_END,
+};
+
+const kbcu_op kbcu_op_gemm_f32 = {variants, 2, 1, plan, samples, tunables, NULL};

@@ -5,9 +5,9 @@
 static const kbcu_variant variants[] = {
     {"gemv_v1_b128", "gemm_fp8.cu", "gemm_fp8_gemv_v1", "-DWARPS=4 -DNB=8", 75, 0, 0},
     /* mma.sync m16n8k16 f16 with fp32 accumulation: sm_80 and later */
-    {"gemv_v2_b128_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=4 -DUNROLL=2", 80, 0, 0},
-    {"gemv_v2_b256_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=2", 80, 0, 0},
-    {"gemv_v2_b256_u4", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=4", 80, 0, 0},
+    {"gemv_v2_b128_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=4 -DUNROLL=2 -DNT=2", 80, 0, 0},
+    {"gemv_v2_b256_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=2 -DNT=2", 80, 0, 0},
+    {"gemv_v2_b256_u4", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=4 -DNT=2", 80, 0, 0},
     /* one n8 tile: half the token registers, so all 7 chunks of a warp (K = 3584) in flight */
     {"gemv_v2_b256_u7_t1", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=7 -DNT=1", 80, 0, 0},
     /* TMA bulk copies of W rows into shared memory (cp.async.bulk, mbarrier): sm_90.
@@ -80,4 +80,28 @@ static int samples(kb_case *out, int max) {
     return 1;
 }
 
-const kbcu_op kbcu_op_gemm_fp8 = {variants, 4, 1, plan, samples};
+/* What --tune may set (cuda_ops.h): the range every kernel here takes. */
+static const kbcu_tunable tunables[] = {
+    {"WARPS", 1, 32, 1, "warps a block"},
+    {"NB", 1, 16, 1, "v1: tokens a block"},
+    {"UNROLL", 1, 8, 0, "v2: 64-wide K chunks a warp has in flight"},
+    {"NT", 1, 2, 0, "v2, v3: n8 token tiles a block"},
+    {"MT", 1, 2, 0, "v3: m16 row tiles a block (a lane copies a row)"},
+    {"CPS", 1, 8, 0, "v3: 64-byte chunks of a bulk-copied slice"},
+    {"STAGES", 1, 4, 0, "v3: slices in flight a warp"},
+    {"MINB", 1, 4, 0, "v3: blocks an SM must hold (__launch_bounds__)"},
+    KBCU_TUNE_END,
+};
+
+/* v3's __launch_bounds__(WARPS*32, MINB) asks an SM to hold MINB blocks: beyond the
+ * 2048 threads an sm_90 SM holds, ptxas ignores it (CUDA C++ Programming Guide,
+ * compute capabilities table), and the point would not be what its name says. */
+static int tune_check(const kbcu_variant *v, char *msg) {
+    const int warps = kbcu_def_int(v, "WARPS", 4), minb = kbcu_def_int(v, "MINB", 1);
+    if (kbcu_is(v, "gemv_v3") && warps * 32 * minb > 2048)
+        return kb_fail(msg, KB_NOT_SUPPORTED, "%s: WARPS*32*MINB = %d threads an SM must hold (sm_90: 2048)", v->name,
+                       warps * 32 * minb);
+    return KB_OK;
+}
+
+const kbcu_op kbcu_op_gemm_fp8 = {variants, 4, 1, plan, samples, tunables, tune_check};

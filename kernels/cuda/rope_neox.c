@@ -45,4 +45,11 @@ static int samples(kb_case *out, int max) {
     return 1;
 }
 
-const kbcu_op kbcu_op_rope_neox = {variants, 2, 1, plan, samples};
+/* What --tune may set (cuda_ops.h): the range every kernel here takes. */
+static const kbcu_tunable tunables[] = {
+    KBCU_TUNE_BLOCK,
+    {"ITEMS", 1, 8, 0, "v3: float4 pairs a thread loads before the table"},
+    KBCU_TUNE_END,
+};
+
+const kbcu_op kbcu_op_rope_neox = {variants, 2, 1, plan, samples, tunables, NULL};

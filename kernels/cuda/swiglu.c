@@ -18,4 +18,10 @@ static int samples(kb_case *out, int max) {
     return n;
 }
 
-const kbcu_op kbcu_op_swiglu = {variants, 2, 1, plan, samples};
+/* What --tune may set (cuda_ops.h): the range every kernel here takes. */
+static const kbcu_tunable tunables[] = {
+    KBCU_TUNE_BLOCK,
+    KBCU_TUNE_END,
+};
+
+const kbcu_op kbcu_op_swiglu = {variants, 2, 1, plan, samples, tunables, NULL};

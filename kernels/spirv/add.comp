@@ -9,7 +9,9 @@
 #extension GL_EXT_shader_16bit_storage : require
 #endif
 
-layout(local_size_x = 256) in;
+// The workgroup size is specialization constant 1, the plan's BLOCK (256 as written;
+// --tune BLOCK sets it); every index below strides by it.
+layout(local_size_x = 256, local_size_x_id = 1) in;
 
 layout(std430, set = 0, binding = 0) readonly buffer A { float a[]; };
 #if defined(KB_IN_F16) || defined(KB_IN_BF16)
@@ -52,7 +54,7 @@ float load_b(uint i) {
 
 #ifndef KB_VEC4
 void main() {
-    uint i = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * 256u + gl_LocalInvocationID.x;
+    uint i = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
     if (i >= pc.count) return;
     if (KB_SHORT_WRITE && i == pc.count - 1u) return;
     y[i] = a[i] + load_b(i);
@@ -72,7 +74,7 @@ vec4 load_b4(uint t) {
 }
 
 void main() {
-    uint t = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * 256u + gl_LocalInvocationID.x;
+    uint t = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
     uint i0 = 4u * t;
     if (i0 >= pc.count) return;
     if (pc.vec_ok != 0u && i0 + 4u <= pc.count && !(KB_SHORT_WRITE && i0 + 4u == pc.count)) {

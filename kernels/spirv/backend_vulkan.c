@@ -1314,17 +1314,52 @@ static const vk_op *op_of(const kb_case *c) { return (unsigned)c->op < KB_OP_COU
 
 #define TEST_SHORT_WRITE "test_short_write"
 
-static int vk_variants(const kb_case *c, const kb_options *opt, kb_variant *out, int max, char *msg) {
-    const vk_op *op = op_of(c);
-    if (!op || max < 1) return 0;
+/* The variants as written: the op's, then (test_variants) the test-only ones. */
+static int written_variants(const vk_op *op, const kb_case *c, int test_variants, kb_variant *out, int max, char *msg) {
     const int n0 = op->variants(c, out, max, msg);
-    if (n0 <= 0 || !opt || !opt->test_variants) return n0;
+    if (n0 <= 0 || !test_variants) return n0;
     int n = n0;
     vk_variant_add(out, max, &n, TEST_SHORT_WRITE, "TEST ONLY: %s with the last element of output 0 left unwritten",
                    out[0].name);
     for (int t = 0; op->tests && op->tests[t].name; t++) vk_variant_add(out, max, &n, op->tests[t].name, "%s", op->tests[t].detail);
     for (int i = n0; i < n; i++) out[i].test_only = 1;
     return n;
+}
+
+#define VK_MAX_WRITTEN 32
+
+/* Without a device (vulkan is `tunable`: --list-axes lists the points unprobed). */
+static int vk_variants(const kb_case *c, const kb_options *opt, kb_variant *out, int max, char *msg) {
+    const vk_op *op = op_of(c);
+    if (!op || max < 1) return 0;
+    const int test = opt && opt->test_variants;
+    const kb_tune *tune = opt ? opt->tune : NULL;
+    if (!tune) return written_variants(op, c, test, out, max, msg);
+    /* --tune: every variant at every point, none as written */
+    kb_variant base[VK_MAX_WRITTEN];
+    const int n = written_variants(op, c, test, base, VK_MAX_WRITTEN, msg);
+    if (n <= 0) return n;
+    if ((long)n * tune->n > max)
+        return -kb_fail(msg, KB_ERROR, "%d variants x %d --tune points: more than %d rows a case", n, tune->n, max);
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        for (int p = 0; p < tune->n; p++) {
+            kb_variant *v = &out[k++];
+            *v = base[i];
+            if (kb_tune_name(base[i].name, &tune->p[p], v->name, sizeof v->name))
+                return -kb_fail(msg, KB_ERROR, "the tuned name of %s is too long", base[i].name);
+            const char *lack = kb_tune_lacks(&tune->p[p], base[i].tunables);
+            if (lack) {
+                snprintf(v->detail, sizeof v->detail, "not_supported: %.63s has no tunable %.15s (%s%.60s)",
+                         base[i].name,
+                         lack, base[i].tunables[0] ? "its tunables: " : "it has none", base[i].tunables);
+                continue;
+            }
+            kb_tune_apply(base[i].tunables, &tune->p[p], v->tunables, sizeof v->tunables);
+            snprintf(v->detail, sizeof v->detail, "%.90s; at %.60s (specialization constants)", base[i].detail,
+                     v->tunables);
+        }
+    return k;
 }
 
 static int vk_prepare(const kb_case *c, const kb_variant *v, const kb_arg *args, int n_in, int n_out, void **state,
@@ -1369,10 +1404,32 @@ static int vk_prepare(const kb_case *c, const kb_variant *v, const kb_arg *args,
                                         : lim->maxComputeWorkGroupSize[0]};
     const char *sg_env = getenv("KB_VK_SUBGROUP_SIZE");
     if (sg_env) p.subgroup_size = (uint32_t)strtoul(sg_env, NULL, 10);
-    kb_variant def[16];
-    if (!strcmp(v->name, TEST_SHORT_WRITE)) {
-        char why[KB_MSG] = "";
-        if (op->variants(c, def, 16, why) < 1)
+    /* the variant from its name: a tuned one ("row256[BLOCK=128]") is its variant as
+     * written, at the point (which may set only tunables the variant has) */
+    char base[sizeof v->name];
+    kb_tune_point point;
+    char why[KB_MSG] = "";
+    if (kb_tune_split(v->name, base, sizeof base, &point, why))
+        return kb_fail(msg, KB_ERROR, "vulkan: variant %s", why);
+    kb_variant def[VK_MAX_WRITTEN];
+    const int ndef = written_variants(op, c, 1, def, VK_MAX_WRITTEN, why);
+    if (point.n) { /* its tunables are those of the variant as listed for this case */
+        const kb_variant *named = NULL;
+        for (int i = 0; i < ndef; i++)
+            if (!strcmp(def[i].name, base)) named = &def[i];
+        if (!named)
+            return kb_fail(msg, KB_NOT_SUPPORTED, "%s: vulkan lists no variant '%s' for %s %s", v->name, base,
+                           reg->name, c->label);
+        const char *lack = kb_tune_lacks(&point, named->tunables);
+        if (lack)
+            return kb_fail(msg, KB_NOT_SUPPORTED, "%s: %s has no tunable %s (%s%s)", v->name, base, lack,
+                           named->tunables[0] ? "its tunables: " : "it has none", named->tunables);
+    }
+    p.variant = v->name;
+    p.tune = &point;
+    if (point.n) p.variant = base; /* the op's plan knows its variants by their written names */
+    if (!strcmp(base, TEST_SHORT_WRITE)) {
+        if (ndef < 1)
             return kb_fail(msg, KB_NOT_SUPPORTED, "no variant to break: %s", why[0] ? why : "none for this case");
         p.variant = def[0].name;
         p.short_write = 1;
@@ -1537,6 +1594,7 @@ static int vk_reset(char *msg) {
 const kb_backend kb_backend_vulkan = {
     .name = "vulkan",
     .description = "GLSL 450 compute shaders compiled to SPIR-V (Vulkan 1.2), timestamp queries",
+    .tunable = 1, /* BLOCK (the workgroup size) of rmsnorm and the element-wise ops */
     .probe = vk_probe,
     .device = vk_device,
     .flop_peak = vk_flop_peak,

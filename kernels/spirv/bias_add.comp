@@ -10,7 +10,9 @@
 #extension GL_EXT_shader_16bit_storage : require
 #endif
 
-layout(local_size_x = 256) in;
+// The workgroup size is specialization constant 1, the plan's BLOCK (256 as written;
+// --tune BLOCK sets it); every index below strides by it.
+layout(local_size_x = 256, local_size_x_id = 1) in;
 
 #if defined(KB_IN_F16) || defined(KB_IN_BF16)
 layout(std430, set = 0, binding = 0) readonly buffer X { uint16_t x[]; };
@@ -55,7 +57,7 @@ float load_x(uint i) {
 
 #ifndef KB_VEC4
 void main() {
-    uint i = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * 256u + gl_LocalInvocationID.x;
+    uint i = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
     uint count = pc.n * pc.m;
     if (i >= count) return;
     if (KB_SHORT_WRITE && i == count - 1u) return;
@@ -76,7 +78,7 @@ vec4 load_x4(uint t) {
 }
 
 void main() {
-    uint t = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * 256u + gl_LocalInvocationID.x;
+    uint t = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
     uint count = pc.n * pc.m;
     uint i0 = 4u * t;
     if (i0 >= count) return;

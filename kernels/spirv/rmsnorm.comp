@@ -5,7 +5,9 @@
 // Sum of squares in fp32: per-thread strided partial sums, then a shared-memory tree.
 // Needs no optional device feature.
 
-layout(local_size_x = 256) in;
+// The workgroup size is specialization constant 1, the plan's BLOCK (256 as written;
+// --tune BLOCK sets it), a power of two: the tree halves it.
+layout(local_size_x = 256, local_size_x_id = 1) in;
 
 layout(std430, set = 0, binding = 0) readonly buffer X { float x[]; };
 layout(std430, set = 0, binding = 1) readonly buffer W { float w[]; };
@@ -20,7 +22,7 @@ layout(push_constant) uniform Push {
 // Test-only broken variant: leave the last element of the output unwritten.
 layout(constant_id = 0) const bool KB_SHORT_WRITE = false;
 
-shared float partial[256];
+shared float partial[gl_WorkGroupSize.x];
 
 void main() {
     uint row = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
@@ -29,20 +31,20 @@ void main() {
     uint base = row * pc.k;
 
     float s = 0.0;
-    for (uint i = t; i < pc.k; i += 256u) {
+    for (uint i = t; i < pc.k; i += gl_WorkGroupSize.x) {
         float v = x[base + i];
         s += v * v;
     }
     partial[t] = s;
     barrier();
-    for (uint stride = 128u; stride > 0u; stride >>= 1) {
+    for (uint stride = gl_WorkGroupSize.x / 2u; stride > 0u; stride >>= 1) {
         if (t < stride) partial[t] += partial[t + stride];
         barrier();
     }
     float mean = partial[0] / float(pc.k);
     float scale = 1.0 / sqrt(mean + pc.eps);
 
-    for (uint i = t; i < pc.k; i += 256u) {
+    for (uint i = t; i < pc.k; i += gl_WorkGroupSize.x) {
         uint idx = base + i;
         if (KB_SHORT_WRITE && idx == pc.n * pc.k - 1u) continue;
         y[idx] = (x[idx] * scale) * w[i];

@@ -24,7 +24,9 @@
 #extension GL_EXT_shader_16bit_storage : require
 #endif
 
-layout(local_size_x = 256) in;
+// The workgroup size is specialization constant 1, the plan's BLOCK (256 as written;
+// --tune BLOCK sets it); every index below strides by it.
+layout(local_size_x = 256, local_size_x_id = 1) in;
 
 #if defined(KB_IN_F16) || defined(KB_IN_BF16)
 layout(std430, set = 0, binding = 0) readonly buffer G { uint16_t gate[]; };
@@ -97,7 +99,7 @@ float div_corrected(float g, float d) {
 
 #ifndef KB_VEC4
 void main() {
-    uint i = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * 256u + gl_LocalInvocationID.x;
+    uint i = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
     if (i >= pc.count) return;
     if (KB_SHORT_WRITE && i == pc.count - 1u) return;
     float g = LOAD(gate, i);
@@ -127,7 +129,7 @@ vec4 unpack4(uvec2 h) {
 #endif
 
 void main() {
-    uint t = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * 256u + gl_LocalInvocationID.x;
+    uint t = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
     uint i0 = 4u * t;
     if (i0 >= pc.count) return;
     if (pc.vec_ok != 0u && i0 + 4u <= pc.count && !(KB_SHORT_WRITE && i0 + 4u == pc.count)) {

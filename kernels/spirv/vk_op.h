@@ -13,6 +13,8 @@
  *     most VK_PUSH_WORDS 32-bit words;
  *   - specialization constant 0 is KB_SHORT_WRITE (test_short_write: the dispatch that
  *     writes the last element of output 0 skips it);
+ *   - a shader whose workgroup size is tunable (BLOCK: rmsnorm, add, bias_add, swiglu)
+ *     takes it as constant 1 (local_size_x_id = 1, 256 as written; vk_set_block);
  *   - the workgroups of a dispatch are numbered linearly over a 2D grid (x at most
  *     65535): wg = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x, and a
  *     workgroup at or past the count returns. */
@@ -63,6 +65,9 @@ typedef struct {
 typedef struct {
     const kb_case *c;
     const char *variant; /* one of the op's variants, or one of its own test variants */
+    /* The --tune point of the variant's name ("row256[BLOCK=128]": BLOCK=128), n = 0 as
+     * written; prepare checked that the variant has each tunable it sets. */
+    const kb_tune_point *tune;
     int short_write;     /* test_short_write: set spec 0 (vk_plan_dispatch does it) */
     const kb_arg *args;  /* inputs then outputs */
     int n_in, n_out;
@@ -108,6 +113,15 @@ static inline void vk_bind_arg(vk_dispatch *d, int binding, int arg) { d->bind[b
 static inline void vk_bind_scratch(vk_dispatch *d, int binding, int scratch) {
     d->bind[binding] = (vk_binding){VK_BIND_SCRATCH, scratch};
 }
+/* The workgroup size of p's variant, specialization constant 1 of its shader: `written`
+ * (the variant as written), or the --tune point's BLOCK, a power of two from 32 to the
+ * device's maxComputeWorkGroupInvocations (KB_NOT_SUPPORTED saying why otherwise). */
+#define VK_SPEC_BLOCK 1
+int vk_plan_block(const vk_plan *p, uint32_t written, uint32_t *block, char *msg);
+static inline void vk_set_block(vk_dispatch *d, uint32_t block) {
+    d->spec[VK_SPEC_BLOCK] = block;
+    if (d->nspec <= VK_SPEC_BLOCK) d->nspec = VK_SPEC_BLOCK + 1;
+}
 /* Append a variant (name, printf detail) when there is room. */
 void vk_variant_add(kb_variant *out, int max, int *n, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
@@ -120,7 +134,8 @@ static inline int64_t vk_ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b
 
 /* ---- the elementwise ops (add, bias_add, swiglu) ----------------------------------- */
 /* One module per input type (f32, f16, bf16) and loop: `elem256` one element per
- * thread, `vec4` four with vector loads where the views allow. */
+ * thread, `vec4` four with vector loads where the views allow; both tune BLOCK (the
+ * workgroup size, 256 as written). */
 typedef struct {
     const char *op;
     const vk_module *elem[3], *vec4[3]; /* f32, f16, bf16 */

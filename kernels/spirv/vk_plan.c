@@ -38,6 +38,20 @@ int vk_plan_scratch(vk_plan *p, uint64_t bytes, void *init) {
     return p->nscratch++;
 }
 
+int vk_plan_block(const vk_plan *p, uint32_t written, uint32_t *block, char *msg) {
+    const int *b = p->tune ? kb_tune_get(p->tune, "BLOCK") : NULL;
+    *block = written;
+    if (!b) return KB_OK;
+    const uint32_t v = (uint32_t)*b;
+    if (v < 32 || (v & (v - 1)) || v > p->max_invocations)
+        return kb_fail(msg, KB_NOT_SUPPORTED,
+                       "%s: BLOCK=%u is no workgroup size of it (a power of two from 32 to the device's %u "
+                       "invocations)",
+                       p->variant, v, p->max_invocations);
+    *block = v;
+    return KB_OK;
+}
+
 int vk_plan_oom(char *msg) { return kb_fail(msg, KB_ERROR, "out of host memory building the dispatch plan"); }
 
 void vk_variant_add(kb_variant *out, int max, int *n, const char *name, const char *fmt, ...) {
@@ -69,6 +83,7 @@ int vk_elementwise_variants(const vk_elementwise *e, const kb_case *c, kb_varian
     vk_variant_add(out, max, &n, "elem256", "%s: one element per thread, 256-thread workgroups", e->elem[t]->name);
     vk_variant_add(out, max, &n, "vec4", "%s: 4 elements per thread, 16-byte loads and stores where aligned",
                    e->vec4[t]->name);
+    for (int i = 0; i < n; i++) snprintf(out[i].tunables, sizeof out[i].tunables, "BLOCK=256");
     return n;
 }
 
@@ -87,11 +102,15 @@ vk_dispatch *vk_elementwise_dispatch(vk_plan *p, const vk_elementwise *e, int64_
         *rc = kb_fail(msg, KB_NOT_SUPPORTED, "%s: 1 to 2^32-1 elements", e->op);
         return NULL;
     }
-    vk_dispatch *d = vk_plan_dispatch(p, *vec4 ? e->vec4[t] : e->elem[t], (uint32_t)vk_ceil_div(count, *vec4 ? 1024 : 256));
+    uint32_t block;
+    if ((*rc = vk_plan_block(p, 256, &block, msg)) != KB_OK) return NULL;
+    vk_dispatch *d = vk_plan_dispatch(p, *vec4 ? e->vec4[t] : e->elem[t],
+                                      (uint32_t)vk_ceil_div(count, (int64_t)block * (*vec4 ? 4 : 1)));
     if (!d) {
         *rc = vk_plan_oom(msg);
         return NULL;
     }
+    vk_set_block(d, block);
     d->push[0] = (uint32_t)count;
     return d;
 }
