@@ -274,6 +274,12 @@ int main(int argc, char **argv) {
     /* both files open before any reporter exists: a bad path leaves nothing behind */
     FILE *csv = NULL, *json = NULL;
     const int append = cli.resume && csv_path && !strcmp(csv_path, cli.resume);
+    if (append && kb_resume_schema(resume)[0] && strcmp(kb_resume_schema(resume), KB_SCHEMA_VERSION)) {
+        snprintf(msg, sizeof msg, "--resume: %s holds %s rows, this kbench writes %s: name another --csv for the rest",
+                 cli.resume, kb_resume_schema(resume), KB_SCHEMA_VERSION);
+        kb_resume_free(resume);
+        return kb_case_list_free(&cases), usage_error(msg);
+    }
     if (csv_path && !(csv = fopen(csv_path, append ? "a" : "w"))) {
         snprintf(msg, sizeof msg, "cannot write --csv file '%s'", csv_path);
         kb_resume_free(resume);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #define KB_SCHEMA_VERSION "kbench-row-3"
+#define KB_SCHEMA_PREVIOUS "kbench-row-2" /* --resume reads it (no repeats column) */
 
 /* Dispositions kept apart, as CUTLASS's profiler keeps them. */
 /* KB_MEASURED: a forward pass's chained row, which no tolerance judges (drift is

@@ -12,7 +12,10 @@
 struct kb_resume {
     char **keys; /* sorted: one per row (with its variant) and one per case x backend ("*") */
     int n, cap, rows;
+    char schema[32]; /* of the file's rows: this build's, or the one before it */
 };
+
+const char *kb_resume_schema(const kb_resume *r) { return r->schema; }
 
 int kb_csv_split(char *line, char **fields, int max) {
     int n = 0;
@@ -133,11 +136,14 @@ kb_resume *kb_resume_load(const char *path, char *msg, size_t msg_len) {
             snprintf(msg, msg_len, "--resume: %s:%d: %d fields, the header has %d", path, lineno, nf, ncols);
             goto fail;
         }
-        if (strcmp(fields[0], KB_SCHEMA_VERSION)) {
-            snprintf(msg, msg_len, "--resume: %s:%d: schema '%s' (this kbench writes %s)", path, lineno, fields[0],
-                     KB_SCHEMA_VERSION);
+        /* the previous schema's rows name their points with the same columns */
+        if ((strcmp(fields[0], KB_SCHEMA_VERSION) && strcmp(fields[0], KB_SCHEMA_PREVIOUS)) ||
+            (r->schema[0] && strcmp(fields[0], r->schema))) {
+            snprintf(msg, msg_len, "--resume: %s:%d: schema '%s' (this kbench reads %s and %s, one per file)", path,
+                     lineno, fields[0], KB_SCHEMA_VERSION, KB_SCHEMA_PREVIOUS);
             goto fail;
         }
+        snprintf(r->schema, sizeof r->schema, "%s", fields[0]);
         kb_case c;
         kb_op_id id;
         if (kb_op_lookup(fields[col_op], &id) != 0) {

@@ -11,8 +11,12 @@
 
 typedef struct kb_resume kb_resume;
 
-/* Read a kbench CSV (this build's schema, KB_SCHEMA_VERSION). NULL with msg when it cannot be read or is not one. */
+/* Read a kbench CSV (this build's schema, KB_SCHEMA_VERSION, or the one before it).
+ * NULL with msg when it cannot be read or is not one. */
 kb_resume *kb_resume_load(const char *path, char *msg, size_t msg_len);
+/* The schema of its rows ("" when it has none): new rows are appended to it only
+ * when they are this build's. */
+const char *kb_resume_schema(const kb_resume *r);
 void kb_resume_free(kb_resume *r);
 int kb_resume_rows(const kb_resume *r);
 /* Is there a row for this case on this backend with this variant (NULL: any variant)? */

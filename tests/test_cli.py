@@ -144,6 +144,21 @@ t.check(rc == 0 and rows_without(part) == rows_without(full),
         f"--resume completes the CSV exactly as an uninterrupted run: rc {rc} {err[-300:]}")
 rc, out, err = run(*timed, "--resume", part)
 t.check(rc == 0 and rows_without(part) == rows_without(full), "a second --resume adds nothing")
+# a file of the previous schema (kbench-row-2: no repeats column) resumes into a new
+# --csv; appending this build's rows to it would mix two headers: exit 2
+old_csv, rest_csv = os.path.join(tmp, "row2.csv"), os.path.join(tmp, "rest.csv")
+with open(part) as f:
+    r = list(csv.reader(f))
+drop = r[0].index("repeats")
+with open(old_csv, "w", newline="") as f:
+    w = csv.writer(f)
+    for i, row in enumerate(r[: len(r) // 2]):
+        row = row[:drop] + row[drop + 1:]
+        w.writerow(row if i == 0 else ["kbench-row-2"] + row[1:])
+rc, out, err = run(*timed, "--resume", old_csv, "--csv", rest_csv)
+t.check(rc == 0 and 1 < len(open(rest_csv).read().splitlines()) < len(r),
+        f"--resume reads a kbench-row-2 file and writes the rest elsewhere: rc {rc} {err[-300:]}")
+expect_usage([*timed, "--resume", old_csv], r"holds kbench-row-2 rows, this kbench writes kbench-row-3")
 bad_csv = os.path.join(tmp, "notkb.csv")
 with open(bad_csv, "w") as f:
     f.write("a,b\n1,2\n")

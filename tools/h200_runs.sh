@@ -12,7 +12,8 @@
 #             the independent cuBLASLt loop)
 #   recheck   what check found broken, after the fixes; Vulkan's subgroup GEMV and glue
 #   table     the qwen2.5-7b table: parity and timing on cuda,cublaslt,vulkan, under
-#             TABLE_BUDGET seconds, resumed from devbin/table.csv (hashes compared with
+#             TABLE_BUDGET seconds, the points devbin/table.csv holds skipped (copy
+#             results/h200/table.csv there to continue it; hashes compared with
 #             results/h100/table.csv: the same sm_90 code)
 #   sweep     gemm_fp8 3584: scale modes x out types x operand types x FAST_ACCUM x
 #             cuBLASLt's exhaustive algorithms x N
@@ -128,7 +129,9 @@ step_recheck() {
 step_table() {
   local resume=() budget=${TABLE_BUDGET:-400} left=$(( DEADLINE - $(date +%s) - 40 ))
   [ "$left" -lt "$budget" ] && budget=$left
-  [ -s devbin/table.csv ] && cp devbin/table.csv "$R/table.csv" && resume=(--resume "$R/table.csv")
+  # the points devbin/table.csv holds are skipped; table.csv gets the rest (a file of the
+  # previous row schema is read, never appended to)
+  [ -s devbin/table.csv ] && resume=(--resume devbin/table.csv)
   run table "${TABLE_LIMIT:-560}" $K --shapes qwen2.5-7b --backend cuda,cublaslt,vulkan --mode rotate --reps 10 --max-time 0.1 \
     --warmup 1 --budget "$budget" --progress --csv "$R/table.csv" "${resume[@]}"
 }
