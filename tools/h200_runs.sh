@@ -197,10 +197,15 @@ step_determinism() {
     --budget "${DET_BUDGET:-450}" --csv "$R/determinism.csv"
 }
 
+# compute-sanitizer over SAN_SHAPES (default the smoke table; qwen2.5-7b for the whole
+# table, resumable per tool: SAN_RESUME=1 skips what devbin/sanitize-TOOL.csv holds)
 step_sanitize() {
-  for tool in memcheck racecheck initcheck synccheck; do
-    run "san_$tool" 300 compute-sanitizer --tool $tool --target-processes all --error-exitcode 9 \
-      $K --shapes smoke --backend cuda,cublaslt --no-timing --quiet --csv "$R/sanitize-$tool.csv"
+  for tool in ${SAN_TOOLS:-memcheck racecheck initcheck synccheck}; do
+    local resume=()
+    [ -n "${SAN_RESUME:-}" ] && [ -s "devbin/sanitize-$tool.csv" ] && resume=(--resume "devbin/sanitize-$tool.csv")
+    run "san_$tool" "${SAN_LIMIT:-300}" compute-sanitizer --tool $tool --target-processes all --error-exitcode 9 \
+      $K --shapes "${SAN_SHAPES:-smoke}" --backend cuda,cublaslt --no-timing --quiet --budget "${SAN_BUDGET:-280}" \
+      --csv "$R/sanitize-$tool.csv" "${resume[@]}"
   done
 }
 
