@@ -311,6 +311,7 @@ int kb_forward_setup(int argc, char **argv, int test_variants, kb_forward_cli *c
 }
 
 int kb_forward_main(int argc, char **argv) {
+    const double t_start = kb_now_s();
     kb_forward_cli cli;
     int rc = kb_forward_setup(argc, argv, 0, &cli);
     if (rc >= 0) return rc;
@@ -340,7 +341,10 @@ int kb_forward_main(int argc, char **argv) {
     for (int i = 0; i < h.n_reporters; i++) kb_report_end(h.reporters[i], 0);
     if (csv) fclose(csv);
     if (json) fclose(json);
-    if (!cli.quiet && res.layer && rc != KB_EXIT_USAGE) print_summary(&cfg, &res);
+    if (!cli.quiet && res.layer && rc != KB_EXIT_USAGE) {
+        print_summary(&cfg, &res);
+        printf("wall time %.1f s (model, reference, conversion, steps, checks)\n", kb_now_s() - t_start);
+    }
     kb_forward_result_free(&res);
     kb_model_free(mp);
     return rc;
