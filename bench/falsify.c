@@ -180,10 +180,10 @@ static void stage_a(ctx *x, stage *s) {
         kb_case_data d;
         kb_variant used;
         if (kb_case_data_make(&d, &c, 1, msg) == KB_OK) {
-            faulted = run_op(x->cfg.backend, &opt, &c, fault, &d, &used, msg);
+            const int frc = run_op(x->cfg.backend, &opt, &c, fault, &d, &used, msg);
             measured(s, "- a faulting case (%s %s %s): %s\n", x->cfg.backend->name, kb_op_name(c.op), fault->name,
-                     faulted == KB_OK ? "did not fault" : msg);
-            faulted = faulted == KB_ERROR || faulted == KB_ERROR_FATAL;
+                     frc == KB_OK ? "did not fault" : msg);
+            faulted = frc == KB_ERROR || frc == KB_ERROR_FATAL;
             kb_case_data_free(&d);
         }
     }

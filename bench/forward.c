@@ -716,9 +716,10 @@ static void chained(fwd *f, const node *nd) {
     free(raw);
 }
 
-/* The device's bytes of a converted weight, downloaded once and kept where the host has
- * room beside a margin (an f32 7B model is 30 GB); NULL: download them for each check. */
-static const void *device_weight(fwd *f, dweight *w, int scales) {
+/* The device's bytes of a converted weight (its codes, or its scales), downloaded once and
+ * kept where the host has room beside a margin (an f32 7B model is 30 GB); else
+ * downloaded into `dst` for this check. Returns where they are, NULL on an error. */
+static const void *device_weight(fwd *f, dweight *w, int scales, void *dst) {
     void **host = scales ? &w->host_s : &w->host_w;
     const dtensor *t = scales ? &w->s : &w->w;
     if (!*host && (double)kb_host_mem_available() > (double)t->bytes + 8.0 * 1073741824.0) {
@@ -728,7 +729,8 @@ static const void *device_weight(fwd *f, dweight *w, int scales) {
             *host = NULL;
         }
     }
-    return *host;
+    if (*host) return *host;
+    return download(f, dst, view(t)) ? NULL : dst;
 }
 
 /* Fill the isolated run's host inputs from their sources. A weight's host bytes are
@@ -753,13 +755,12 @@ static int fill_inputs(fwd *f, node *nd, kb_case_data *d, const int32_t *positio
             break;
         }
         case SRC_DEVICE: {
-            const void *p = device_weight(f, s->dw, s->scales);
-            if (p) {
+            const void *p = device_weight(f, s->dw, s->scales, t->host);
+            if (!p) return -1;
+            if (p != t->host) {
                 free(t->host);
                 t->host = (void *)p; /* read only: the reference reads it, nothing writes it */
                 borrowed[i] = 1;
-            } else if (download(f, t->host, view(s->scales ? &s->dw->s : &s->dw->w))) {
-                return -1;
             }
             break;
         }

@@ -29,7 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define MAX_VARIANTS 1024 /* a backend's variants x the --tune points */
 #define ROTATE_MAX_COPIES 64
@@ -42,7 +41,6 @@ const char *kb_time_mode_name(kb_time_mode m) {
 static volatile sig_atomic_t stop_signal;
 void kb_harness_request_stop(int signo) { stop_signal = signo; }
 int kb_harness_stopped(void) { return (int)stop_signal; }
-
 
 /* ---- host-side case data ------------------------------------------------------------ */
 void kb_case_data_free(kb_case_data *d) {
@@ -590,7 +588,6 @@ int kb_harness_run(kb_harness *h, const kb_case_list *cases) {
         const int more = h->budget_s <= 0 || kb_now_s() - t0 <= h->budget_s;
         case_data_start(&jobs[cur ^ 1], h, cases, more ? next_case(h, cases, ci + 1, available, vars) : cases->count,
                         overlap);
-        double tc;
         for (int bi = 0; bi < h->n_backends && !kb_harness_stopped(); bi++) {
             const kb_backend *b = h->backends[bi];
             kb_row row;
@@ -647,7 +644,7 @@ int kb_harness_run(kb_harness *h, const kb_case_list *cases) {
                 kb_row *r = &rows[nrows];
                 row_init(r, c, b, 1);
                 r->variant = vars[vi];
-                tc = kb_now_s();
+                const double tc = kb_now_s();
                 run_variant(h, &d, b, r);
                 if (kb_harness_stopped()) break; /* an interrupted row is not a result */
                 if (h->progress)
