@@ -153,7 +153,8 @@ static void stage_a(ctx *x, stage *s) {
     int rc = reference(x) ? KB_EXIT_ERROR : kb_forward_run(&cfg, &h, x->ref, &r);
     if (rc == KB_EXIT_ERROR || r.deterministic < 0) {
         s->verdict = V_INCONCLUSIVE;
-        snprintf(s->why, sizeof s->why, "the runs did not complete (backend errors: %d)", r.errors);
+        snprintf(s->why, sizeof s->why, "the runs did not complete (backend errors: %d; the first: %.700s)", r.errors,
+                 r.first_error[0] ? r.first_error : "not recorded");
         kb_forward_result_free(&r);
         return;
     }
@@ -231,7 +232,8 @@ static void stage_b(ctx *x, stage *s, kb_harness *h) {
     const int rc = reference(x) ? KB_EXIT_ERROR : kb_forward_run(&cfg, h, x->ref, &r);
     if (rc == KB_EXIT_ERROR || rc == KB_EXIT_USAGE) {
         s->verdict = V_INCONCLUSIVE;
-        snprintf(s->why, sizeof s->why, "the forward pass did not complete (%d backend errors)", r.errors);
+        snprintf(s->why, sizeof s->why, "the forward pass did not complete (%d backend errors; the first: %.700s)", r.errors,
+                 r.first_error[0] ? r.first_error : "not recorded");
         kb_forward_result_free(&r);
         return;
     }

@@ -666,6 +666,11 @@ fail:
     return NULL;
 }
 
+/* Count a backend error; the first one's message is kept for the run's summary. */
+static void result_error(kb_forward_result *res, const char *what) {
+    if (!res->errors++) snprintf(res->first_error, sizeof res->first_error, "%.*s", (int)sizeof res->first_error - 1, what);
+}
+
 static void chained(fwd *f, const node *nd) {
     kb_row row;
     memset(&row, 0, sizeof row);
@@ -675,7 +680,7 @@ static void chained(fwd *f, const node *nd) {
     if (!v) {
         row.verdict = KB_ERRORED;
         snprintf(row.reason, sizeof row.reason, "%.400s", f->err);
-        f->res->errors++;
+        result_error(f->res, f->err);
         emit_row(f, nd, &row);
         return;
     }
@@ -812,7 +817,7 @@ static void isolated(fwd *f, node *nd, const int32_t *positions) {
     if (rc != KB_OK) {
         row.verdict = rc == KB_NOT_SUPPORTED ? KB_UNSUPPORTED : KB_ERRORED;
         snprintf(row.reason, sizeof row.reason, "isolated run: %s", msg);
-        if (rc != KB_NOT_SUPPORTED) f->res->errors++;
+        if (rc != KB_NOT_SUPPORTED) result_error(f->res, row.reason);
         goto out;
     }
     op->reference(&nd->c, d.t, d.ref);
@@ -848,7 +853,7 @@ static void logits_summary(fwd *f, const dtensor *logits, const kb_ref_step *rs,
     void *raw = malloc(logits->bytes);
     double *g = malloc((size_t)V * sizeof *g);
     if (!raw || !g || download(f, raw, view(logits))) {
-        res->errors++;
+        result_error(res, "the logits could not be downloaded");
         free(raw);
         free(g);
         return;
@@ -1139,7 +1144,7 @@ int kb_forward_run(const kb_forward_cfg *cfg, kb_harness *h, const kb_forward_re
     int rc = run_backend(&f, rfp, steps, n_steps);
     if (rc) {
         fprintf(stderr, "kbench forward: %s\n", f.err);
-        res->errors++;
+        result_error(res, f.err);
     }
     unload(&f, 1);
     const kb_device_info *dev = f.b->device();
@@ -1155,7 +1160,7 @@ int kb_forward_run(const kb_forward_cfg *cfg, kb_harness *h, const kb_forward_re
             char why[KB_MSG];
             if (f.b->reset(why) != KB_OK) {
                 fprintf(stderr, "kbench forward: reset: %s\n", why);
-                res->errors++;
+                result_error(res, why);
                 break;
             }
             rc = run_backend(&f, rfp, steps, n_steps);
@@ -1166,7 +1171,7 @@ int kb_forward_run(const kb_forward_cfg *cfg, kb_harness *h, const kb_forward_re
         memcpy(res->logits_hash, first, sizeof first);
         if (rc) {
             fprintf(stderr, "kbench forward: repeat: %s\n", f.err);
-            res->errors++;
+            result_error(res, f.err);
             res->deterministic = -1;
         }
     }

@@ -101,6 +101,7 @@ typedef struct {
     int overflow_nodes; /* node outputs with an fp16/bf16 overflow to inf */
     double decode_s, prompt_s, floor_s; /* per-token decode time, prompt time, weight-bytes floor */
     int errors;
+    char first_error[2 * KB_MSG]; /* the first backend error's message ("": none) */
 } kb_forward_result;
 
 /* The reference forward of a configuration's prompt and decode steps (each decode step

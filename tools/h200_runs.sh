@@ -31,6 +31,7 @@ export LD_LIBRARY_PATH=$PWD/.gl:${LD_LIBRARY_PATH:-}
 [ -e /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ] &&
   export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 export PATH=/usr/local/cuda/bin:$PATH
+export CUDA_DEVICE_ORDER=PCI_BUS_ID # CUDA_VISIBLE_DEVICES / SAN_GPU count in nvidia-smi's order
 export XDG_CACHE_HOME=$PWD/devbin/nvrtc-cache # the sm_90 cubins device_prepare.sh made
 K=devbin/kbench
 OLD=devold/kbench
@@ -39,6 +40,7 @@ R=$OUT/run
 mkdir -p "$R"
 LOG=$OUT/log.txt
 first=${1:-check}
+first=${first#bg:}
 
 # Every step ends before CALL_LIMIT seconds from the start (default 580, under the device
 # call's 600), so the results are packed even when the last step is cut short.
@@ -137,9 +139,12 @@ step_table() {
 }
 
 step_sweep() {
+  local resume=() budget=${SWEEP_BUDGET:-500} left=$(( DEADLINE - $(date +%s) - 30 ))
+  [ "$left" -lt "$budget" ] && budget=$left
+  [ -s devbin/sweep.csv ] && resume=(--resume devbin/sweep.csv) # continue a cut sweep
   run sweep 540 $K --op gemm_fp8 --shape 3584x1:4096:*4x3584 --scale tensor,outer,vec128,blk128 --out-type bf16,f16,f32 \
     --a-type e4m3,e5m2 --b-type e4m3,e5m2 --fast-accum both --algo exhaustive --algo-cap 16 --backend cuda,cublaslt \
-    --mode rotate --reps 5 --max-time 0.05 --warmup 1 --budget 500 --quiet --csv "$R/sweep.csv"
+    --mode rotate --reps 5 --max-time 0.05 --warmup 1 --budget "$budget" --progress --csv "$R/sweep.csv" "${resume[@]}"
 }
 
 # synthetic:qwen2.5-7b through the whole decoder (16-token prompt, 3 decode steps), the case
@@ -175,11 +180,24 @@ step_falsify() {
   local IFS=';'
   local cfgs=(${FALSIFY_CONFIGS:-cuda --gemm cublaslt --recipe q4k-fp8-tensor})
   unset IFS
+  local par=${FALSIFY_PAR:-1} pids=()
   for b in "${cfgs[@]}"; do
     local tag=$(echo "$b" | tr ' ' '_' | tr -d -)
-    run "falsify_$tag" "${FALSIFY_LIMIT:-200}" $K falsify --stage all --model synthetic:qwen2.5-7b --backend $b --steps 1 \
-      --progress --out "$R/falsify-$tag" --csv "$R/falsify-b-$tag.csv"
+    # FALSIFY_PAR > 1: that many runs at once, each with its own log (host memory: a 7B
+    # run holds the model and, where it fits, a host copy of its device weights)
+    if [ "$par" -gt 1 ]; then
+      (LOG=$R/log-falsify-$tag.txt; run "falsify_$tag" "${FALSIFY_LIMIT:-200}" $K falsify --stage all \
+        --model synthetic:qwen2.5-7b --backend $b --steps 1 --progress --out "$R/falsify-$tag" \
+        --csv "$R/falsify-b-$tag.csv") &
+      pids+=($!)
+      [ "${#pids[@]}" -ge "$par" ] && { wait "${pids[@]}"; pids=(); }
+    else
+      run "falsify_$tag" "${FALSIFY_LIMIT:-200}" $K falsify --stage all --model synthetic:qwen2.5-7b --backend $b --steps 1 \
+        --progress --out "$R/falsify-$tag" --csv "$R/falsify-b-$tag.csv"
+    fi
   done
+  [ "${#pids[@]}" -gt 0 ] && wait "${pids[@]}"
+  return 0
 }
 
 # the last call of the session: the new Vulkan bandwidth probe, the independent cuBLASLt
@@ -200,17 +218,70 @@ step_determinism() {
 # compute-sanitizer over SAN_SHAPES (default the smoke table; qwen2.5-7b for the whole
 # table, resumable per tool: SAN_RESUME=1 skips what devbin/sanitize-TOOL.csv holds)
 step_sanitize() {
+  local pids=()
   for tool in ${SAN_TOOLS:-memcheck racecheck initcheck synccheck}; do
     local resume=()
     [ -n "${SAN_RESUME:-}" ] && [ -s "devbin/sanitize-$tool.csv" ] && resume=(--resume "devbin/sanitize-$tool.csv")
-    run "san_$tool" "${SAN_LIMIT:-300}" compute-sanitizer --tool $tool --target-processes all --error-exitcode 9 \
-      $K --shapes "${SAN_SHAPES:-smoke}" --backend cuda,cublaslt --no-timing --quiet --budget "${SAN_BUDGET:-280}" \
-      --csv "$R/sanitize-$tool.csv" "${resume[@]}"
+    # SAN_PAR=1: the tools at once, each with its own log (nothing here is timed);
+    # SAN_GPU: the GPU they run on (CUDA_VISIBLE_DEVICES), apart from a timed step's
+    (
+      [ -n "${SAN_PAR:-}" ] && LOG=$R/log-san-$tool.txt
+      [ -n "${SAN_GPU:-}" ] && export CUDA_VISIBLE_DEVICES=$SAN_GPU
+      run "san_$tool" "${SAN_LIMIT:-300}" compute-sanitizer --tool $tool --target-processes all --error-exitcode 9 \
+        $K --shapes "${SAN_SHAPES:-smoke}" --backend cuda,cublaslt --no-timing --progress --budget "${SAN_BUDGET:-280}" \
+        --csv "$R/sanitize-$tool.csv" "${resume[@]}"
+    ) &
+    pids+=($!)
+    [ -z "${SAN_PAR:-}" ] && { wait "${pids[@]}"; pids=(); }
+  done
+  [ "${#pids[@]}" -gt 0 ] && wait "${pids[@]}"
+  return 0
+}
+
+# --tune on the H200: the tunables as sweep axes, the best configuration per op beside
+# the registered variants (rotate mode, inputs above the L2), and the smoke table's
+# hashes for a comparison with results/h200/smoke.csv (tunables must not change bits)
+step_tune() {
+  local t="--backend cuda --mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet"
+  run tune_rmsnorm 60 $K --op rmsnorm --shape 4096x3584 $t --tune BLOCK=128,256,512,1024 --tune ITEMS=2,4,7,8 \
+    --csv "$R/tune-rmsnorm.csv"
+  run tune_rope 60 $K --op rope_neox --shape 4096x28x128 $t --tune BLOCK=128,256,512 --tune ITEMS=1,2,4 \
+    --csv "$R/tune-rope.csv"
+  run tune_dequant 60 $K --op dequant_q4k --shape 18944x3584 $t --tune BLOCK=64,128,256,512 --csv "$R/tune-dequant.csv"
+  run tune_embed 60 $K --op embed --shape 4096x3584x152064 $t --tune BLOCK=64,128,256,512 --csv "$R/tune-embed.csv"
+  run tune_gemv 90 $K --op gemm_fp8 --shape 3584x1,16x3584 $t --fast-accum off --variant 'gemv_v2*' \
+    --tune WARPS=4,8,16 --tune UNROLL=2,4,7 --csv "$R/tune-gemv.csv"
+  run tune_vulkan 60 $K --op rmsnorm --shape 4096x3584 --backend vulkan --mode rotate --reps 20 --max-time 0.1 \
+    --warmup 1 --quiet --tune BLOCK=64,128,256,512 --csv "$R/tune-vulkan.csv"
+  run smoke_hashes 90 $K --shapes smoke --backend cuda,cublaslt,vulkan --no-timing --quiet --csv "$R/smoke.csv"
+}
+
+# host memory and GPU memory every 10 s into $R/monitor.txt, until the call's end
+step_monitor() {
+  while [ ! -e "$R/.stop" ] && [ "$(date +%s)" -lt "$DEADLINE" ]; do
+    echo "$(date -u +%T) host_avail_mb=$(awk '/MemAvailable/ {print int($2/1024)}' /proc/meminfo)" \
+      "gpu(index,used_mb,util%)=$(nvidia-smi --query-gpu=index,memory.used,utilization.gpu --format=csv,noheader,nounits 2>/dev/null | tr '\n' ';')" >>"$R/monitor.txt"
+    sleep 10
   done
 }
 
+# A step named bg:STEP runs in the background with its own log ($R/log-STEP.txt) beside
+# the steps after it (for runs whose verdicts do not depend on timing: falsify,
+# determinism, sanitize); `wait` waits for them, and so does the end of the call.
 for s in "$@"; do
-  echo "=== step $s $(date -u +%FT%TZ)" >>"$LOG"
-  "step_$s"
+  case $s in
+  bg:*)
+    echo "=== step $s (background) $(date -u +%FT%TZ)" >>"$LOG"
+    (LOG=$R/log-${s#bg:}.txt; "step_${s#bg:}") &
+    ;;
+  wait) wait ;;
+  *)
+    echo "=== step $s $(date -u +%FT%TZ)" >>"$LOG"
+    "step_$s"
+    ;;
+  esac
 done
+touch "$R/.stop"
+wait
+rm -f "$R/.stop"
 tar czf "$OUT/$first.tgz" -C "$R" . && rm -rf "$R"
