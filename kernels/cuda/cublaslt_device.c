@@ -38,6 +38,7 @@ static struct {
     cublasLtHandle_t lt;
     CUdeviceptr workspace;
     void *workspace_ptr;
+    int workspace_fill; /* KB_LT_WORKSPACE_FILL: the byte set before every call, -1 none */
 } g;
 
 static double now_seconds(void) {
@@ -80,8 +81,21 @@ int kbw_lt_init(int sm, char *reason) {
     }
     g.workspace_ptr = (void *)(uintptr_t)g.workspace;
     g.ok = 1;
+    /* KB_LT_WORKSPACE_FILL=zero|nan: a diagnosis, not a timing mode. The workspace is
+     * set to that byte before every cublasLtMatmul, so a result that changes with the
+     * fill is one that read workspace bytes the call did not write first. */
+    const char *fill = getenv("KB_LT_WORKSPACE_FILL");
+    g.workspace_fill = !fill || !*fill ? -1 : !strcmp(fill, "zero") ? 0x00 : !strcmp(fill, "nan") ? 0xff : -2;
+    if (g.workspace_fill == -2) {
+        snprintf(g.reason, KB_MSG, "KB_LT_WORKSPACE_FILL='%.40s': zero or nan", fill);
+        g.ok = 0;
+        return kb_fail(reason, KB_NOT_SUPPORTED, "%s", g.reason);
+    }
     const size_t v = cublasLtGetVersion();
-    snprintf(reason, KB_MSG, "cuBLASLt %zu.%zu.%zu", v / 10000, v / 100 % 100, v % 100);
+    snprintf(reason, KB_MSG, "cuBLASLt %zu.%zu.%zu%s", v / 10000, v / 100 % 100, v % 100,
+             g.workspace_fill < 0    ? ""
+             : g.workspace_fill == 0 ? " (workspace zeroed before every call, inside the timed span)"
+                                     : " (workspace set to 0xff bytes (NaN) before every call, inside the timed span)");
     return KB_OK;
 }
 
@@ -572,6 +586,11 @@ static int lt_enqueue(void *impl, char *msg) {
     if (st->reorder) {
         int rc = kbw_prog_enqueue(st->reorder, msg);
         if (rc != KB_OK) return rc;
+    }
+    if (g.workspace_fill >= 0) {
+        const CUresult r = kbw_driver()->MemsetD8Async(g.workspace, (unsigned char)g.workspace_fill, KBLT_WORKSPACE_BYTES,
+                                                       (CUstream)kbw_stream());
+        if (r != CUDA_SUCCESS) return kbw_cu_fail(msg, r, "cuMemsetD8Async (KB_LT_WORKSPACE_FILL)");
     }
     const cublasStatus_t s =
         cublasLtMatmul(g.lt, st->p.op, &st->alpha, st->w, st->p.a, st->x, st->p.b, &st->beta, st->d, st->p.c, st->d,
