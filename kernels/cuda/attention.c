@@ -11,8 +11,8 @@ static const kbcu_variant variants[] = {
     {"decode_v2", "attention.cu", "attn_decode_v2,attn_decode_combine_v2", "-DKT=32", 75, 0, 0},
     {"prefill_v1", "attention.cu", "attn_prefill_v1", "-DWARPS=8 -DKT=32", 75, 0, 0},
     /* cp.async (sm_80); not yet run on a GPU: listed only with KB_CUDA_UNVERIFIED=1 (NOTES.md) */
-    {"decode_v3_w4_s4", "attention.cu", "attn_decode_v3,attn_decode_combine_v3", "-DHD=128 -DWARPS=4 -DSTAGES=4", 80,
-     0, 1},
+    {"decode_v3_w4_s4", "attention.cu", "attn_decode_v3,attn_decode_combine_v3", "-DHD=128 -DWARPS=4 -DSTAGES=4", 80, 0,
+     1},
     {NULL, NULL, NULL, NULL, 0, 0, 0},
 };
 
@@ -180,8 +180,8 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
         if (rc != KB_OK) return rc;
         const int64_t smem = kbcu_decode_v3_smem(warps, stages, hd);
         int splits, chunk;
-        kbcu_decode_splits_v3(c, warps, kbcu_decode_v3_per_sm(warps, smem, j->dev.smem_optin), j->dev.sm_count,
-                              &splits, &chunk);
+        kbcu_decode_splits_v3(c, warps, kbcu_decode_v3_per_sm(warps, smem, j->dev.smem_optin), j->dev.sm_count, &splits,
+                              &chunk);
         const int64_t S = c->n * c->heads * splits;
         p->workspace = (uint64_t)(S * d + 2 * S) * sizeof(float);
         /* query fastest: the n blocks of a (split, KV head) run together and share its

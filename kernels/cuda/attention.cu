@@ -389,10 +389,10 @@ attn_decode_combine_v2(const float *__restrict__ ws, float *__restrict__ o, int 
 #ifndef STAGES
 #define STAGES 4
 #endif
-#define V3_G 8            /* query heads a block holds (a GQA group, padded) */
-#define V3_KU 4           /* keys a warp step: V3_KU * V3_G = 32 dots, one a lane after the reduce-scatter */
-#define V3_HD4 (HD / 4)   /* float4s a row */
-#define V3_NC (HD / 128)  /* float4s of a row a lane owns */
+#define V3_G 8           /* query heads a block holds (a GQA group, padded) */
+#define V3_KU 4          /* keys a warp step: V3_KU * V3_G = 32 dots, one a lane after the reduce-scatter */
+#define V3_HD4 (HD / 4)  /* float4s a row */
+#define V3_NC (HD / 128) /* float4s of a row a lane owns */
 #define V3_STAGE4 (2 * V3_KU * V3_HD4) /* a stage: 4 K rows then 4 V rows, float4s */
 #define V3_PIPE4 (WARPS * STAGES * V3_STAGE4)
 #define V3_MERGE4 (WARPS * (V3_G * V3_HD4 + 4)) /* per warp: acc [8][HD4], then m[8], l[8] */
@@ -523,9 +523,9 @@ attn_decode_v3(const float *__restrict__ q, const float *__restrict__ k, const f
         if (t0 + kk_l >= jend) sc = neg_inf();
         float mt = fmaxf(sc, __shfl_xor_sync(0xffffffffu, sc, 1));
         mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 2));
-        const float mn = fmaxf(m, mt);      // finite: key t0 < jend is in the step
-        const float corr = expf(m - mn);    // m = -inf on the first step: 0
-        const float pr = expf(sc - mn);     // a masked key: 0
+        const float mn = fmaxf(m, mt);   // finite: key t0 < jend is in the step
+        const float corr = expf(m - mn); // m = -inf on the first step: 0
+        const float pr = expf(sc - mn);  // a masked key: 0
         float ps = pr + __shfl_xor_sync(0xffffffffu, pr, 1);
         ps += __shfl_xor_sync(0xffffffffu, ps, 2); // a + b == b + a: the 4 copies stay equal
         l = l * corr + ps;
@@ -546,10 +546,14 @@ attn_decode_v3(const float *__restrict__ q, const float *__restrict__ k, const f
 #pragma unroll
             for (int c = 0; c < V3_NC; c++) {
                 float4 a = acc[g][c];
-                a.x = fmaf(pg.w, vr[3][c].x, fmaf(pg.z, vr[2][c].x, fmaf(pg.y, vr[1][c].x, fmaf(pg.x, vr[0][c].x, a.x * cg))));
-                a.y = fmaf(pg.w, vr[3][c].y, fmaf(pg.z, vr[2][c].y, fmaf(pg.y, vr[1][c].y, fmaf(pg.x, vr[0][c].y, a.y * cg))));
-                a.z = fmaf(pg.w, vr[3][c].z, fmaf(pg.z, vr[2][c].z, fmaf(pg.y, vr[1][c].z, fmaf(pg.x, vr[0][c].z, a.z * cg))));
-                a.w = fmaf(pg.w, vr[3][c].w, fmaf(pg.z, vr[2][c].w, fmaf(pg.y, vr[1][c].w, fmaf(pg.x, vr[0][c].w, a.w * cg))));
+                a.x = fmaf(pg.w, vr[3][c].x,
+                           fmaf(pg.z, vr[2][c].x, fmaf(pg.y, vr[1][c].x, fmaf(pg.x, vr[0][c].x, a.x * cg))));
+                a.y = fmaf(pg.w, vr[3][c].y,
+                           fmaf(pg.z, vr[2][c].y, fmaf(pg.y, vr[1][c].y, fmaf(pg.x, vr[0][c].y, a.y * cg))));
+                a.z = fmaf(pg.w, vr[3][c].z,
+                           fmaf(pg.z, vr[2][c].z, fmaf(pg.y, vr[1][c].z, fmaf(pg.x, vr[0][c].z, a.z * cg))));
+                a.w = fmaf(pg.w, vr[3][c].w,
+                           fmaf(pg.z, vr[2][c].w, fmaf(pg.y, vr[1][c].w, fmaf(pg.x, vr[0][c].w, a.w * cg))));
                 acc[g][c] = a;
             }
         }
@@ -563,7 +567,7 @@ attn_decode_v3(const float *__restrict__ q, const float *__restrict__ k, const f
     cp_async_wait<0>();
     __syncthreads(); // every warp's stages drained: the region becomes the merge area
 
-    float4 *macc = dsm4; // [WARPS][8][HD4]
+    float4 *macc = dsm4;                                                          // [WARPS][8][HD4]
     float *mm = (float *)(dsm4 + WARPS * V3_G * V3_HD4), *ml = mm + WARPS * V3_G; // [WARPS][8] each
     float *wg = (float *)(dsm4 + V3_REGION4); // the exchange area: [WARPS][8] weights, M[8], L[8]
 #pragma unroll
