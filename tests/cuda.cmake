@@ -12,6 +12,12 @@ if(TARGET kbcuda_common)
   add_test(NAME cuda_nvrtc_compile_tuned COMMAND test_nvrtc_compile --tuned)
   set_tests_properties(cuda_nvrtc_compile_tuned PROPERTIES TIMEOUT 1500)
 
+  # attention decode_v3 as a C model run from its plan against fp64 attention (no GPU).
+  add_executable(test_attn_v3_model ${CMAKE_CURRENT_SOURCE_DIR}/test_attn_v3_model.c)
+  target_link_libraries(test_attn_v3_model PRIVATE kbcore m)
+  add_test(NAME cuda_attn_v3_model COMMAND test_attn_v3_model)
+  set_tests_properties(cuda_attn_v3_model PROPERTIES TIMEOUT 300)
+
   # TEST ONLY: a CUDA driver on the CPU (tests/fake_libcuda.c) to run the worker, the
   # protocol and both fronts end to end without a GPU.
   add_library(kb_fake_libcuda SHARED ${CMAKE_CURRENT_SOURCE_DIR}/fake_libcuda.c)

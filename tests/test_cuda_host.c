@@ -38,6 +38,9 @@
 extern const kb_backend kb_backend_cuda, kb_backend_cublaslt;
 void kbcu_decode_splits(const kb_case *c, int warps, int kpw, int sm_count, int *splits, int *chunk);
 void kbcu_decode_splits_v2(const kb_case *c, int kt, int sm_count, int *splits, int *chunk);
+void kbcu_decode_splits_v3(const kb_case *c, int warps, int per_sm, int sm_count, int *splits, int *chunk);
+int64_t kbcu_decode_v3_smem(int warps, int stages, int hd);
+int kbcu_decode_v3_per_sm(int warps, int64_t smem, int smem_optin);
 
 #include "tests/kb_check.h"
 
@@ -352,6 +355,94 @@ static kb_case make_case(kb_op_id op) {
     return c;
 }
 
+/* decode_v3 (attention.c, NOTES.md): grid (n, splits, kv_heads) of WARPS*32 threads,
+ * STAGES x (4 K + 4 V rows) a warp in shared memory, one wave of blocks (3 an SM on the
+ * H100/H200 at 66 KB), the combine a block per (32 dims, head, query). Numbers by hand. */
+static void test_plan_decode_v3(kbcu_plan *pp) {
+    kbcu_plan p = *pp;
+    char msg[KB_MSG];
+    kb_case a = make_case(KB_OP_attention);
+    a.heads = 28, a.kv_heads = 4, a.head_dim = 128, a.kv_len = 4096, a.n = 1;
+    unsetenv("KB_CUDA_UNVERIFIED");
+    CHECK(kbcu_find_variant(KB_OP_attention, "decode_v3_w4_s4", 0) == NULL, "decode_v3 is hidden until it has run");
+    setenv("KB_CUDA_UNVERIFIED", "1", 1);
+    CHECK(kbcu_decode_v3_smem(4, 4, 128) == 4 * 4 * 8 * 512 + 4 * 40 * 4,
+          "v3 smem: 4 warps x 4 stages x 8 rows + 40 floats a warp");
+    CHECK(kbcu_decode_v3_smem(4, 1, 128) == 4 * (8 * 32 + 4) * 16 + 4 * 40 * 4, "one stage: the merge area is larger");
+    CHECK(kbcu_decode_v3_per_sm(4, 66176, 227 * 1024) == 3, "3 blocks of 66 KB an H100 SM");
+    CHECK(kbcu_decode_v3_per_sm(8, 66176, 227 * 1024) == 2, "8 warps at 128 registers: 2 blocks");
+    CHECK(kbcu_decode_v3_per_sm(4, 200000, 99 * 1024) == 1, "at least one");
+    int splits, chunk;
+    kbcu_decode_splits_v3(&a, 4, 3, 132, &splits, &chunk);
+    CHECK(splits == 86 && chunk == 48, "v3 4096 keys: %d splits of %d (99 wanted, 16-key rounds)", splits, chunk);
+    CHECK(plan(&a, "decode_v3_w4_s4", &p, msg) == KB_OK && p.nlaunch == 2, "decode_v3 plans: %s", msg);
+    if (p.nlaunch == 2) {
+        const kbcu_launch *m = &p.launch[0], *c = &p.launch[1];
+        CHECK(!strcmp(m->kernel, "attn_decode_v3") && m->grid[0] == 1 && m->grid[1] == 86 && m->grid[2] == 4 &&
+                  m->block[0] == 128 && m->smem == 66176 && !strcmp(m->opts, "-DHD=128 -DWARPS=4 -DSTAGES=4"),
+              "v3 main: grid (n, splits, kv_heads) = (%lld, %lld, %lld), block %lld, smem %lld", (long long)m->grid[0],
+              (long long)m->grid[1], (long long)m->grid[2], (long long)m->block[0], (long long)m->smem);
+        CHECK(m->nargs == 11 && m->args[3].kind == KBCU_ARG_WS && m->args[8].i == 128 && m->args[9].i == 48 &&
+                  m->args[10].kind == KBCU_ARG_F32 && fabs(m->args[10].f - 1.0 / sqrt(128.0)) < 1e-15,
+              "v3 main args: q k v ws n L heads kv_heads d chunk scale");
+        CHECK(!strcmp(c->kernel, "attn_decode_combine_v3") && c->grid[0] == 4 && c->grid[1] == 28 && c->grid[2] == 1 &&
+                  c->block[0] == 256 && c->smem == (86 + 16 + 256) * 4,
+              "v3 combine: a block per (32 dims, head, query), smem %lld", (long long)c->smem);
+        CHECK(c->nargs == 5 && c->args[0].kind == KBCU_ARG_WS && c->args[1].kind == KBCU_ARG_TENSOR &&
+                  c->args[1].tensor == 3 && c->args[2].i == 1 && c->args[3].i == 28 && c->args[4].i == 86,
+              "v3 combine args: ws o n heads splits");
+        CHECK(p.workspace == (uint64_t)(28 * 86 * 128 + 2 * 28 * 86) * 4,
+              "v3 workspace: exactly S*d + 2S floats (%llu)", (unsigned long long)p.workspace);
+    }
+    a.kv_len = 32768;
+    CHECK(plan(&a, "decode_v3_w4_s4", &p, msg) == KB_OK && p.launch[0].grid[1] == 98 && p.launch[0].args[9].i == 336,
+          "v3 32768 keys: 98 splits of 336 keys, 392 blocks on 396 slots");
+    a.n = 16, a.kv_len = 4096;
+    CHECK(plan(&a, "decode_v3_w4_s4", &p, msg) == KB_OK && p.launch[0].grid[0] == 16 && p.launch[0].grid[1] == 6 &&
+              p.launch[0].args[9].i == 688 && p.launch[1].grid[2] == 16,
+          "v3 n = 16: 6 splits of 688 keys, 16 query blocks a split");
+    /* every kv_len and n: the splits cover the keys once in whole rounds, within one wave */
+    int bad_L = 0, bad_n = 0;
+    for (int n = 1; n <= 16 && !bad_L; n += 5)
+        for (int L = n; L <= 40000 && !bad_L; L += 89) {
+            a.n = n, a.kv_len = L;
+            kbcu_decode_splits_v3(&a, 4, 3, 132, &splits, &chunk);
+            if (!(splits >= 1 && chunk % 16 == 0 && (int64_t)splits * chunk >= L && (int64_t)(splits - 1) * chunk < L &&
+                  (splits == 1 || (int64_t)n * splits * a.kv_heads <= 3 * 132)))
+                bad_L = L, bad_n = n;
+        }
+    CHECK(!bad_L, "v3 splits cover L = %d (n = %d) once: %d x %d", bad_L, bad_n, splits, chunk);
+    a.n = 1, a.kv_len = 4096;
+    CHECK(plan(&a, "decode_v3_w4_s4[STAGES=2]", &p, msg) == KB_OK && p.launch[0].smem == 2 * 4 * 8 * 512 + 640 &&
+              !strcmp(p.launch[0].opts, "-DHD=128 -DWARPS=4 -DSTAGES=2"),
+          "v3 at 2 stages: %s", msg);
+    CHECK(plan(&a, "decode_v3_w4_s4[WARPS=8]", &p, msg) == KB_OK && p.launch[0].block[0] == 256 &&
+              p.launch[0].smem == 8 * 4 * 8 * 512 + 8 * 160 && p.launch[0].grid[1] == 32 &&
+              p.launch[0].args[9].i == 128,
+          "v3 at 8 warps: 1 block of 129 KB an SM, 32 splits of 128 keys (%s)", msg);
+    CHECK(plan(&a, "decode_v3_w4_s4[WARPS=32]", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "shared memory"),
+          "v3 at 32 warps: its stages exceed the device: %s", msg);
+    /* refusals */
+    a.head_dim = 64;
+    CHECK(plan(&a, "decode_v3_w4_s4", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "head_dim 128"), "v3 d = 64: %s",
+          msg);
+    a.head_dim = 128, a.heads = 36;
+    CHECK(plan(&a, "decode_v3_w4_s4", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "<= 8 query heads"),
+          "v3 GQA group of 9: %s", msg);
+    a.heads = 16, a.kv_heads = 2;
+    CHECK(plan(&a, "decode_v3_w4_s4", &p, msg) == KB_OK && p.launch[0].grid[2] == 2, "v3 group of 8: %s", msg);
+    a.heads = 28, a.kv_heads = 4;
+    CHECK(plan_dev(&a, "decode_v3_w4_s4", &h100, 4, &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "not a multiple of 16"),
+          "v3 reads 16-byte pieces: %s", msg);
+    const kbcu_devinfo turing = {75, 40, 64 * 1024};
+    CHECK(plan_dev(&a, "decode_v3_w4_s4", &turing, 0, &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "8.0"),
+          "v3 needs cp.async (sm_80): %s", msg);
+    a.n = 17;
+    CHECK(plan(&a, "decode_v3_w4_s4", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "prefill_v1"), "v3 n > 16: %s", msg);
+    unsetenv("KB_CUDA_UNVERIFIED");
+    *pp = p;
+}
+
 /* Every variant of every op on its samples, on the H100/H200's limits: whatever plans
  * must be within CUDA's limits (kbcu_plan_case checks, so a plan that passes it and
  * breaks one is a bug in that check) and name only the case's tensors. */
@@ -541,6 +632,7 @@ static void test_geometry(void) {
     a.heads = 28;
     a.kv_len = 4096, a.n = 17;
     CHECK(plan(&a, "decode_v1", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "prefill_v1"), "decode n > 16: %s", msg);
+    test_plan_decode_v3(&p);
     a.n = 4096;
     CHECK(plan(&a, "prefill_v1", &p, msg) == KB_OK && p.launch[0].grid[0] == 512 && p.launch[0].grid[1] == 28 &&
               p.launch[0].smem == (2 * 32 * 33 + 8 * 32) * 16,

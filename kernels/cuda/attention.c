@@ -10,11 +10,17 @@ static const kbcu_variant variants[] = {
     {"decode_v1", "attention.cu", "attn_decode_v1,attn_decode_combine_v1", "-DWARPS=4 -DKPW=4", 75, 0, 0},
     {"decode_v2", "attention.cu", "attn_decode_v2,attn_decode_combine_v2", "-DKT=32", 75, 0, 0},
     {"prefill_v1", "attention.cu", "attn_prefill_v1", "-DWARPS=8 -DKT=32", 75, 0, 0},
+    /* cp.async (sm_80); not yet run on a GPU: listed only with KB_CUDA_UNVERIFIED=1 (NOTES.md) */
+    {"decode_v3_w4_s4", "attention.cu", "attn_decode_v3,attn_decode_combine_v3", "-DHD=128 -DWARPS=4 -DSTAGES=4", 80, 0,
+     1},
     {NULL, NULL, NULL, NULL, 0, 0, 0},
 };
 
 void kbcu_decode_splits(const kb_case *c, int warps, int kpw, int sm_count, int *splits, int *chunk);
 void kbcu_decode_splits_v2(const kb_case *c, int kt, int sm_count, int *splits, int *chunk);
+void kbcu_decode_splits_v3(const kb_case *c, int warps, int per_sm, int sm_count, int *splits, int *chunk);
+int64_t kbcu_decode_v3_smem(int warps, int stages, int hd);
+int kbcu_decode_v3_per_sm(int warps, int64_t smem, int smem_optin);
 
 void kbcu_decode_splits(const kb_case *c, int warps, int kpw, int sm_count, int *splits, int *chunk) {
     /* Enough blocks to fill the chip about 4 deep (4 blocks of 4 warps per SM), but
@@ -39,6 +45,46 @@ void kbcu_decode_splits_v2(const kb_case *c, int kt, int sm_count, int *splits, 
     const int64_t ch = kbcu_ceil_div(kbcu_ceil_div(c->kv_len, s), kt) * kt;
     *chunk = (int)ch;
     *splits = (int)kbcu_ceil_div(c->kv_len, ch);
+}
+
+/* decode_v3 (attention.cu): 4 keys a warp step, a GQA group padded to 8 heads. */
+#define V3_KU 4
+#define V3_G 8
+
+void kbcu_decode_splits_v3(const kb_case *c, int warps, int per_sm, int sm_count, int *splits, int *chunk) {
+    /* As many blocks as the chip holds at once (per_sm a SM; the n query blocks of a
+     * split read the same K/V, n x splits x kv_heads blocks in all): one wave, every
+     * byte requested from the start. A chunk is whole rounds of the block's warps'
+     * 4-key steps, at least one. */
+    const int64_t round = (int64_t)V3_KU * warps;
+    const int64_t want = (int64_t)(per_sm > 0 ? per_sm : 1) * (sm_count > 0 ? sm_count : 1) / (c->kv_heads * c->n);
+    const int64_t most = kbcu_ceil_div(c->kv_len, round);
+    int64_t s = want < most ? want : most;
+    if (s < 1) s = 1;
+    const int64_t ch = kbcu_ceil_div(kbcu_ceil_div(c->kv_len, s), round) * round;
+    *chunk = (int)ch;
+    *splits = (int)kbcu_ceil_div(c->kv_len, ch);
+}
+
+/* attn_decode_v3's dynamic shared memory: the larger of the warps' K/V stages
+ * (STAGES x 4 K rows + 4 V rows each) and the merge area (8 heads' acc + m, l a warp),
+ * then 40 floats a warp (the step's 32 probabilities and 8 rescale factors). */
+int64_t kbcu_decode_v3_smem(int warps, int stages, int hd) {
+    const int64_t hd4 = hd / 4;
+    const int64_t pipe4 = (int64_t)warps * stages * 2 * V3_KU * hd4, merge4 = (int64_t)warps * (V3_G * hd4 + 4);
+    return (pipe4 > merge4 ? pipe4 : merge4) * 16 + (int64_t)warps * 40 * 4;
+}
+
+/* Blocks of attn_decode_v3 an SM holds, for the split count only (a wrong guess costs
+ * balance, never correctness): shared memory (an SM has about the opt-in maximum + 1 KiB,
+ * 1 KiB reserved a block: sm_80/sm_90), 2048 threads, and 65536 registers at the 128 a
+ * thread ptxas gives it (sm_80/89/90, WARPS=4 STAGES=4). */
+int kbcu_decode_v3_per_sm(int warps, int64_t smem, int smem_optin) {
+    int64_t b = ((int64_t)smem_optin + 1024) / (smem + 1024);
+    const int64_t by_threads = 2048 / (32 * warps), by_regs = 65536 / (128 * 32 * warps);
+    if (by_threads < b) b = by_threads;
+    if (by_regs < b) b = by_regs;
+    return b < 1 ? 1 : (int)b;
 }
 
 static int aligned16(const kbcu_job *j, int last, char *msg) {
@@ -66,13 +112,16 @@ static void decode_split_args(kbcu_plan *p, kbcu_launch *l, const kb_case *c, in
 /* The launch that merges the splits' partials into the output: one block per head and query. */
 static void decode_combine(kbcu_plan *p, const kbcu_job *j, const char *kernel, int splits, int64_t smem) {
     const kb_case *c = j->c;
-    kbcu_launch *l = kbcu_add_launch(p, j->v, kernel, c->heads, c->n, 1, 128);
+    const int v3 = kbcu_is(j->v, "decode_v3");
+    /* v3: a block per (32 dims, head, query), 8 warps over the splits */
+    kbcu_launch *l = v3 ? kbcu_add_launch(p, j->v, kernel, c->head_dim / 32, c->heads, c->n, 256)
+                        : kbcu_add_launch(p, j->v, kernel, c->heads, c->n, 1, 128);
     if (l && smem) l->smem = smem;
     kbcu_arg_ws(p, l, 0);
     kbcu_arg_tensor(p, l, 3);
     kbcu_arg_i32(p, l, c->n);
     kbcu_arg_i32(p, l, c->heads);
-    kbcu_arg_i32(p, l, c->head_dim);
+    if (!v3) kbcu_arg_i32(p, l, c->head_dim); /* v3: HD */
     kbcu_arg_i32(p, l, splits);
 }
 
@@ -119,6 +168,29 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
         decode_split_args(p, l, c, chunk, scale);
         /* shared: the weights, 4 partials, the broadcast */
         decode_combine(p, j, "attn_decode_combine_v2", splits, (splits + 5) * (int64_t)sizeof(float));
+    } else if (kbcu_is(j->v, "decode_v3")) {
+        const int hd = kbcu_def_int(j->v, "HD", 128), stages = kbcu_def_int(j->v, "STAGES", 4);
+        if (d != hd)
+            return kb_fail(msg, KB_NOT_SUPPORTED, "%s is compiled for head_dim %d (-DHD), not %lld", j->v->name, hd,
+                           (long long)d);
+        if (c->heads / c->kv_heads > V3_G)
+            return kb_fail(msg, KB_NOT_SUPPORTED, "%s holds a GQA group of <= %d query heads (%lld)", j->v->name, V3_G,
+                           (long long)(c->heads / c->kv_heads));
+        int rc = aligned16(j, 2, msg); /* q, k, v: float4 rows, 16-byte cp.async */
+        if (rc != KB_OK) return rc;
+        const int64_t smem = kbcu_decode_v3_smem(warps, stages, hd);
+        int splits, chunk;
+        kbcu_decode_splits_v3(c, warps, kbcu_decode_v3_per_sm(warps, smem, j->dev.smem_optin), j->dev.sm_count, &splits,
+                              &chunk);
+        const int64_t S = c->n * c->heads * splits;
+        p->workspace = (uint64_t)(S * d + 2 * S) * sizeof(float);
+        /* query fastest: the n blocks of a (split, KV head) run together and share its
+         * K/V through L2 */
+        l = kbcu_add_launch(p, j->v, "attn_decode_v3", c->n, splits, c->kv_heads, warps * 32);
+        if (l) l->smem = smem;
+        decode_split_args(p, l, c, chunk, scale);
+        /* shared: the weights, 8 maxima, 8 sums, 8 warps x 32 partials */
+        decode_combine(p, j, "attn_decode_combine_v3", splits, (splits + 16 + 256) * (int64_t)sizeof(float));
     } else {
         if (d % 4) return kb_fail(msg, KB_NOT_SUPPORTED, "prefill_v1 needs head_dim %% 4 == 0");
         int rc = aligned16(j, 3, msg);
@@ -149,8 +221,9 @@ static int samples(kb_case *out, int max) {
 
 /* What --tune may set (cuda_ops.h): the range every kernel here takes. */
 static const kbcu_tunable tunables[] = {
-    {"WARPS", 1, 32, 1, "decode_v1, prefill_v1: warps a block"},
+    {"WARPS", 1, 32, 1, "decode_v1, prefill_v1, decode_v3: warps a block"},
     {"KPW", 1, 8, 0, "decode_v1: keys a warp step"},
+    {"STAGES", 1, 8, 0, "decode_v3: 4-key K/V steps in flight a warp"},
     KBCU_TUNE_END,
 };
 

@@ -363,3 +363,305 @@ attn_decode_combine_v2(const float *__restrict__ ws, float *__restrict__ o, int 
         o[((long long)qi * heads + h) * d + dim] = a * inv;
     }
 }
+
+// decode_v3 (small n, long kv_len, sm_80+): one block per (query, split, KV head)
+//   holds the whole GQA group (<= 8 query heads), reads every K/V byte of its keys
+//   once, straight into the registers that use it, through a cp.async pipeline.
+//   Layout "lane per dims": lane owns dims 4*(lane + 32c), c < HD/128, of q (8 heads,
+//   in registers), of every K and V row and of the 8 heads' accumulators. Warp w of the
+//   block takes the 4-key steps w, w + WARPS, ... of the block's keys; per step:
+//   - its lanes cp.async their own 16-byte pieces of the 4 K and 4 V rows into the
+//     warp's own shared stage (keys past the query's last are zero-filled), STAGES
+//     steps ahead: a lane only ever reads what it copied itself, so cp.async.wait_group
+//     is the only synchronisation (no __syncthreads in the loop);
+//   - 32 partial dots (8 heads x 4 keys) per lane, then a reduce-scatter over the warp
+//     (31 shuffles): lane g*4 + kk ends with the full dot of head g and key kk;
+//   - online softmax per head over the 4 lanes of the head (2 xor shuffles), the 32
+//     probabilities and 8 rescale factors go through 40 floats of shared memory
+//     (broadcast reads), and every lane adds p * v into its dims of all 8 heads.
+//   At the end the warps merge in shared memory (fixed warp order: deterministic) and
+//   the block writes one partial per (query, head, split), v2's workspace layout:
+//   acc at ws[b*HD], m at ws[S*HD + b], l at ws[S*HD + S + b], b = (qi*heads + h)*splits
+//   + split. attn_decode_combine_v3 merges the splits, parallel over (32 dims, head,
+//   query). Only v3's modules (-DHD) carry these kernels: the other variants' modules
+//   stay free of cp.async (sm_75).
+#ifdef HD
+#ifndef STAGES
+#define STAGES 4
+#endif
+#define V3_G 8           /* query heads a block holds (a GQA group, padded) */
+#define V3_KU 4          /* keys a warp step: V3_KU * V3_G = 32 dots, one a lane after the reduce-scatter */
+#define V3_HD4 (HD / 4)  /* float4s a row */
+#define V3_NC (HD / 128) /* float4s of a row a lane owns */
+#define V3_STAGE4 (2 * V3_KU * V3_HD4) /* a stage: 4 K rows then 4 V rows, float4s */
+#define V3_PIPE4 (WARPS * STAGES * V3_STAGE4)
+#define V3_MERGE4 (WARPS * (V3_G * V3_HD4 + 4)) /* per warp: acc [8][HD4], then m[8], l[8] */
+#define V3_REGION4 (V3_PIPE4 > V3_MERGE4 ? V3_PIPE4 : V3_MERGE4)
+#define V3_XCH 40 /* floats a warp: p[32], corr[8] */
+// dynamic shared memory (attention.c plans the same): V3_REGION4 float4s, then
+// WARPS * V3_XCH floats
+static_assert(HD % 128 == 0, "decode_v3: HD a multiple of 128 (a float4 a lane a 128-dim chunk)");
+static_assert(STAGES >= 1, "decode_v3: STAGES >= 1");
+
+__device__ __forceinline__ unsigned smem_u32(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
+// 16 bytes global -> shared, L2 only (.cg); src_bytes 0 reads nothing and writes zeros
+__device__ __forceinline__ void cp_async16(unsigned dst, const void *src, int src_bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N> __device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+
+// The warp's i-th step (keys t0 .. t0+3, those >= jend zero-filled) into stage i % STAGES;
+// past the warp's last step only an empty group, so the group count stays i + 1.
+__device__ __forceinline__ void v3_issue(float4 *wpipe, const float4 *kb, const float4 *vb, long long row4, int t0,
+                                         int jend, int i, int mine, int lane) {
+    if (i < mine) {
+        float4 *st = wpipe + (i % STAGES) * V3_STAGE4;
+#pragma unroll
+        for (int kk = 0; kk < V3_KU; kk++) {
+            const int t = t0 + kk;
+            const bool ok = t < jend;
+            const long long o = (ok ? (long long)t : 0LL) * row4; // a zero-fill reads nothing, its address stays valid
+#pragma unroll
+            for (int c = 0; c < V3_NC; c++) {
+                cp_async16(smem_u32(st + kk * V3_HD4 + lane + 32 * c), kb + o + 32 * c, ok ? 16 : 0);
+                cp_async16(smem_u32(st + (V3_KU + kk) * V3_HD4 + lane + 32 * c), vb + o + 32 * c, ok ? 16 : 0);
+            }
+        }
+    }
+    cp_async_commit();
+}
+
+// Reduce-scatter of 32 values over the warp (recursive halving): afterwards lane L holds
+// in v[0] the sum over all lanes of their v[L]. At offset O a lane keeps the half of its
+// values whose index bit O matches its own lane bit and sends the other half to lane ^ O;
+// v[i], i < O, then stands for index i + (lane's bits >= O).
+template <int O> __device__ __forceinline__ void v3_halve(float v[32], int lane) {
+    const bool up = lane & O;
+#pragma unroll
+    for (int i = 0; i < O; i++) {
+        const float send = up ? v[i] : v[i + O], keep = up ? v[i + O] : v[i];
+        v[i] = keep + __shfl_xor_sync(0xffffffffu, send, O);
+    }
+}
+__device__ __forceinline__ float v3_reduce_scatter(float v[32], int lane) {
+    v3_halve<16>(v, lane);
+    v3_halve<8>(v, lane);
+    v3_halve<4>(v, lane);
+    v3_halve<2>(v, lane);
+    v3_halve<1>(v, lane);
+    return v[0];
+}
+
+// grid (n, splits, kv_heads), WARPS * 32 threads.
+extern "C" __global__ void __launch_bounds__(WARPS * 32)
+attn_decode_v3(const float *__restrict__ q, const float *__restrict__ k, const float *__restrict__ v,
+               float *__restrict__ ws, int n, int kv_len, int heads, int kv_heads, int d_is_HD, int chunk,
+               float scale) {
+    extern __shared__ float4 dsm4[];
+    (void)d_is_HD; // the plan checks head_dim == HD
+    const int qi = blockIdx.x, split = blockIdx.y, hk = blockIdx.z, splits = gridDim.y;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, kk_l = lane & 3, g_l = lane >> 2;
+    const int G = heads / kv_heads;
+    const int j0 = split * chunk;
+    const int jend = min(j0 + chunk, kv_len - n + qi + 1); // this query's keys: [j0, jend), causal
+    const int nsteps = jend > j0 ? (jend - j0 + V3_KU - 1) / V3_KU : 0;
+    const int mine = warp < nsteps ? (nsteps - 1 - warp) / WARPS + 1 : 0; // steps warp, warp + WARPS, ...
+    const float4 z4 = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+
+    float4 qr[V3_G][V3_NC], acc[V3_G][V3_NC];
+    const float4 *q4 = (const float4 *)q;
+#pragma unroll
+    for (int g = 0; g < V3_G; g++)
+#pragma unroll
+        for (int c = 0; c < V3_NC; c++) {
+            float4 a = g < G ? q4[((long long)qi * heads + hk * G + g) * V3_HD4 + lane + 32 * c] : z4;
+            a.x *= scale;
+            a.y *= scale;
+            a.z *= scale;
+            a.w *= scale;
+            qr[g][c] = a;
+            acc[g][c] = z4;
+        }
+    float m = neg_inf(), l = 0.0f; // of head g_l (its 4 lanes hold equal copies)
+
+    float4 *wpipe = dsm4 + warp * (STAGES * V3_STAGE4);
+    float *wx = (float *)(dsm4 + V3_REGION4) + warp * V3_XCH;
+    const long long row4 = (long long)kv_heads * V3_HD4; // float4s from one key to the next
+    const float4 *kb = (const float4 *)k + (long long)hk * V3_HD4 + lane;
+    const float4 *vb = (const float4 *)v + (long long)hk * V3_HD4 + lane;
+#define V3_T0(i) (j0 + (warp + (i) * WARPS) * V3_KU)
+#pragma unroll
+    for (int i = 0; i < STAGES; i++) v3_issue(wpipe, kb, vb, row4, V3_T0(i), jend, i, mine, lane);
+
+    for (int i = 0; i < mine; i++) {
+        cp_async_wait<STAGES - 1>(); // groups 0..i landed: step i is in its stage
+        const float4 *st = wpipe + (i % STAGES) * V3_STAGE4;
+        const int t0 = V3_T0(i);
+        float s[32]; // s[g*4 + kk]: this lane's part of q_g . k_kk
+#pragma unroll
+        for (int kk = 0; kk < V3_KU; kk++) {
+            float4 kr[V3_NC];
+#pragma unroll
+            for (int c = 0; c < V3_NC; c++) kr[c] = st[kk * V3_HD4 + lane + 32 * c];
+#pragma unroll
+            for (int g = 0; g < V3_G; g++) {
+                float dot = 0.0f;
+#pragma unroll
+                for (int c = 0; c < V3_NC; c++) {
+                    dot = fmaf(qr[g][c].x, kr[c].x, dot);
+                    dot = fmaf(qr[g][c].y, kr[c].y, dot);
+                    dot = fmaf(qr[g][c].z, kr[c].z, dot);
+                    dot = fmaf(qr[g][c].w, kr[c].w, dot);
+                }
+                s[g * V3_KU + kk] = dot;
+            }
+        }
+        float sc = v3_reduce_scatter(s, lane); // head g_l, key t0 + kk_l
+        if (t0 + kk_l >= jend) sc = neg_inf();
+        float mt = fmaxf(sc, __shfl_xor_sync(0xffffffffu, sc, 1));
+        mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 2));
+        const float mn = fmaxf(m, mt);   // finite: key t0 < jend is in the step
+        const float corr = expf(m - mn); // m = -inf on the first step: 0
+        const float pr = expf(sc - mn);  // a masked key: 0
+        float ps = pr + __shfl_xor_sync(0xffffffffu, pr, 1);
+        ps += __shfl_xor_sync(0xffffffffu, ps, 2); // a + b == b + a: the 4 copies stay equal
+        l = l * corr + ps;
+        m = mn;
+        __syncwarp(); // the previous step's reads of wx are done
+        wx[lane] = pr;
+        if (kk_l == 0) wx[32 + g_l] = corr;
+        __syncwarp();
+        float4 vr[V3_KU][V3_NC];
+#pragma unroll
+        for (int kk = 0; kk < V3_KU; kk++)
+#pragma unroll
+            for (int c = 0; c < V3_NC; c++) vr[kk][c] = st[(V3_KU + kk) * V3_HD4 + lane + 32 * c];
+#pragma unroll
+        for (int g = 0; g < V3_G; g++) {
+            const float cg = wx[32 + g];
+            const float4 pg = ((const float4 *)wx)[g]; // p of keys 0..3 of head g
+#pragma unroll
+            for (int c = 0; c < V3_NC; c++) {
+                float4 a = acc[g][c];
+                a.x = fmaf(pg.w, vr[3][c].x,
+                           fmaf(pg.z, vr[2][c].x, fmaf(pg.y, vr[1][c].x, fmaf(pg.x, vr[0][c].x, a.x * cg))));
+                a.y = fmaf(pg.w, vr[3][c].y,
+                           fmaf(pg.z, vr[2][c].y, fmaf(pg.y, vr[1][c].y, fmaf(pg.x, vr[0][c].y, a.y * cg))));
+                a.z = fmaf(pg.w, vr[3][c].z,
+                           fmaf(pg.z, vr[2][c].z, fmaf(pg.y, vr[1][c].z, fmaf(pg.x, vr[0][c].z, a.z * cg))));
+                a.w = fmaf(pg.w, vr[3][c].w,
+                           fmaf(pg.z, vr[2][c].w, fmaf(pg.y, vr[1][c].w, fmaf(pg.x, vr[0][c].w, a.w * cg))));
+                acc[g][c] = a;
+            }
+        }
+        // Refill the stage just read. Only this lane's own earlier shared loads touched
+        // these bytes; they were issued before (the asm's memory clobber keeps the
+        // order) to the same in-order load/store unit, and a cp.async writes shared
+        // memory only after its own global read.
+        v3_issue(wpipe, kb, vb, row4, V3_T0(i + STAGES), jend, i + STAGES, mine, lane);
+    }
+#undef V3_T0
+    cp_async_wait<0>();
+    __syncthreads(); // every warp's stages drained: the region becomes the merge area
+
+    float4 *macc = dsm4;                                                          // [WARPS][8][HD4]
+    float *mm = (float *)(dsm4 + WARPS * V3_G * V3_HD4), *ml = mm + WARPS * V3_G; // [WARPS][8] each
+    float *wg = (float *)(dsm4 + V3_REGION4); // the exchange area: [WARPS][8] weights, M[8], L[8]
+#pragma unroll
+    for (int g = 0; g < V3_G; g++)
+#pragma unroll
+        for (int c = 0; c < V3_NC; c++) macc[(warp * V3_G + g) * V3_HD4 + lane + 32 * c] = acc[g][c];
+    if (kk_l == 0) {
+        mm[warp * V3_G + g_l] = m;
+        ml[warp * V3_G + g_l] = l;
+    }
+    __syncthreads();
+    if (threadIdx.x < V3_G) {
+        const int g = threadIdx.x;
+        float M = neg_inf(), L = 0.0f;
+        for (int w = 0; w < WARPS; w++) M = fmaxf(M, mm[w * V3_G + g]);
+        for (int w = 0; w < WARPS; w++) { // a warp without keys (m = -inf): weight 0
+            const float mw = mm[w * V3_G + g], wt = mw == neg_inf() ? 0.0f : expf(mw - M);
+            wg[w * V3_G + g] = wt;
+            L = fmaf(ml[w * V3_G + g], wt, L);
+        }
+        wg[WARPS * V3_G + g] = M; // -inf when the block holds no key of this query
+        wg[WARPS * V3_G + V3_G + g] = L;
+    }
+    __syncthreads();
+    const long long S = (long long)n * heads * splits;
+    const long long b0 = ((long long)qi * heads + hk * G) * splits + split; // head hk*G + g at b0 + g*splits
+    for (int e = threadIdx.x; e < G * V3_HD4; e += WARPS * 32) {
+        const int g = e / V3_HD4, f = e - g * V3_HD4;
+        float4 a = z4;
+        for (int w = 0; w < WARPS; w++) {
+            const float wt = wg[w * V3_G + g];
+            const float4 b = macc[(w * V3_G + g) * V3_HD4 + f];
+            a.x = fmaf(wt, b.x, a.x);
+            a.y = fmaf(wt, b.y, a.y);
+            a.z = fmaf(wt, b.z, a.z);
+            a.w = fmaf(wt, b.w, a.w);
+        }
+        ((float4 *)ws)[(b0 + (long long)g * splits) * V3_HD4 + f] = a;
+    }
+    if (threadIdx.x < G) {
+        const long long b = b0 + (long long)threadIdx.x * splits;
+        ws[S * HD + b] = wg[WARPS * V3_G + threadIdx.x];
+        ws[S * HD + S + b] = wg[WARPS * V3_G + V3_G + threadIdx.x];
+    }
+}
+
+// grid (HD/32, heads, n), 256 threads: block (chunk, h, qi) merges 32 dims of one
+// (query, head). The split weights w_s = e^(m_s - M) once in shared memory; warp w sums
+// splits w, w+8, ... with 4 independent accumulators (4 loads in flight a lane, not one
+// dependent chain), and the 8 warp sums add up in warp order: deterministic.
+// Shared (one dynamic block): [splits] weights, [8] maxima, [8] sums, [8][32] partials.
+extern "C" __global__ void __launch_bounds__(256, 4)
+attn_decode_combine_v3(const float *__restrict__ ws, float *__restrict__ o, int n, int heads, int splits) {
+    extern __shared__ float csm[];
+    float *wsm = csm, *rmax = csm + splits, *rsum = rmax + 8, *part = rsum + 8;
+    const int h = blockIdx.y, qi = blockIdx.z, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int dim = blockIdx.x * 32 + lane;
+    const long long S = (long long)n * heads * splits;
+    const float *wm = ws + S * HD, *wl = wm + S; // layout: attn_decode_v3
+    const long long b0 = ((long long)qi * heads + h) * splits;
+    float M = neg_inf();
+    for (int s = threadIdx.x; s < splits; s += 256) M = fmaxf(M, wm[b0 + s]);
+    M = warp_max(M);
+    if (lane == 0) rmax[warp] = M;
+    __syncthreads();
+    M = rmax[0];
+    for (int w = 1; w < 8; w++) M = fmaxf(M, rmax[w]); // finite: split 0 always holds key 0
+    float L = 0.0f;
+    for (int s = threadIdx.x; s < splits; s += 256) {
+        const float ms = wm[b0 + s], w = ms == neg_inf() ? 0.0f : expf(ms - M);
+        wsm[s] = w;
+        L = fmaf(wl[b0 + s], w, L);
+    }
+    L = warp_sum(L);
+    if (lane == 0) rsum[warp] = L;
+    __syncthreads(); // wsm and rsum complete
+    float Lt = 0.0f;
+    for (int w = 0; w < 8; w++) Lt += rsum[w];
+    const float *ap = ws + b0 * HD + dim;
+    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+    int s = warp;
+    for (; s + 24 < splits; s += 32) {
+        a0 = fmaf(ap[(long long)s * HD], wsm[s], a0);
+        a1 = fmaf(ap[(long long)(s + 8) * HD], wsm[s + 8], a1);
+        a2 = fmaf(ap[(long long)(s + 16) * HD], wsm[s + 16], a2);
+        a3 = fmaf(ap[(long long)(s + 24) * HD], wsm[s + 24], a3);
+    }
+    for (; s < splits; s += 8) a0 = fmaf(ap[(long long)s * HD], wsm[s], a0);
+    part[warp * 32 + lane] = (a0 + a1) + (a2 + a3);
+    __syncthreads();
+    if (warp == 0) {
+        float a = 0.0f;
+        for (int w = 0; w < 8; w++) a += part[w * 32 + lane];
+        o[((long long)qi * heads + h) * HD + dim] = a / Lt;
+    }
+}
+#endif
