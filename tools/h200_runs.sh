@@ -227,6 +227,7 @@ step_sanitize() {
     (
       [ -n "${SAN_PAR:-}" ] && LOG=$R/log-san-$tool.txt
       [ -n "${SAN_GPU:-}" ] && export CUDA_VISIBLE_DEVICES=$SAN_GPU
+      export KB_CUDA_TIMEOUT_S=${SAN_TIMEOUT_S:-900} # a sanitized kernel runs 10-1000x longer
       run "san_$tool" "${SAN_LIMIT:-300}" compute-sanitizer --tool $tool --target-processes all --error-exitcode 9 \
         $K --shapes "${SAN_SHAPES:-smoke}" --backend cuda,cublaslt --no-timing --progress --budget "${SAN_BUDGET:-280}" \
         --csv "$R/sanitize-$tool.csv" "${resume[@]}"
@@ -236,6 +237,31 @@ step_sanitize() {
   done
   [ "${#pids[@]}" -gt 0 ] && wait "${pids[@]}"
   return 0
+}
+
+# attention decode_v3 (cp.async, the GQA group a block; hidden unless KB_CUDA_UNVERIFIED=1):
+# parity on the smoke table under a short reply timeout, then the decode shapes beside v2
+step_attnv3() {
+  local u="env KB_CUDA_UNVERIFIED=1 KB_CUDA_TIMEOUT_S=30"
+  run attnv3_smoke 60 $u $K --op attention --shapes smoke --backend cuda --variant 'decode_v3*' --no-timing --quiet \
+    --csv "$R/attnv3-smoke.csv"
+  run attnv3_time 90 $u $K --op attention --shape 1x512,4096,32768x28x4x128 --backend cuda \
+    --variant 'decode_v2,decode_v3*' --mode rotate --reps 20 --max-time 0.2 --repeat 3 --quiet --csv "$R/attnv3-time.csv"
+  run attnv3_n16 60 $u $K --op attention --shape 16x4096x28x4x128 --backend cuda \
+    --variant 'decode_v2,decode_v3*' --mode rotate --reps 20 --max-time 0.2 --repeat 3 --quiet --csv "$R/attnv3-n16.csv"
+}
+
+# cuBLASLt blk128 with split-K: the algorithms of the sweep that failed parity, three runs
+# each (same wrong bits or not), with the workspace as left, zeroed, or NaN before every
+# call (a result that follows the fill read workspace it had not written), and initcheck
+step_ltdiag() {
+  local c="--op gemm_fp8 --shape 3584x16x3584 --scale blk128 --out-type bf16 --algo exhaustive --algo-cap 16
+    --backend cublaslt --fast-accum off --no-timing --repeat 3 --quiet"
+  run ltdiag_none 60 $K $c --csv "$R/ltdiag-none.csv"
+  run ltdiag_zero 60 env KB_LT_WORKSPACE_FILL=zero $K $c --csv "$R/ltdiag-zero.csv"
+  run ltdiag_nan 60 env KB_LT_WORKSPACE_FILL=nan $K $c --csv "$R/ltdiag-nan.csv"
+  run ltdiag_initcheck 90 compute-sanitizer --tool initcheck --print-limit 4 --target-processes all $K $c \
+    --variant x000_fa0,x002_fa0,x003_fa0,x004_fa0 --csv "$R/ltdiag-initcheck.csv"
 }
 
 # --tune on the H200: the tunables as sweep axes, the best configuration per op beside
