@@ -6,6 +6,7 @@ within noise is not; compare.py reads both schemas. With KBENCH, the same on the
 rows of a real cpu run with kbench's test-only broken variants.
 Usage: test_leaderboard.py SOURCE_DIR [KBENCH]"""
 import csv
+import gzip
 import os
 import re
 import subprocess
@@ -280,6 +281,24 @@ t.check(rc == 0 and all(e["change"] in ("", "new") for e in read_csv(cmp_csv)),
 newest = lb.build_board(lb.load_rows(BOARD) + lb.load_rows(new_csv))
 t.check(all(e["_row"]["git_commit"] == "f1x7e5000003" for e in newest),
         "two commits in one board: the newest row counts")
+
+# ---- a gzip-compressed result file (a large sweep is committed so) reads as the plain one ----
+gz = os.path.join(tmp, "board.csv.gz")
+with open(BOARD, "rb") as f, gzip.open(gz, "wb") as g:
+    g.write(f.read())
+plain_out, gz_out = os.path.join(tmp, "plain-board.csv"), os.path.join(tmp, "gz-board.csv")
+rc1, _, err1 = tool(BOARD, "--csv", plain_out)
+rc2, _, err2 = tool(gz, "--csv", gz_out)
+def but_source(rows):
+    return [{k: v for k, v in r.items() if k != "source_file"} for r in rows]
+
+
+t.check(rc1 == rc2 == 0 and but_source(read_csv(plain_out)) == but_source(read_csv(gz_out)) and read_csv(gz_out),
+        f"a .csv.gz gives the board of the .csv: {err1[-200:]} {err2[-200:]}")
+with open(os.path.join(tmp, "bad.csv.gz"), "wb") as f:
+    f.write(b"not gzip")
+rc, out, err = tool(os.path.join(tmp, "bad.csv.gz"), "--csv", gz_out)
+t.check(rc == 2 and "cannot read" in err and "Traceback" not in err, f"a corrupt .gz is one line and exit 2: {rc} {err[-300:]}")
 
 # ---- compare.py: both schemas, its lines unchanged ---------------------------------------
 rc, out, err = tool(BOARD, new_csv, script=COMPARE)

@@ -22,7 +22,13 @@
 #   falsify   synthetic:qwen2.5-7b: kbench falsify --stage all, cuda+cublaslt q4k-fp8-tensor
 #   determinism  the qwen2.5-7b table on cuda,cublaslt with --repeat 5 (output hashes agree)
 #   v3        gemv_v3's parity and timing (KB_CUDA_UNVERIFIED=1)
-#   sanitize  compute-sanitizer memcheck/racecheck/initcheck/synccheck
+#   sanitize  compute-sanitizer memcheck/racecheck/initcheck/synccheck (SAN_PAR=1 all at once,
+#             SAN_GPU: on another GPU than the timed steps)
+#   attnv3    attention decode_v3's first GPU run: smoke parity, decode shapes beside v2
+#   ltdiag    cuBLASLt blk128 split-K configurations: repeats, workspace fills, initcheck
+#   tune      --tune points of rmsnorm, rope, dequant, embed, gemv_v2, Vulkan rmsnorm; smoke hashes
+#   monitor   host and GPU memory every 10 s (run it as bg:monitor)
+#   bg:STEP   STEP in the background with its own log; `wait` waits for those started
 set -uo pipefail
 cd "$(dirname "$0")/.."
 for f in .gl/*.deb; do dpkg -x "$f" / 2>/dev/null; done

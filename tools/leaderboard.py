@@ -19,6 +19,7 @@ standard library and is shared with tools/compare.py and tools/summarize.py; num
 and matplotlib are imported for --plots only."""
 import argparse
 import csv
+import gzip
 import json
 import math
 import os
@@ -89,10 +90,14 @@ def _json_cell(v):
 def _read_records(path):
     """(line number, dict of strings) for each row of a CSV or JSON Lines file."""
     try:
-        with open(path, newline="") as f:
-            text = f.read()
-    except OSError as e:
-        raise InputError(f"cannot read {path}: {e.strerror}") from None
+        if path.endswith(".gz"):  # a large sweep is committed compressed
+            with gzip.open(path, "rt", newline="") as f:
+                text = f.read()
+        else:
+            with open(path, newline="") as f:
+                text = f.read()
+    except (OSError, EOFError) as e:
+        raise InputError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
     if text.lstrip().startswith("{"):
         for i, line in enumerate(text.splitlines(), 1):
             if not line.strip():
