@@ -332,8 +332,15 @@ static int repeat_runs(const kb_harness *h, const kb_case_data *d, const kb_back
     return rc;
 }
 
-/* Parity (and timing) of one variant; fills row. */
-static void run_variant(kb_harness *h, kb_case_data *d, const kb_backend *b, kb_row *row) {
+/* Where a variant's wall time went (the --progress line): buffers made, inputs uploaded
+ * and outputs poisoned; the parity run and its download; the judgement (metrics, hash,
+ * --repeat); the rotate copies; the timed samples; freeing. */
+typedef struct {
+    double make, run, judge, copies, timing, release;
+} phase_s;
+
+/* Parity (and timing) of one variant; fills row and ph. */
+static void run_variant(kb_harness *h, kb_case_data *d, const kb_backend *b, kb_row *row, phase_s *ph) {
     const kb_op *op = kb_ops[d->c->op];
     const int ntensors = op->n_in + op->n_out;
     char msg[KB_MSG] = "";
@@ -342,7 +349,11 @@ static void run_variant(kb_harness *h, kb_case_data *d, const kb_backend *b, kb_
     int ncopies = 0, lost = 0, rc;
     memset(copies, 0, sizeof copies);
 
+    double t = kb_now_s();
+    memset(ph, 0, sizeof *ph);
     rc = copy_make(b, d, &row->variant, &copies[ncopies++], &step, msg);
+    ph->make = kb_now_s() - t;
+    t = kb_now_s();
     if (rc == KB_OK) {
         step = "run";
         rc = b->enqueue(&copies[0].state, 1, msg);
@@ -353,6 +364,7 @@ static void run_variant(kb_harness *h, kb_case_data *d, const kb_backend *b, kb_
         const kb_tensor *t = &d->t[op->n_in + o];
         rc = b->download(t->host, (kb_view){copies[0].buf[op->n_in + o], 0, t->bytes}, msg);
     }
+    ph->run = kb_now_s() - t;
     if (rc != KB_OK) {
         row->verdict = rc == KB_NOT_SUPPORTED ? KB_UNSUPPORTED : KB_ERRORED;
         if (rc == KB_NOT_SUPPORTED) snprintf(row->reason, sizeof row->reason, "%s", msg);
@@ -360,8 +372,11 @@ static void run_variant(kb_harness *h, kb_case_data *d, const kb_backend *b, kb_
         lost = rc == KB_ERROR_FATAL;
         goto cleanup;
     }
+    t = kb_now_s();
     kb_judge(d, row->variant.acc_unit_roundoff, row);
-    if (h->repeat > 1 && (rc = repeat_runs(h, d, b, &copies[0], row, msg)) != KB_OK) {
+    rc = h->repeat > 1 ? repeat_runs(h, d, b, &copies[0], row, msg) : KB_OK;
+    ph->judge = kb_now_s() - t;
+    if (rc != KB_OK) {
         row->verdict = KB_ERRORED;
         snprintf(row->reason, sizeof row->reason, "repeat: %s", msg);
         lost = rc == KB_ERROR_FATAL;
@@ -371,6 +386,7 @@ static void run_variant(kb_harness *h, kb_case_data *d, const kb_backend *b, kb_
     if (h->timing) {
         void *states[ROTATE_MAX_COPIES];
         int n = 1;
+        t = kb_now_s();
         if (h->mode == KB_MODE_ROTATE) {
             const int want = rotate_copies(d, b->device());
             for (; ncopies < want; ncopies++) {
@@ -389,6 +405,8 @@ static void run_variant(kb_harness *h, kb_case_data *d, const kb_backend *b, kb_
             row->rotate_copies = ncopies;
             n = ncopies;
         }
+        ph->copies = kb_now_s() - t;
+        t = kb_now_s();
         for (int i = 0; i < n; i++) states[i] = copies[i].state;
         sample_ctx s = {b, states, n, h->mode == KB_MODE_COLD, 0};
         if (time_variant(h, d, b, &s, row, msg) != 0) {
@@ -397,6 +415,7 @@ static void run_variant(kb_harness *h, kb_case_data *d, const kb_backend *b, kb_
             lost = s.fatal;
         }
         kb_row_derive(row);
+        ph->timing = kb_now_s() - t;
     }
 
 cleanup:
@@ -404,7 +423,9 @@ cleanup:
         backend_lost(b, row);
         return; /* every buffer died with the context */
     }
+    t = kb_now_s();
     for (int i = 0; i < ncopies; i++) copy_free(b, &copies[i], ntensors);
+    ph->release = kb_now_s() - t;
 }
 
 /* ---- the loop ------------------------------------------------------------------------- */
@@ -645,11 +666,16 @@ int kb_harness_run(kb_harness *h, const kb_case_list *cases) {
                 row_init(r, c, b, 1);
                 r->variant = vars[vi];
                 const double tc = kb_now_s();
-                run_variant(h, &d, b, r);
+                phase_s ph;
+                run_variant(h, &d, b, r, &ph);
                 if (kb_harness_stopped()) break; /* an interrupted row is not a result */
                 if (h->progress)
-                    fprintf(stderr, "[%d/%d] %s %s %s/%s: %s (%.2f s)\n", ci + 1, cases->count, kb_op_name(c->op),
-                            c->label, b->name, r->variant.name, kb_verdict_name(r->verdict), kb_now_s() - tc);
+                    fprintf(stderr,
+                            "[%d/%d] %s %s %s/%s: %s (%.2f s: make %.2f, run %.2f, judge %.2f, copies %.2f, "
+                            "timing %.2f, free %.2f)\n",
+                            ci + 1, cases->count, kb_op_name(c->op), c->label, b->name, r->variant.name,
+                            kb_verdict_name(r->verdict), kb_now_s() - tc, ph.make, ph.run, ph.judge, ph.copies,
+                            ph.timing, ph.release);
                 if (h->best) nrows++;
                 else emit(h, r, &out);
             }
