@@ -27,6 +27,7 @@
 #   attnv3    attention decode_v3's first GPU run: smoke parity, decode shapes beside v2
 #   ltdiag    cuBLASLt blk128 split-K configurations: repeats, workspace fills, initcheck
 #   tune      --tune points of rmsnorm, rope, dequant, embed, gemv_v2, Vulkan rmsnorm; smoke hashes
+#   cputable  the qwen2.5-7b table on the cpu backend (host-bound: beside untimed steps only)
 #   monitor   host and GPU memory every 10 s (run it as bg:monitor)
 #   bg:STEP   STEP in the background with its own log; `wait` waits for those started
 set -uo pipefail
@@ -151,6 +152,17 @@ step_sweep() {
   run sweep 540 $K --op gemm_fp8 --shape 3584x1:4096:*4x3584 --scale tensor,outer,vec128,blk128 --out-type bf16,f16,f32 \
     --a-type e4m3,e5m2 --b-type e4m3,e5m2 --fast-accum both --algo exhaustive --algo-cap 16 --backend cuda,cublaslt \
     --mode rotate --reps 5 --max-time 0.05 --warmup 1 --budget "$budget" --progress --csv "$R/sweep.csv" "${resume[@]}"
+}
+
+# the qwen2.5-7b table on the cpu backend of the GPU machine's host (16 cores): the CPU
+# side of every op at the table's shapes; host-bound, so it runs beside untimed GPU steps
+# (bg:cputable), never beside a timed one; resumable from devbin/table-cpu.csv
+step_cputable() {
+  local resume=() budget=${CPU_BUDGET:-500} left=$(( DEADLINE - $(date +%s) - 30 ))
+  [ "$left" -lt "$budget" ] && budget=$left
+  [ -s devbin/table-cpu.csv ] && resume=(--resume devbin/table-cpu.csv)
+  run cputable 560 $K --shapes qwen2.5-7b --backend cpu --reps 3 --max-time 0.1 --warmup 1 --budget "$budget" \
+    --progress --csv "$R/table-cpu.csv" "${resume[@]}"
 }
 
 # synthetic:qwen2.5-7b through the whole decoder (16-token prompt, 3 decode steps), the case
