@@ -262,10 +262,10 @@ step_sanitize() {
   return 0
 }
 
-# attention decode_v3 (cp.async, the GQA group a block; hidden unless KB_CUDA_UNVERIFIED=1):
-# parity on the smoke table under a short reply timeout, then the decode shapes beside v2
+# attention decode_v3 (cp.async, the GQA group a block): parity on the smoke table under
+# a short reply timeout, then the decode shapes beside v2
 step_attnv3() {
-  local u="env KB_CUDA_UNVERIFIED=1 KB_CUDA_TIMEOUT_S=30"
+  local u="env KB_CUDA_TIMEOUT_S=30"
   run attnv3_smoke 60 $u $K --op attention --shapes smoke --backend cuda --variant 'decode_v3*' --no-timing --quiet \
     --csv "$R/attnv3-smoke.csv"
   run attnv3_time 90 $u $K --op attention --shape 1x512,4096,32768x28x4x128 --backend cuda \

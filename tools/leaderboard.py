@@ -90,12 +90,9 @@ def _json_cell(v):
 def _read_records(path):
     """(line number, dict of strings) for each row of a CSV or JSON Lines file."""
     try:
-        if path.endswith(".gz"):  # a large sweep is committed compressed
-            with gzip.open(path, "rt", newline="") as f:
-                text = f.read()
-        else:
-            with open(path, newline="") as f:
-                text = f.read()
+        opener = gzip.open if path.endswith(".gz") else open  # a large sweep is committed compressed
+        with opener(path, "rt", newline="") as f:
+            text = f.read()
     except (OSError, EOFError) as e:
         raise InputError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
     if text.lstrip().startswith("{"):
