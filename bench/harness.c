@@ -169,10 +169,10 @@ static void copy_free(const kb_backend *b, copy *cp, int n) {
     memset(cp, 0, sizeof *cp);
 }
 
-/* Buffers for every tensor, inputs uploaded, outputs poisoned, prepared. `step`
- * names what failed. */
-static int copy_make(const kb_backend *b, const kb_case_data *d, const kb_variant *v, copy *cp, const char **step,
-                     char *msg) {
+/* Buffers for every tensor, prepared; their contents from `from` by device copies when
+ * given, else inputs uploaded and outputs poisoned. `step` names what failed. */
+static int copy_make(const kb_backend *b, const kb_case_data *d, const kb_variant *v, const copy *from, copy *cp,
+                     const char **step, char *msg) {
     const kb_op *op = kb_ops[d->c->op];
     const int n = op->n_in + op->n_out;
     kb_arg args[KB_MAX_ARGS];
@@ -183,6 +183,11 @@ static int copy_make(const kb_backend *b, const kb_case_data *d, const kb_varian
         *step = "alloc";
         if ((rc = b->alloc(t->bytes, &cp->buf[i], msg)) != KB_OK) return rc;
         args[i] = (kb_arg){t->type, t->count, {cp->buf[i], 0, t->bytes}};
+        if (from) {
+            *step = "device copy";
+            if ((rc = b->copy(args[i].view, (kb_view){from->buf[i], 0, t->bytes}, msg)) != KB_OK) return rc;
+            continue;
+        }
         *step = "upload";
         if (i < op->n_in && (rc = b->upload(args[i].view, t->host, msg)) != KB_OK) return rc;
         if (i >= op->n_in) { /* every element the kernel does not write is caught */
@@ -190,8 +195,43 @@ static int copy_make(const kb_backend *b, const kb_case_data *d, const kb_varian
             if ((rc = b->upload(args[i].view, t->host, msg)) != KB_OK) return rc;
         }
     }
+    if (!v) return KB_OK;
     *step = "prepare";
     return b->prepare(d->c, v, args, op->n_in, op->n_out, &cp->state, msg);
+}
+
+/* A case's tensors on a backend that copies on the device (kb_backend.copy), uploaded
+ * once: inputs as generated, outputs poisoned, never bound to a kernel. Every variant's
+ * buffers and rotate copies are copied from it at the device's copy rate, where an
+ * upload crosses the CUDA worker's socket or Vulkan's staging buffer (most of the qwen
+ * table's time on the H200 went to uploads). Made by the first variant that needs it,
+ * when twice the case fits the free device memory; forgotten when the backend is lost. */
+typedef struct {
+    copy c;
+    int state; /* 0: not made yet; 1: live; -1: not used for this case */
+} pristine;
+
+static const copy *pristine_get(const kb_backend *b, const kb_case_data *d, pristine *p, const char **step,
+                                char *msg, int *rc) {
+    *rc = KB_OK;
+    if (p->state == 0) {
+        const kb_device_info *dev = b->device();
+        const double need = case_device_bytes(d);
+        p->state = -1;
+        if (b->copy && !getenv("KB_HARNESS_UPLOADS") && (!dev->mem_free || 2 * need <= (double)dev->mem_free)) {
+            *rc = copy_make(b, d, NULL, NULL, &p->c, step, msg);
+            if (*rc == KB_OK) {
+                p->state = 1;
+            } else if (*rc == KB_ERROR_FATAL) { /* the caller resets the backend: its buffers died */
+                memset(&p->c, 0, sizeof p->c);
+                p->state = 0;
+            } else { /* out of memory, say: the variants upload as before */
+                copy_free(b, &p->c, kb_ops[d->c->op]->n_in + kb_ops[d->c->op]->n_out);
+                *rc = KB_OK;
+            }
+        }
+    }
+    return p->state == 1 ? &p->c : NULL;
 }
 
 /* ---- timing ---------------------------------------------------------------------------- */
@@ -294,8 +334,8 @@ static void backend_lost(const kb_backend *b, kb_row *row) {
  * poisoned before each run; every run's output hash must be the parity run's. A run
  * that differs fails the row (nondeterministic: a race, an atomic's order, a read of
  * what the previous run left). */
-static int repeat_runs(const kb_harness *h, const kb_case_data *d, const kb_backend *b, const copy *cp, kb_row *row,
-                       char *msg) {
+static int repeat_runs(const kb_harness *h, const kb_case_data *d, const kb_backend *b, const copy *from,
+                       const copy *cp, kb_row *row, char *msg) {
     const kb_op *op = kb_ops[d->c->op];
     void *out[KB_MAX_OUT] = {0};
     int rc = KB_OK;
@@ -306,8 +346,13 @@ static int repeat_runs(const kb_harness *h, const kb_case_data *d, const kb_back
     for (int r = 2; r <= h->repeat && rc == KB_OK; r++) {
         for (int o = 0; o < op->n_out && rc == KB_OK; o++) {
             const kb_tensor *t = &d->t[op->n_in + o];
+            const kb_view dst = {cp->buf[op->n_in + o], 0, t->bytes};
+            if (from) {
+                rc = b->copy(dst, (kb_view){from->buf[op->n_in + o], 0, t->bytes}, msg); /* poisoned there */
+                continue;
+            }
             kb_poison(t->type, out[o], t->count);
-            rc = b->upload((kb_view){cp->buf[op->n_in + o], 0, t->bytes}, out[o], msg);
+            rc = b->upload(dst, out[o], msg);
         }
         if (rc == KB_OK) rc = b->enqueue((void *const *)&cp->state, 1, msg);
         if (rc == KB_OK) rc = b->wait(msg);
@@ -340,7 +385,8 @@ typedef struct {
 } phase_s;
 
 /* Parity (and timing) of one variant; fills row and ph. */
-static void run_variant(kb_harness *h, kb_case_data *d, const kb_backend *b, kb_row *row, phase_s *ph) {
+static void run_variant(kb_harness *h, kb_case_data *d, const kb_backend *b, pristine *pr, kb_row *row,
+                        phase_s *ph) {
     const kb_op *op = kb_ops[d->c->op];
     const int ntensors = op->n_in + op->n_out;
     char msg[KB_MSG] = "";
@@ -351,7 +397,8 @@ static void run_variant(kb_harness *h, kb_case_data *d, const kb_backend *b, kb_
 
     double t = kb_now_s();
     memset(ph, 0, sizeof *ph);
-    rc = copy_make(b, d, &row->variant, &copies[ncopies++], &step, msg);
+    const copy *from = pristine_get(b, d, pr, &step, msg, &rc);
+    if (rc == KB_OK) rc = copy_make(b, d, &row->variant, from, &copies[ncopies++], &step, msg);
     ph->make = kb_now_s() - t;
     t = kb_now_s();
     if (rc == KB_OK) {
@@ -374,7 +421,7 @@ static void run_variant(kb_harness *h, kb_case_data *d, const kb_backend *b, kb_
     }
     t = kb_now_s();
     kb_judge(d, row->variant.acc_unit_roundoff, row);
-    rc = h->repeat > 1 ? repeat_runs(h, d, b, &copies[0], row, msg) : KB_OK;
+    rc = h->repeat > 1 ? repeat_runs(h, d, b, from, &copies[0], row, msg) : KB_OK;
     ph->judge = kb_now_s() - t;
     if (rc != KB_OK) {
         row->verdict = KB_ERRORED;
@@ -390,7 +437,7 @@ static void run_variant(kb_harness *h, kb_case_data *d, const kb_backend *b, kb_
         if (h->mode == KB_MODE_ROTATE) {
             const int want = rotate_copies(d, b->device());
             for (; ncopies < want; ncopies++) {
-                rc = copy_make(b, d, &row->variant, &copies[ncopies], &step, msg);
+                rc = copy_make(b, d, &row->variant, from, &copies[ncopies], &step, msg);
                 if (rc != KB_OK) {
                     lost = rc == KB_ERROR_FATAL;
                     copy_free(b, &copies[ncopies], ntensors);
@@ -420,6 +467,7 @@ static void run_variant(kb_harness *h, kb_case_data *d, const kb_backend *b, kb_
 
 cleanup:
     if (lost) {
+        memset(pr, 0, sizeof *pr); /* died with the context; the next variant makes it again */
         backend_lost(b, row);
         return; /* every buffer died with the context */
     }
@@ -658,6 +706,7 @@ int kb_harness_run(kb_harness *h, const kb_case_list *cases) {
             }
             if (h->best && kb_resume_has(h->resume, c, b->name, NULL)) continue;
             int nrows = 0;
+            pristine pr = {0};
             for (int vi = 0; vi < nv && !kb_harness_stopped(); vi++) {
                 if (!kb_variant_matches(h->variant_filter, vars[vi].name)) continue;
                 h->variants_matched++;
@@ -667,7 +716,7 @@ int kb_harness_run(kb_harness *h, const kb_case_list *cases) {
                 r->variant = vars[vi];
                 const double tc = kb_now_s();
                 phase_s ph;
-                run_variant(h, &d, b, r, &ph);
+                run_variant(h, &d, b, &pr, r, &ph);
                 if (kb_harness_stopped()) break; /* an interrupted row is not a result */
                 if (h->progress)
                     fprintf(stderr,
@@ -679,6 +728,7 @@ int kb_harness_run(kb_harness *h, const kb_case_list *cases) {
                 if (h->best) nrows++;
                 else emit(h, r, &out);
             }
+            if (pr.state == 1) copy_free(b, &pr.c, kb_ops[c->op]->n_in + kb_ops[c->op]->n_out);
             if (h->best && !kb_harness_stopped()) emit_best(h, rows, nrows, &out);
         }
         if (made == KB_OK) kb_case_data_free(&d);

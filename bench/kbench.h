@@ -154,6 +154,11 @@ typedef struct {
 
 void kb_variant_init(kb_variant *v, const char *name); /* name + every field "not applicable" */
 
+/* The back-to-back launch floor: KB_LAUNCH_SEQ empty kernels between two events, the
+ * median of KB_LAUNCH_SEQ_SAMPLES such samples, per launch. */
+#define KB_LAUNCH_SEQ 32
+#define KB_LAUNCH_SEQ_SAMPLES 11
+
 /* What a device is, measured once per run (probe). Backends that share a device
  * (cuda and cublaslt: one worker, one context) return the same info, `key` names it. */
 typedef struct {
@@ -166,6 +171,7 @@ typedef struct {
     uint64_t mem_bytes;    /* device memory in all (0: unknown) */
     uint64_t mem_free;     /* free when probed (0: unknown) */
     double launch_floor_s; /* an empty kernel timed as cases are (0: not measured) */
+    double launch_seq_s;   /* per launch, empty kernels back to back as rotate mode runs them (0: not measured) */
     char launch_source[96];
     int runs_on_host;      /* its kernels run on the host's cores (cpu, lavapipe): the harness
                             * computes no reference beside its timing */
@@ -204,6 +210,11 @@ typedef struct kb_backend {
     void (*free)(kb_buf buf);
     int (*upload)(kb_view dst, const void *host, char *msg);   /* dst.bytes from host; waits */
     int (*download)(void *host, kb_view src, char *msg);       /* src.bytes to host; waits */
+    /* Optional (NULL if not offered): src.bytes from one device view to another of the
+     * same size, on the device; waits. The harness uploads a case's tensors once and
+     * gives each variant and rotate copy its own by this (uploads cross a socket or a
+     * staging buffer; this is the device's copy rate). */
+    int (*copy)(kb_view dst, kb_view src, char *msg);
 
     /* Bind a case and variant to its tensors (inputs then outputs, in the op's
      * order): compile, pick the algorithm, allocate workspace. KB_NOT_SUPPORTED with

@@ -327,6 +327,9 @@ void kb_report_device(kb_reporter *rep, const char *backend, const kb_device_inf
     if (d->bw > 0) fprintf(rep->f, "#          memory ceiling %.1f GB/s (%s)\n", d->bw * 1e-9, d->bw_source);
     if (d->launch_floor_s > 0)
         fprintf(rep->f, "#          launch floor %.2f us (%s)\n", d->launch_floor_s * 1e6, d->launch_source);
+    if (d->launch_seq_s > 0)
+        fprintf(rep->f, "#          back to back %.2f us a launch (%d empty kernels between two events, median of %d)\n",
+                d->launch_seq_s * 1e6, KB_LAUNCH_SEQ, KB_LAUNCH_SEQ_SAMPLES);
 }
 
 static void console_row(kb_reporter *rep, FILE *f, const kb_row *r) {

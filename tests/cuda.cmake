@@ -70,6 +70,15 @@ if(TARGET kbcuda_common)
   set_tests_properties(cuda_tune_cli PROPERTIES TIMEOUT 600 ENVIRONMENT "${KBCU_TEST_ENV}")
   # kbench's rows on the fake driver: rmsnorm v1 (emulated) passes, every kernel the
   # fake does not run fails on its poisoned output, timing modes go through the worker.
+  # A fault on a case's first variant loses the worker and with it the case's tensors the
+  # harness keeps on the device (copied to every variant): the next variants must get a
+  # fresh set (their rows fail on poison, never error on stale buffers), the next case passes.
+  add_test(NAME cuda_fake_kbench_fault COMMAND sh -c
+    "f=$(mktemp) && KB_FAKE_CUDA_FAIL=$f $<TARGET_FILE:kbench> --op rmsnorm --shapes smoke --backend cuda --no-timing; rm -f $f")
+  set_tests_properties(cuda_fake_kbench_fault PROPERTIES TIMEOUT 300
+    ENVIRONMENT "${KBCU_TEST_ENV};KB_CUDA_LIBCUDA=$<TARGET_FILE:kb_fake_libcuda>"
+    PASS_REGULAR_EXPRESSION "4x3584 +cuda +v2_b256_i4 +error[^\n]*\n[^\n]*ILLEGAL_ADDRESS[^\n]*\nrmsnorm +4x3584 +cuda +v2_b128_i8 +fail[^\n]*\n[^\n]*unwritten[^\n]*\nrmsnorm +1x128 +cuda +v1_b256 +pass"
+    FAIL_REGULAR_EXPRESSION "v2_b[0-9]+_i[0-9]+ +pass|(v1_b256|v2_b128_i8) +error")
   foreach(mode cold hot rotate)
     add_test(NAME cuda_fake_kbench_${mode} COMMAND $<TARGET_FILE:kbench> --op rmsnorm --shapes smoke
       --backend cuda --mode ${mode} --reps 5)

@@ -1118,6 +1118,13 @@ static void test_malformed(const char *libcuda) {
     CHECK(raw_call(&w, KBCU_MAGIC, KBCU_REQ_DOWNLOAD, 77, 5, 16, NULL, 0, &rep, NULL, 0) == 0 && rep.rc != KB_OK &&
               rep.len == 0 && raw_alive(&w),
           "a download of a forged buffer: no bytes, an error: %s", rep.msg);
+    CHECK(raw_call(&w, KBCU_MAGIC, KBCU_REQ_COPY, 1, 0, 16, junk, 5, &rep, NULL, 0) == 0 && rep.rc == KB_ERROR &&
+              strstr(rep.msg, "kb_view") && raw_alive(&w),
+          "a device copy whose payload is not a view: %s", rep.msg);
+    const kb_view forged_src = {4242, 0, 16};
+    CHECK(raw_call(&w, KBCU_MAGIC, KBCU_REQ_COPY, 77, 0, 16, &forged_src, sizeof forged_src, &rep, NULL, 0) == 0 &&
+              rep.rc != KB_OK && raw_alive(&w),
+          "a device copy between forged buffers: %s", rep.msg);
     CHECK(raw_call(&w, KBCU_MAGIC, KBCU_REQ_ENQUEUE, 0, 0, 0, junk, 12, &rep, NULL, 0) == 0 && rep.rc == KB_ERROR &&
               raw_alive(&w),
           "an enqueue of 12 bytes: %s", rep.msg);
@@ -1280,6 +1287,8 @@ static int fake_mode(void) {
           "copy bandwidth: %g (%s)", d->bw, d->bw_source);
     CHECK(fabs(d->launch_floor_s - 1e-6) < 1e-9 && strstr(d->launch_source, "median of 51"), "launch floor %g (%s)",
           d->launch_floor_s, d->launch_source);
+    CHECK(fabs(d->launch_seq_s - 1e-6) < 1e-9, "back-to-back launch floor %g (the fake's 1 us a launch)",
+          d->launch_seq_s);
     CHECK(d->cache_bytes == (1u << 20) && d->mem_bytes == (1ull << 30) && d->mem_free == (900ull << 20),
           "cache and memory");
     CHECK(strstr(d->driver, "cold flush: reads (KB_CUDA_FLUSH=read)") != NULL, "the flush is named: %s", d->driver);
@@ -1306,6 +1315,20 @@ static int fake_mode(void) {
     CHECK(cu->download(out, (kb_view){b, 1000, 0}, msg) == KB_OK, "an empty view at the end");
     CHECK(cu->download(out, (kb_view){b ^ (1ull << 32), 0, 4}, msg) == KB_ERROR && strstr(msg, "unknown buffer"),
           "a handle of another generation: %s", msg);
+    /* device to device (the harness's copies of a case's tensors) */
+    kb_buf b2 = 0;
+    CHECK(cu->alloc(600, &b2, msg) == KB_OK, "alloc: %s", msg);
+    memset(out, 0, sizeof out);
+    CHECK(cu->copy((kb_view){b2, 50, 400}, (kb_view){b, 100, 400}, msg) == KB_OK &&
+              cu->download(out, (kb_view){b2, 50, 400}, msg) == KB_OK && !memcmp(out, in, 400),
+          "a device copy between offsets: %s", msg);
+    CHECK(cu->copy((kb_view){b2, 0, 300}, (kb_view){b, 0, 400}, msg) == KB_ERROR && strstr(msg, "400 bytes into"),
+          "a device copy into a smaller view: %s", msg);
+    CHECK(cu->copy((kb_view){b2, 400, 400}, (kb_view){b, 0, 400}, msg) == KB_ERROR && strstr(msg, "outside"),
+          "a device copy past the end: %s", msg);
+    cu->free(b2);
+    CHECK(cu->copy((kb_view){b2, 0, 4}, (kb_view){b, 0, 4}, msg) == KB_ERROR && strstr(msg, "unknown buffer"),
+          "a device copy into a freed buffer: %s", msg);
     cu->free(b);
     CHECK(cu->upload((kb_view){b, 0, 4}, in, msg) == KB_ERROR && strstr(msg, "unknown buffer"), "a freed buffer: %s",
           msg);

@@ -9,6 +9,8 @@
 #   feature  KB_VK_DISABLE_FEATURES=storageBuffer8BitAccess: the shaders that store or load
 #            bytes are not_supported rows naming the feature; rmsnorm, embed from f32 and add
 #            (f32 or bf16, no bytes) still pass, exit 0
+#   uploads  smoke in rotate mode with the harness's device copies and with host uploads
+#            (KB_HARNESS_UPLOADS=1): the same verdicts and hashes; the poison survives copies
 #   list     --list-backends shows vulkan available and its device list
 #   tune     --tune BLOCK=32:1024:*2 (the workgroup size, a specialization constant) on
 #            rmsnorm and the element-wise ops: every point of every variant runs and passes
@@ -133,6 +135,24 @@ tune)
     if grep -q '^  vulkan *row256\[BLOCK=64\] ' "$LOG" && grep -q '^  vulkan *row256\[BLOCK=128\] ' "$LOG" &&
         grep -q '^1 cases x 2 tune points: 2 rows (vulkan 2)$' "$LOG"; then ok "--list-axes announces the 2 points"
     else bad "--list-axes"; cat "$LOG"; fi
+    ;;
+uploads)
+    # the harness keeps one set of a case's tensors on the device and copies it to every
+    # variant and rotate copy (kb_backend.copy); uploading each from the host instead must
+    # give the same rows: verdicts and output hashes
+    run 0 --op all --mode rotate --reps 3 --max-time 0.05 --warmup 1
+    rows_with '"verdict":"pass"' "verdict pass (device copies)"
+    key() { grep -o '"op":"[^"]*"\|"shape":"[^"]*"\|"variant":"[^"]*"\|"verdict":"[^"]*"\|"hash":"[^"]*"' "$ROWS" |
+        paste - - - - - | sort; }
+    key >"$OUT/uploads_copy.txt"
+    KB_HARNESS_UPLOADS=1 run 0 --op all --mode rotate --reps 3 --max-time 0.05 --warmup 1
+    key >"$OUT/uploads_host.txt"
+    n=$(wc -l <"$OUT/uploads_copy.txt")
+    if [ "$n" -gt 50 ] && cmp -s "$OUT/uploads_copy.txt" "$OUT/uploads_host.txt"; then
+        ok "$n rows: the same verdicts and output hashes with device copies and with uploads"
+    else bad "device copies and uploads differ ($n rows)"; diff "$OUT/uploads_copy.txt" "$OUT/uploads_host.txt" | head; fi
+    KB_TEST_VARIANTS=1 run 1 --op all --variant test_short_write --mode rotate --reps 3 --max-time 0.05
+    rows_with '"n_unwritten":1,' "device copies carry the poison: exactly one element unwritten"
     ;;
 list)
     "$KBENCH" --list-backends >"$LOG" 2>&1

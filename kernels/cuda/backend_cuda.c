@@ -223,6 +223,12 @@ static int cu_upload(kb_view dst, const void *host, char *msg) {
     return call("upload", &req, host, dst.bytes, &rep, NULL, 0, NULL, msg);
 }
 
+static int cu_copy(kb_view dst, kb_view src, char *msg) {
+    kbcu_req req = {0, KBCU_REQ_COPY, dst.buf, dst.offset, dst.bytes, 0};
+    kbcu_rep rep;
+    return call("copy", &req, &src, sizeof src, &rep, NULL, 0, NULL, msg);
+}
+
 static int cu_download(void *host, kb_view src, char *msg) {
     if (W.fd < 0)
         return kb_fail(msg, KB_ERROR_FATAL, "%s",
@@ -415,6 +421,7 @@ const kb_backend kb_backend_cuda = {
     .free = cu_free,
     .upload = cu_upload,
     .download = cu_download,
+    .copy = cu_copy,
     .prepare = cuda_prepare,
     .release = cu_release,
     .enqueue = cu_enqueue,
@@ -473,6 +480,7 @@ const kb_backend kb_backend_cublaslt = {
     .free = cu_free,
     .upload = cu_upload,
     .download = cu_download,
+    .copy = cu_copy,
     .prepare = lt_prepare,
     .release = cu_release,
     .enqueue = cu_enqueue,

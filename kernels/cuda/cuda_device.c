@@ -511,6 +511,12 @@ int kbw_copy_out(void *host, CUdeviceptr src, size_t n, char *msg) {
     return KB_OK;
 }
 
+int kbw_copy_device(CUdeviceptr dst, CUdeviceptr src, size_t n, char *msg) {
+    CU_TRY(g.drv.MemcpyDtoDAsync(dst, src, n, g.stream), "cuMemcpyDtoDAsync");
+    CU_TRY(g.drv.StreamSynchronize(g.stream), "cuStreamSynchronize (device copy)");
+    return KB_OK;
+}
+
 /* ---- prepare / release ---------------------------------------------------------------- */
 int kbw_prepare(int front, const kb_case *c, const kb_variant *v, const kb_arg *args, int n_in, int n_out,
                 uint64_t *state, char *msg) {
@@ -818,9 +824,12 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* The launch floor: an empty kernel as a state, timed like a case (hot); the median. */
-static int measure_launch_floor(double *floor_s, char *msg) {
+/* The launch floor: an empty kernel as a state, timed like a case (hot); the median.
+ * seq_s: the same kernel KB_LAUNCH_SEQ times back to back, per launch (rotate mode's
+ * floor: launches overlap the previous kernel's tail, events are paid once a sample). */
+static int measure_launch_floor(double *floor_s, double *seq_s, char *msg) {
     *floor_s = 0;
+    *seq_s = 0;
     kbcu_plan p;
     memset(&p, 0, sizeof p);
     kbcu_add_launch_module(&p, "timing.cu", "", "kb_empty", 1, 1, 1, 32);
@@ -836,10 +845,16 @@ static int measure_launch_floor(double *floor_s, char *msg) {
     state_slot *one[1] = {&tmp};
     double s[FLOOR_SAMPLES];
     for (int i = 0; rc == KB_OK && i < FLOOR_SAMPLES; i++) rc = run_timed_slots(one, 1, 0, &s[i], msg);
+    state_slot *seq[KB_LAUNCH_SEQ];
+    double q[KB_LAUNCH_SEQ_SAMPLES];
+    for (int i = 0; i < KB_LAUNCH_SEQ; i++) seq[i] = &tmp;
+    for (int i = 0; rc == KB_OK && i < KB_LAUNCH_SEQ_SAMPLES; i++) rc = run_timed_slots(seq, KB_LAUNCH_SEQ, 0, &q[i], msg);
     kbw_prog_free(pr);
     if (rc != KB_OK) return rc;
     qsort(s, FLOOR_SAMPLES, sizeof s[0], cmp_double);
+    qsort(q, KB_LAUNCH_SEQ_SAMPLES, sizeof q[0], cmp_double);
     *floor_s = s[FLOOR_SAMPLES / 2];
+    *seq_s = q[KB_LAUNCH_SEQ_SAMPLES / 2] / KB_LAUNCH_SEQ;
     return KB_OK;
 }
 
@@ -969,17 +984,18 @@ int kbw_probe(const kbcu_probe_req *req, kbcu_probe_rep *rep, char *msg) {
             snprintf(d->bw_source, sizeof d->bw_source,
                      "device-to-device copy of %zu MiB, best of %d, bytes read + written", copied >> 20, BW_REPS);
         else snprintf(d->bw_source, sizeof d->bw_source, "not measured (the copy failed)");
-        double floor_s = 0;
+        double floor_s = 0, seq_s = 0;
         char why[KB_MSG];
-        rc = measure_launch_floor(&floor_s, why);
+        rc = measure_launch_floor(&floor_s, &seq_s, why);
         if (rc == KB_ERROR && strstr(why, "blocking kernel")) {
             /* The GPU never saw the host's flag in time: rather than lose 6 s on every
              * sample of the run, time without the hold, and say so in every row's device. */
             g.no_blocker = 1;
-            rc = measure_launch_floor(&floor_s, why);
+            rc = measure_launch_floor(&floor_s, &seq_s, why);
         }
         if (rc == KB_OK) {
             d->launch_floor_s = floor_s;
+            d->launch_seq_s = seq_s;
             if (g.no_blocker)
                 snprintf(d->launch_source, sizeof d->launch_source,
                          "empty kernel, median of %d; NO blocking kernel (it timed out): host enqueue included",

@@ -43,6 +43,7 @@ typedef enum {
     KBCU_REQ_WAIT,
     KBCU_REQ_RECORD,    /* payload uint64_t states[n]              reply a = state handle */
     KBCU_REQ_RUN_TIMED, /* a = flush, payload uint64_t states[n]   reply seconds */
+    KBCU_REQ_COPY,      /* a, b, c = destination view; payload = the source kb_view (device to device) */
     KBCU_REQ_END
 } kbcu_req_op;
 

@@ -124,6 +124,22 @@ static int handle_download(int fd, const kbcu_req *req) {
     return reply(fd, &tail, NULL, 0);
 }
 
+static int handle_copy(int fd, const kbcu_req *req) {
+    kb_view src;
+    if (req->len != sizeof src) return refuse(fd, req, "%s", "the payload is not a kb_view");
+    if (kbcu_recv_all(fd, &src, sizeof src, -1)) return -1;
+    kbcu_rep rep;
+    memset(&rep, 0, sizeof rep);
+    CUdeviceptr dp = 0, sp = 0;
+    if (src.bytes != req->c)
+        rep.rc = kb_fail(rep.msg, KB_ERROR, "copy: %llu bytes into a view of %llu", (unsigned long long)src.bytes,
+                         (unsigned long long)req->c);
+    if (rep.rc == KB_OK) rep.rc = kbw_view((kb_view){req->a, req->b, req->c}, &dp, rep.msg);
+    if (rep.rc == KB_OK) rep.rc = kbw_view(src, &sp, rep.msg);
+    if (rep.rc == KB_OK && src.bytes) rep.rc = kbw_copy_device(dp, sp, (size_t)src.bytes, rep.msg);
+    return reply(fd, &rep, NULL, 0);
+}
+
 static int handle_variants(int fd, const kbcu_req *req) {
     kbcu_variants_req r;
     if (req->len != sizeof r) return refuse(fd, req, "%s", "the payload is not a kbcu_variants_req");
@@ -211,6 +227,7 @@ static int handle(int fd, const kbcu_req *req) {
     }
     case KBCU_REQ_UPLOAD: return handle_upload(fd, req);
     case KBCU_REQ_DOWNLOAD: return handle_download(fd, req);
+    case KBCU_REQ_COPY: return handle_copy(fd, req);
     case KBCU_REQ_VARIANTS: return handle_variants(fd, req);
     case KBCU_REQ_PREPARE: return handle_prepare(fd, req);
     case KBCU_REQ_ENQUEUE:

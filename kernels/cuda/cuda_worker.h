@@ -27,6 +27,7 @@ int kbw_view(kb_view v, CUdeviceptr *p, char *msg);
 void *kbw_staging(size_t *bytes);
 int kbw_copy_in(CUdeviceptr dst, const void *host, size_t n, char *msg);
 int kbw_copy_out(void *host, CUdeviceptr src, size_t n, char *msg);
+int kbw_copy_device(CUdeviceptr dst, CUdeviceptr src, size_t n, char *msg);
 int kbw_prepare(int front, const kb_case *c, const kb_variant *v, const kb_arg *args, int n_in, int n_out,
                 uint64_t *state, char *msg);
 int kbw_release(uint64_t state, char *msg);

@@ -1309,6 +1309,28 @@ static int vk_download(void *host, kb_view src, char *msg) {
     return KB_OK;
 }
 
+/* Device to device (the harness's copies of a case's tensors): one vkCmdCopyBuffer. */
+static int vk_copy(kb_view dst, kb_view src, char *msg) {
+    int rc = check_view(dst, msg);
+    if (rc == KB_OK) rc = check_view(src, msg);
+    if (rc != KB_OK) return rc;
+    if (dst.bytes != src.bytes) return kb_fail(msg, KB_ERROR, "copy: %llu bytes into a view of %llu",
+                                               (unsigned long long)src.bytes, (unsigned long long)dst.bytes);
+    if (!dst.bytes) return KB_OK;
+    if ((rc = begin_primary(g.xfer, msg)) != KB_OK) return rc;
+    full_barrier(g.xfer);
+    VkBufferCopy region = {.srcOffset = src.offset, .dstOffset = dst.offset, .size = dst.bytes};
+    vkCmdCopyBuffer(g.xfer, buffer_of(src.buf)->buf, buffer_of(dst.buf)->buf, 1, &region);
+    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                          .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
+                          .dstAccessMask = VK_ACCESS_MEMORY_READ_BIT | VK_ACCESS_MEMORY_WRITE_BIT};
+    vkCmdPipelineBarrier(g.xfer, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, 0, 1, &mb, 0,
+                         NULL, 0, NULL);
+    VK_CHECK(vkEndCommandBuffer(g.xfer));
+    rc = submit(g.xfer, g.xfer_fence, msg);
+    return rc == KB_OK ? wait_fences(1, &g.xfer_fence, msg) : rc;
+}
+
 /* ---- variants, prepare ------------------------------------------------------------------- */
 static const vk_op *op_of(const kb_case *c) { return (unsigned)c->op < KB_OP_COUNT ? vk_ops[c->op] : NULL; }
 
@@ -1603,6 +1625,7 @@ const kb_backend kb_backend_vulkan = {
     .free = vk_free,
     .upload = vk_upload,
     .download = vk_download,
+    .copy = vk_copy,
     .prepare = vk_prepare,
     .release = vk_release,
     .enqueue = vk_enqueue,
