@@ -101,7 +101,9 @@ oom:
     return kb_fail(msg, KB_ERROR, "%s %s: out of host memory", op->name, c->label);
 }
 
-void kb_judge(const kb_case_data *d, double u_acc, kb_row *row) {
+void kb_judge(const kb_case_data *d, double u_acc, kb_row *row) { kb_judge_ex(d, u_acc, 1, row); }
+
+void kb_judge_ex(const kb_case_data *d, double u_acc, int with_hash, kb_row *row) {
     const kb_op *op = kb_ops[d->c->op];
     int chosen = -1;
     kb_metrics m[KB_MAX_OUT];
@@ -113,8 +115,9 @@ void kb_judge(const kb_case_data *d, double u_acc, kb_row *row) {
         const kb_tensor *t = &d->t[op->n_in + o];
         memset(&tol[o], 0, sizeof tol[o]);
         op->tolerance(d->c, o, u_acc, &tol[o]);
-        kb_compute_metrics(t->type, t->host, d->ref[o].ref, d->ref[o].mag, t->count, &tol[o], &m[o]);
-        hash = o == 0 ? m[o].hash : kb_fnv1a64_update(hash, t->host, t->bytes); /* metrics hashed output 0 */
+        kb_compute_metrics_ex(t->type, t->host, d->ref[o].ref, d->ref[o].mag, t->count, &tol[o], with_hash, &m[o]);
+        if (with_hash) /* metrics hashed output 0 */
+            hash = o == 0 ? m[o].hash : kb_fnv1a64_update(hash, t->host, t->bytes);
         if (chosen < 0 && !kb_metrics_pass(&m[o])) chosen = o;
     }
     if (chosen < 0) chosen = 0;
@@ -392,7 +395,8 @@ static void run_variant(kb_harness *h, kb_case_data *d, const kb_backend *b, pri
     char msg[KB_MSG] = "";
     const char *step = "";
     copy copies[ROTATE_MAX_COPIES];
-    int ncopies = 0, lost = 0, rc;
+    int ncopies = 0, lost = 0, rc, hashing = 0;
+    kb_hash_task hash_task;
     memset(copies, 0, sizeof copies);
 
     double t = kb_now_s();
@@ -420,7 +424,17 @@ static void run_variant(kb_harness *h, kb_case_data *d, const kb_backend *b, pri
         goto cleanup;
     }
     t = kb_now_s();
-    kb_judge(d, row->variant.acc_unit_roundoff, row);
+    /* The output hash beside the rotate copies and the timing when nothing touches the
+     * host outputs until then (copies made on the device; no --repeat, which compares
+     * hashes at once): joined before the row leaves, the wait counted as judging. */
+    hashing = from && h->timing && h->repeat <= 1;
+    kb_judge_ex(d, row->variant.acc_unit_roundoff, !hashing, row);
+    if (hashing) {
+        const void *outs[KB_MAX_OUT];
+        size_t bytes[KB_MAX_OUT];
+        for (int o = 0; o < op->n_out; o++) outs[o] = d->t[op->n_in + o].host, bytes[o] = d->t[op->n_in + o].bytes;
+        kb_hash_start(&hash_task, outs, bytes, op->n_out);
+    }
     rc = h->repeat > 1 ? repeat_runs(h, d, b, from, &copies[0], row, msg) : KB_OK;
     ph->judge = kb_now_s() - t;
     if (rc != KB_OK) {
@@ -466,6 +480,11 @@ static void run_variant(kb_harness *h, kb_case_data *d, const kb_backend *b, pri
     }
 
 cleanup:
+    if (hashing) {
+        t = kb_now_s();
+        row->hash = kb_hash_finish(&hash_task);
+        ph->judge += kb_now_s() - t;
+    }
     if (lost) {
         memset(pr, 0, sizeof *pr); /* died with the context; the next variant makes it again */
         backend_lost(b, row);
@@ -535,6 +554,7 @@ typedef struct {
     int ci;          /* the case, or cases->count: none */
     kb_case_data d;
     int made;        /* kb_case_data_make's code */
+    double host_bytes; /* what its data takes on the host (case_host_bytes) */
     char msg[KB_MSG];
     pthread_t thread;
     int threaded;    /* running on `thread`, joined by case_data_wait */
@@ -616,6 +636,85 @@ static int next_case(kb_harness *h, const kb_case_list *cases, int ci, const int
     return ci;
 }
 
+/* The cases ahead whose data is being made (case_data_job each), in case order: the
+ * next case always, up to LOOKAHEAD_MAX while the host holds them. The fp64 references
+ * of a table's large GEMMs take longer than the case before them runs (15 s for
+ * 18944x4096x3584 on the H200's 16 cores), and big ones come together: with one case
+ * ahead the qwen table waited ~60 s for references (its --progress lines). The pool
+ * serialises their parallel loops, so more in flight shares the cores, never
+ * oversubscribes them. A case beyond the next starts only when every case data alive
+ * (the current one's, those in flight, its own) fits in half the host's available
+ * memory, reckoned from their sizes (calloc's pages are not counted by the kernel until
+ * touched). */
+enum { LOOKAHEAD_MAX = 6 };
+typedef struct {
+    case_data_job jobs[LOOKAHEAD_MAX]; /* a ring: jobs[head] is the front */
+    int head, count;
+    int last;             /* the last case started (or -1) */
+    int depth;            /* LOOKAHEAD_MAX, or 1 when the host also runs a timed backend */
+    double current_bytes; /* the data of the case being run */
+    kb_harness *h;
+    const kb_case_list *cases;
+    int overlap;
+} lookahead;
+
+/* Host bytes of case c's data (the tensors, a reference and a magnitude per output
+ * element), 0 when its shape is invalid (its job says why). */
+static double case_host_bytes(const kb_case *c) {
+    kb_tensor t[KB_MAX_IN + KB_MAX_OUT];
+    char msg[KB_MSG];
+    if (kb_case_tensors(c, t, msg) != KB_OK) return 0;
+    const kb_op *op = kb_ops[c->op];
+    double need = 0;
+    for (int i = 0; i < op->n_in + op->n_out; i++) need += (double)t[i].bytes;
+    for (int o = 0; o < op->n_out; o++) need += 16.0 * (double)t[op->n_in + o].count;
+    return need;
+}
+
+static void lookahead_init(lookahead *q, kb_harness *h, const kb_case_list *cases, int overlap) {
+    memset(q, 0, sizeof *q);
+    q->h = h;
+    q->cases = cases;
+    q->overlap = overlap;
+    q->depth = overlap ? LOOKAHEAD_MAX : 1; /* made synchronously: one at a time */
+    q->last = -1;
+}
+
+/* Start cases from ci on (the next ones --resume has not finished) while there is room. */
+static void lookahead_fill(lookahead *q, int ci, const int *available, kb_variant *vars) {
+    while (ci < q->cases->count && q->count < q->depth) {
+        const double need = case_host_bytes(&q->cases->cases[ci]);
+        if (q->count > 0) { /* beyond the next case: only while the host holds them all */
+            double alive = q->current_bytes + need;
+            for (int i = 0; i < q->count; i++) alive += q->jobs[(q->head + i) % LOOKAHEAD_MAX].host_bytes;
+            const double avail = (double)kb_host_mem_available();
+            if (!(avail > 0 && alive <= 0.5 * avail)) return;
+        }
+        case_data_job *j = &q->jobs[(q->head + q->count) % LOOKAHEAD_MAX];
+        case_data_start(j, q->h, q->cases, ci, q->overlap);
+        j->host_bytes = need;
+        q->count++;
+        q->last = ci;
+        ci = next_case(q->h, q->cases, ci + 1, available, vars);
+    }
+}
+
+/* The front case's index (cases->count: none left). */
+static int lookahead_front(const lookahead *q) { return q->count ? q->jobs[q->head].ci : q->cases->count; }
+
+/* The front job, its data made; the caller takes the data. */
+static case_data_job *lookahead_pop(lookahead *q) {
+    case_data_job *j = &q->jobs[q->head];
+    case_data_wait(j);
+    q->head = (q->head + 1) % LOOKAHEAD_MAX;
+    q->count--;
+    return j;
+}
+
+static void lookahead_drop(lookahead *q) {
+    while (q->count) case_data_drop(lookahead_pop(q));
+}
+
 int kb_harness_run(kb_harness *h, const kb_case_list *cases) {
     const double t0 = kb_now_s();
     outcome out = {0, 0};
@@ -637,10 +736,10 @@ int kb_harness_run(kb_harness *h, const kb_case_list *cases) {
         return KB_EXIT_ERROR;
     }
     int incomplete = 0, exit_code = 0;
-    case_data_job jobs[2]; /* the current case's data and the next one's, in the making */
-    int cur = 0;
-    case_data_start(&jobs[cur], h, cases, next_case(h, cases, 0, available, vars), overlap);
-    for (int ci = jobs[cur].ci; ci < cases->count && !kb_harness_stopped(); ci = jobs[cur].ci) {
+    lookahead q;
+    lookahead_init(&q, h, cases, overlap);
+    lookahead_fill(&q, next_case(h, cases, 0, available, vars), available, vars);
+    for (int ci = lookahead_front(&q); ci < cases->count && !kb_harness_stopped(); ci = lookahead_front(&q)) {
         const kb_case *c = &cases->cases[ci];
         if (h->budget_s > 0 && kb_now_s() - t0 > h->budget_s) {
             fprintf(stderr, "kbench: the run's budget of %g s is spent after %d of %d cases; --resume continues\n",
@@ -648,15 +747,16 @@ int kb_harness_run(kb_harness *h, const kb_case_list *cases) {
             incomplete = 1;
             break;
         }
-        case_data_wait(&jobs[cur]);
-        kb_case_data d = jobs[cur].d;
-        const int made = jobs[cur].made;
+        case_data_job *job = lookahead_pop(&q);
+        kb_case_data d = job->d;
+        const int made = job->made;
         char msg[KB_MSG];
-        memcpy(msg, jobs[cur].msg, sizeof msg);
-        jobs[cur].ci = cases->count; /* d owns the data now */
-        const int more = h->budget_s <= 0 || kb_now_s() - t0 <= h->budget_s;
-        case_data_start(&jobs[cur ^ 1], h, cases, more ? next_case(h, cases, ci + 1, available, vars) : cases->count,
-                        overlap);
+        memcpy(msg, job->msg, sizeof msg);
+        const double d_bytes = job->host_bytes;
+        job->ci = cases->count; /* d owns the data now */
+        q.current_bytes = made == KB_OK ? d_bytes : 0;
+        if (h->budget_s <= 0 || kb_now_s() - t0 <= h->budget_s)
+            lookahead_fill(&q, next_case(h, cases, q.last + 1, available, vars), available, vars);
         for (int bi = 0; bi < h->n_backends && !kb_harness_stopped(); bi++) {
             const kb_backend *b = h->backends[bi];
             kb_row row;
@@ -732,10 +832,10 @@ int kb_harness_run(kb_harness *h, const kb_case_list *cases) {
             if (h->best && !kb_harness_stopped()) emit_best(h, rows, nrows, &out);
         }
         if (made == KB_OK) kb_case_data_free(&d);
-        cur ^= 1;
+        q.current_bytes = 0;
         if (exit_code) break;
     }
-    case_data_drop(&jobs[cur]);
+    lookahead_drop(&q);
     free(vars);
     free(rows);
     for (int r = 0; r < h->n_reporters; r++) kb_report_end(h->reporters[r], kb_now_s() - t0);

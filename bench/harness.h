@@ -67,6 +67,8 @@ int kb_case_check_size(const kb_case *c, char *msg);
 int kb_case_data_make(kb_case_data *d, const kb_case *c, int generate, char *msg);
 void kb_case_data_free(kb_case_data *d);
 void kb_judge(const kb_case_data *d, double u_acc, kb_row *row);
+/* kb_judge; with_hash 0 leaves row->hash to the caller (kb_hash_start on the outputs) */
+void kb_judge_ex(const kb_case_data *d, double u_acc, int with_hash, kb_row *row);
 /* The row's derived throughput from its timing and the device's ceilings. */
 void kb_row_derive(kb_row *row);
 

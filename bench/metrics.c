@@ -169,8 +169,35 @@ static void *hash_work(void *arg) {
     return NULL;
 }
 
+static void *hash_task_work(void *arg) {
+    kb_hash_task *t = arg;
+    uint64_t h = kb_fnv1a64(NULL, 0);
+    for (int i = 0; i < t->n; i++) h = kb_fnv1a64_update(h, t->data[i], t->bytes[i]);
+    t->hash = h;
+    return NULL;
+}
+
+void kb_hash_start(kb_hash_task *t, const void *const *data, const size_t *bytes, int n) {
+    memset(t, 0, sizeof *t);
+    t->n = n < 0 ? 0 : n > KB_MAX_OUT ? KB_MAX_OUT : n;
+    for (int i = 0; i < t->n; i++) t->data[i] = data[i], t->bytes[i] = bytes[i];
+    t->threaded = pthread_create(&t->thread, NULL, hash_task_work, t) == 0;
+    if (!t->threaded) hash_task_work(t);
+}
+
+uint64_t kb_hash_finish(kb_hash_task *t) {
+    if (t->threaded) pthread_join(t->thread, NULL);
+    t->threaded = 0;
+    return t->hash;
+}
+
 void kb_compute_metrics(kb_dtype t, const void *out, const double *ref, const double *mag, int64_t n,
                         const kb_tolerance *tol, kb_metrics *m) {
+    kb_compute_metrics_ex(t, out, ref, mag, n, tol, 1, m);
+}
+
+void kb_compute_metrics_ex(kb_dtype t, const void *out, const double *ref, const double *mag, int64_t n,
+                           const kb_tolerance *tol, int with_hash, kb_metrics *m) {
     memset(m, 0, sizeof *m);
     m->n = n;
     m->first_bad = -1;
@@ -179,7 +206,7 @@ void kb_compute_metrics(kb_dtype t, const void *out, const double *ref, const do
                      .nchunks = (n + METRICS_CHUNK - 1) / METRICS_CHUNK};
     j.parts = calloc((size_t)(j.nchunks > 0 ? j.nchunks : 1), sizeof *j.parts);
     if (!j.parts) {
-        m->hash = kb_fnv1a64(out, hj.bytes);
+        m->hash = with_hash ? kb_fnv1a64(out, hj.bytes) : 0;
         m->n_nan = n; /* cannot judge: count every element as bad */
         return;
     }
@@ -187,8 +214,8 @@ void kb_compute_metrics(kb_dtype t, const void *out, const double *ref, const do
     j.nthreads = (int)(cores < 1 ? 1 : cores > METRICS_MAX_THREADS ? METRICS_MAX_THREADS : cores);
     if (j.nthreads > j.nchunks) j.nthreads = j.nchunks > 0 ? (int)j.nchunks : 1;
     pthread_t hash_thread;
-    const int hash_threaded = j.nchunks > 1 && pthread_create(&hash_thread, NULL, hash_work, &hj) == 0;
-    if (!hash_threaded) hash_work(&hj);
+    const int hash_threaded = with_hash && j.nchunks > 1 && pthread_create(&hash_thread, NULL, hash_work, &hj) == 0;
+    if (with_hash && !hash_threaded) hash_work(&hj);
 
     metrics_pass(&j, 1);
     double ref2 = 0;
