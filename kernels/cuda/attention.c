@@ -109,11 +109,9 @@ static int aligned16(const kbcu_job *j, int last, char *msg) {
     return KB_OK;
 }
 
-/* The split-KV decode kernels' arguments (v1 and v2 alike): q, k, v, the partials in
- * the workspace, the sizes, the keys per split, the softmax scale. */
-static void decode_split_args(kbcu_plan *p, kbcu_launch *l, const kb_case *c, int chunk, double scale) {
-    for (int t = 0; t < 3; t++) kbcu_arg_tensor(p, l, t);
-    kbcu_arg_ws(p, l, 0);
+/* The split-KV decode kernels' sizes, keys per split and softmax scale (every decode
+ * variant's arguments end so). */
+static void decode_size_args(kbcu_plan *p, kbcu_launch *l, const kb_case *c, int chunk, double scale) {
     kbcu_arg_i32(p, l, c->n);
     kbcu_arg_i32(p, l, c->kv_len);
     kbcu_arg_i32(p, l, c->heads);
@@ -121,6 +119,14 @@ static void decode_split_args(kbcu_plan *p, kbcu_launch *l, const kb_case *c, in
     kbcu_arg_i32(p, l, c->head_dim);
     kbcu_arg_i32(p, l, chunk);
     kbcu_arg_f32(p, l, scale);
+}
+
+/* The split-KV decode kernels' arguments (v1, v2 and v3 alike): q, k, v, the partials in
+ * the workspace, then the sizes. */
+static void decode_split_args(kbcu_plan *p, kbcu_launch *l, const kb_case *c, int chunk, double scale) {
+    for (int t = 0; t < 3; t++) kbcu_arg_tensor(p, l, t);
+    kbcu_arg_ws(p, l, 0);
+    decode_size_args(p, l, c, chunk, scale);
 }
 
 /* The launch that merges the splits' partials into the output: one block per head and query. */
@@ -225,13 +231,7 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
         kbcu_arg_ws(p, l, 0);
         kbcu_arg_ws(p, l, at2 * (int64_t)sizeof(float));
         kbcu_arg_ws(p, l, atc * (int64_t)sizeof(float));
-        kbcu_arg_i32(p, l, c->n);
-        kbcu_arg_i32(p, l, c->kv_len);
-        kbcu_arg_i32(p, l, c->heads);
-        kbcu_arg_i32(p, l, c->kv_heads);
-        kbcu_arg_i32(p, l, c->head_dim);
-        kbcu_arg_i32(p, l, chunk);
-        kbcu_arg_f32(p, l, scale);
+        decode_size_args(p, l, c, chunk, scale);
         kbcu_arg_i32(p, l, group);
     } else {
         if (d % 4) return kb_fail(msg, KB_NOT_SUPPORTED, "prefill_v1 needs head_dim %% 4 == 0");
