@@ -352,70 +352,214 @@ static void combine_block(mem *mm, int hd, int n, int heads, int splits, int bx,
     }
 }
 
+/* ---- attn_decode_v4: v3's block, then the tickets and the merges ----------------------- */
+/* Deliberate mistakes the checks must catch (main runs each once). */
+enum { V4_OK, V4_NO_RESET, V4_EARLY_TICKET, V4_ARRIVAL_ORDER };
+
+typedef struct {
+    int64_t ws2, ctr; /* float offsets of the group partials and the counters (the plan's) */
+    int group, bug;
+    int *arrived; /* per counter: the members in the order they took tickets */
+    int most;     /* entries a counter */
+} v4_args;
+
+static uint32_t *ctrp(mem *m, int64_t i) { return (uint32_t *)wsf(m, i); } /* a counter's 4 bytes */
+
+/* The block's ticket (thread 0: atomicAdd, the last resets); `member` is recorded. */
+static int v4_last_ticket(mem *m, v4_args *b, int64_t ci, int count, int member) {
+    uint32_t *c = ctrp(m, b->ctr + ci);
+    const uint32_t t = (*c)++;
+    if (t < (uint32_t)b->most) b->arrived[ci * b->most + t] = member;
+    const int last = b->bug == V4_EARLY_TICKET ? t == (uint32_t)count - 2u || (count == 1 && t == 0)
+                                               : t == (uint32_t)count - 1u;
+    if (last && b->bug != V4_NO_RESET) *c = 0;
+    return last;
+}
+
+/* v4_merge: partials first .. first+cnt-1 of src (v3's layout over S, per a head) of
+ * heads hk*G + g of query qi into dst's partial di (dper a head, over Sd) or o.
+ * Shared memory: 8*cnt + 16 floats from 0, within the region (the flag is past it). */
+static void v4_merge(mem *m, int64_t src, int64_t S, int per, int first, int cnt, int64_t dst, int64_t Sd, int dper,
+                     int di, int to_o, int qi, int heads, int hk, int G, int64_t region_floats, const int *arrival) {
+    if (8 * (int64_t)cnt + 16 > region_floats) oob++;
+    const int64_t sw = 0, sM = 8 * (int64_t)cnt, sL = sM + 8;
+    const int64_t b0 = ((int64_t)qi * heads + hk * G) * per + first;
+    for (int g = 0; g < G; g++) {
+        const int64_t pm = src + S * 128 + b0 + (int64_t)g * per, pl = pm + S;
+        float M = -INFINITY, L = 0.0f;
+        for (int c = 0; c < cnt; c++) M = fmaxf(M, *wsf(m, pm + c));
+        for (int i = 0; i < cnt; i++) {
+            const int c = arrival ? arrival[i] : i;
+            const float mc = *wsf(m, pm + c), w = mc == -INFINITY ? 0.0f : expf(mc - M);
+            *smf(m, sw + g * cnt + c) = w;
+            L = fmaf(*wsf(m, pl + c), w, L);
+        }
+        *smf(m, sM + g) = M;
+        *smf(m, sL + g) = L;
+    }
+    for (int e = 0; e < G * 32; e++) {
+        const int g = e / 32, f = e - g * 32;
+        float a[4] = {0, 0, 0, 0};
+        for (int i = 0; i < cnt; i++) {
+            const int c = arrival ? arrival[i] : i;
+            const float w = *smf(m, sw + g * cnt + c);
+            for (int x = 0; x < 4; x++) a[x] = fmaf(w, *wsf(m, src + ((b0 + (int64_t)g * per + c) * 32 + f) * 4 + x), a[x]);
+        }
+        if (to_o) {
+            const float L = *smf(m, sL + g);
+            for (int x = 0; x < 4; x++) {
+                const int64_t oi = (((int64_t)qi * heads + hk * G + g) * 32 + f) * 4 + x;
+                if (oi < 0 || oi >= m->no) oob++;
+                else m->o[oi] = a[x] / L;
+            }
+        } else {
+            for (int x = 0; x < 4; x++)
+                *wsf(m, dst + ((((int64_t)qi * heads + hk * G + g) * dper + di) * 32 + f) * 4 + x) = a[x];
+        }
+    }
+    if (!to_o)
+        for (int g = 0; g < G; g++) {
+            const int64_t bd = ((int64_t)qi * heads + hk * G + g) * dper + di;
+            *wsf(m, dst + Sd * 128 + bd) = *smf(m, sM + g);
+            *wsf(m, dst + Sd * 128 + Sd + bd) = *smf(m, sL + g);
+        }
+}
+
+/* What attn_decode_v4 does after v3_partial, block (qi, split, hk). */
+static void v4_tail(mem *m, const v3_args *a, v4_args *b, int qi, int split, int hk, int splits, int64_t region_floats) {
+    const int G = a->heads / a->kv_heads, ngroups = (splits + b->group - 1) / b->group, grp = split / b->group;
+    const int first = grp * b->group, cnt = b->group < splits - first ? b->group : splits - first;
+    const int64_t S = (int64_t)a->n * a->heads * splits, S2 = (int64_t)a->n * a->heads * ngroups;
+    const int64_t gc = ((int64_t)qi * a->kv_heads + hk) * ngroups + grp;
+    if (!v4_last_ticket(m, b, gc, cnt, split - first)) return;
+    const int *arr = b->bug == V4_ARRIVAL_ORDER ? &b->arrived[gc * b->most] : NULL;
+    if (ngroups == 1) {
+        v4_merge(m, 0, S, splits, 0, splits, 0, 0, 0, 0, 1, qi, a->heads, hk, G, region_floats, arr);
+        return;
+    }
+    v4_merge(m, 0, S, splits, first, cnt, b->ws2, S2, ngroups, grp, 0, qi, a->heads, hk, G, region_floats, arr);
+    const int64_t tc = (int64_t)a->n * a->kv_heads * ngroups + (int64_t)qi * a->kv_heads + hk;
+    if (!v4_last_ticket(m, b, tc, ngroups, grp)) return;
+    arr = b->bug == V4_ARRIVAL_ORDER ? &b->arrived[tc * b->most] : NULL;
+    v4_merge(m, b->ws2, S2, ngroups, 0, ngroups, 0, 0, 0, 0, 1, qi, a->heads, hk, G, region_floats, arr);
+}
+
 /* ---- a case ---------------------------------------------------------------------------- */
 static double urand(uint64_t *s) {
     *s = *s * 6364136223846793005ull + 1442695040888963407ull;
     return (double)(*s >> 11) / 9007199254740992.0 * 2.0 - 1.0;
 }
 
-/* Plans `variant` for (n, L, heads, kv_heads, d=128) on a device of sm_count SMs, runs the
- * model twice (copies landing at once / as late as allowed), compares with fp64. */
-static void run_case(const char *variant, int n, int L, int heads, int kv_heads, int sm_count) {
-    char msg[KB_MSG], what[160];
-    snprintf(what, sizeof what, "%s n=%d L=%d heads=%d/%d sm=%d", variant, n, L, heads, kv_heads, sm_count);
-    kb_case c;
-    kb_case_init(&c, KB_OP_attention);
-    c.n = n, c.kv_len = L, c.heads = heads, c.kv_heads = kv_heads, c.head_dim = 128;
+/* Plans `variant` for (n, L, heads, kv_heads, d=128) on a device of sm_count SMs into p. */
+static int plan_case(const char *variant, int n, int L, int heads, int kv_heads, int sm_count, const char *what,
+                     kb_case *c, kbcu_tuned *tuned, const kbcu_variant **v, kbcu_plan *p) {
+    char msg[KB_MSG];
+    kb_case_init(c, KB_OP_attention);
+    c->n = n, c->kv_len = L, c->heads = heads, c->kv_heads = kv_heads, c->head_dim = 128;
     kb_tensor t[KB_MAX_IN + KB_MAX_OUT];
     kb_arg args[KB_MAX_ARGS];
-    if (kb_case_tensors(&c, t, msg) != KB_OK) {
+    if (kb_case_tensors(c, t, msg) != KB_OK) {
         CHECK(0, "%s: %s", what, msg);
-        return;
+        return 0;
     }
     for (int i = 0; i < 4; i++) args[i] = (kb_arg){t[i].type, t[i].count, {1, 0, t[i].bytes}};
+    if (kbcu_resolve_variant(KB_OP_attention, variant, 0, tuned, v, msg) != KB_OK) {
+        CHECK(0, "%s: %s", what, msg);
+        return 0;
+    }
+    const kbcu_job j = {c, *v, args, 3, 1, {90, sm_count, 227 * 1024}};
+    if (kbcu_plan_case(&j, p, msg) != KB_OK) {
+        CHECK(0, "%s plans: %s", what, msg);
+        return 0;
+    }
+    return 1;
+}
+
+/* The inputs (seeded by the case) and the outputs' memory; the workspace from the plan. */
+static void alloc_mem(mem *m, const kbcu_plan *p, int64_t smem, int n, int L, int heads, int kv_heads) {
+    memset(m, 0, sizeof *m);
+    const int64_t nq = (int64_t)n * heads * 128, nk = (int64_t)L * kv_heads * 128;
+    m->q = malloc(nq * sizeof(float));
+    m->k = malloc(nk * sizeof(float));
+    m->v = malloc(nk * sizeof(float));
+    m->no = nq;
+    m->o = malloc(nq * sizeof(float));
+    m->nws = (int64_t)(p->workspace / sizeof(float));
+    m->ws = malloc((size_t)p->workspace + 4);
+    m->nsmem4 = smem / 16;
+    m->smem = malloc((size_t)m->nsmem4 * sizeof(f4) + 16);
+    uint64_t seed = 0x9e3779b97f4a7c15ull ^ (uint64_t)(n * 1000003 + L * 131 + heads * 7 + kv_heads);
+    for (int64_t i = 0; i < nq; i++) m->q[i] = (float)(2.0 * urand(&seed));
+    for (int64_t i = 0; i < nk; i++) m->k[i] = (float)(2.0 * urand(&seed)), m->v[i] = (float)urand(&seed);
+}
+static void free_mem(mem *m) { free(m->q), free(m->k), free(m->v), free(m->o), free(m->ws), free(m->smem); }
+
+/* Outputs off fp64 attention by more than 2e-5 (query i at position L - n + i sees keys
+ * 0..L-n+i); *worst the largest error (NaN sticks). */
+static int fp64_bad(const mem *m, const float *out, int n, int L, int heads, int kv_heads, double *worst) {
+    const int G = heads / kv_heads;
+    int bad = 0;
+    *worst = 0.0;
+    for (int qi = 0; qi < n; qi++)
+        for (int h = 0; h < heads; h++) {
+            const int hk = h / G, last = L - n + qi;
+            double *sc = malloc((size_t)(last + 1) * sizeof(double)), mx = -INFINITY, sum = 0.0;
+            for (int jk = 0; jk <= last; jk++) {
+                double d = 0.0;
+                for (int e = 0; e < 128; e++)
+                    d += (double)m->q[((int64_t)qi * heads + h) * 128 + e] *
+                         m->k[((int64_t)jk * kv_heads + hk) * 128 + e];
+                sc[jk] = d / sqrt(128.0);
+                if (sc[jk] > mx) mx = sc[jk];
+            }
+            for (int jk = 0; jk <= last; jk++) sum += (sc[jk] = exp(sc[jk] - mx));
+            for (int e = 0; e < 128; e++) {
+                double o = 0.0;
+                for (int jk = 0; jk <= last; jk++) o += sc[jk] * m->v[((int64_t)jk * kv_heads + hk) * 128 + e];
+                o /= sum;
+                const double err = fabs(out[((int64_t)qi * heads + h) * 128 + e] - o);
+                if (!(err <= *worst)) *worst = err;
+                bad += !(err <= 2e-5);
+            }
+            free(sc);
+        }
+    return bad;
+}
+
+static v3_args main_args(const kbcu_variant *v, const kbcu_launch *lm, int at) {
+    /* at: where n is in the launch's arguments (after q k v ws; v4: q k v o ws ws2 ctr) */
+    return (v3_args){kbcu_def_int(v, "HD", 0),   kbcu_def_int(v, "WARPS", 0), kbcu_def_int(v, "STAGES", 0),
+                     (int)lm->args[at].i,        (int)lm->args[at + 1].i,      (int)lm->args[at + 2].i,
+                     (int)lm->args[at + 3].i,    (int)lm->args[at + 5].i,      (float)lm->args[at + 6].f};
+}
+
+/* decode_v3: runs the model twice (copies landing at once / as late as allowed), compares
+ * with fp64. */
+static void run_case(const char *variant, int n, int L, int heads, int kv_heads, int sm_count) {
+    char what[160];
+    snprintf(what, sizeof what, "%s n=%d L=%d heads=%d/%d sm=%d", variant, n, L, heads, kv_heads, sm_count);
+    kb_case c;
     kbcu_tuned tuned;
     const kbcu_variant *v;
-    if (kbcu_resolve_variant(KB_OP_attention, variant, 0, &tuned, &v, msg) != KB_OK) {
-        CHECK(0, "%s: %s", what, msg);
-        return;
-    }
-    const kbcu_job j = {&c, v, args, 3, 1, {90, sm_count, 227 * 1024}};
     kbcu_plan p;
-    if (kbcu_plan_case(&j, &p, msg) != KB_OK) {
-        CHECK(0, "%s plans: %s", what, msg);
-        return;
-    }
+    if (!plan_case(variant, n, L, heads, kv_heads, sm_count, what, &c, &tuned, &v, &p)) return;
     CHECK(p.nlaunch == 2 && !strcmp(p.launch[0].kernel, "attn_decode_v3") &&
               !strcmp(p.launch[1].kernel, "attn_decode_combine_v3") && p.launch[0].nargs == 11 &&
               p.launch[1].nargs == 5,
           "%s: the launches", what);
     if (p.nlaunch != 2) return;
     const kbcu_launch *lm = &p.launch[0], *lc = &p.launch[1];
-    v3_args a = {kbcu_def_int(v, "HD", 0), kbcu_def_int(v, "WARPS", 0), kbcu_def_int(v, "STAGES", 0),
-                 (int)lm->args[4].i,       (int)lm->args[5].i,          (int)lm->args[6].i,
-                 (int)lm->args[7].i,       (int)lm->args[9].i,          (float)lm->args[10].f};
+    v3_args a = main_args(v, lm, 4);
     const int splits = (int)lm->grid[1];
     CHECK(a.hd == 128 && lm->block[0] == 32 * a.warps && lm->grid[0] == n && lm->grid[2] == kv_heads &&
               lm->args[8].i == 128 && lc->grid[0] == 4 && lc->grid[1] == heads && lc->grid[2] == n &&
               lc->block[0] == 256 && lc->args[4].i == splits && lc->args[2].i == n && lc->args[3].i == heads,
           "%s: geometry", what);
 
-    mem m = {0};
-    const int64_t nq = (int64_t)n * heads * 128, nk = (int64_t)L * kv_heads * 128;
-    m.q = malloc(nq * sizeof(float));
-    m.k = malloc(nk * sizeof(float));
-    m.v = malloc(nk * sizeof(float));
-    m.no = nq;
-    m.o = malloc(nq * sizeof(float));
-    m.nws = (int64_t)(p.workspace / sizeof(float));
-    m.ws = malloc((size_t)p.workspace + 4);
-    m.nsmem4 = lm->smem / 16;
-    m.smem = malloc((size_t)m.nsmem4 * sizeof(f4) + 16);
-    const int64_t ncsm = lc->smem / 4;
+    mem m;
+    alloc_mem(&m, &p, lm->smem, n, L, heads, kv_heads);
+    const int64_t nq = m.no, ncsm = lc->smem / 4;
     float *csm = malloc((size_t)ncsm * sizeof(float) + 4);
-    uint64_t seed = 0x9e3779b97f4a7c15ull ^ (uint64_t)(n * 1000003 + L * 131 + heads * 7 + kv_heads);
-    for (int64_t i = 0; i < nq; i++) m.q[i] = (float)(2.0 * urand(&seed));
-    for (int64_t i = 0; i < nk; i++) m.k[i] = (float)(2.0 * urand(&seed)), m.v[i] = (float)urand(&seed);
 
     float *out[2];
     for (int mode = 0; mode < 2; mode++) {
@@ -438,39 +582,108 @@ static void run_case(const char *variant, int n, int L, int heads, int kv_heads,
         memcpy(out[mode], m.o, nq * sizeof(float));
     }
     CHECK(!memcmp(out[0], out[1], nq * sizeof(float)), "%s: the same bits whenever the copies land", what);
-
-    /* fp64 attention: query i at position L - n + i sees keys 0..L-n+i */
-    const int G = heads / kv_heads;
-    double worst = 0.0;
-    int bad = 0;
-    for (int qi = 0; qi < n; qi++)
-        for (int h = 0; h < heads; h++) {
-            const int hk = h / G, last = L - n + qi;
-            double *sc = malloc((size_t)(last + 1) * sizeof(double)), mx = -INFINITY, sum = 0.0;
-            for (int jk = 0; jk <= last; jk++) {
-                double d = 0.0;
-                for (int e = 0; e < 128; e++)
-                    d +=
-                        (double)m.q[((int64_t)qi * heads + h) * 128 + e] * m.k[((int64_t)jk * kv_heads + hk) * 128 + e];
-                sc[jk] = d / sqrt(128.0);
-                if (sc[jk] > mx) mx = sc[jk];
-            }
-            for (int jk = 0; jk <= last; jk++) sum += (sc[jk] = exp(sc[jk] - mx));
-            for (int e = 0; e < 128; e++) {
-                double o = 0.0;
-                for (int jk = 0; jk <= last; jk++) o += sc[jk] * m.v[((int64_t)jk * kv_heads + hk) * 128 + e];
-                o /= sum;
-                const double err = fabs(out[0][((int64_t)qi * heads + h) * 128 + e] - o);
-                if (!(err <= worst)) worst = err; /* NaN sticks */
-                bad += !(err <= 2e-5);
-            }
-            free(sc);
-        }
+    double worst;
+    const int bad = fp64_bad(&m, out[0], n, L, heads, kv_heads, &worst);
     CHECK(bad == 0, "%s: %d outputs off the fp64 attention, worst %.3g", what, bad, worst);
     free(out[0]);
     free(out[1]);
-    free(m.q), free(m.k), free(m.v), free(m.o), free(m.ws), free(m.smem), free(csm);
+    free(csm);
+    free_mem(&m);
     kbcu_plan_free(&p);
+}
+
+/* decode_v4: one launch, its blocks run one after another in 3 orders (grid order,
+ * reverse, shuffled: a different block takes each last ticket), each order twice on the
+ * same workspace (the second launch finds the counters as the first left them; the
+ * partials are NaN again before each launch, the counters zero only before the first,
+ * as the worker's zeroing at prepare). Every run must give the same bits, leave every
+ * counter at 0, write every output, and match fp64. bug != V4_OK: a deliberate mistake
+ * in the model, which these checks must notice (returns the problems seen, no CHECK). */
+static int run_case_v4(const char *variant, int n, int L, int heads, int kv_heads, int sm_count, int bug) {
+    char what[200];
+    snprintf(what, sizeof what, "%s n=%d L=%d heads=%d/%d sm=%d bug=%d", variant, n, L, heads, kv_heads, sm_count, bug);
+    kb_case c;
+    kbcu_tuned tuned;
+    const kbcu_variant *v;
+    kbcu_plan p;
+    if (!plan_case(variant, n, L, heads, kv_heads, sm_count, what, &c, &tuned, &v, &p)) return 1;
+    CHECK(p.nlaunch == 1 && !strcmp(p.launch[0].kernel, "attn_decode_v4") && p.launch[0].nargs == 15 &&
+              p.zero_workspace == 1,
+          "%s: one launch, a zeroed workspace", what);
+    if (p.nlaunch != 1 || p.launch[0].nargs != 15) return 1;
+    const kbcu_launch *lm = &p.launch[0];
+    const v3_args a = main_args(v, lm, 7);
+    const int splits = (int)lm->grid[1], group = (int)lm->args[14].i, ngroups = (splits + group - 1) / group;
+    CHECK(a.hd == 128 && lm->block[0] == 32 * a.warps && lm->grid[0] == n && lm->grid[2] == kv_heads &&
+              lm->args[11].i == 128 && lm->args[3].tensor == 3 && lm->args[4].i == 0 && lm->args[5].i % 16 == 0 &&
+              lm->args[6].i % 16 == 0,
+          "%s: geometry", what);
+    const int64_t S = (int64_t)n * heads * splits, S2 = (int64_t)n * heads * ngroups;
+    const int64_t nctr = (int64_t)n * kv_heads * (ngroups + 1);
+    v4_args b = {lm->args[5].i / 4, lm->args[6].i / 4, group, bug, NULL, group > ngroups ? group : ngroups};
+    /* the parts do not overlap and end with the workspace */
+    CHECK(b.ws2 >= S * 130 && b.ctr >= b.ws2 + (ngroups > 1 ? S2 * 130 : 0) &&
+              (uint64_t)(b.ctr + nctr) * 4 == p.workspace,
+          "%s: workspace layout", what);
+    b.arrived = calloc((size_t)(nctr * b.most), sizeof(int));
+    const int W = a.warps, hd4 = 32, stage4 = 2 * KU * hd4;
+    const int64_t pipe4 = (int64_t)W * a.stages * stage4, merge4 = (int64_t)W * (G8 * hd4 + 4);
+    const int64_t region_floats = (pipe4 > merge4 ? pipe4 : merge4) * 4;
+    mem m;
+    alloc_mem(&m, &p, lm->smem, n, L, heads, kv_heads);
+    const int64_t nq = m.no, nblocks = (int64_t)n * splits * kv_heads;
+    int64_t *order = malloc((size_t)nblocks * sizeof *order);
+    float *first = malloc(nq * sizeof(float));
+    uint64_t seed = 12345u + (uint64_t)L;
+    int problems = 0;
+#define V4_CHECK(cond, ...)                                                                                            \
+    do {                                                                                                               \
+        if (bug) problems += !(cond);                                                                                  \
+        else CHECK(cond, __VA_ARGS__);                                                                                 \
+    } while (0)
+    for (int64_t i = 0; i < m.nws; i++) m.ws[i] = NAN;
+    for (int64_t i = 0; i < nctr; i++) *ctrp(&m, b.ctr + i) = 0;
+    for (int ord = 0; ord < 3; ord++) {
+        for (int64_t i = 0; i < nblocks; i++) order[i] = ord == 1 ? nblocks - 1 - i : i;
+        if (ord == 2)
+            for (int64_t i = nblocks - 1; i > 0; i--) {
+                const int64_t r = (int64_t)((urand(&seed) + 1.0) * 0.5 * (double)(i + 1)) % (i + 1), t = order[i];
+                order[i] = order[r], order[r] = t;
+            }
+        for (int launch = 0; launch < 2; launch++) {
+            oob = 0;
+            for (int64_t i = 0; i < b.ctr; i++) m.ws[i] = NAN;
+            for (int64_t i = 0; i < nq; i++) m.o[i] = NAN;
+            for (int64_t i = 0; i < nblocks; i++) { /* block id: x fastest (qi, split, hk) */
+                const int qi = (int)(order[i] % n), sp = (int)(order[i] / n % splits), hk = (int)(order[i] / n / splits);
+                v3_block(&m, &a, qi, sp, hk, splits, (ord + launch) & 1);
+                v4_tail(&m, &a, &b, qi, sp, hk, splits, region_floats);
+            }
+            int64_t nonzero = 0, unwritten = 0;
+            for (int64_t i = 0; i < nctr; i++) nonzero += *ctrp(&m, b.ctr + i) != 0;
+            for (int64_t i = 0; i < nq; i++) unwritten += isnan(m.o[i]);
+            V4_CHECK(oob == 0, "%s order %d launch %d: %d accesses outside shared memory, workspace or o", what, ord,
+                     launch, oob);
+            V4_CHECK(nonzero == 0, "%s order %d launch %d: %lld counters not back at 0", what, ord, launch,
+                     (long long)nonzero);
+            V4_CHECK(unwritten == 0, "%s order %d launch %d: %lld outputs NaN or unwritten", what, ord, launch,
+                     (long long)unwritten);
+            if (ord == 0 && launch == 0) memcpy(first, m.o, nq * sizeof(float));
+            else
+                V4_CHECK(!memcmp(first, m.o, nq * sizeof(float)), "%s order %d launch %d: other bits than grid order",
+                         what, ord, launch);
+        }
+    }
+    double worst;
+    const int bad = fp64_bad(&m, first, n, L, heads, kv_heads, &worst);
+    V4_CHECK(bad == 0, "%s: %d outputs off the fp64 attention, worst %.3g", what, bad, worst);
+#undef V4_CHECK
+    free(order);
+    free(first);
+    free(b.arrived);
+    free_mem(&m);
+    kbcu_plan_free(&p);
+    return problems;
 }
 
 int main(void) {
@@ -496,6 +709,31 @@ int main(void) {
     run_case("decode_v3_w4_s4[STAGES=1,WARPS=2]", 3, 130, 28, 4, 2);
     run_case("decode_v3_w4_s4[STAGES=2]", 1, 1000, 28, 4, 132);
     run_case("decode_v3_w4_s4[STAGES=3,WARPS=8]", 4, 257, 28, 4, 5);
+    /* decode_v4 (hidden until it runs on a GPU) */
+    setenv("KB_CUDA_UNVERIFIED", "1", 1);
+    const char *v4 = "decode_v4_w4_s4";
+    /* one level (<= 8 splits: 2 SMs, n = 16) and two (132 SMs: 32 and 99 splits, a short
+     * last group), n > 1 with empty splits, GQA groups of 1, 3, 8, tuned points */
+    const int v4_L[] = {1, 5, 64, 333, 1000};
+    for (int i = 0; i < (int)(sizeof v4_L / sizeof v4_L[0]); i++) {
+        run_case_v4(v4, 1, v4_L[i], 28, 4, 132, V4_OK);
+        run_case_v4(v4, 1, v4_L[i], 28, 4, 2, V4_OK);
+    }
+    run_case_v4(v4, 3, 20, 28, 4, 132, V4_OK);
+    run_case_v4(v4, 16, 37, 28, 4, 3, V4_OK);
+    run_case_v4(v4, 5, 300, 28, 4, 132, V4_OK);
+    run_case_v4(v4, 2, 77, 8, 8, 132, V4_OK);
+    run_case_v4(v4, 2, 77, 6, 2, 4, V4_OK);
+    run_case_v4(v4, 1, 150, 16, 2, 132, V4_OK);
+    run_case_v4("decode_v4_w4_s4[WARPS=1]", 2, 90, 28, 4, 132, V4_OK);
+    run_case_v4("decode_v4_w4_s4[STAGES=1,WARPS=2]", 3, 130, 28, 4, 2, V4_OK);
+    /* the checks notice a counter left behind, a merge before the last partial, and a
+     * merge in arrival order (one level and two) */
+    CHECK(run_case_v4(v4, 1, 1000, 28, 4, 132, V4_NO_RESET) > 0, "v4 model: a counter not reset is caught");
+    CHECK(run_case_v4(v4, 1, 1000, 28, 4, 132, V4_EARLY_TICKET) > 0, "v4 model: an early merge is caught");
+    CHECK(run_case_v4(v4, 1, 1000, 28, 4, 132, V4_ARRIVAL_ORDER) > 0, "v4 model: arrival order is caught (2 levels)");
+    CHECK(run_case_v4(v4, 1, 100, 28, 4, 132, V4_ARRIVAL_ORDER) > 0, "v4 model: arrival order is caught (1 level)");
+    CHECK(run_case_v4(v4, 2, 77, 6, 2, 4, V4_NO_RESET) > 0, "v4 model: a counter not reset is caught (1 level)");
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

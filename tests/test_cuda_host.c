@@ -41,6 +41,7 @@ void kbcu_decode_splits_v2(const kb_case *c, int kt, int sm_count, int *splits, 
 void kbcu_decode_splits_v3(const kb_case *c, int warps, int per_sm, int sm_count, int *splits, int *chunk);
 int64_t kbcu_decode_v3_smem(int warps, int stages, int hd);
 int kbcu_decode_v3_per_sm(int warps, int64_t smem, int smem_optin);
+int kbcu_decode_v4_group(int splits);
 
 #include "tests/kb_check.h"
 
@@ -441,6 +442,74 @@ static void test_plan_decode_v3(kbcu_plan *pp) {
     *pp = p;
 }
 
+/* decode_v4 (attention.c, NOTES.md): decode_v3's grid, one launch; merge groups of
+ * ~sqrt(splits); workspace = v3's partials, the group partials, the counters (16-byte
+ * aligned parts), zeroed once at prepare. Numbers by hand. */
+static void test_plan_decode_v4(kbcu_plan *pp) {
+    kbcu_plan p = *pp;
+    char msg[KB_MSG];
+    kb_case a = make_case(KB_OP_attention);
+    a.heads = 28, a.kv_heads = 4, a.head_dim = 128, a.kv_len = 4096, a.n = 1;
+    unsetenv("KB_CUDA_UNVERIFIED");
+    CHECK(kbcu_find_variant(KB_OP_attention, "decode_v4_w4_s4", 0) == NULL,
+          "decode_v4 is hidden until it runs on a GPU (KB_CUDA_UNVERIFIED=1)");
+    setenv("KB_CUDA_UNVERIFIED", "1", 1);
+    CHECK(kbcu_find_variant(KB_OP_attention, "decode_v4_w4_s4", 0) != NULL, "KB_CUDA_UNVERIFIED=1 lists decode_v4");
+    CHECK(kbcu_decode_v4_group(1) == 1 && kbcu_decode_v4_group(8) == 8 && kbcu_decode_v4_group(9) == 3 &&
+              kbcu_decode_v4_group(32) == 6 && kbcu_decode_v4_group(86) == 10 && kbcu_decode_v4_group(98) == 10 &&
+              kbcu_decode_v4_group(100) == 10 && kbcu_decode_v4_group(101) == 11,
+          "v4 groups: one level up to 8 splits, then ceil(sqrt(splits))");
+    int bad = 0;
+    for (int s = 1; s <= 5000 && !bad; s++) {
+        const int g = kbcu_decode_v4_group(s), ng = (s + g - 1) / g;
+        if (!(g >= 1 && g <= s && (s <= 8 ? ng == 1 : (g - 1) * (g - 1) < s && ng <= g)))
+            bad = s;
+    }
+    CHECK(!bad, "v4 group of %d splits: both levels ~sqrt", bad);
+    CHECK(plan(&a, "decode_v4_w4_s4", &p, msg) == KB_OK && p.nlaunch == 1, "decode_v4 plans one launch: %s", msg);
+    if (p.nlaunch == 1) {
+        const kbcu_launch *m = &p.launch[0];
+        CHECK(!strcmp(m->kernel, "attn_decode_v4") && m->grid[0] == 1 && m->grid[1] == 86 && m->grid[2] == 4 &&
+                  m->block[0] == 128 && m->smem == 66176 && !strcmp(m->opts, "-DHD=128 -DWARPS=4 -DSTAGES=4"),
+              "v4: v3's grid, block and shared memory");
+        /* S = 28 x 86 = 2408 partials of 130 floats; 9 groups of 10: S2 = 252 */
+        const int64_t at2 = 2408 * 130, atc = at2 + 252 * 130;
+        CHECK(m->nargs == 15 && m->args[3].kind == KBCU_ARG_TENSOR && m->args[3].tensor == 3 &&
+                  m->args[4].kind == KBCU_ARG_WS && m->args[4].i == 0 && m->args[5].kind == KBCU_ARG_WS &&
+                  m->args[5].i == at2 * 4 && m->args[6].kind == KBCU_ARG_WS && m->args[6].i == atc * 4 &&
+                  m->args[7].i == 1 && m->args[8].i == 4096 && m->args[9].i == 28 && m->args[10].i == 4 &&
+                  m->args[11].i == 128 && m->args[12].i == 48 && m->args[13].kind == KBCU_ARG_F32 &&
+                  fabs(m->args[13].f - 1.0 / sqrt(128.0)) < 1e-15 && m->args[14].i == 10,
+              "v4 args: q k v o ws ws2 ctr n L heads kv_heads d chunk scale group");
+        CHECK(p.workspace == (uint64_t)(atc + 4 * 10) * 4 && p.zero_workspace == 1,
+              "v4 workspace: partials, group partials, 4 x (9 + 1) counters, zeroed (%llu)",
+              (unsigned long long)p.workspace);
+    }
+    CHECK(plan(&a, "decode_v3_w4_s4", &p, msg) == KB_OK && p.zero_workspace == 0, "v3's workspace is not zeroed");
+    a.kv_len = 32768;
+    CHECK(plan(&a, "decode_v4_w4_s4", &p, msg) == KB_OK && p.launch[0].grid[1] == 98 && p.launch[0].args[14].i == 10,
+          "v4 32768 keys: 98 splits in 10 groups of 10");
+    a.n = 3, a.kv_len = 1000; /* S = 3 x 28 x splits: the parts' offsets stay 16-byte aligned */
+    CHECK(plan(&a, "decode_v4_w4_s4", &p, msg) == KB_OK && p.launch[0].args[5].i % 16 == 0 &&
+              p.launch[0].args[6].i % 16 == 0,
+          "v4: aligned parts (%lld, %lld)", (long long)p.launch[0].args[5].i, (long long)p.launch[0].args[6].i);
+    a.n = 16, a.kv_len = 4096;
+    CHECK(plan(&a, "decode_v4_w4_s4", &p, msg) == KB_OK && p.launch[0].grid[1] == 6 && p.launch[0].args[14].i == 6,
+          "v4 n = 16: 6 splits, one level");
+    a.n = 1;
+    const kbcu_devinfo big = {90, 2000, 227 * 1024}; /* many splits: the merge outgrows one warp's region */
+    CHECK(plan_dev(&a, "decode_v4_w4_s4[WARPS=1,STAGES=1]", &big, 0, &p, msg) == KB_OK &&
+              p.launch[0].args[14].i * 8 * 4 + 64 <= p.launch[0].smem - 160,
+          "v4 one warp, many splits: the merge fits: %s", msg);
+    a.head_dim = 64;
+    CHECK(plan(&a, "decode_v4_w4_s4", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "head_dim 128"), "v4 d = 64: %s",
+          msg);
+    a.head_dim = 128, a.n = 17;
+    CHECK(plan(&a, "decode_v4_w4_s4", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "prefill_v1"), "v4 n > 16: %s", msg);
+    unsetenv("KB_CUDA_UNVERIFIED");
+    *pp = p;
+}
+
 /* Every variant of every op on its samples, on the H100/H200's limits: whatever plans
  * must be within CUDA's limits (kbcu_plan_case checks, so a plan that passes it and
  * breaks one is a bug in that check) and name only the case's tensors. */
@@ -631,6 +700,7 @@ static void test_geometry(void) {
     a.kv_len = 4096, a.n = 17;
     CHECK(plan(&a, "decode_v1", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "prefill_v1"), "decode n > 16: %s", msg);
     test_plan_decode_v3(&p);
+    test_plan_decode_v4(&p);
     a.n = 4096;
     CHECK(plan(&a, "prefill_v1", &p, msg) == KB_OK && p.launch[0].grid[0] == 512 && p.launch[0].grid[1] == 28 &&
               p.launch[0].smem == (2 * 32 * 33 + 8 * 32) * 16,

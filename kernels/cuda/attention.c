@@ -1,7 +1,8 @@
 /* attention.c - the cuda variants and launch plan of attention (attention.cu): causal
  * GQA attention, q [n][heads][d], k, v [kv_len][kv_heads][d] -> o [n][heads][d].
  * The decode variants split the keys over blocks (flash-decoding) and combine the
- * partial results from the workspace in a second launch. */
+ * partial results from the workspace in a second launch (decode_v4: in the same
+ * launch, by the last block to finish). */
 #include "kernels/cuda/cuda_ops.h"
 
 #include <math.h>
@@ -13,6 +14,8 @@ static const kbcu_variant variants[] = {
     /* cp.async (sm_80); parity and timing on the H200 in NOTES.md */
     {"decode_v3_w4_s4", "attention.cu", "attn_decode_v3,attn_decode_combine_v3", "-DHD=128 -DWARPS=4 -DSTAGES=4", 80, 0,
      0},
+    /* decode_v3 and its combine in one launch (last-block tickets); not yet run on a GPU */
+    {"decode_v4_w4_s4", "attention.cu", "attn_decode_v4", "-DHD=128 -DWARPS=4 -DSTAGES=4", 80, 0, 1},
     {NULL, NULL, NULL, NULL, 0, 0, 0},
 };
 
@@ -21,6 +24,7 @@ void kbcu_decode_splits_v2(const kb_case *c, int kt, int sm_count, int *splits, 
 void kbcu_decode_splits_v3(const kb_case *c, int warps, int per_sm, int sm_count, int *splits, int *chunk);
 int64_t kbcu_decode_v3_smem(int warps, int stages, int hd);
 int kbcu_decode_v3_per_sm(int warps, int64_t smem, int smem_optin);
+int kbcu_decode_v4_group(int splits);
 
 void kbcu_decode_splits(const kb_case *c, int warps, int kpw, int sm_count, int *splits, int *chunk) {
     /* Enough blocks to fill the chip about 4 deep (4 blocks of 4 warps per SM), but
@@ -87,6 +91,16 @@ int kbcu_decode_v3_per_sm(int warps, int64_t smem, int smem_optin) {
     return b < 1 ? 1 : (int)b;
 }
 
+/* decode_v4's merge group: the splits one block merges at the first level, and the
+ * groups the last block merges at the second. ~sqrt(splits) each, so neither merge reads
+ * many partials through one SM; up to 8 splits one level (group = splits). */
+int kbcu_decode_v4_group(int splits) {
+    if (splits <= 8) return splits < 1 ? 1 : splits;
+    int g = 1;
+    while (g * g < splits) g++;
+    return g;
+}
+
 static int aligned16(const kbcu_job *j, int last, char *msg) {
     for (int t = 0; t <= last; t++) {
         int rc = kbcu_need_aligned(j, t, 16, "reads float4 rows", msg);
@@ -95,11 +109,9 @@ static int aligned16(const kbcu_job *j, int last, char *msg) {
     return KB_OK;
 }
 
-/* The split-KV decode kernels' arguments (v1 and v2 alike): q, k, v, the partials in
- * the workspace, the sizes, the keys per split, the softmax scale. */
-static void decode_split_args(kbcu_plan *p, kbcu_launch *l, const kb_case *c, int chunk, double scale) {
-    for (int t = 0; t < 3; t++) kbcu_arg_tensor(p, l, t);
-    kbcu_arg_ws(p, l, 0);
+/* The split-KV decode kernels' sizes, keys per split and softmax scale (every decode
+ * variant's arguments end so). */
+static void decode_size_args(kbcu_plan *p, kbcu_launch *l, const kb_case *c, int chunk, double scale) {
     kbcu_arg_i32(p, l, c->n);
     kbcu_arg_i32(p, l, c->kv_len);
     kbcu_arg_i32(p, l, c->heads);
@@ -107,6 +119,14 @@ static void decode_split_args(kbcu_plan *p, kbcu_launch *l, const kb_case *c, in
     kbcu_arg_i32(p, l, c->head_dim);
     kbcu_arg_i32(p, l, chunk);
     kbcu_arg_f32(p, l, scale);
+}
+
+/* The split-KV decode kernels' arguments (v1, v2 and v3 alike): q, k, v, the partials in
+ * the workspace, then the sizes. */
+static void decode_split_args(kbcu_plan *p, kbcu_launch *l, const kb_case *c, int chunk, double scale) {
+    for (int t = 0; t < 3; t++) kbcu_arg_tensor(p, l, t);
+    kbcu_arg_ws(p, l, 0);
+    decode_size_args(p, l, c, chunk, scale);
 }
 
 /* The launch that merges the splits' partials into the output: one block per head and query. */
@@ -168,7 +188,7 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
         decode_split_args(p, l, c, chunk, scale);
         /* shared: the weights, 4 partials, the broadcast */
         decode_combine(p, j, "attn_decode_combine_v2", splits, (splits + 5) * (int64_t)sizeof(float));
-    } else if (kbcu_is(j->v, "decode_v3")) {
+    } else if (kbcu_is(j->v, "decode_v3") || kbcu_is(j->v, "decode_v4")) {
         const int hd = kbcu_def_int(j->v, "HD", 128), stages = kbcu_def_int(j->v, "STAGES", 4);
         if (d != hd)
             return kb_fail(msg, KB_NOT_SUPPORTED, "%s is compiled for head_dim %d (-DHD), not %lld", j->v->name, hd,
@@ -183,14 +203,36 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
         kbcu_decode_splits_v3(c, warps, kbcu_decode_v3_per_sm(warps, smem, j->dev.smem_optin), j->dev.sm_count, &splits,
                               &chunk);
         const int64_t S = c->n * c->heads * splits;
-        p->workspace = (uint64_t)(S * d + 2 * S) * sizeof(float);
-        /* query fastest: the n blocks of a (split, KV head) run together and share its
-         * K/V through L2 */
-        l = kbcu_add_launch(p, j->v, "attn_decode_v3", c->n, splits, c->kv_heads, warps * 32);
+        if (kbcu_is(j->v, "decode_v3")) {
+            p->workspace = (uint64_t)(S * d + 2 * S) * sizeof(float);
+            /* query fastest: the n blocks of a (split, KV head) run together and share
+             * its K/V through L2 */
+            l = kbcu_add_launch(p, j->v, "attn_decode_v3", c->n, splits, c->kv_heads, warps * 32);
+            if (l) l->smem = smem;
+            decode_split_args(p, l, c, chunk, scale);
+            /* shared: the weights, 8 maxima, 8 sums, 8 warps x 32 partials */
+            decode_combine(p, j, "attn_decode_combine_v3", splits, (splits + 16 + 256) * (int64_t)sizeof(float));
+            return KB_OK;
+        }
+        /* decode_v4: workspace = v3's partials, the group partials, the counters (each
+         * part 16-byte aligned: float4 rows); zeroed once at prepare (the counters) */
+        const int group = kbcu_decode_v4_group(splits), ngroups = (int)kbcu_ceil_div(splits, group);
+        const int most = group > ngroups ? group : ngroups;
+        if ((V3_G * most + 16) * 4 > smem - warps * 40 * 4)
+            return kb_fail(msg, KB_NOT_SUPPORTED, "%s: a merge of %d partials outgrows the shared memory",
+                           j->v->name, most);
+        const int64_t S2 = c->n * c->heads * ngroups;
+        const int64_t at2 = kbcu_ceil_div(S * (d + 2), 4) * 4, atc = at2 + kbcu_ceil_div(S2 * (d + 2), 4) * 4;
+        p->workspace = (uint64_t)(atc + c->n * c->kv_heads * (ngroups + 1)) * sizeof(float);
+        p->zero_workspace = 1;
+        l = kbcu_add_launch(p, j->v, "attn_decode_v4", c->n, splits, c->kv_heads, warps * 32);
         if (l) l->smem = smem;
-        decode_split_args(p, l, c, chunk, scale);
-        /* shared: the weights, 8 maxima, 8 sums, 8 warps x 32 partials */
-        decode_combine(p, j, "attn_decode_combine_v3", splits, (splits + 16 + 256) * (int64_t)sizeof(float));
+        for (int t = 0; t < 4; t++) kbcu_arg_tensor(p, l, t);
+        kbcu_arg_ws(p, l, 0);
+        kbcu_arg_ws(p, l, at2 * (int64_t)sizeof(float));
+        kbcu_arg_ws(p, l, atc * (int64_t)sizeof(float));
+        decode_size_args(p, l, c, chunk, scale);
+        kbcu_arg_i32(p, l, group);
     } else {
         if (d % 4) return kb_fail(msg, KB_NOT_SUPPORTED, "prefill_v1 needs head_dim %% 4 == 0");
         int rc = aligned16(j, 3, msg);
@@ -221,9 +263,9 @@ static int samples(kb_case *out, int max) {
 
 /* What --tune may set (cuda_ops.h): the range every kernel here takes. */
 static const kbcu_tunable tunables[] = {
-    {"WARPS", 1, 32, 1, "decode_v1, prefill_v1, decode_v3: warps a block"},
+    {"WARPS", 1, 32, 1, "decode_v1, prefill_v1, decode_v3, decode_v4: warps a block"},
     {"KPW", 1, 8, 0, "decode_v1: keys a warp step"},
-    {"STAGES", 1, 8, 0, "decode_v3: 4-key K/V steps in flight a warp"},
+    {"STAGES", 1, 8, 0, "decode_v3, decode_v4: 4-key K/V steps in flight a warp"},
     KBCU_TUNE_END,
 };
 

@@ -455,13 +455,11 @@ __device__ __forceinline__ float v3_reduce_scatter(float v[32], int lane) {
     return v[0];
 }
 
-// grid (n, splits, kv_heads), WARPS * 32 threads.
-extern "C" __global__ void __launch_bounds__(WARPS * 32)
-attn_decode_v3(const float *__restrict__ q, const float *__restrict__ k, const float *__restrict__ v,
-               float *__restrict__ ws, int n, int kv_len, int heads, int kv_heads, int d_is_HD, int chunk,
-               float scale) {
-    extern __shared__ float4 dsm4[];
-    (void)d_is_HD; // the plan checks head_dim == HD
+// Block (qi, split, hk) of a grid (n, splits, kv_heads) of WARPS * 32 threads: its
+// partial (m, l, acc) of every head of the group into ws (decode_v3 and decode_v4 alike).
+__device__ __forceinline__ void v3_partial(const float *__restrict__ q, const float *__restrict__ k,
+                                           const float *__restrict__ v, float *__restrict__ ws, int n, int kv_len,
+                                           int heads, int kv_heads, int chunk, float scale, float4 *dsm4) {
     const int qi = blockIdx.x, split = blockIdx.y, hk = blockIdx.z, splits = gridDim.y;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, kk_l = lane & 3, g_l = lane >> 2;
     const int G = heads / kv_heads;
@@ -614,6 +612,16 @@ attn_decode_v3(const float *__restrict__ q, const float *__restrict__ k, const f
     }
 }
 
+// grid (n, splits, kv_heads), WARPS * 32 threads.
+extern "C" __global__ void __launch_bounds__(WARPS * 32)
+attn_decode_v3(const float *__restrict__ q, const float *__restrict__ k, const float *__restrict__ v,
+               float *__restrict__ ws, int n, int kv_len, int heads, int kv_heads, int d_is_HD, int chunk,
+               float scale) {
+    extern __shared__ float4 dsm4[];
+    (void)d_is_HD; // the plan checks head_dim == HD
+    v3_partial(q, k, v, ws, n, kv_len, heads, kv_heads, chunk, scale, dsm4);
+}
+
 // grid (HD/32, heads, n), 256 threads: block (chunk, h, qi) merges 32 dims of one
 // (query, head). The split weights w_s = e^(m_s - M) once in shared memory; warp w sums
 // splits w, w+8, ... with 4 independent accumulators (4 loads in flight a lane, not one
@@ -663,5 +671,120 @@ attn_decode_combine_v3(const float *__restrict__ ws, float *__restrict__ o, int 
         for (int w = 0; w < 8; w++) a += part[w * 32 + lane];
         o[((long long)qi * heads + h) * HD + dim] = a / Lt;
     }
+}
+
+// decode_v4: decode_v3's blocks (v3_partial) and its combine fused into the same launch.
+// Each block writes its partial as v3 does, then takes a ticket per (query, KV head,
+// group of `group` consecutive splits); the block that takes its group's last ticket
+// merges the group's partials (in split order) into a group partial in ws2; the block
+// that then takes the last of the (query, KV head)'s `ngroups` tickets merges the group
+// partials (in group order) into o. With one group the first merge writes o. Every sum
+// is in a fixed order, so the bits do not depend on which block came last. Two levels
+// of ~sqrt(splits) partials each keep the tail a single block does short (one block
+// merging all the splits would read every partial of the group through one SM).
+// The counters start at 0 (the plan asks the worker to zero the workspace once, at
+// prepare) and the block that takes a counter's last ticket sets it back to 0: the
+// next launch (same stream) finds them at 0 again.
+
+// After every thread's partial stores: the block's ticket on *ctr; true in every thread
+// of the block that took the last of `count` tickets. The fence before the ticket makes
+// this block's stores visible to the last block; the last block's fence after it orders
+// its reads (through L2, __ldcg) after every other block's stores.
+__device__ __forceinline__ bool v4_last_ticket(unsigned *ctr, int count, volatile int *flag) {
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        const bool last = atomicAdd(ctr, 1u) == (unsigned)count - 1u;
+        if (last) {
+            atomicExch(ctr, 0u); // every other block of this counter has taken its ticket
+            __threadfence();
+        }
+        *flag = last;
+    }
+    __syncthreads();
+    return *flag != 0;
+}
+
+// Merges partials first .. first + cnt - 1 (in that order) of the heads hk*G + g of query
+// qi, src in v3's layout over S partials, `per` partials a head; into the partial `di`
+// of `dper` a head of dst (the same layout over Sd), or, when o, into the output.
+// sm: 8 * cnt + 16 floats of shared memory (weights, then M[8], L[8]).
+__device__ __forceinline__ void v4_merge(const float *src, long long S, int per, int first, int cnt, float *dst,
+                                         long long Sd, int dper, int di, float *o, int qi, int heads, int hk, int G,
+                                         float *sm) {
+    float *sw = sm, *sM = sm + V3_G * cnt, *sL = sM + V3_G;
+    const long long b0 = ((long long)qi * heads + hk * G) * per + first; // head hk*G + g at b0 + g*per
+    if (threadIdx.x < G) {
+        const int g = threadIdx.x;
+        const float *pm = src + S * HD + b0 + (long long)g * per, *pl = pm + S;
+        float M = neg_inf(), L = 0.0f;
+        for (int c = 0; c < cnt; c++) M = fmaxf(M, __ldcg(pm + c));
+        for (int c = 0; c < cnt; c++) { // a partial without keys (m = -inf): weight 0
+            const float mc = __ldcg(pm + c), w = mc == neg_inf() ? 0.0f : expf(mc - M);
+            sw[g * cnt + c] = w;
+            L = fmaf(__ldcg(pl + c), w, L);
+        }
+        sM[g] = M; // -inf only for a group no key of the query falls in (never the last merge's)
+        sL[g] = L;
+    }
+    __syncthreads();
+    const float4 *s4 = (const float4 *)src;
+    for (int e = threadIdx.x; e < G * V3_HD4; e += blockDim.x) {
+        const int g = e / V3_HD4, f = e - g * V3_HD4;
+        const float4 *ap = s4 + (b0 + (long long)g * per) * V3_HD4 + f;
+        const float *wp = sw + g * cnt;
+        float4 a = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll 4
+        for (int c = 0; c < cnt; c++) { // the loads run ahead, the sum stays in order
+            const float4 b = __ldcg(ap + (long long)c * V3_HD4);
+            const float w = wp[c];
+            a.x = fmaf(w, b.x, a.x);
+            a.y = fmaf(w, b.y, a.y);
+            a.z = fmaf(w, b.z, a.z);
+            a.w = fmaf(w, b.w, a.w);
+        }
+        if (o) {
+            const float L = sL[g];
+            a.x /= L;
+            a.y /= L;
+            a.z /= L;
+            a.w /= L;
+            ((float4 *)o)[((long long)qi * heads + hk * G + g) * V3_HD4 + f] = a;
+        } else {
+            ((float4 *)dst)[(((long long)qi * heads + hk * G + g) * dper + di) * V3_HD4 + f] = a;
+        }
+    }
+    if (!o && threadIdx.x < G) {
+        const long long b = ((long long)qi * heads + hk * G + threadIdx.x) * dper + di;
+        dst[Sd * HD + b] = sM[threadIdx.x];
+        dst[Sd * HD + Sd + b] = sL[threadIdx.x];
+    }
+}
+
+// grid (n, splits, kv_heads), WARPS * 32 threads. ws: v3's partials (S = n*heads*splits);
+// ws2: the group partials (n*heads*ngroups, same layout); ctr: n*kv_heads*ngroups group
+// counters, then n*kv_heads (query, KV head) counters.
+extern "C" __global__ void __launch_bounds__(WARPS * 32)
+attn_decode_v4(const float *__restrict__ q, const float *__restrict__ k, const float *__restrict__ v,
+               float *__restrict__ o, float *__restrict__ ws, float *__restrict__ ws2, unsigned *__restrict__ ctr,
+               int n, int kv_len, int heads, int kv_heads, int d_is_HD, int chunk, float scale, int group) {
+    extern __shared__ float4 dsm4[];
+    (void)d_is_HD; // the plan checks head_dim == HD
+    v3_partial(q, k, v, ws, n, kv_len, heads, kv_heads, chunk, scale, dsm4);
+    const int qi = blockIdx.x, split = blockIdx.y, hk = blockIdx.z, splits = gridDim.y;
+    const int G = heads / kv_heads, ngroups = (splits + group - 1) / group, grp = split / group;
+    const int first = grp * group, cnt = min(group, splits - first);
+    const long long S = (long long)n * heads * splits, S2 = (long long)n * heads * ngroups;
+    float *sm = (float *)dsm4;                         // the merge's weights: the region is free now
+    volatile int *flag = (int *)(dsm4 + V3_REGION4);   // the exchange area's first float
+    if (!v4_last_ticket(ctr + ((long long)qi * kv_heads + hk) * ngroups + grp, cnt, flag)) return;
+    if (ngroups == 1) {
+        v4_merge(ws, S, splits, 0, splits, nullptr, 0, 0, 0, o, qi, heads, hk, G, sm);
+        return;
+    }
+    v4_merge(ws, S, splits, first, cnt, ws2, S2, ngroups, grp, nullptr, qi, heads, hk, G, sm);
+    if (!v4_last_ticket(ctr + (long long)n * kv_heads * ngroups + (long long)qi * kv_heads + hk, ngroups, flag))
+        return;
+    v4_merge(ws2, S2, ngroups, 0, ngroups, nullptr, 0, 0, 0, o, qi, heads, hk, G, sm);
 }
 #endif

@@ -253,6 +253,13 @@ int kbw_prog_build(const kbcu_plan *p, const CUdeviceptr *tensors, int ntensors,
             rc = kbw_cu_fail(msg, r, "cuMemAlloc (workspace)");
             goto fail;
         }
+        /* stream-ordered before every launch of the program */
+        const CUresult z = p->zero_workspace ? g.drv.MemsetD8Async(pr->ws, 0, (size_t)p->workspace, g.stream)
+                                             : CUDA_SUCCESS;
+        if (z != CUDA_SUCCESS) {
+            rc = kbw_cu_fail(msg, z, "cuMemsetD8Async (zero the workspace)");
+            goto fail;
+        }
     }
     for (int i = 0; i < p->nlaunch; i++) {
         const kbcu_launch *pl = &p->launch[i];

@@ -97,6 +97,7 @@ typedef struct {
     kbcu_launch *launch;
     int nlaunch, cap;
     uint64_t workspace; /* device scratch bytes, owned by the prepared state */
+    int zero_workspace; /* 1: set to 0 once, at prepare (counters the kernels return to 0) */
     int oom;            /* an allocation failed while building */
 } kbcu_plan;
 
