@@ -241,7 +241,8 @@ static const copy *pristine_get(const kb_backend *b, const kb_case_data *d, pris
 typedef struct {
     const kb_backend *b;
     void **states;
-    int n;
+    int n;       /* states run a sample */
+    int per;     /* launches a sample: the time is divided by it (a recorded sequence is one state) */
     int flush;
     int fatal;
 } sample_ctx;
@@ -258,7 +259,7 @@ static double take_sample(void *user, char *msg) {
         s->fatal = rc == KB_ERROR_FATAL;
         return -1;
     }
-    return sec / s->n;
+    return sec / s->per;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -299,12 +300,12 @@ static int time_variant(kb_harness *h, const kb_case_data *d, const kb_backend *
     double first = -1, warm_total = 0;
     for (int w = 0; w < h->warmup; w++) {
         if ((first = take_sample(s, msg)) < 0) return -1;
-        warm_total += first * s->n;
+        warm_total += first * s->per;
         if (warm_total > 0.1 * h->max_time) break;
     }
     if (h->warmup == 0 && (first = take_sample(s, msg)) < 0) return -1;
     int reps = h->reps;
-    if (first > 0 && first * s->n * reps > h->max_time) reps = (int)(h->max_time / (first * s->n));
+    if (first > 0 && first * s->per * reps > h->max_time) reps = (int)(h->max_time / (first * s->per));
     if (reps < 3) reps = 3;
     if (reps > h->reps) reps = h->reps;
     double *samples = malloc((size_t)reps * sizeof *samples);
@@ -469,12 +470,32 @@ static void run_variant(kb_harness *h, kb_case_data *d, const kb_backend *b, pri
         ph->copies = kb_now_s() - t;
         t = kb_now_s();
         for (int i = 0; i < n; i++) states[i] = copies[i].state;
-        sample_ctx s = {b, states, n, h->mode == KB_MODE_COLD, 0};
+        /* rotate: the copies' launches captured once as one replayable unit where the
+         * backend records (a CUDA graph, a recorded command buffer), as a decode step's
+         * graph meets its weights; else launched one by one. A capture that fails
+         * (a state that cannot be captured) times the launches. */
+        void *seq = NULL;
+        if (h->mode == KB_MODE_ROTATE && b->record) {
+            char why[KB_MSG];
+            rc = b->record(states, n, &seq, why);
+            if (rc == KB_ERROR_FATAL) {
+                row->verdict = KB_ERRORED;
+                snprintf(row->reason, sizeof row->reason, "timing: record: %s", why);
+                lost = 1;
+                goto cleanup;
+            }
+            if (rc != KB_OK) { /* the row says so: its time includes the launches one by one */
+                seq = NULL;
+                snprintf(row->reason, sizeof row->reason, "rotate: launched one by one, not recorded (%s)", why);
+            }
+        }
+        sample_ctx s = {b, seq ? &seq : states, seq ? 1 : n, n, h->mode == KB_MODE_COLD, 0};
         if (time_variant(h, d, b, &s, row, msg) != 0) {
             row->verdict = KB_ERRORED;
             snprintf(row->reason, sizeof row->reason, "timing: %s", msg);
             lost = s.fatal;
         }
+        if (seq && !lost) b->release(seq);
         kb_row_derive(row);
         ph->timing = kb_now_s() - t;
     }

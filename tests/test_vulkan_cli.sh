@@ -142,6 +142,8 @@ uploads)
     # give the same rows: verdicts and output hashes
     run 0 --op all --mode rotate --reps 3 --max-time 0.05 --warmup 1
     rows_with '"verdict":"pass"' "verdict pass (device copies)"
+    n=$(count 'not recorded')
+    if [ "$n" -eq 0 ]; then ok "rotate samples replay one recorded command buffer"; else bad "$n rows not recorded"; fi
     key() { grep -o '"op":"[^"]*"\|"shape":"[^"]*"\|"variant":"[^"]*"\|"verdict":"[^"]*"\|"hash":"[^"]*"' "$ROWS" |
         paste - - - - - | sort; }
     key >"$OUT/uploads_copy.txt"
