@@ -851,8 +851,10 @@ static void test_tune_resolve(void) {
     rc = resolve(KB_OP_gemm_fp8, "gemv_v3_m16_w4_s2[WARPS=32]", &t, &v, msg);
     CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "3072 threads an SM"), "v3: WARPS*32*MINB over 2048: %s", msg);
     CHECK(resolve(KB_OP_gemm_fp8, "gemv_v3_m16_w4_s2[WARPS=16]", &t, &v, msg) == KB_OK, "... 1536 is fine: %s", msg);
-    rc = resolve(KB_OP_gemm_fp8, "gemv_v4_b256_n1[WARPS=32]", &t, &v, msg);
-    CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "4096 threads an SM"), "v4: WARPS*32*MINB over 2048: %s", msg);
+    rc = resolve(KB_OP_gemm_fp8, "gemv_v4_b256_n1[WARPS=16]", &t, &v, msg);
+    CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "2048 threads an SM") && strstr(msg, "sm_89: 1536"),
+          "v4 is compiled for sm_89 too: WARPS*32*MINB over 1536: %s", msg);
+    CHECK(resolve(KB_OP_gemm_fp8, "gemv_v4_b256_n2[WARPS=16]", &t, &v, msg) == KB_OK, "... 1536 is fine: %s", msg);
     unsetenv("KB_CUDA_UNVERIFIED");
     CHECK(resolve(KB_OP_rmsnorm, "v7[BLOCK=128]", &t, &v, msg) == KB_ERROR && strstr(msg, "no variant 'v7'"),
           "an unknown base: %s", msg);

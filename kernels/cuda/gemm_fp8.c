@@ -115,14 +115,16 @@ static const kbcu_tunable tunables[] = {
     KBCU_TUNE_END,
 };
 
-/* v3's and v4's __launch_bounds__(WARPS*32, MINB) asks an SM to hold MINB blocks: beyond the
- * 2048 threads an sm_90 SM holds, ptxas ignores it (CUDA C++ Programming Guide,
- * compute capabilities table), and the point would not be what its name says. */
+/* v3's and v4's __launch_bounds__(WARPS*32, MINB) asks an SM to hold MINB blocks: beyond
+ * the threads an SM holds (sm_90: 2048; sm_86/sm_89: 1536), ptxas ignores it with a
+ * warning (CUDA C++ Programming Guide, compute capabilities table), and the point would
+ * not be what its name says. v4 is compiled for sm_80 and up, so sm_89's 1536 bounds it. */
 static int tune_check(const kbcu_variant *v, char *msg) {
     const int warps = kbcu_def_int(v, "WARPS", 4), minb = kbcu_def_int(v, "MINB", 1);
-    if ((kbcu_is(v, "gemv_v3") || kbcu_is(v, "gemv_v4")) && warps * 32 * minb > 2048)
-        return kb_fail(msg, KB_NOT_SUPPORTED, "%s: WARPS*32*MINB = %d threads an SM must hold (sm_90: 2048)", v->name,
-                       warps * 32 * minb);
+    const int v4 = kbcu_is(v, "gemv_v4"), cap = v4 ? 1536 : 2048;
+    if ((kbcu_is(v, "gemv_v3") || v4) && warps * 32 * minb > cap)
+        return kb_fail(msg, KB_NOT_SUPPORTED, "%s: WARPS*32*MINB = %d threads an SM must hold (%s: %d)", v->name,
+                       warps * 32 * minb, v4 ? "sm_89" : "sm_90", cap);
     return KB_OK;
 }
 
