@@ -18,6 +18,12 @@ if(TARGET kbcuda_common)
   add_test(NAME cuda_attn_v3_model COMMAND test_attn_v3_model)
   set_tests_properties(cuda_attn_v3_model PROPERTIES TIMEOUT 300)
 
+  # gemm_fp8 gemv_v4's indexing as a C model run from its plan against ref_gemm_fp8.
+  add_executable(test_gemv_v4_model ${CMAKE_CURRENT_SOURCE_DIR}/test_gemv_v4_model.c)
+  target_link_libraries(test_gemv_v4_model PRIVATE kbcore m)
+  add_test(NAME cuda_gemv_v4_model COMMAND test_gemv_v4_model)
+  set_tests_properties(cuda_gemv_v4_model PROPERTIES TIMEOUT 300)
+
   # TEST ONLY: a CUDA driver on the CPU (tests/fake_libcuda.c) to run the worker, the
   # protocol and both fronts end to end without a GPU.
   add_library(kb_fake_libcuda SHARED ${CMAKE_CURRENT_SOURCE_DIR}/fake_libcuda.c)

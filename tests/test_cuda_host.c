@@ -594,6 +594,30 @@ static void test_geometry(void) {
     g.k = 3583;
     CHECK(plan(&g, "gemv_v2_b256_u2", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "K % 16"), "K %% 16: %s", msg);
     CHECK(plan(&g, "gemv_v3_m16_w8", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "K % 16"), "v3 K %% 16: %s", msg);
+    /* gemv_v4 (unverified: no GPU run yet): a warp per RPW rows, NB tokens a block, N <= 8 */
+    g.n = 8;
+    CHECK(plan(&g, "gemv_v4_b256_n1", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "K % 16"), "v4 K %% 16: %s", msg);
+    g.k = 3584, g.n = 16;
+    CHECK(plan(&g, "gemv_v4_b256_n8", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "N <= 8"), "v4 N = 16: %s", msg);
+    g.n = 9;
+    CHECK(plan(&g, "gemv_v4_b256_n8", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "N <= 8"), "v4 N = 9: %s", msg);
+    g.n = 8;
+    CHECK(plan(&g, "gemv_v4_b256_n8", &p, msg) == KB_OK && p.launch[0].grid[0] == 449 && p.launch[0].grid[1] == 1 &&
+              p.launch[0].block[0] == 256 && p.launch[0].smem == 0 && !strcmp(p.launch[0].kernel, "gemm_fp8_gemv_v4") &&
+              p.launch[0].nargs == 11,
+          "gemv_v4_b256_n8 3585x8: 449 blocks of 8 rows, one token block");
+    CHECK(plan(&g, "gemv_v4_b256_n1", &p, msg) == KB_OK && p.launch[0].grid[0] == 449 && p.launch[0].grid[1] == 8,
+          "gemv_v4_b256_n1 at N = 8: 8 token blocks");
+    g.n = 3;
+    CHECK(plan(&g, "gemv_v4_b256_n2", &p, msg) == KB_OK && p.launch[0].grid[1] == 2, "gemv_v4_b256_n2 at N = 3: 2");
+    CHECK(plan(&g, "gemv_v4_b256_r2_n1", &p, msg) == KB_OK && p.launch[0].grid[0] == 225 && p.launch[0].grid[1] == 3,
+          "gemv_v4_b256_r2_n1 3585x3: 2 rows a warp, 225 blocks of 16 rows");
+    CHECK(plan(&g, "gemv_v4_b256_r2_n1[WARPS=4]", &p, msg) == KB_OK && p.launch[0].grid[0] == 449 &&
+              p.launch[0].block[0] == 128,
+          "... at 4 warps: 449 blocks of 128");
+    CHECK(plan_dev(&g, "gemv_v4_b256_n1", &h100, 8, &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "multiple of 16"),
+          "v4's 16-byte loads need 16-byte aligned views: %s", msg);
+    g.n = 16, g.k = 3583;
     unsetenv("KB_CUDA_UNVERIFIED");
     CHECK(plan(&g, "gemv_v1_b128", &p, msg) == KB_OK && p.launch[0].grid[0] == 897 && p.launch[0].grid[1] == 2,
           "v1 takes any K: grid %lld x %lld", (long long)p.launch[0].grid[0], (long long)p.launch[0].grid[1]);
@@ -897,6 +921,10 @@ static void test_tune_resolve(void) {
     rc = resolve(KB_OP_gemm_fp8, "gemv_v3_m16_w4_s2[WARPS=32]", &t, &v, msg);
     CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "3072 threads an SM"), "v3: WARPS*32*MINB over 2048: %s", msg);
     CHECK(resolve(KB_OP_gemm_fp8, "gemv_v3_m16_w4_s2[WARPS=16]", &t, &v, msg) == KB_OK, "... 1536 is fine: %s", msg);
+    rc = resolve(KB_OP_gemm_fp8, "gemv_v4_b256_n1[WARPS=16]", &t, &v, msg);
+    CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "2048 threads an SM") && strstr(msg, "sm_89: 1536"),
+          "v4 is compiled for sm_89 too: WARPS*32*MINB over 1536: %s", msg);
+    CHECK(resolve(KB_OP_gemm_fp8, "gemv_v4_b256_n2[WARPS=16]", &t, &v, msg) == KB_OK, "... 1536 is fine: %s", msg);
     unsetenv("KB_CUDA_UNVERIFIED");
     CHECK(resolve(KB_OP_rmsnorm, "v7[BLOCK=128]", &t, &v, msg) == KB_ERROR && strstr(msg, "no variant 'v7'"),
           "an unknown base: %s", msg);

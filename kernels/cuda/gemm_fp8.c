@@ -17,6 +17,14 @@ static const kbcu_variant variants[] = {
     {"gemv_v3_m16_w8", "gemm_fp8.cu", "gemm_fp8_gemv_v3", "-DWARPS=8 -DMT=1 -DNT=2 -DCPS=7 -DSTAGES=1 -DMINB=2", 90, 0, 1},
     {"gemv_v3_m16_w4_s2", "gemm_fp8.cu", "gemm_fp8_gemv_v3", "-DWARPS=4 -DMT=1 -DNT=2 -DCPS=7 -DSTAGES=2 -DMINB=3", 90,
      0, 1},
+    /* CUDA cores for decode, N <= 8: a warp per RPW rows, NB tokens a block, LOADS 16-byte
+     * pieces a lane in flight per row; MINB sized so that ptxas needs no spills (NOTES.md,
+     * "gemm_fp8 v4"). Unverified: written without a GPU; listed only with KB_CUDA_UNVERIFIED=1. */
+    {"gemv_v4_b256_n1", "gemm_fp8.cu", "gemm_fp8_gemv_v4", "-DWARPS=8 -DRPW=1 -DLOADS=8 -DNB=1 -DMINB=4", 80, 0, 1},
+    {"gemv_v4_b256_r2_n1", "gemm_fp8.cu", "gemm_fp8_gemv_v4", "-DWARPS=8 -DRPW=2 -DLOADS=8 -DNB=1 -DMINB=2", 80, 0, 1},
+    {"gemv_v4_b256_n2", "gemm_fp8.cu", "gemm_fp8_gemv_v4", "-DWARPS=8 -DRPW=1 -DLOADS=8 -DNB=2 -DMINB=3", 80, 0, 1},
+    {"gemv_v4_b256_n4", "gemm_fp8.cu", "gemm_fp8_gemv_v4", "-DWARPS=8 -DRPW=1 -DLOADS=8 -DNB=4 -DMINB=2", 80, 0, 1},
+    {"gemv_v4_b256_n8", "gemm_fp8.cu", "gemm_fp8_gemv_v4", "-DWARPS=8 -DRPW=1 -DLOADS=8 -DNB=8 -DMINB=2", 80, 0, 1},
     {NULL, NULL, NULL, NULL, 0, 0, 0},
 };
 
@@ -37,8 +45,12 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
         const int nb = kbcu_def_int(j->v, "NB", 8);
         l = kbcu_add_launch(p, j->v, "gemm_fp8_gemv_v1", kbcu_ceil_div(c->m, warps), kbcu_ceil_div(c->n, nb), 1,
                             warps * 32);
+    } else if (kbcu_is(j->v, "gemv_v4") && c->n > 8) {
+        return kb_fail(msg, KB_NOT_SUPPORTED,
+                       "%s is for decode: N <= 8 (N = %lld; its CUDA-core math grows with N, v2's tensor cores do not)",
+                       j->v->name, (long long)c->n);
     } else {
-        /* v2 loads 16-byte row pieces; v3's bulk copies move 16-byte multiples from
+        /* v2 and v4 load 16-byte row pieces; v3's bulk copies move 16-byte multiples from
          * 16-byte aligned addresses (PTX ISA, cp.async.bulk) */
         if (c->k % 16)
             return kb_fail(msg, KB_NOT_SUPPORTED, "%s loads 16-byte row pieces: needs K %% 16 == 0 (K = %lld)",
@@ -48,7 +60,12 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
             if (rc != KB_OK) return rc;
         }
         const int nt = kbcu_def_int(j->v, "NT", 2);
-        if (kbcu_is(j->v, "gemv_v2")) {
+        if (kbcu_is(j->v, "gemv_v4")) {
+            /* a warp per RPW rows, WARPS warps a block; NB tokens a block */
+            const int rpw = kbcu_def_int(j->v, "RPW", 1), nb = kbcu_def_int(j->v, "NB", 8);
+            l = kbcu_add_launch(p, j->v, "gemm_fp8_gemv_v4", kbcu_ceil_div(c->m, (int64_t)warps * rpw),
+                                kbcu_ceil_div(c->n, nb), 1, warps * 32);
+        } else if (kbcu_is(j->v, "gemv_v2")) {
             l = kbcu_add_launch(p, j->v, "gemm_fp8_gemv_v2", kbcu_ceil_div(c->m, 16), kbcu_ceil_div(c->n, 8 * nt), 1,
                                 warps * 32);
         } else {
@@ -74,33 +91,40 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
 }
 
 static int samples(kb_case *out, int max) {
-    if (max < 1) return 0;
-    out[0] = (kb_case){
-        .op = KB_OP_gemm_fp8, .m = 3584, .n = 16, .k = 3584, .a_type = KB_E4M3, .b_type = KB_E4M3, .out_type = KB_BF16};
-    return 1;
+    /* N = 16 (v2, v3) and the decode sizes v4 takes (N <= 8) */
+    const int64_t ns[] = {16, 1, 8};
+    int k = 0;
+    for (; k < 3 && k < max; k++)
+        out[k] = (kb_case){.op = KB_OP_gemm_fp8, .m = 3584, .n = ns[k], .k = 3584, .a_type = KB_E4M3,
+                           .b_type = KB_E4M3, .out_type = KB_BF16};
+    return k;
 }
 
 /* What --tune may set (cuda_ops.h): the range every kernel here takes. */
 static const kbcu_tunable tunables[] = {
     {"WARPS", 1, 32, 1, "warps a block"},
-    {"NB", 1, 16, 1, "v1: tokens a block"},
+    {"NB", 1, 16, 1, "v1, v4: tokens a block"},
     {"UNROLL", 1, 8, 0, "v2: 64-wide K chunks a warp has in flight"},
     {"NT", 1, 2, 0, "v2, v3: n8 token tiles a block"},
     {"MT", 1, 2, 0, "v3: m16 row tiles a block (a lane copies a row)"},
     {"CPS", 1, 8, 0, "v3: 64-byte chunks of a bulk-copied slice"},
     {"STAGES", 1, 4, 0, "v3: slices in flight a warp"},
-    {"MINB", 1, 4, 0, "v3: blocks an SM must hold (__launch_bounds__)"},
+    {"MINB", 1, 4, 0, "v3, v4: blocks an SM must hold (__launch_bounds__)"},
+    {"RPW", 1, 2, 0, "v4: rows of W a warp"},
+    {"LOADS", 1, 16, 0, "v4: 16-byte pieces of a row a lane has in flight"},
     KBCU_TUNE_END,
 };
 
-/* v3's __launch_bounds__(WARPS*32, MINB) asks an SM to hold MINB blocks: beyond the
- * 2048 threads an sm_90 SM holds, ptxas ignores it (CUDA C++ Programming Guide,
- * compute capabilities table), and the point would not be what its name says. */
+/* v3's and v4's __launch_bounds__(WARPS*32, MINB) asks an SM to hold MINB blocks: beyond
+ * the threads an SM holds (sm_90: 2048; sm_86/sm_89: 1536), ptxas ignores it with a
+ * warning (CUDA C++ Programming Guide, compute capabilities table), and the point would
+ * not be what its name says. v4 is compiled for sm_80 and up, so sm_89's 1536 bounds it. */
 static int tune_check(const kbcu_variant *v, char *msg) {
     const int warps = kbcu_def_int(v, "WARPS", 4), minb = kbcu_def_int(v, "MINB", 1);
-    if (kbcu_is(v, "gemv_v3") && warps * 32 * minb > 2048)
-        return kb_fail(msg, KB_NOT_SUPPORTED, "%s: WARPS*32*MINB = %d threads an SM must hold (sm_90: 2048)", v->name,
-                       warps * 32 * minb);
+    const int v4 = kbcu_is(v, "gemv_v4"), cap = v4 ? 1536 : 2048;
+    if ((kbcu_is(v, "gemv_v3") || v4) && warps * 32 * minb > cap)
+        return kb_fail(msg, KB_NOT_SUPPORTED, "%s: WARPS*32*MINB = %d threads an SM must hold (%s: %d)", v->name,
+                       warps * 32 * minb, v4 ? "sm_89" : "sm_90", cap);
     return KB_OK;
 }
 

@@ -6,6 +6,9 @@
 //   v2: WARPS (warps per block, splitting K), UNROLL (64-wide K chunks in flight per warp),
 //       NT (n8 token tiles per block: 2 = 16 tokens; 1 = 8 tokens and fewer registers,
 //       room for a deeper UNROLL)
+//   v3: see its section
+//   v4: WARPS (warps per block), RPW (rows of W a warp), NB (tokens per block), LOADS
+//       (16-byte pieces a lane has in flight per row), MINB (__launch_bounds__ blocks/SM)
 // Scale mode, output type and the fp8 formats (fmt bit 0: W is e5m2, bit 1: X is e5m2;
 // e4m3 otherwise) are run-time arguments: uniform branches, a few instructions per
 // conversion, and one compiled module per variant instead of four.
@@ -483,4 +486,142 @@ gemm_fp8_gemv_v3(const u8 *__restrict__ W, const u8 *__restrict__ X, const float
         if (m < M && n < N) store_out(out, out_type, (long long)n * M + m, v * final_scale(sa, sb, scale_mode, m, n));
     }
 #endif
+}
+
+// ---- v4: CUDA cores for decode (N <= 8; the plan refuses more), llama.cpp-mmvq style.
+// v2 and v3 are latency-bound at N = 1 (NOTES.md, "gemm_fp8 v4"): v2's warps split K and
+// meet in shared memory after loads issued in rounds. Here a warp owns RPW whole rows of
+// W: lane l takes the 16-byte pieces l, l + 32, l + 64, ... of each row (p < K/16; a warp
+// load is 512 contiguous bytes) and issues LOADS of them per row before any math, so at
+// K = 3584 (7 pieces a lane) a row is in flight at once and at K = 18944 (37) it goes in
+// rounds of LOADS. No shared memory, no __syncthreads: a warp's sums meet by shuffles.
+// X (NB tokens, a few KB) is read with ld.global.nc beside the math: every warp of the
+// SM reads the same pieces, so after the first they hit L1; W bypasses L1
+// (L1::no_allocate, it is read once) so it does not evict X.
+// Math as v1, in fp32: fp8 -> f16x2 exactly as v2 (cvt.rn.f16x2.e4m3x2 on sm_89+),
+// f16 -> f32 exact, fmaf. A 16-byte piece lies inside one 128-wide scale block
+// (kb = p / 8), so the per-block modes scale each piece's partial sum, as v1 and v2
+// scale theirs. Each lane sums its pieces in order, then the shuffle tree: a fixed
+// order, no atomics.
+#ifndef RPW
+#define RPW 1
+#endif
+#ifndef LOADS
+#define LOADS 8
+#endif
+
+// W is streamed once: read-only path, no L1 allocation (PTX ISA, ld: .L1::no_allocate).
+__device__ __forceinline__ uint4 ld_stream16(const u8 *p) {
+    uint4 r;
+    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+        : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+        : "l"(p));
+    return r;
+}
+// Codes 2e, 2e+1 of a 16-byte piece (bytes 4s + 2h, +1 of word s = e/2, h = e%2) as
+// floats, exact: fp8x2 -> f16x2 (v2's conversion), then f16 -> f32.
+__device__ __forceinline__ float2 fp8_pair_to_f32(uint4 q, int e, bool e5m2) {
+    const u32 word = (e >> 1) == 0 ? q.x : (e >> 1) == 1 ? q.y : (e >> 1) == 2 ? q.z : q.w;
+    u32 pair = fp8x2_to_f16x2(word >> (16 * (e & 1)), e5m2);
+    return __half22float2(*reinterpret_cast<__half2 *>(&pair));
+}
+
+extern "C" __global__ void __launch_bounds__(WARPS * 32, MINB)
+gemm_fp8_gemv_v4(const u8 *__restrict__ W, const u8 *__restrict__ X, const float *__restrict__ sa,
+                 const float *__restrict__ sb, void *__restrict__ out, int M, int N, int K, int scale_mode, int out_type,
+                 int fmt) {
+    const bool ae = fmt & 1, be = fmt & 2;
+    const int lane = threadIdx.x & 31;
+    const int m0 = (blockIdx.x * WARPS + (threadIdx.x >> 5)) * RPW;
+    const int n0 = blockIdx.y * NB;
+    if (m0 >= M) return; // warp-uniform; nothing below synchronises the block
+    const int kbs = (K + 127) / 128;
+    const int np = K >> 4; // 16-byte pieces a row (K % 16 == 0)
+    const bool blocks = scale_mode >= 2;
+    // Rows past M (RPW > 1) are clamped for loading; their sums are never stored.
+    int mr[RPW];
+    const u8 *wr[RPW];
+#pragma unroll
+    for (int r = 0; r < RPW; r++) {
+        mr[r] = min(m0 + r, M - 1);
+        wr[r] = W + (long long)mr[r] * K;
+    }
+    float acc[RPW][NB];
+#pragma unroll
+    for (int r = 0; r < RPW; r++)
+#pragma unroll
+        for (int j = 0; j < NB; j++) acc[r][j] = 0.0f;
+
+    for (int base = 0; base < np; base += 32 * LOADS) { // a round: pieces base + lane + 32u, u < LOADS
+        // Every load of the round first (LOADS x RPW pieces in flight), then the math.
+        uint4 q[RPW][LOADS];
+        float swa[RPW][LOADS]; // W's block scale of each piece (per-block modes)
+#pragma unroll
+        for (int u = 0; u < LOADS; u++) {
+            const int p = base + lane + 32 * u;
+#pragma unroll
+            for (int r = 0; r < RPW; r++) {
+                q[r][u] = p < np ? ld_stream16(wr[r] + 16LL * p) : make_uint4(0, 0, 0, 0);
+                swa[r][u] = 0.0f;
+                if (blocks && p < np)
+                    swa[r][u] = scale_mode == 2 ? sa[(long long)mr[r] * kbs + p / 8]
+                                                : sa[(long long)(mr[r] / 128) * kbs + p / 8];
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < LOADS; u++) {
+            const int p = base + lane + 32 * u;
+            if (p < np) { // lanes differ only in a row's last round
+                uint4 xq[NB]; // the tokens' pieces at p (L1 hits after the SM's first warp)
+#pragma unroll
+                for (int j = 0; j < NB; j++)
+                    xq[j] = n0 + j < N ? __ldg((const uint4 *)(X + (long long)(n0 + j) * K + 16LL * p))
+                                       : make_uint4(0, 0, 0, 0);
+                float part[RPW][NB];
+#pragma unroll
+                for (int r = 0; r < RPW; r++)
+#pragma unroll
+                    for (int j = 0; j < NB; j++) part[r][j] = 0.0f;
+                // two values at a time: W's pair once, each token's pair once, RPW x NB fmas
+#pragma unroll
+                for (int e = 0; e < 8; e++) {
+                    float2 wf[RPW];
+#pragma unroll
+                    for (int r = 0; r < RPW; r++) wf[r] = fp8_pair_to_f32(q[r][u], e, ae);
+#pragma unroll
+                    for (int j = 0; j < NB; j++)
+                        if (n0 + j < N) {
+                            const float2 xf = fp8_pair_to_f32(xq[j], e, be);
+#pragma unroll
+                            for (int r = 0; r < RPW; r++) {
+                                part[r][j] = fmaf(wf[r].x, xf.x, part[r][j]);
+                                part[r][j] = fmaf(wf[r].y, xf.y, part[r][j]);
+                            }
+                        }
+                }
+#pragma unroll
+                for (int r = 0; r < RPW; r++)
+#pragma unroll
+                    for (int j = 0; j < NB; j++) {
+                        // block_scale's product, sa * sb, then one fma (v1, v2)
+                        if (blocks && n0 + j < N)
+                            acc[r][j] = fmaf(part[r][j], swa[r][u] * sb[(long long)(n0 + j) * kbs + p / 8], acc[r][j]);
+                        else acc[r][j] += part[r][j];
+                    }
+            }
+        }
+    }
+
+    // Butterfly: every lane ends with every sum; lane r*NB + j stores (row r, token j).
+#pragma unroll
+    for (int r = 0; r < RPW; r++)
+#pragma unroll
+        for (int j = 0; j < NB; j++) {
+            float v = acc[r][j];
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+            const int m = m0 + r, n = n0 + j;
+            if (lane == (r * NB + j) % 32 && m < M && n < N)
+                store_out(out, out_type, (long long)n * M + m, v * final_scale(sa, sb, scale_mode, m, n));
+        }
 }
