@@ -26,6 +26,8 @@
 #             SAN_GPU: on another GPU than the timed steps)
 #   attnv3    attention decode_v3's first GPU run: smoke parity, decode shapes beside v2
 #   attnv4    attention decode_v4 (one launch) on its first GPU run, beside v3
+#   gemv4     gemv_v4 (CUDA cores, N <= 8) on its first GPU run: parity, then beside v2, cuBLASLt
+#   ltcheck   rotate mode (recorded) against tools/lt_rotate_check at N = 1, 16, 512, 4096
 #   ltdiag    cuBLASLt blk128 split-K configurations: repeats, workspace fills, initcheck
 #   tune      --tune points of rmsnorm, rope, dequant, embed, gemv_v2, Vulkan rmsnorm; smoke hashes
 #   cputable  the qwen2.5-7b table on the cpu backend (host-bound: beside untimed steps only)
@@ -289,6 +291,30 @@ step_attnv4() {
     --variant 'decode_v3*,decode_v4*' --mode rotate --reps 20 --max-time 0.2 --repeat 3 --quiet --csv "$R/attnv4-time.csv"
   run attnv4_n16 60 $u $K --op attention --shape 16x4096x28x4x128 --backend cuda \
     --variant 'decode_v3*,decode_v4*' --mode rotate --reps 20 --max-time 0.2 --repeat 3 --quiet --csv "$R/attnv4-n16.csv"
+}
+
+# gemv_v4 (CUDA cores, a warp a row, N <= 8; hidden unless KB_CUDA_UNVERIFIED=1): parity
+# on the smoke table and the decode shapes, then 3584xNx3584 beside v2 and cuBLASLt
+step_gemv4() {
+  local u="env KB_CUDA_UNVERIFIED=1 KB_CUDA_TIMEOUT_S=30"
+  run gemv4_parity 90 $u $K --op gemm_fp8 --shapes smoke --backend cuda --variant 'gemv_v4*' --no-timing --repeat 3 \
+    --quiet --csv "$R/gemv4-smoke.csv"
+  run gemv4_scales 90 $u $K --op gemm_fp8 --shape 3584x1,2,4,8x3584 --scale tensor,outer,vec128,blk128 \
+    --a-type e4m3,e5m2 --backend cuda --variant 'gemv_v4*' --no-timing --quiet --csv "$R/gemv4-scales.csv"
+  run gemv4_decode 90 $u $K --op gemm_fp8 --shape 18944x1,8x3584 --backend cuda --variant 'gemv_v4*' --no-timing \
+    --repeat 3 --quiet --csv "$R/gemv4-ffn.csv"
+  run gemv4_down 60 $u $K --op gemm_fp8 --shape 3584x1,8x18944 --backend cuda --variant 'gemv_v4*' --no-timing \
+    --repeat 3 --quiet --csv "$R/gemv4-down.csv"
+  run gemv4_time 120 $u $K --op gemm_fp8 --shape 3584x1,2,4,8x3584 --backend cuda,cublaslt --fast-accum off \
+    --variant 'gemv_v2_b256_u4,gemv_v4*,h00*' --mode rotate --reps 20 --max-time 0.2 --quiet --csv "$R/gemv4-time.csv"
+}
+
+# kbench's rotate mode (now a recorded graph) against lt_rotate_check's loops, cuBLASLt
+# 3584xNx3584 at N = 1, 16, 512, 4096 (issue: within 5 %)
+step_ltcheck() {
+  run_lt_rotate 60
+  run lt_kbench 90 $K --op gemm_fp8 --shape 3584x1,16,512,4096x3584 --backend cublaslt --fast-accum off \
+    --variant h00_fa0 --mode rotate --reps 30 --quiet --csv "$R/rotate-cublaslt.csv"
 }
 
 # cuBLASLt blk128 with split-K: the algorithms of the sweep that failed parity, three runs
