@@ -27,6 +27,7 @@
 #   attnv3    attention decode_v3's first GPU run: smoke parity, decode shapes beside v2
 #   attnv4    attention decode_v4 (one launch) on its first GPU run, beside v3
 #   gemv4     gemv_v4 (CUDA cores, N <= 8) on its first GPU run: parity, then beside v2, cuBLASLt
+#   attntune  decode_v3's WARPS x STAGES at kv 4096 and 32768
 #   ltcheck   rotate mode (recorded) against tools/lt_rotate_check at N = 1, 16, 512, 4096
 #   ltdiag    cuBLASLt blk128 split-K configurations: repeats, workspace fills, initcheck
 #   tune      --tune points of rmsnorm, rope, dequant, embed, gemv_v2, Vulkan rmsnorm; smoke hashes
@@ -307,6 +308,13 @@ step_gemv4() {
     --repeat 3 --quiet --csv "$R/gemv4-down.csv"
   run gemv4_time 120 $u $K --op gemm_fp8 --shape 3584x1,2,4,8x3584 --backend cuda,cublaslt --fast-accum off \
     --variant 'gemv_v2_b256_u4,gemv_v4*,h00*' --mode rotate --reps 20 --max-time 0.2 --quiet --csv "$R/gemv4-time.csv"
+}
+
+# attention decode_v3's tunables at the decode shapes (rotate): the 80 % target at kv 32768
+step_attntune() {
+  run attntune 120 $K --op attention --shape 1x4096,32768x28x4x128 --backend cuda --variant 'decode_v3*' \
+    --tune WARPS=2,4,8 --tune STAGES=2,3,4,6,8 --mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet \
+    --csv "$R/attntune.csv"
 }
 
 # kbench's rotate mode (now a recorded graph) against lt_rotate_check's loops, cuBLASLt
