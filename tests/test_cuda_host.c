@@ -366,6 +366,12 @@ static void test_plan_decode_v3(kbcu_plan *pp) {
     a.heads = 28, a.kv_heads = 4, a.head_dim = 128, a.kv_len = 4096, a.n = 1;
     unsetenv("KB_CUDA_UNVERIFIED");
     CHECK(kbcu_find_variant(KB_OP_attention, "decode_v3_w4_s4", 0) != NULL, "decode_v3 is listed (it ran on the H200)");
+    CHECK(kbcu_find_variant(KB_OP_attention, "decode_v3_w8_s4", 0) != NULL &&
+              kbcu_find_variant(KB_OP_attention, "decode_v3_w4_s2", 0) != NULL,
+          "decode_v3's tuned points are listed");
+    CHECK(plan(&a, "decode_v3_w8_s4", &p, msg) == KB_OK && p.launch[0].block[0] == 256 &&
+              p.launch[0].smem == kbcu_decode_v3_smem(8, 4, 128),
+          "decode_v3_w8_s4: 8 warps, 4 stages: %s", msg);
     CHECK(kbcu_decode_v3_smem(4, 4, 128) == 4 * 4 * 8 * 512 + 4 * 40 * 4,
           "v3 smem: 4 warps x 4 stages x 8 rows + 40 floats a warp");
     CHECK(kbcu_decode_v3_smem(4, 1, 128) == 4 * (8 * 32 + 4) * 16 + 4 * 40 * 4, "one stage: the merge area is larger");

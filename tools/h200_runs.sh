@@ -28,6 +28,7 @@
 #   attnv4    attention decode_v4 (one launch) on its first GPU run, beside v3
 #   gemv4     gemv_v4 (CUDA cores, N <= 8) on its first GPU run: parity, then beside v2, cuBLASLt
 #   attntune  decode_v3's WARPS x STAGES at kv 4096 and 32768
+#   attnv3t   decode_v3's tuned variants on the attention cases of the smoke and qwen tables
 #   ltcheck   rotate mode (recorded) against tools/lt_rotate_check at N = 1, 16, 512, 4096
 #   ltdiag    cuBLASLt blk128 split-K configurations: repeats, workspace fills, initcheck
 #   tune      --tune points of rmsnorm, rope, dequant, embed, gemv_v2, Vulkan rmsnorm; smoke hashes
@@ -315,6 +316,15 @@ step_attntune() {
   run attntune 120 $K --op attention --shape 1x4096,32768x28x4x128 --backend cuda --variant 'decode_v3*' \
     --tune WARPS=2,4,8 --tune STAGES=2,3,4,6,8 --mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet \
     --csv "$R/attntune.csv"
+}
+
+# decode_v3's tuned variants (w8_s4, w4_s2) on every attention case of the qwen table and
+# the smoke table beside w4_s4: parity, --repeat 3, rotate timing
+step_attnv3t() {
+  run attnv3t_smoke 60 $K --op attention --shapes smoke --backend cuda --variant 'decode_v3*' --no-timing --repeat 3 \
+    --quiet --csv "$R/attnv3t-smoke.csv"
+  run attnv3t_qwen 120 $K --op attention --shapes qwen2.5-7b --backend cuda --variant 'decode_v3*' --mode rotate \
+    --reps 20 --max-time 0.1 --warmup 1 --repeat 3 --quiet --csv "$R/attnv3t-qwen.csv"
 }
 
 # kbench's rotate mode (now a recorded graph) against lt_rotate_check's loops, cuBLASLt

@@ -14,6 +14,12 @@ static const kbcu_variant variants[] = {
     /* cp.async (sm_80); parity and timing on the H200 in NOTES.md */
     {"decode_v3_w4_s4", "attention.cu", "attn_decode_v3,attn_decode_combine_v3", "-DHD=128 -DWARPS=4 -DSTAGES=4", 80, 0,
      0},
+    /* the best --tune points on the H200 (results/h200/attention-tune.csv): 8 warps at
+     * kv 32768, 2 stages at kv 512-4096 */
+    {"decode_v3_w8_s4", "attention.cu", "attn_decode_v3,attn_decode_combine_v3", "-DHD=128 -DWARPS=8 -DSTAGES=4", 80, 0,
+     0},
+    {"decode_v3_w4_s2", "attention.cu", "attn_decode_v3,attn_decode_combine_v3", "-DHD=128 -DWARPS=4 -DSTAGES=2", 80, 0,
+     0},
     /* decode_v3 and its combine in one launch (last-block tickets); not yet run on a GPU */
     {"decode_v4_w4_s4", "attention.cu", "attn_decode_v4", "-DHD=128 -DWARPS=4 -DSTAGES=4", 80, 0, 1},
     {NULL, NULL, NULL, NULL, 0, 0, 0},
