@@ -356,14 +356,20 @@ static kb_case make_case(kb_op_id op) {
     return c;
 }
 
+/* one query of Qwen2.5-7B's attention (28 heads over 4 KV heads of 128) at kv_len keys */
+static kb_case qwen_decode_case(int64_t kv_len) {
+    kb_case a = make_case(KB_OP_attention);
+    a.heads = 28, a.kv_heads = 4, a.head_dim = 128, a.kv_len = kv_len, a.n = 1;
+    return a;
+}
+
 /* decode_v3 (attention.c, NOTES.md): grid (n, splits, kv_heads) of WARPS*32 threads,
  * STAGES x (4 K + 4 V rows) a warp in shared memory, one wave of blocks (3 an SM on the
  * H100/H200 at 66 KB), the combine a block per (32 dims, head, query). Numbers by hand. */
 static void test_plan_decode_v3(kbcu_plan *pp) {
     kbcu_plan p = *pp;
     char msg[KB_MSG];
-    kb_case a = make_case(KB_OP_attention);
-    a.heads = 28, a.kv_heads = 4, a.head_dim = 128, a.kv_len = 4096, a.n = 1;
+    kb_case a = qwen_decode_case(4096);
     unsetenv("KB_CUDA_UNVERIFIED");
     CHECK(kbcu_find_variant(KB_OP_attention, "decode_v3_w4_s4", 0) != NULL, "decode_v3 is listed (it ran on the H200)");
     CHECK(kbcu_find_variant(KB_OP_attention, "decode_v3_w8_s4", 0) == NULL &&
@@ -457,8 +463,7 @@ static void test_plan_decode_v3(kbcu_plan *pp) {
 static void test_plan_decode_v4(kbcu_plan *pp) {
     kbcu_plan p = *pp;
     char msg[KB_MSG];
-    kb_case a = make_case(KB_OP_attention);
-    a.heads = 28, a.kv_heads = 4, a.head_dim = 128, a.kv_len = 4096, a.n = 1;
+    kb_case a = qwen_decode_case(4096);
     unsetenv("KB_CUDA_UNVERIFIED");
     CHECK(kbcu_find_variant(KB_OP_attention, "decode_v4_w4_s4", 0) == NULL,
           "decode_v4 is hidden (slower than v3 at n = 1 on the H200; KB_CUDA_UNVERIFIED=1)");

@@ -269,31 +269,26 @@ step_sanitize() {
   return 0
 }
 
-# attention decode_v3 (cp.async, the GQA group a block): parity on the smoke table under
-# a short reply timeout, then the decode shapes beside v2
-step_attnv3() {
-  local u="env KB_CUDA_TIMEOUT_S=30"
-  run attnv3_smoke 60 $u $K --op attention --shapes smoke --backend cuda --variant 'decode_v3*' --no-timing --quiet \
-    --csv "$R/attnv3-smoke.csv"
-  run attnv3_time 90 $u $K --op attention --shape 1x512,4096,32768x28x4x128 --backend cuda \
-    --variant 'decode_v2,decode_v3*' --mode rotate --reps 20 --max-time 0.2 --repeat 3 --quiet --csv "$R/attnv3-time.csv"
-  run attnv3_n16 60 $u $K --op attention --shape 16x4096x28x4x128 --backend cuda \
-    --variant 'decode_v2,decode_v3*' --mode rotate --reps 20 --max-time 0.2 --repeat 3 --quiet --csv "$R/attnv3-n16.csv"
+# an attention decode variant's first GPU runs (ENV: KB_CUDA_UNVERIFIED=1 for a hidden
+# one): smoke parity, then kv 512 / 4096 / 32768 and n = 16 beside BASE, rotate,
+# --repeat 3 (the same bits every run), under a short reply timeout
+attn_first_runs() { # TAG ENV NEW BASE
+  local tag=$1 new=$3 base=$4 u=(env KB_CUDA_TIMEOUT_S=30 $2)
+  run "${tag}_smoke" 60 "${u[@]}" $K --op attention --shapes smoke --backend cuda --variant "$new" --no-timing \
+    --repeat 3 --quiet --csv "$R/$tag-smoke.csv"
+  run "${tag}_time" 90 "${u[@]}" $K --op attention --shape 1x512,4096,32768x28x4x128 --backend cuda \
+    --variant "$base,$new" --mode rotate --reps 20 --max-time 0.2 --repeat 3 --quiet --csv "$R/$tag-time.csv"
+  run "${tag}_n16" 60 "${u[@]}" $K --op attention --shape 16x4096x28x4x128 --backend cuda \
+    --variant "$base,$new" --mode rotate --reps 20 --max-time 0.2 --repeat 3 --quiet --csv "$R/$tag-n16.csv"
 }
 
-# attention decode_v4 (one launch: the last block of each split group merges, the last
-# group of a (query, KV head) writes the output; hidden unless KB_CUDA_UNVERIFIED=1):
-# smoke parity, then the decode shapes beside v3, --repeat 3 (the tickets and their
-# reset must give the same bits every run)
-step_attnv4() {
-  local u="env KB_CUDA_UNVERIFIED=1 KB_CUDA_TIMEOUT_S=30"
-  run attnv4_smoke 60 $u $K --op attention --shapes smoke --backend cuda --variant 'decode_v4*' --no-timing --repeat 3 \
-    --quiet --csv "$R/attnv4-smoke.csv"
-  run attnv4_time 90 $u $K --op attention --shape 1x512,4096,32768x28x4x128 --backend cuda \
-    --variant 'decode_v3*,decode_v4*' --mode rotate --reps 20 --max-time 0.2 --repeat 3 --quiet --csv "$R/attnv4-time.csv"
-  run attnv4_n16 60 $u $K --op attention --shape 16x4096x28x4x128 --backend cuda \
-    --variant 'decode_v3*,decode_v4*' --mode rotate --reps 20 --max-time 0.2 --repeat 3 --quiet --csv "$R/attnv4-n16.csv"
-}
+# decode_v3 (cp.async, the GQA group a block) beside decode_v2
+step_attnv3() { attn_first_runs attnv3 "" 'decode_v3*' decode_v2; }
+
+# decode_v4 (one launch: the last block of each split group merges, the last group of a
+# (query, KV head) writes the output; hidden): beside v3; --repeat 3 checks that the
+# tickets reset and the merges do not depend on which block finishes last
+step_attnv4() { attn_first_runs attnv4 KB_CUDA_UNVERIFIED=1 'decode_v4*' 'decode_v3*'; }
 
 # gemv_v4 (CUDA cores, a warp a row, N <= 8; hidden unless KB_CUDA_UNVERIFIED=1): parity
 # on the smoke table and the decode shapes, then 3584xNx3584 beside v2 and cuBLASLt
