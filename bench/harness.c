@@ -22,6 +22,7 @@
 #include "bench/hostmem.h"
 #include "bench/metrics.h"
 #include "bench/op.h"
+#include "ref/pool.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -568,7 +569,17 @@ static void emit_best(kb_harness *h, kb_row *rows, int n, outcome *out) {
     }
 }
 
-/* ---- the next case's data, made beside the current case's runs ---------------------- */
+/* ---- the next cases' data, made beside the current case's runs ----------------------- */
+/* The jobs made ahead run one at a time in case order, each waiting for the one before
+ * it: the case needed next never waits behind a later case's reference (the pool runs
+ * one parallel loop at a time), and a later job starts the moment the one before ends. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t started, finished; /* jobs started; jobs finished (in order) */
+    int dropping;               /* the run ends: a job not begun makes nothing */
+} job_order;
+
 typedef struct {
     const kb_harness *h;
     const kb_case_list *cases;
@@ -579,29 +590,48 @@ typedef struct {
     char msg[KB_MSG];
     pthread_t thread;
     int threaded;    /* running on `thread`, joined by case_data_wait */
+    job_order *order;
+    uint64_t seq;    /* its place in order */
 } case_data_job;
 
 static void *case_data_work(void *p) {
     case_data_job *j = p;
     const kb_case *c = &j->cases->cases[j->ci];
-    if (j->h->progress)
-        fprintf(stderr, "[%d/%d] %s %s: generating inputs and fp64 reference\n", j->ci + 1, j->cases->count,
-                kb_op_name(c->op), c->label);
-    const double t0 = kb_now_s();
-    j->made = kb_case_data_make(&j->d, c, 1, j->msg);
-    if (j->h->progress)
-        fprintf(stderr, "[%d/%d] %s %s: reference took %.2f s\n", j->ci + 1, j->cases->count, kb_op_name(c->op),
-                c->label, kb_now_s() - t0);
+    job_order *o = j->order;
+    pthread_mutex_lock(&o->mu);
+    while (o->finished != j->seq) pthread_cond_wait(&o->cv, &o->mu);
+    const int skip = o->dropping;
+    pthread_mutex_unlock(&o->mu);
+    if (skip) {
+        j->made = kb_fail(j->msg, KB_ERROR, "not made: the run ended first");
+    } else {
+        if (j->h->progress)
+            fprintf(stderr, "[%d/%d] %s %s: generating inputs and fp64 reference\n", j->ci + 1, j->cases->count,
+                    kb_op_name(c->op), c->label);
+        const double t0 = kb_now_s();
+        j->made = kb_case_data_make(&j->d, c, 1, j->msg);
+        if (j->h->progress)
+            fprintf(stderr, "[%d/%d] %s %s: reference took %.2f s\n", j->ci + 1, j->cases->count,
+                    kb_op_name(c->op), c->label, kb_now_s() - t0);
+    }
+    pthread_mutex_lock(&o->mu);
+    o->finished++;
+    pthread_cond_broadcast(&o->cv);
+    pthread_mutex_unlock(&o->mu);
     return NULL;
 }
 
-/* Start making case ci's data: on a thread when `overlap`, else now. */
-static void case_data_start(case_data_job *j, const kb_harness *h, const kb_case_list *cases, int ci, int overlap) {
+/* Start making case ci's data after the jobs started before it: on a thread when
+ * `overlap`, else now. */
+static void case_data_start(case_data_job *j, const kb_harness *h, const kb_case_list *cases, int ci, int overlap,
+                            job_order *order) {
     memset(j, 0, sizeof *j);
     j->h = h;
     j->cases = cases;
     j->ci = ci;
     if (ci >= cases->count) return;
+    j->order = order;
+    j->seq = order->started++;
     j->threaded = overlap && pthread_create(&j->thread, NULL, case_data_work, j) == 0;
     if (!j->threaded) case_data_work(j);
 }
@@ -658,14 +688,13 @@ static int next_case(kb_harness *h, const kb_case_list *cases, int ci, const int
 }
 
 /* The cases ahead whose data is being made (case_data_job each), in case order: the
- * next case always, up to LOOKAHEAD_MAX while the host holds them. The fp64 references
- * of a table's large GEMMs take longer than the case before them runs (15 s for
- * 18944x4096x3584 on the H200's 16 cores), and big ones come together: with one case
- * ahead the qwen table waited ~60 s for references (its --progress lines). The pool
- * serialises their parallel loops, so more in flight shares the cores, never
- * oversubscribes them. A case beyond the next starts only when every case data alive
- * (the current one's, those in flight, its own) fits in half the host's available
- * memory, reckoned from their sizes (calloc's pages are not counted by the kernel until
+ * next case always, up to LOOKAHEAD_MAX while the host holds them, made one after
+ * another (job_order). The fp64 references of a table's large GEMMs take longer than
+ * the case before them runs (15 s for 18944x4096x3584 on the H200's 16 cores) and big
+ * ones come together: with one case ahead the qwen table waited ~20 s for references
+ * (its --progress lines). A case beyond the next starts only when every case data alive
+ * (the current one's, those ahead, its own) fits in half the host's available memory,
+ * reckoned from their sizes (calloc's pages are not counted by the kernel until
  * touched). */
 enum { LOOKAHEAD_MAX = 6 };
 typedef struct {
@@ -677,6 +706,7 @@ typedef struct {
     kb_harness *h;
     const kb_case_list *cases;
     int overlap;
+    job_order order;
 } lookahead;
 
 /* Host bytes of case c's data (the tensors, a reference and a magnitude per output
@@ -699,6 +729,8 @@ static void lookahead_init(lookahead *q, kb_harness *h, const kb_case_list *case
     q->overlap = overlap;
     q->depth = overlap ? LOOKAHEAD_MAX : 1; /* made synchronously: one at a time */
     q->last = -1;
+    pthread_mutex_init(&q->order.mu, NULL);
+    pthread_cond_init(&q->order.cv, NULL);
 }
 
 /* Start cases from ci on (the next ones --resume has not finished) while there is room. */
@@ -712,7 +744,7 @@ static void lookahead_fill(lookahead *q, int ci, const int *available, kb_varian
             if (!(avail > 0 && alive <= 0.5 * avail)) return;
         }
         case_data_job *j = &q->jobs[(q->head + q->count) % LOOKAHEAD_MAX];
-        case_data_start(j, q->h, q->cases, ci, q->overlap);
+        case_data_start(j, q->h, q->cases, ci, q->overlap, &q->order);
         j->host_bytes = need;
         q->count++;
         q->last = ci;
@@ -732,8 +764,20 @@ static case_data_job *lookahead_pop(lookahead *q) {
     return j;
 }
 
+/* The cases made ahead that will not run (a spent budget, a signal): their references'
+ * parallel loops stop early rather than finish for nobody (six large GEMMs' references
+ * would hold the exit for a minute). */
 static void lookahead_drop(lookahead *q) {
-    while (q->count) case_data_drop(lookahead_pop(q));
+    if (q->count) {
+        pthread_mutex_lock(&q->order.mu);
+        q->order.dropping = 1;
+        pthread_mutex_unlock(&q->order.mu);
+        kb_parallel_cancel(1);
+        while (q->count) case_data_drop(lookahead_pop(q));
+        kb_parallel_cancel(0);
+    }
+    pthread_mutex_destroy(&q->order.mu);
+    pthread_cond_destroy(&q->order.cv);
 }
 
 int kb_harness_run(kb_harness *h, const kb_case_list *cases) {

@@ -2,6 +2,7 @@
 #include "ref/pool.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 /* The caller runs chunk 0, workers 1..T-1 run the others. Chunk t covers the
@@ -34,9 +35,13 @@ typedef struct {
 static kb_pool pool = {
     .mu = PTHREAD_MUTEX_INITIALIZER, .go = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER};
 
+static _Atomic int cancelled;
+
+void kb_parallel_cancel(int on) { atomic_store(&cancelled, on); }
+
 static void run_chunk(int64_t n, int nchunks, int chunk, void (*fn)(int64_t, void *), void *arg) {
     int64_t begin = n * chunk / nchunks, end = n * (chunk + 1) / nchunks;
-    for (int64_t i = begin; i < end; i++) fn(i, arg);
+    for (int64_t i = begin; i < end && !atomic_load_explicit(&cancelled, memory_order_relaxed); i++) fn(i, arg);
 }
 
 typedef struct {
@@ -118,7 +123,7 @@ int kb_ref_threads(void) {
 void kb_parallel_for(int64_t n, void (*fn)(int64_t i, void *arg), void *arg) {
     if (n <= 0) return;
     if (inside_parallel_for) { /* nested: this thread already is one of the pool's */
-        for (int64_t i = 0; i < n; i++) fn(i, arg);
+        run_chunk(n, 1, 0, fn, arg);
         return;
     }
     pthread_mutex_lock(&pool_lock);

@@ -13,5 +13,8 @@
 void kb_set_ref_threads(int threads); /* 0 = number of online cores */
 int kb_ref_threads(void);
 void kb_parallel_for(int64_t n, void (*fn)(int64_t i, void *arg), void *arg);
+/* While on, kb_parallel_for runs no index not yet started and returns: for work whose
+ * result nobody will read (the harness dropping cases made ahead when a run ends early). */
+void kb_parallel_cancel(int on);
 
 #endif

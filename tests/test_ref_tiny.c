@@ -799,6 +799,17 @@ static void test_parallel_for(void) {
         }
     }
     CHECK(ok, "kb_parallel_for calls each index exactly once (1..5 threads, n 0..11)");
+    int hits[11] = {0};
+    kb_parallel_cancel(1);
+    kb_parallel_for(11, count_calls, hits);
+    kb_parallel_cancel(0);
+    ok = 1;
+    for (int i = 0; i < 11; i++) ok &= hits[i] == 0;
+    CHECK(ok, "kb_parallel_cancel(1): no index runs");
+    kb_parallel_for(11, count_calls, hits);
+    ok = 1;
+    for (int i = 0; i < 11; i++) ok &= hits[i] == 1;
+    CHECK(ok, "kb_parallel_cancel(0): every index runs again");
     kb_set_ref_threads(3);
     CHECK(kb_ref_threads() == 3, "kb_ref_threads reports the setting");
     kb_set_ref_threads(0);
