@@ -10,7 +10,7 @@ if(TARGET kbcuda_common)
   # ... and every value of each variant's tunables (--tune), one at a time: a few
   # hundred modules, 2-5 minutes on two cores
   add_test(NAME cuda_nvrtc_compile_tuned COMMAND test_nvrtc_compile --tuned)
-  set_tests_properties(cuda_nvrtc_compile_tuned PROPERTIES TIMEOUT 1500)
+  set_tests_properties(cuda_nvrtc_compile_tuned PROPERTIES TIMEOUT 2400)
 
   # attention decode_v3 as a C model run from its plan against fp64 attention (no GPU).
   add_executable(test_attn_v3_model ${CMAKE_CURRENT_SOURCE_DIR}/test_attn_v3_model.c)
