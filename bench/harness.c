@@ -54,14 +54,20 @@ void kb_case_data_free(kb_case_data *d) {
     memset(d, 0, sizeof *d);
 }
 
+/* Host bytes of a case's data: every tensor, plus a reference and a magnitude per
+ * output element. */
+static double tensors_host_bytes(const kb_op *op, const kb_tensor *t) {
+    double need = 0;
+    for (int i = 0; i < op->n_in + op->n_out; i++) need += (double)t[i].bytes;
+    for (int o = 0; o < op->n_out; o++) need += 16.0 * (double)t[op->n_in + o].count;
+    return need;
+}
+
 static int host_need(const kb_case *c, kb_tensor *t, char *msg) {
     const kb_op *op = kb_ops[c->op];
     int rc = kb_case_tensors(c, t, msg);
     if (rc != KB_OK) return rc;
-    /* every tensor, plus a reference and a magnitude per output element */
-    double need = 0;
-    for (int i = 0; i < op->n_in + op->n_out; i++) need += (double)t[i].bytes;
-    for (int o = 0; o < op->n_out; o++) need += 16.0 * (double)t[op->n_in + o].count;
+    const double need = tensors_host_bytes(op, t);
     if (kb_host_mem_check(need, msg) != KB_OK) {
         char why[KB_MSG];
         snprintf(why, sizeof why, "%s", msg);
@@ -709,17 +715,12 @@ typedef struct {
     job_order order;
 } lookahead;
 
-/* Host bytes of case c's data (the tensors, a reference and a magnitude per output
- * element), 0 when its shape is invalid (its job says why). */
+/* Host bytes of case c's data (tensors_host_bytes), 0 when its shape is invalid (its
+ * job says why). */
 static double case_host_bytes(const kb_case *c) {
     kb_tensor t[KB_MAX_IN + KB_MAX_OUT];
     char msg[KB_MSG];
-    if (kb_case_tensors(c, t, msg) != KB_OK) return 0;
-    const kb_op *op = kb_ops[c->op];
-    double need = 0;
-    for (int i = 0; i < op->n_in + op->n_out; i++) need += (double)t[i].bytes;
-    for (int o = 0; o < op->n_out; o++) need += 16.0 * (double)t[op->n_in + o].count;
-    return need;
+    return kb_case_tensors(c, t, msg) == KB_OK ? tensors_host_bytes(kb_ops[c->op], t) : 0;
 }
 
 static void lookahead_init(lookahead *q, kb_harness *h, const kb_case_list *cases, int overlap) {

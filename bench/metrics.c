@@ -157,18 +157,6 @@ static void metrics_pass(metrics_job *j, int pass) {
     for (int k = 1; k <= started; k++) pthread_join(th[k], NULL);
 }
 
-typedef struct {
-    const void *data;
-    size_t bytes;
-    uint64_t hash;
-} hash_job;
-
-static void *hash_work(void *arg) {
-    hash_job *h = arg;
-    h->hash = kb_fnv1a64(h->data, h->bytes);
-    return NULL;
-}
-
 static void *hash_task_work(void *arg) {
     kb_hash_task *t = arg;
     uint64_t h = kb_fnv1a64(NULL, 0);
@@ -201,21 +189,23 @@ void kb_compute_metrics_ex(kb_dtype t, const void *out, const double *ref, const
     memset(m, 0, sizeof *m);
     m->n = n;
     m->first_bad = -1;
-    hash_job hj = {out, kb_dtype_bytes(t, n), 0};
+    const size_t out_bytes = kb_dtype_bytes(t, n);
     metrics_job j = {.t = t, .out = out, .ref = ref, .mag = mag, .n = n, .tol = tol,
                      .nchunks = (n + METRICS_CHUNK - 1) / METRICS_CHUNK};
     j.parts = calloc((size_t)(j.nchunks > 0 ? j.nchunks : 1), sizeof *j.parts);
     if (!j.parts) {
-        m->hash = with_hash ? kb_fnv1a64(out, hj.bytes) : 0;
+        m->hash = with_hash ? kb_fnv1a64(out, out_bytes) : 0;
         m->n_nan = n; /* cannot judge: count every element as bad */
         return;
     }
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     j.nthreads = (int)(cores < 1 ? 1 : cores > METRICS_MAX_THREADS ? METRICS_MAX_THREADS : cores);
     if (j.nthreads > j.nchunks) j.nthreads = j.nchunks > 0 ? (int)j.nchunks : 1;
-    pthread_t hash_thread;
-    const int hash_threaded = with_hash && j.nchunks > 1 && pthread_create(&hash_thread, NULL, hash_work, &hj) == 0;
-    if (with_hash && !hash_threaded) hash_work(&hj);
+    /* the hash beside the metrics when the output spans chunks, else at once */
+    kb_hash_task hash;
+    const int hash_beside = with_hash && j.nchunks > 1;
+    if (hash_beside) kb_hash_start(&hash, &out, &out_bytes, 1);
+    else m->hash = with_hash ? kb_fnv1a64(out, out_bytes) : 0;
 
     metrics_pass(&j, 1);
     double ref2 = 0;
@@ -251,8 +241,7 @@ void kb_compute_metrics_ex(kb_dtype t, const void *out, const double *ref, const
     } else {
         m->pearson = 1.0;
     }
-    if (hash_threaded) pthread_join(hash_thread, NULL);
-    m->hash = hj.hash;
+    if (hash_beside) m->hash = kb_hash_finish(&hash);
 }
 
 int kb_metrics_pass(const kb_metrics *m) {
