@@ -735,23 +735,30 @@ static void compute_barrier(VkCommandBuffer cb) {
     g.last_barriers++;
 }
 
-/* Copy between a device buffer and the staging buffer; to_device picks the direction. */
-static int staged_copy(vk_buffer *dev, VkDeviceSize offset, VkDeviceSize bytes, int to_device, char *msg) {
+/* One vkCmdCopyBuffer on the transfer command buffer, waited for: the copy is visible
+ * to the host (downloads) and to later device work (uploads, device copies). */
+static int buffer_copy(VkBuffer src, VkDeviceSize src_offset, VkBuffer dst, VkDeviceSize dst_offset,
+                       VkDeviceSize bytes, char *msg) {
     int rc = begin_primary(g.xfer, msg);
     if (rc != KB_OK) return rc;
     full_barrier(g.xfer);
-    VkBufferCopy region = {.srcOffset = to_device ? 0 : offset, .dstOffset = to_device ? offset : 0, .size = bytes};
-    if (to_device) vkCmdCopyBuffer(g.xfer, g.staging->buf, dev->buf, 1, &region);
-    else vkCmdCopyBuffer(g.xfer, dev->buf, g.staging->buf, 1, &region);
-    /* Make the copy visible to the host (downloads) and to later device work (uploads). */
+    VkBufferCopy region = {.srcOffset = src_offset, .dstOffset = dst_offset, .size = bytes};
+    vkCmdCopyBuffer(g.xfer, src, dst, 1, &region);
     VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
                           .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
-                          .dstAccessMask = VK_ACCESS_HOST_READ_BIT | VK_ACCESS_MEMORY_READ_BIT};
+                          .dstAccessMask =
+                              VK_ACCESS_HOST_READ_BIT | VK_ACCESS_MEMORY_READ_BIT | VK_ACCESS_MEMORY_WRITE_BIT};
     vkCmdPipelineBarrier(g.xfer, VK_PIPELINE_STAGE_TRANSFER_BIT,
                          VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
     VK_CHECK(vkEndCommandBuffer(g.xfer));
     rc = submit(g.xfer, g.xfer_fence, msg);
     return rc == KB_OK ? wait_fences(1, &g.xfer_fence, msg) : rc;
+}
+
+/* Copy between a device buffer and the staging buffer; to_device picks the direction. */
+static int staged_copy(vk_buffer *dev, VkDeviceSize offset, VkDeviceSize bytes, int to_device, char *msg) {
+    return to_device ? buffer_copy(g.staging->buf, 0, dev->buf, offset, bytes, msg)
+                     : buffer_copy(dev->buf, offset, g.staging->buf, 0, bytes, msg);
 }
 
 /* ---- shader modules and pipelines ------------------------------------------------------- */
@@ -1317,18 +1324,7 @@ static int vk_copy(kb_view dst, kb_view src, char *msg) {
     if (dst.bytes != src.bytes) return kb_fail(msg, KB_ERROR, "copy: %llu bytes into a view of %llu",
                                                (unsigned long long)src.bytes, (unsigned long long)dst.bytes);
     if (!dst.bytes) return KB_OK;
-    if ((rc = begin_primary(g.xfer, msg)) != KB_OK) return rc;
-    full_barrier(g.xfer);
-    VkBufferCopy region = {.srcOffset = src.offset, .dstOffset = dst.offset, .size = dst.bytes};
-    vkCmdCopyBuffer(g.xfer, buffer_of(src.buf)->buf, buffer_of(dst.buf)->buf, 1, &region);
-    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
-                          .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
-                          .dstAccessMask = VK_ACCESS_MEMORY_READ_BIT | VK_ACCESS_MEMORY_WRITE_BIT};
-    vkCmdPipelineBarrier(g.xfer, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, 0, 1, &mb, 0,
-                         NULL, 0, NULL);
-    VK_CHECK(vkEndCommandBuffer(g.xfer));
-    rc = submit(g.xfer, g.xfer_fence, msg);
-    return rc == KB_OK ? wait_fences(1, &g.xfer_fence, msg) : rc;
+    return buffer_copy(buffer_of(src.buf)->buf, src.offset, buffer_of(dst.buf)->buf, dst.offset, dst.bytes, msg);
 }
 
 /* ---- variants, prepare ------------------------------------------------------------------- */
