@@ -19,7 +19,8 @@ static const kbcu_variant variants[] = {
      0, 1},
     /* CUDA cores for decode, N <= 8: a warp per RPW rows, NB tokens a block, LOADS 16-byte
      * pieces a lane in flight per row; MINB sized so that ptxas needs no spills (NOTES.md,
-     * "gemm_fp8 v4"). Unverified: written without a GPU; listed only with KB_CUDA_UNVERIFIED=1. */
+     * "gemm_fp8 v4"). Parity passes on the H200 but slower than v2 there: listed only
+     * with KB_CUDA_UNVERIFIED=1. */
     {"gemv_v4_b256_n1", "gemm_fp8.cu", "gemm_fp8_gemv_v4", "-DWARPS=8 -DRPW=1 -DLOADS=8 -DNB=1 -DMINB=4", 80, 0, 1},
     {"gemv_v4_b256_r2_n1", "gemm_fp8.cu", "gemm_fp8_gemv_v4", "-DWARPS=8 -DRPW=2 -DLOADS=8 -DNB=1 -DMINB=2", 80, 0, 1},
     {"gemv_v4_b256_n2", "gemm_fp8.cu", "gemm_fp8_gemv_v4", "-DWARPS=8 -DRPW=1 -DLOADS=8 -DNB=2 -DMINB=3", 80, 0, 1},
