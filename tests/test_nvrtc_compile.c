@@ -43,13 +43,17 @@ static const int archs[] = {80, 89, 90};
 /* Tuned points change sizes (warps, stages, tiles), not which instructions exist: they
  * are compiled for sm_89 (the smallest limits: 1536 threads an SM, 99 KB of shared
  * memory a block) and sm_90 (the target); the variants as written for all three. Under
- * AddressSanitizer (CI's second pass, whose point here is this driver's own code, while
- * NVRTC's output is the plain build's) sm_90 only: with all three archs the ASan build's
- * --tuned run passed its 1500 s limit on CI's 2 cores (the plain build took 822 s). */
+ * AddressSanitizer (CI's second pass, whose point here is this driver's own code: every
+ * tuned point is still resolved and planned) every TUNED_ASAN_STRIDE-th tuned-only
+ * module for sm_90 only, since NVRTC under ASan's allocator is ~4x slower: with all three
+ * archs the ASan --tuned run passed its 1500 s limit on CI's 2 cores, and sm_90 alone
+ * took 1363 s here for 354 modules (the plain build: 880 s for them at sm_89 + sm_90). */
 #if defined(__SANITIZE_ADDRESS__)
 #define TUNED_MIN_ARCH 90
+#define TUNED_ASAN_STRIDE 4
 #else
 #define TUNED_MIN_ARCH 89
+#define TUNED_ASAN_STRIDE 1
 #endif
 #define MAX_MODULES 1024
 #define MAX_ENTRIES 16
@@ -329,9 +333,10 @@ int main(int argc, char **argv) {
     }
     jobs = calloc((size_t)nmodules * NARCH + 1, sizeof *jobs);
     if (!jobs) return 1;
-    int compiled = 0;
+    int compiled = 0, ntuned_only = 0;
     for (int m = 0; m < nmodules; m++) {
         if ((which == 1 && modules[m].tuned_only) || (which == 2 && !modules[m].tuned_only)) continue;
+        if (modules[m].tuned_only && ntuned_only++ % TUNED_ASAN_STRIDE) continue;
         compiled++;
         for (int a = 0; a < NARCH; a++) {
             if (modules[m].tuned_only && archs[a] < TUNED_MIN_ARCH) continue;
@@ -357,6 +362,10 @@ int main(int argc, char **argv) {
            "failed (%d skipped: below the module's minimum architecture)\n",
            compiled, nmodules, which == 1 ? " as written" : which == 2 ? " only tuned points name" : "", ntuned,
            nrefused, pass, fail, skip);
+    if (TUNED_ASAN_STRIDE > 1 && ntuned_only)
+        printf("ASan build: %d of the %d tuned-only modules compiled, for sm_90 (every %d-th; the plain build compiles "
+               "them all for sm_89 and sm_90)\n",
+               (ntuned_only + TUNED_ASAN_STRIDE - 1) / TUNED_ASAN_STRIDE, ntuned_only, TUNED_ASAN_STRIDE);
     free(jobs);
     return fail ? 1 : 0;
 }
