@@ -372,15 +372,15 @@ static void test_plan_decode_v3(kbcu_plan *pp) {
     kb_case a = qwen_decode_case(4096);
     unsetenv("KB_CUDA_UNVERIFIED");
     CHECK(kbcu_find_variant(KB_OP_attention, "decode_v3_w4_s4", 0) != NULL, "decode_v3 is listed (it ran on the H200)");
-    CHECK(kbcu_find_variant(KB_OP_attention, "decode_v3_w8_s4", 0) == NULL &&
-              kbcu_find_variant(KB_OP_attention, "decode_v3_w4_s2", 0) == NULL,
-          "decode_v3's tuned points are hidden until they run over the tables");
-    setenv("KB_CUDA_UNVERIFIED", "1", 1);
     CHECK(kbcu_find_variant(KB_OP_attention, "decode_v3_w8_s4", 0) != NULL &&
-              plan(&a, "decode_v3_w8_s4", &p, msg) == KB_OK && p.launch[0].block[0] == 256 &&
+              kbcu_find_variant(KB_OP_attention, "decode_v3_w4_s2", 0) != NULL,
+          "decode_v3's tuned points are listed (they passed the smoke and qwen tables on the H200)");
+    CHECK(plan(&a, "decode_v3_w8_s4", &p, msg) == KB_OK && p.launch[0].block[0] == 256 &&
               p.launch[0].smem == kbcu_decode_v3_smem(8, 4, 128),
-          "decode_v3_w8_s4 (KB_CUDA_UNVERIFIED=1): 8 warps, 4 stages: %s", msg);
-    unsetenv("KB_CUDA_UNVERIFIED");
+          "decode_v3_w8_s4: 8 warps, 4 stages: %s", msg);
+    CHECK(plan(&a, "decode_v3_w4_s2", &p, msg) == KB_OK && p.launch[0].block[0] == 128 &&
+              p.launch[0].smem == kbcu_decode_v3_smem(4, 2, 128),
+          "decode_v3_w4_s2: 4 warps, 2 stages: %s", msg);
     CHECK(kbcu_decode_v3_smem(4, 4, 128) == 4 * 4 * 8 * 512 + 4 * 40 * 4,
           "v3 smem: 4 warps x 4 stages x 8 rows + 40 floats a warp");
     CHECK(kbcu_decode_v3_smem(4, 1, 128) == 4 * (8 * 32 + 4) * 16 + 4 * 40 * 4, "one stage: the merge area is larger");

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Here (no GPU): a Release build of kbench and the binaries a GPU run needs, into devbin/
-# (kbench, kbcuda_worker, test_chain, test_vulkan_selftest, lt_rotate_check), and the
+# (kbench, kbcuda_worker, test_chain, test_vulkan_selftest, lt_rotate_check, copy_rotate_check), and the
 # libraries the lent machine lacks (Vulkan loader, glvnd, Debian's libbenchmark) into .gl/.
 # With KB_OLD_REV=<commit>, also devold/: that commit's kbench, worker and shape tables,
 # for comparing output hashes across a change on the same GPU.
@@ -19,11 +19,11 @@ if [ ! -e .gl/libbenchmark.so.1debian ]; then
   cp /usr/lib/x86_64-linux-gnu/libbenchmark.so.1debian .gl/
 fi
 cmake -S . -B build-device -G Ninja -DCMAKE_BUILD_TYPE=Release -DKB_PYTHON="$PWD/.venv/bin/python3" >/dev/null
-cmake --build build-device --target kbench kbcuda_worker test_chain test_vulkan_selftest lt_rotate_check test_cublaslt_probe \
-  test_nvrtc_compile
+cmake --build build-device --target kbench kbcuda_worker test_chain test_vulkan_selftest lt_rotate_check copy_rotate_check \
+  test_cublaslt_probe test_nvrtc_compile
 rm -rf devbin && mkdir -p devbin
 cp build-device/kbench build-device/kbcuda_worker build-device/tests/test_chain build-device/tests/test_vulkan_selftest \
-   build-device/lt_rotate_check build-device/tests/test_cublaslt_probe devbin/
+   build-device/lt_rotate_check build-device/copy_rotate_check build-device/tests/test_cublaslt_probe devbin/
 # the cubins NVRTC would make on an sm_90 device, so the run spends no time compiling
 # (used when the device's NVRTC is the same version: the cache key holds it)
 build-device/tests/test_nvrtc_compile "$PWD/devbin/nvrtc-cache/kbench" >/dev/null
