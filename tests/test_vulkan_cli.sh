@@ -16,6 +16,12 @@
 #            rmsnorm and the element-wise ops: every point of every variant runs and passes
 #            parity; BLOCK=96 and 2048 are not_supported saying why; an op without
 #            tunables gets not_supported rows; --list-axes announces the points, exit 0
+#   gemv_tune  gemm_fp8 gemv_sg's ROWS (rows per subgroup) and SGS (subgroups per workgroup),
+#            specialization constants: every point passes parity at n = 1, 2, 5, 16 (K = 200:
+#            word loads), vec128 at K = 1000 (several K chunks), blk128 with e5m2 X at K = 101
+#            (byte loads), M not a multiple of a workgroup's rows; the points the plan cannot
+#            take (ROWS x n over 64 sums, ROWS > 8, SGS past the device's workgroup) are
+#            not_supported saying why; variants without tunables refuse ROWS, exit 0
 # Exit 0 on success, 1 on a failed check, 77 (skipped) when kbench has no usable Vulkan device.
 set -u
 KBENCH=$1
@@ -135,6 +141,55 @@ tune)
     if grep -q '^  vulkan *row256\[BLOCK=64\] ' "$LOG" && grep -q '^  vulkan *row256\[BLOCK=128\] ' "$LOG" &&
         grep -q '^1 cases x 2 tune points: 2 rows (vulkan 2)$' "$LOG"; then ok "--list-axes announces the 2 points"
     else bad "--list-axes"; cat "$LOG"; fi
+    ;;
+gemv_tune)
+    # Each point is its own pipeline, which llvmpipe compiles in 0.2-5 s (more rows and tokens,
+    # a longer unrolled body): the points are picked to cover the paths in ~40 s cold.
+    # n = 1, 2 at K = 200 (word loads, one K chunk), M = 40 (a partial workgroup for all but one):
+    # ROWS 1, 3, 8 x SGS 1, 8; n = 5, 16: ROWS 1, 3, 8 at SGS 8 (8 x 16 is refused)
+    run 0 --op gemm_fp8 --shape 40x1,2x200 --variant gemv_sg --tune ROWS=1,3,8 --tune SGS=1,8 --no-timing
+    t=$(count '"backend":"vulkan"')
+    p=$(count '"variant":"gemv_sg\[ROWS=\([138]\),SGS=\([18]\)\]".*"detail":"[^"]*at ROWS=\1 SGS=\2 [^"]*".*"verdict":"pass"')
+    if [ "$t" -eq 12 ] && [ "$p" -eq 12 ]; then ok "n = 1, 2, K = 200: all 12 points (ROWS 1, 3, 8 x SGS 1, 8) pass"
+    else bad "n = 1, 2, K = 200: $p of $t points pass (want 12 of 12)"; fi
+    run 0 --op gemm_fp8 --shape 40x5,16x200 --variant gemv_sg --tune ROWS=1,3,8 --tune SGS=8 --no-timing
+    t=$(count '"backend":"vulkan"')
+    p=$(count '"verdict":"pass"')
+    ns=$(count '"variant":"gemv_sg\[ROWS=8,SGS=8\]".*"verdict":"not_supported","reason":"gemv_sg: ROWS=8 x 16 tokens = 128 sums per lane: at most 64 (registers)"')
+    if [ "$t" -eq 6 ] && [ "$p" -eq 5 ] && [ "$ns" -eq 1 ]; then
+        ok "n = 5, 16: 5 points pass, ROWS=8 at n = 16 (128 sums a lane) not_supported saying why"
+    else bad "n = 5, 16: $p of $t pass (want 5 of 6), $ns ROWS=8 x 16 refusals (want 1)"; fi
+    n=$(count '"variant":"gemv_sg",')
+    if [ "$n" -eq 0 ]; then ok "no gemv_sg row as written under --tune"; else bad "$n gemv_sg rows as written"; fi
+    # VEC128 at K = 1000, n = 2: several K chunks on lavapipe's 8-wide subgroups at ROWS 3 and 8
+    # (the two W register sets); BLK128 with e5m2 X at K = 101: byte loads; SGS 3
+    run 0 --op gemm_fp8 --shape 44x2x1000 --scale vec128 --variant gemv_sg --tune ROWS=3,8 --tune SGS=3 --no-timing
+    t=$(count '"backend":"vulkan"')
+    p=$(count '"verdict":"pass"')
+    if [ "$t" -eq 2 ] && [ "$p" -eq 2 ]; then ok "vec128, K = 1000 (several K chunks): both points pass"
+    else bad "vec128, K = 1000: $p of $t pass (want 2)"; fi
+    run 0 --op gemm_fp8 --shape 44x1x101 --scale blk128 --b-type e5m2 --variant gemv_sg --tune ROWS=3,8 --tune SGS=3 \
+        --no-timing
+    t=$(count '"backend":"vulkan"')
+    p=$(count '"verdict":"pass"')
+    if [ "$t" -eq 2 ] && [ "$p" -eq 2 ]; then ok "blk128, e5m2 X, K = 101 (byte loads): both points pass"
+    else bad "blk128, K = 101: $p of $t pass (want 2)"; fi
+    # points the plan cannot take: one reason each, never a crash (SGS is checked first)
+    run 0 --op gemm_fp8 --shape 64x2x256 --variant gemv_sg --tune ROWS=9,1048576 --tune SGS=4,1048576 --no-timing
+    t=$(count '"backend":"vulkan"')
+    nr=$(count '"variant":"gemv_sg\[ROWS=[0-9]*,SGS=4\]".*"verdict":"not_supported","reason":"gemv_sg: ROWS=\(9\|1048576\) rows per subgroup: at most 8 (two sets of one 16-byte W slice per row in 16 uvec4 registers)"')
+    ng=$(count '"variant":"gemv_sg\[ROWS=[0-9]*,SGS=1048576\]".*"verdict":"not_supported","reason":"gemv_sg: SGS=1048576 subgroups of [0-9]* exceed the device.s [0-9]* invocations per workgroup"')
+    if [ "$t" -eq 4 ] && [ "$nr" -eq 2 ] && [ "$ng" -eq 2 ]; then ok "ROWS=9, ROWS=1048576, SGS=1048576: not_supported saying why"
+    else bad "refusals: $t rows (want 4), $nr for ROWS (want 2), $ng for SGS (want 2)"; fi
+    run 0 --op gemm_fp8 --shape 64x8x256 --tune ROWS=2 --no-timing
+    n=$(count '"variant":"\(gemv\|tiled64\)\[ROWS=2\]".*"verdict":"not_supported","reason":"[^"]*has no tunable ROWS (it has none)"')
+    if [ "$n" -eq 2 ]; then ok "gemv, tiled64 (no tunables) under ROWS: not_supported"; else bad "gemv, tiled64 under ROWS=2: $n of 2 rows"; fi
+    n=$(count '"variant":"gemv_sg\[ROWS=2\]".*"verdict":"pass"')
+    if [ "$n" -eq 1 ]; then ok "gemv_sg[ROWS=2] at n = 8 passes"; else bad "gemv_sg[ROWS=2] at n = 8: $n rows pass"; fi
+    "$KBENCH" --backend vulkan --op gemm_fp8 --shape 64x5x256 --variant gemv_sg --tune ROWS=2,8 --list-axes >"$LOG" 2>&1
+    if grep -q '^  vulkan *gemv_sg\[ROWS=2\] .*at ROWS=2 SGS=4 ' "$LOG" && grep -q '^  vulkan *gemv_sg\[ROWS=8\] .*at ROWS=8 SGS=4 ' "$LOG" &&
+        grep -q '^1 cases x 2 tune points: 2 rows (vulkan 2)$' "$LOG"; then ok "--list-axes announces gemv_sg's 2 points (SGS as written: 4)"
+    else bad "--list-axes gemv_sg"; cat "$LOG"; fi
     ;;
 uploads)
     # the harness keeps one set of a case's tensors on the device and copies it to every

@@ -3,6 +3,8 @@
 #                             device facts, every op/variant, f16/bf16 rounding, fp8 codes bit-exact,
 #                             views at offsets, a chained enqueue and a recorded replay, timestamps,
 #                             cache flush, broken variants caught, the missing-feature path, reset
+#   vulkan_gemv_sg_plan       gemm_fp8 gemv_sg's plan without a device: the layout as written (NOTES.md's
+#                             table) and at --tune points ROWS, SGS (spec constants, workgroups), refusals
 #   vulkan_smoke              kbench --op all --shapes smoke --backend vulkan: every row passes
 #                             (cold: caches flushed; every smoke case is under the 1 GFLOP default
 #                             of KB_VK_CPU_MAX_GFLOP, the limit that keeps big cases off lavapipe)
@@ -12,14 +14,20 @@
 #   vulkan_list_backends      --list-backends shows the device list
 #   vulkan_tune               --tune BLOCK (the workgroup size): every point passes parity, values
 #                             no workgroup takes are not_supported saying why
+#   vulkan_gemv_sg_tune       --tune ROWS, SGS on gemm_fp8 gemv_sg: every point passes parity (n = 1, 2,
+#                             5, 16; K = 200, 101, 1000; vec128, blk128, e5m2 X), impossible points are
+#                             not_supported saying why
 # Exit code 77 = no usable Vulkan device: CTest reports the test as skipped, never passed.
 if(Vulkan_FOUND AND GLSLANG_VALIDATOR)
   add_executable(test_vulkan_selftest ${CMAKE_SOURCE_DIR}/tests/test_vulkan_selftest.c)
   target_link_libraries(test_vulkan_selftest PRIVATE kbcore)
   add_test(NAME vulkan_selftest COMMAND test_vulkan_selftest)
+  add_executable(test_vulkan_gemv_plan ${CMAKE_SOURCE_DIR}/tests/test_vulkan_gemv_plan.c)
+  target_link_libraries(test_vulkan_gemv_plan PRIVATE kbcore)
+  add_test(NAME vulkan_gemv_sg_plan COMMAND test_vulkan_gemv_plan)
 
   set(KB_VK_TEST_OUT ${CMAKE_CURRENT_BINARY_DIR}/vulkan_rows)
-  foreach(mode smoke short gptj feature list tune uploads)
+  foreach(mode smoke short gptj feature list tune gemv_tune uploads)
     if(mode STREQUAL "short")
       set(name vulkan_broken_short_write)
     elseif(mode STREQUAL "gptj")
@@ -30,6 +38,8 @@ if(Vulkan_FOUND AND GLSLANG_VALIDATOR)
       set(name vulkan_list_backends)
     elseif(mode STREQUAL "tune")
       set(name vulkan_tune)
+    elseif(mode STREQUAL "gemv_tune")
+      set(name vulkan_gemv_sg_tune)
     elseif(mode STREQUAL "uploads")
       set(name vulkan_device_copies)
     else()

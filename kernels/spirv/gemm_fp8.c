@@ -2,6 +2,7 @@
  * from 8 tokens (gemm_fp8.comp and its -D builds). */
 #include "kernels/spirv/vk_op.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "spv_gemm_gemv.h"
@@ -23,50 +24,88 @@ static const vk_module mod_tiled16 = {"gemm_fp8.comp -DKB_GEMM_TILED -DKB_OUT16"
 #define TILED_MIN_N 8 /* tiled64 listed from 8 tokens (both variants at 8..16): a 64-token tile is mostly padding below */
 #define GEMV_MAX_N 16 /* gemv re-reads W once per 4 tokens: listed for decode-sized batches */
 /* gemv_sg (NOTES.md "gemv_sg"): every token's sums live in registers (ROWS x n per lane), so
- * n <= 16; SG_SUBGROUPS subgroups a workgroup. K goes in chunks of USL 16-byte slices per lane:
+ * n <= 16; SGS subgroups a workgroup. K goes in chunks of USL 16-byte slices per lane:
  *   - X of a chunk in shared memory: at most SG_SHARED_BYTES (more only when one slice per lane
  *     needs more);
  *   - W of a chunk in registers: when one chunk covers K, up to SG_W_REGS uvec4 per lane (all of
  *     a lane's W requested at once); otherwise the next chunk loads while this one computes (two
  *     sets), up to SG_W_REGS / 2 each;
- *   - USL x n <= SG_UNROLL: the unrolled body (USL x ROWS x n dot products of 16) stays a size
- *     compilers handle in reasonable time (llvmpipe: seconds). On a 32-wide subgroup the shared
- *     memory bound is the tighter one for every n. */
+ *   - USL x n <= SG_UNROLL and USL x ROWS x n <= SG_BODY: the unrolled body (USL x ROWS x n dot
+ *     products of 16) stays a size compilers handle in reasonable time (llvmpipe: seconds); as
+ *     written (ROWS <= 4) the second bound never binds. On a 32-wide subgroup the shared memory
+ *     bound is the tighter one for every n.
+ * Tunables (--tune, specialization constants 5 and 6): ROWS (rows per subgroup, as written 2 for
+ * n <= 2, else 4) from 1 to SG_MAX_ROWS (two sets of one W slice per row fit SG_W_REGS) with
+ * ROWS x n <= SG_BODY (the sums as written at most: 4 x 16); SGS (subgroups per workgroup, as
+ * written SG_SUBGROUPS, halved while the workgroup exceeds the device's invocations) from 1 to
+ * what the device's workgroup holds. */
 #define SG_MAX_N 16
 #define SG_SUBGROUPS 4u
 #define SG_SHARED_BYTES 32768u
 #define SG_W_REGS 16u
 #define SG_UNROLL 16u
+#define SG_BODY 64u
+#define SG_MAX_ROWS (SG_W_REGS / 2u)
+
+/* ROWS as written: 4 rows share each X read from shared memory once n > 2 */
+static uint32_t sg_rows_written(int64_t n) { return n <= 2 ? 2u : 4u; }
 
 static int variants(const kb_case *c, kb_variant *out, int max, char *msg) {
     (void)msg;
     int n = 0;
     if (c->n <= GEMV_MAX_N) vk_variant_add(out, max, &n, "gemv", "gemm_fp8.comp: 128 threads per output row, 4 tokens a pass");
-    if (c->n <= SG_MAX_N)
+    if (c->n <= SG_MAX_N) {
         vk_variant_add(out, max, &n, "gemv_sg",
-                       "gemm_fp8.comp -DKB_GEMV_SG: %d rows per subgroup, 16-byte W loads, all %lld tokens a pass, "
+                       "gemm_fp8.comp -DKB_GEMV_SG: %u rows per subgroup, 16-byte W loads, all %lld tokens a pass, "
                        "subgroupAdd",
-                       c->n <= 2 ? 2 : 4, (long long)c->n);
+                       sg_rows_written(c->n), (long long)c->n);
+        if (n && !strcmp(out[n - 1].name, "gemv_sg"))
+            snprintf(out[n - 1].tunables, sizeof out[n - 1].tunables, "ROWS=%u SGS=%u", sg_rows_written(c->n),
+                     SG_SUBGROUPS);
+    }
     if (c->n >= TILED_MIN_N)
         vk_variant_add(out, max, &n, "tiled64",
                        "gemm_fp8.comp -DKB_GEMM_TILED: 64x64 tile, 256 threads x 4x4, K step 32 in shared memory");
     return n;
 }
 
-/* gemv_sg's layout for this case and device: spec constants 5..9 and the workgroup count. */
+/* gemv_sg's layout for this case, device and --tune point: spec constants 5..10 and the workgroup
+ * count. */
 static int plan_sg(vk_plan *p, vk_dispatch *d, char *msg) {
     const kb_case *c = p->c;
     if (c->n > SG_MAX_N) return kb_fail(msg, KB_NOT_SUPPORTED, "gemv_sg: n = %lld > %d", (long long)c->n, SG_MAX_N);
     const uint32_t sg = p->subgroup_size;
     if (sg == 0 || (sg & (sg - 1)) != 0)
         return kb_fail(msg, KB_NOT_SUPPORTED, "gemv_sg: subgroup size %u (a power of two is needed)", sg);
+    const uint32_t ntok = (uint32_t)c->n;
+    const int *tune_sgs = p->tune ? kb_tune_get(p->tune, "SGS") : NULL;
+    const int *tune_rows = p->tune ? kb_tune_get(p->tune, "ROWS") : NULL;
     uint32_t nsg = SG_SUBGROUPS;
-    while (nsg > 1 && nsg * sg > p->max_invocations) nsg /= 2;
+    if (tune_sgs) {
+        nsg = (uint32_t)*tune_sgs;
+        if (nsg > p->max_invocations / sg)
+            return kb_fail(msg, KB_NOT_SUPPORTED,
+                           "gemv_sg: SGS=%u subgroups of %u exceed the device's %u invocations per workgroup", nsg,
+                           sg, p->max_invocations);
+    } else {
+        while (nsg > 1 && nsg * sg > p->max_invocations) nsg /= 2;
+    }
     if (nsg * sg > p->max_invocations)
         return kb_fail(msg, KB_NOT_SUPPORTED, "gemv_sg: a subgroup of %u exceeds %u invocations per workgroup", sg,
                        p->max_invocations);
-    const uint32_t ntok = (uint32_t)c->n;
-    const uint32_t rows = ntok <= 2 ? 2u : 4u; /* 4 rows share each X read from shared memory once n > 2 */
+    uint32_t rows = sg_rows_written(c->n);
+    if (tune_rows) {
+        rows = (uint32_t)*tune_rows;
+        if (rows > SG_MAX_ROWS)
+            return kb_fail(msg, KB_NOT_SUPPORTED,
+                           "gemv_sg: ROWS=%u rows per subgroup: at most %u (two sets of one 16-byte W slice per "
+                           "row in %u uvec4 registers)",
+                           rows, SG_MAX_ROWS, SG_W_REGS);
+        if (rows * ntok > SG_BODY)
+            return kb_fail(msg, KB_NOT_SUPPORTED,
+                           "gemv_sg: ROWS=%u x %u tokens = %u sums per lane: at most %u (registers)", rows, ntok,
+                           rows * ntok, SG_BODY);
+    }
     /* K chunk: USL slices of 16 per lane. One slice needs ntok * 64 * sg bytes of shared memory. */
     const uint64_t slice_bytes = (uint64_t)ntok * 64u * sg;
     if (slice_bytes > p->max_shared_bytes)
@@ -76,6 +115,7 @@ static int plan_sg(vk_plan *p, vk_dispatch *d, char *msg) {
     const uint64_t k_slices = (uint64_t)vk_ceil_div(c->k, 16 * (int64_t)sg); /* one chunk covers K */
     uint64_t usl = SG_SHARED_BYTES / slice_bytes;
     if (usl * ntok > SG_UNROLL) usl = SG_UNROLL / ntok;
+    if (usl * rows * ntok > SG_BODY) usl = SG_BODY / (rows * ntok);
     const int one_chunk = k_slices <= usl && k_slices * rows <= SG_W_REGS;
     if (one_chunk) usl = k_slices;
     else if (usl * rows > SG_W_REGS / 2) usl = SG_W_REGS / 2 / rows;
