@@ -85,6 +85,16 @@ if(TARGET kbcuda_common)
     ENVIRONMENT "${KBCU_TEST_ENV};KB_CUDA_LIBCUDA=$<TARGET_FILE:kb_fake_libcuda>"
     PASS_REGULAR_EXPRESSION "4x3584 +cuda +v2_b256_i4 +error[^\n]*\n[^\n]*ILLEGAL_ADDRESS[^\n]*\nrmsnorm +4x3584 +cuda +v2_b128_i8 +fail[^\n]*\n[^\n]*unwritten[^\n]*\nrmsnorm +1x128 +cuda +v1_b256 +pass"
     FAIL_REGULAR_EXPRESSION "v2_b[0-9]+_i[0-9]+ +pass|(v1_b256|v2_b128_i8) +error")
+  # 48 KiB of dynamic shared memory (gemv_v5_w4_r8_t1's rings) beside static shared
+  # memory needs the function's opt-in, or the launch fails (its first H200 run did): on
+  # the fake driver the row must launch (and fail on its poisoned output, as every kernel
+  # the fake does not run), never error
+  add_test(NAME cuda_fake_kbench_smem_optin COMMAND $<TARGET_FILE:kbench> --op gemm_fp8 --shape 64x1x256
+    --backend cuda --variant gemv_v5_w4_r8_t1 --no-timing)
+  set_tests_properties(cuda_fake_kbench_smem_optin PROPERTIES TIMEOUT 300
+    ENVIRONMENT "${KBCU_TEST_ENV};KB_CUDA_LIBCUDA=$<TARGET_FILE:kb_fake_libcuda>;KB_FAKE_CUDA_STATIC_SMEM=2048;KB_CUDA_UNVERIFIED=1"
+    PASS_REGULAR_EXPRESSION "64x1x256 +cuda +gemv_v5_w4_r8_t1 +fail"
+    FAIL_REGULAR_EXPRESSION "gemv_v5_w4_r8_t1 +error|INVALID_VALUE")
   foreach(mode cold hot rotate)
     add_test(NAME cuda_fake_kbench_${mode} COMMAND $<TARGET_FILE:kbench> --op rmsnorm --shapes smoke
       --backend cuda --mode ${mode} --reps 5)

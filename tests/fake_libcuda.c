@@ -14,7 +14,10 @@
  * Stream capture records launches; a graph replays them.
  *
  * Limits (environment): KB_FAKE_CUDA_MAX_THREADS=<n> every function takes at most n
- * threads a block (cuFuncGetAttribute), as a kernel's registers can limit it.
+ * threads a block (cuFuncGetAttribute), as a kernel's registers can limit it;
+ * KB_FAKE_CUDA_STATIC_SMEM=<bytes> every function has that much static shared memory.
+ * As on a GPU, a launch whose static plus dynamic shared memory exceeds 48 KiB fails
+ * (CUDA_ERROR_INVALID_VALUE) unless the function opted in to that much dynamic memory.
  *
  * Fault injection (environment):
  *   KB_FAKE_CUDA_FAIL=<file>   while <file> exists, the next launch of an op kernel
@@ -34,6 +37,7 @@
 
 typedef struct {
     char name[64];
+    int max_dynamic_smem; /* cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES); 0: not set */
 } fake_fn;
 
 typedef struct {
@@ -292,19 +296,27 @@ EXPORT CUresult cuModuleGetFunction(CUfunction *f, CUmodule m, const char *name)
     *f = (CUfunction)fn;
     return CUDA_SUCCESS;
 }
+static int static_smem(void) {
+    const char *e = getenv("KB_FAKE_CUDA_STATIC_SMEM");
+    return e ? atoi(e) : 0;
+}
 EXPORT CUresult cuFuncSetAttribute(CUfunction f, CUfunction_attribute a, int v) {
-    (void)f;
-    (void)a;
-    (void)v;
+    if (!f) return CUDA_ERROR_INVALID_VALUE;
+    if (a == CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES) {
+        if (v < 0 || v + static_smem() > 227 * 1024) return CUDA_ERROR_INVALID_VALUE;
+        ((fake_fn *)f)->max_dynamic_smem = v;
+    }
     return fail_if_sticky();
 }
 
 /* A function takes 1024 threads a block (KB_FAKE_CUDA_MAX_THREADS=n: n, as registers
- * would limit it) and no static shared memory. */
+ * would limit it) and no static shared memory (KB_FAKE_CUDA_STATIC_SMEM=n: n bytes). */
 EXPORT CUresult cuFuncGetAttribute(int *v, CUfunction_attribute a, CUfunction f) {
     if (!v || !f) return CUDA_ERROR_INVALID_VALUE;
     const char *e = getenv("KB_FAKE_CUDA_MAX_THREADS");
-    *v = a == CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK ? (e ? atoi(e) : 1024) : 0;
+    *v = a == CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK ? (e ? atoi(e) : 1024)
+         : a == CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES ? static_smem()
+                                                     : 0;
     return fail_if_sticky();
 }
 
@@ -368,11 +380,13 @@ static void run(const fake_launch *l) {
 EXPORT CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
                                unsigned int by, unsigned int bz, unsigned int smem, CUstream s, void **params,
                                void **extra) {
-    (void)smem;
     (void)extra;
     if (sticky) return CUDA_ERROR_ILLEGAL_ADDRESS;
     if (!f || gx == 0 || gy == 0 || gz == 0 || bx == 0 || by == 0 || bz == 0 || bx * by * bz > 1024)
         return CUDA_ERROR_INVALID_VALUE;
+    /* beyond 48 KiB a block, static + dynamic, only with the function's opt-in */
+    const int opted = ((fake_fn *)f)->max_dynamic_smem;
+    if ((int)smem + static_smem() > 48 * 1024 && (int)smem > opted) return CUDA_ERROR_INVALID_VALUE;
     const fake_launch l = {(fake_fn *)f, {gx, gy, gz}, {bx, by, bz}, params};
     fake_stream *fs = (fake_stream *)s;
     if (fs && fs->capturing) {

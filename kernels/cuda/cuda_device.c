@@ -218,8 +218,9 @@ CUdeviceptr kbw_prog_workspace(const kbw_prog *pr) { return pr->ws; }
 /* What this device can run of the compiled function: its threads a block (the
  * registers a tuned BLOCK or WARPS needs can make a block too big to launch) and its
  * static plus dynamic shared memory. KB_NOT_SUPPORTED with the numbers when the launch
- * exceeds them: a row that says why, not a launch error. */
-static int fits_function(CUfunction fn, const kbcu_launch *pl, char *msg) {
+ * exceeds them: a row that says why, not a launch error. *static_smem: the function's
+ * static shared memory. */
+static int fits_function(CUfunction fn, const kbcu_launch *pl, int *static_out, char *msg) {
     int max_threads = 0, static_smem = 0;
     CU_TRY(g.drv.FuncGetAttribute(&max_threads, CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK, fn),
            "cuFuncGetAttribute(MAX_THREADS_PER_BLOCK)");
@@ -235,6 +236,7 @@ static int fits_function(CUfunction fn, const kbcu_launch *pl, char *msg) {
         return kb_fail(msg, KB_NOT_SUPPORTED,
                        "%s: %d bytes of static and %lld of dynamic shared memory, the device has %d a block",
                        pl->kernel, static_smem, (long long)pl->smem, g.info.smem_optin);
+    *static_out = static_smem;
     return KB_OK;
 }
 
@@ -278,8 +280,13 @@ int kbw_prog_build(const kbcu_plan *p, const CUdeviceptr *tensors, int ntensors,
             goto fail;
         }
         if ((rc = get_function(pl->source, pl->opts, pl->kernel, &l->fn, msg)) != KB_OK) goto fail;
-        if ((rc = fits_function(l->fn, pl, msg)) != KB_OK) goto fail;
-        if (pl->smem > 48 * 1024) {
+        int static_smem = 0;
+        if ((rc = fits_function(l->fn, pl, &static_smem, msg)) != KB_OK) goto fail;
+        /* A block may use 48 KiB of shared memory, static and dynamic together, unless the
+         * function opts in to more (CUDA C++ Programming Guide, "Shared Memory" of compute
+         * capability 8.x/9.x): 48 KiB of dynamic beside 2 KiB of static fails to launch
+         * (CUDA_ERROR_INVALID_VALUE) without it, as gemv_v5's first H200 run showed. */
+        if (static_smem + pl->smem > 48 * 1024) {
             const CUresult r =
                 g.drv.FuncSetAttribute(l->fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)pl->smem);
             if (r != CUDA_SUCCESS) {
