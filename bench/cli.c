@@ -31,6 +31,8 @@ const char kb_cli_usage[] =
     "  --backend LIST|all      cpu,cuda,cublaslt,vulkan (default all)\n"
     "  --variant LIST          variant names (a name also selects its --tune points),\n"
     "                          prefixes ending in '*', or tuned names V[NAME=value,...]\n"
+    "                          (beside a tuned name, a name or prefix means the\n"
+    "                          variants as written)\n"
     "  --seed N                input seed (default 1), written in every row\n"
     "Case parameters (override the table; a comma list is a sweep axis: one row per\n"
     "combination, applied to the ops that read the parameter):\n"
@@ -214,10 +216,13 @@ static int tune_points(kb_cli *c, char *msg, size_t n) {
     } else if (c->variant && strchr(c->variant, '[')) {
         const char *s = c->variant;
         char item[KB_MSG], base[64], why[KB_MSG];
-        int got;
+        int got, plain = 0;
         while ((got = kb_variant_item(&s, item, sizeof item)) > 0) {
             kb_tune_point p;
-            if (!strchr(item, '[')) continue;
+            if (!strchr(item, '[')) { /* a plain name or prefix beside tuned ones: as written */
+                if (!plain++ && t->n < KB_TUNE_POINTS) memset(&t->p[t->n++], 0, sizeof t->p[0]);
+                continue;
+            }
             if (kb_tune_split(item, base, sizeof base, &p, why)) return kb_failn(msg, n, "--variant: %s", why);
             int seen = 0;
             for (int i = 0; i < t->n; i++) seen |= kb_tune_equal(&t->p[i], &p);

@@ -98,10 +98,12 @@ static int list_axes(const kb_harness *h, const kb_case_list *cases) {
         for (int bi = 0; bi < h->n_backends; bi++) {
             const kb_backend *b = h->backends[bi];
             char msg[KB_MSG] = "";
-            const int nv = b->tunable ? b->variants(c, &h->opt, vars, LIST_MAX_VARIANTS, msg) : 0;
-            if (!b->tunable || nv <= 0) {
+            /* a backend without tunables runs as written when a plain --variant name asks so */
+            const int runs = b->tunable || kb_tune_has_written(h->opt.tune);
+            const int nv = runs ? b->variants(c, &h->opt, vars, LIST_MAX_VARIANTS, msg) : 0;
+            if (!runs || nv <= 0) {
                 printf("  %-9s %-36s not_supported: %s\n", b->name, "-",
-                       !b->tunable ? "no tunables" : msg[0] ? msg : "no kernel");
+                       !runs ? "no tunables" : msg[0] ? msg : "no kernel");
                 rows[bi]++;
                 continue;
             }
@@ -124,7 +126,8 @@ static int list_axes(const kb_harness *h, const kb_case_list *cases) {
     for (int bi = 0; bi < h->n_backends; bi++) {
         total += rows[bi];
         o += (size_t)snprintf(per + o, o < sizeof per ? sizeof per - o : 0, "%s%s %ld%s", o ? ", " : "",
-                              h->backends[bi]->name, rows[bi], h->backends[bi]->tunable ? "" : " not_supported");
+                              h->backends[bi]->name, rows[bi],
+                              h->backends[bi]->tunable || kb_tune_has_written(h->opt.tune) ? "" : " not_supported");
     }
     printf("%d cases x %d tune points: %ld rows (%s)\n", cases->count, h->opt.tune->n, total, per);
     return 0;

@@ -125,21 +125,31 @@ int kb_variant_item(const char **s, char *item, size_t n) {
     return 1;
 }
 
+int kb_tune_has_written(const kb_tune *t) {
+    for (int i = 0; t && i < t->n; i++)
+        if (t->p[i].n == 0) return 1;
+    return 0;
+}
+
+/* A plain name or prefix selects the variant's --tune points too, unless the list also
+ * names tuned variants: then every item means itself (`a,b[X=1]` is a as written and b
+ * at X=1, not both at X=1). */
 int kb_variant_matches(const char *filter, const char *name) {
     if (!filter) return 1;
     char item[KB_MSG], ibase[KB_MSG], nbase[KB_MSG];
     kb_tune_point ip, np;
     if (kb_tune_split(name, nbase, sizeof nbase, &np, NULL)) return 0;
+    const int exact = strchr(filter, '[') != NULL && np.n > 0; /* a tuned name: only a tuned item takes it */
     const char *s = filter;
     while (kb_variant_item(&s, item, sizeof item) > 0) {
         const size_t len = strlen(item);
         if (len > 0 && item[len - 1] == '*') {
-            if (!strncmp(name, item, len - 1)) return 1;
+            if (!exact && !strncmp(name, item, len - 1)) return 1;
         } else if (strchr(item, '[')) {
             if (!kb_tune_split(item, ibase, sizeof ibase, &ip, NULL) && !strcmp(ibase, nbase) &&
                 kb_tune_equal(&ip, &np))
                 return 1;
-        } else if (!strcmp(item, name) || !strcmp(item, nbase)) {
+        } else if (!strcmp(item, name) || (!exact && !strcmp(item, nbase))) {
             return 1;
         }
     }

@@ -89,6 +89,11 @@ rc, out, _ = run("--op", "rmsnorm", "--shape", "64x1024", "--backend", "cuda",
                  "--variant", "v2_b256_i4[ITEMS=8,BLOCK=128]", "--list-axes")
 t.check(rc == 0 and [g[1] for g in points(out)] == ["v2_b256_i4[BLOCK=128,ITEMS=8]"],
         f"a tuned --variant without --tune runs that point alone: {out!r}")
+# a plain name beside a tuned one is that variant as written, not at the tuned one's point
+rc, out, _ = run("--op", "rmsnorm", "--shape", "64x1024", "--backend", "cuda",
+                 "--variant", "v1_b256,v2_b256_i4[BLOCK=128],v2_b128*", "--list-axes")
+t.check(rc == 0 and sorted(g[1] for g in points(out)) == ["v1_b256", "v2_b128_i8", "v2_b256_i4[BLOCK=128]"] and
+        "2 tune points" in out, f"--variant v1_b256,v2_b256_i4[BLOCK=128],v2_b128*: {out!r}")
 rc, out, err = run("--op", "rmsnorm", "--shape", "64x1024", "--backend", "cuda", "--tune", "BLOCK=64",
                    "--variant", "v2_b256_i4[BLOCK=128]", "--list-axes")
 t.check(rc == 2 and "matched no tuned point" in err, f"a point --tune does not make: rc={rc} {err!r}")
