@@ -40,6 +40,7 @@ void kbcu_decode_splits(const kb_case *c, int warps, int kpw, int sm_count, int 
 void kbcu_decode_splits_v2(const kb_case *c, int kt, int sm_count, int *splits, int *chunk);
 void kbcu_decode_splits_v3(const kb_case *c, int warps, int per_sm, int sm_count, int *splits, int *chunk);
 int64_t kbcu_decode_v3_smem(int warps, int stages, int hd);
+int64_t kbcu_gemv_v5_smem(int warps, int ring, int nt);
 int kbcu_decode_v3_per_sm(int warps, int64_t smem, int smem_optin);
 int kbcu_decode_v4_group(int splits);
 
@@ -631,6 +632,27 @@ static void test_geometry(void) {
           "... at 4 warps: 449 blocks of 128");
     CHECK(plan_dev(&g, "gemv_v4_b256_n1", &h100, 8, &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "multiple of 16"),
           "v4's 16-byte loads need 16-byte aligned views: %s", msg);
+    /* gemv_v5 (unverified): one wave of persistent blocks, at most SMs x PER_SM of them,
+     * over the 16-row tiles; each warp's ring of RING chunks of (2 + NT) 16-byte pieces a lane */
+    g.n = 1, g.m = 3585;
+    CHECK(plan(&g, "gemv_v5_w4_r8_t1", &p, msg) == KB_OK && p.launch[0].grid[0] == 225 && p.launch[0].grid[1] == 1 &&
+              p.launch[0].block[0] == 128 && p.launch[0].smem == 4 * 8 * 3 * 32 * 16 &&
+              p.launch[0].smem == kbcu_gemv_v5_smem(4, 8, 1) && !strcmp(p.launch[0].kernel, "gemm_fp8_gemv_v5"),
+          "gemv_v5_w4_r8_t1 3585x1: 225 tiles <= 132 x 4 blocks, 48 KiB of rings: %s", msg);
+    g.m = 152064, g.n = 9;
+    CHECK(plan(&g, "gemv_v5_w4_r8_t1", &p, msg) == KB_OK && p.launch[0].grid[0] == 132 * 4 && p.launch[0].grid[1] == 2,
+          "lm_head: 9504 tiles over 528 persistent blocks; N = 9 takes two 8-token blocks");
+    CHECK(plan(&g, "gemv_v5_w8_r4", &p, msg) == KB_OK && p.launch[0].grid[0] == 132 * 3 && p.launch[0].grid[1] == 1 &&
+              p.launch[0].block[0] == 256 && p.launch[0].smem == 8 * 4 * 4 * 32 * 16,
+          "gemv_v5_w8_r4: 396 blocks of 256, two n8 tiles: 4 pieces a lane a chunk");
+    CHECK(plan_dev(&g, "gemv_v5_w4_r8_t1", &ada, 0, &p, msg) == KB_OK && p.launch[0].grid[0] == 128 * 4,
+          "the grid follows the device's SM count");
+    CHECK(plan(&g, "gemv_v5_w4_r8_t1[WARPS=16,PER_SM=4]", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "1536"),
+          "16 warps x 4 blocks exceed what an sm_89 SM holds: %s", msg);
+    CHECK(plan(&g, "gemv_v5_w8_r4[RING=12,WARPS=32]", &p, msg) == KB_NOT_SUPPORTED,
+          "32 warps x 12 chunks x 4 pieces: 768 KiB of rings is refused");
+    g.m = 3585, g.k = 3583;
+    CHECK(plan(&g, "gemv_v5_w8_r4", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "K % 16"), "v5 K %% 16: %s", msg);
     g.n = 16, g.k = 3583;
     unsetenv("KB_CUDA_UNVERIFIED");
     CHECK(plan(&g, "gemv_v1_b128", &p, msg) == KB_OK && p.launch[0].grid[0] == 897 && p.launch[0].grid[1] == 2,

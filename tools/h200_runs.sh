@@ -31,6 +31,8 @@
 #   attnv3t   decode_v3's tuned variants on the attention cases of the smoke and qwen tables
 #   diag      the copy rate at the memory-bound ops' sizes, ncu on the GEMV and rmsnorm,
 #             gemv_v2's WARPS x UNROLL at the FFN and lm_head decode shapes
+#   newk      gemv_v5 on its first GPU run: parity, timing, tunables
+#   gemvbig   the decode GEMV designs side by side at the FFN and lm_head shapes
 #   ltcheck   rotate mode (recorded) against tools/lt_rotate_check at N = 1, 16, 512, 4096
 #   ltdiag    cuBLASLt blk128 split-K configurations: repeats, workspace fills, initcheck
 #   tune      --tune points of rmsnorm, rope, dequant, embed, gemv_v2, Vulkan rmsnorm; smoke hashes
@@ -343,6 +345,47 @@ step_diag() {
   local t="--backend cuda --mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet --fast-accum off"
   run tune_gemv_ffn 120 $K --op gemm_fp8 --shape 18944,152064x1x3584 $t --variant 'gemv_v2_b256_u4,gemv_v2_b256_u7_t1' \
     --tune WARPS=4,8,16 --tune UNROLL=2,4,7 --csv "$R/tune-gemv-ffn.csv"
+}
+
+# gemv_v5 (cp.async ring, persistent blocks) on its first GPU run: parity (smoke, scale
+# modes, decode shapes, --repeat 3), then rotate timing beside v2 and cuBLASLt, and its
+# tunables. (The same call ran persistent rmsnorm and rope kernels, since removed:
+# results/h200/README.md, persistent-norm.csv.)
+step_newk() {
+  local u="env KB_CUDA_UNVERIFIED=1 KB_CUDA_TIMEOUT_S=30"
+  run newk_gemv_smoke 60 $u $K --op gemm_fp8 --shapes smoke --backend cuda --variant 'gemv_v5*' --no-timing --repeat 3 \
+    --quiet --csv "$R/newk-gemv-smoke.csv"
+  run newk_gemv_scales 90 $u $K --op gemm_fp8 --shape 3584x1,3,16,17x3584 --scale tensor,outer,vec128,blk128 \
+    --a-type e4m3,e5m2 --b-type e4m3,e5m2 --out-type bf16,f32 --backend cuda --variant 'gemv_v5*' --no-timing --quiet \
+    --csv "$R/newk-gemv-scales.csv"
+  run newk_gemv_decode 90 $u $K --op gemm_fp8 --shape 512,18944,152064x1,8x3584 --backend cuda --variant 'gemv_v5*' \
+    --no-timing --repeat 3 --quiet --csv "$R/newk-gemv-decode.csv"
+  run newk_gemv_down 60 $u $K --op gemm_fp8 --shape 3584x1,16x18944 --backend cuda --variant 'gemv_v5*' --no-timing \
+    --repeat 3 --quiet --csv "$R/newk-gemv-down.csv"
+  local t="--mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet"
+  run newk_gemv_time 150 $u $K --op gemm_fp8 --shape 512,3584,18944,152064x1x3584 --backend cuda,cublaslt --fast-accum off \
+    --variant 'gemv_v2_b256_u4,gemv_v2_b256_u7_t1,gemv_v5*,h00_fa0' $t --csv "$R/newk-gemv-time.csv"
+  run newk_gemv_time2 90 $u $K --op gemm_fp8 --shape 3584x2,4,8,16x3584 --backend cuda,cublaslt --fast-accum off \
+    --variant 'gemv_v2_b256_u4,gemv_v2_b256_u7_t1,gemv_v5*,h00_fa0' $t --csv "$R/newk-gemv-time2.csv"
+  run newk_gemv_time3 60 $u $K --op gemm_fp8 --shape 3584x1x18944 --backend cuda,cublaslt --fast-accum off \
+    --variant 'gemv_v2_b256_u4,gemv_v2_b256_u7_t1,gemv_v5*,h00_fa0' $t --csv "$R/newk-gemv-time3.csv"
+  run newk_gemv_tune 150 $u $K --op gemm_fp8 --shape 3584,18944,152064x1x3584 --backend cuda --fast-accum off \
+    --variant gemv_v5_w4_r8_t1 --tune RING=4,8,12 --tune PER_SM=2,3,4 --tune WARPS=4,8 $t --csv "$R/newk-gemv-tune.csv"
+}
+
+# the decode GEMV designs side by side where the weight streams (FFN, lm_head) and at
+# 3584: v2 (registers, rounds), its best --tune point there, v3 (TMA bulk rows), v4 (a
+# warp a row, 512 contiguous bytes a load), v5 (cp.async ring), cuBLASLt; then v4's
+# loads in flight
+step_gemvbig() {
+  local u="env KB_CUDA_UNVERIFIED=1 KB_CUDA_TIMEOUT_S=30" t="--mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet"
+  local v='gemv_v2_b256_u4,gemv_v2_b256_u7_t1,gemv_v2_b256_u7_t1[UNROLL=2,WARPS=4],gemv_v3*,gemv_v4_b256_n1,gemv_v4_b256_r2_n1,gemv_v5*,h00_fa0'
+  run gemvbig_m 150 $u $K --op gemm_fp8 --shape 3584,18944,152064x1x3584 --backend cuda,cublaslt --fast-accum off \
+    --variant "$v" $t --csv "$R/gemvbig-m.csv"
+  run gemvbig_k 60 $u $K --op gemm_fp8 --shape 3584x1x18944 --backend cuda,cublaslt --fast-accum off --variant "$v" $t \
+    --csv "$R/gemvbig-k.csv"
+  run gemvbig_v4tune 120 $u $K --op gemm_fp8 --shape 18944,152064x1x3584 --backend cuda --fast-accum off \
+    --variant gemv_v4_b256_n1,gemv_v4_b256_r2_n1 --tune LOADS=4,8,16 --tune WARPS=4,8 $t --csv "$R/gemvbig-v4tune.csv"
 }
 
 # kbench's rotate mode (now a recorded graph) against lt_rotate_check's loops, cuBLASLt

@@ -26,8 +26,19 @@ static const kbcu_variant variants[] = {
     {"gemv_v4_b256_n2", "gemm_fp8.cu", "gemm_fp8_gemv_v4", "-DWARPS=8 -DRPW=1 -DLOADS=8 -DNB=2 -DMINB=3", 80, 0, 1},
     {"gemv_v4_b256_n4", "gemm_fp8.cu", "gemm_fp8_gemv_v4", "-DWARPS=8 -DRPW=1 -DLOADS=8 -DNB=4 -DMINB=2", 80, 0, 1},
     {"gemv_v4_b256_n8", "gemm_fp8.cu", "gemm_fp8_gemv_v4", "-DWARPS=8 -DRPW=1 -DLOADS=8 -DNB=8 -DMINB=2", 80, 0, 1},
+    /* v2's math fed by a cp.async ring per warp (RING chunks in flight), blocks persistent
+     * over row tiles (at most sm_count * PER_SM of them), written for the steady stream of
+     * the FFN and lm_head weights: passes parity on the H200 but slower than v2 there, the
+     * deeper the ring the slower (NOTES.md, "gemm_fp8 v5"): hidden (KB_CUDA_UNVERIFIED=1) */
+    {"gemv_v5_w4_r8_t1", "gemm_fp8.cu", "gemm_fp8_gemv_v5", "-DWARPS=4 -DRING=8 -DNT=1 -DPER_SM=4", 80, 0, 1},
+    {"gemv_v5_w8_r4", "gemm_fp8.cu", "gemm_fp8_gemv_v5", "-DWARPS=8 -DRING=4 -DNT=2 -DPER_SM=3", 80, 0, 1},
     {NULL, NULL, NULL, NULL, 0, 0, 0},
 };
+
+/* gemv_v5's dynamic shared memory: each warp's ring of RING chunks, (2 + NT) 16-byte
+ * pieces a lane a chunk (W rows g and g+8, X tokens g and 8+g) */
+int64_t kbcu_gemv_v5_smem(int warps, int ring, int nt);
+int64_t kbcu_gemv_v5_smem(int warps, int ring, int nt) { return (int64_t)warps * ring * (2 + nt) * 32 * 16; }
 
 static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
     const kb_case *c = j->c;
@@ -66,6 +77,14 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
             const int rpw = kbcu_def_int(j->v, "RPW", 1), nb = kbcu_def_int(j->v, "NB", 8);
             l = kbcu_add_launch(p, j->v, "gemm_fp8_gemv_v4", kbcu_ceil_div(c->m, (int64_t)warps * rpw),
                                 kbcu_ceil_div(c->n, nb), 1, warps * 32);
+        } else if (kbcu_is(j->v, "gemv_v5")) {
+            /* one wave of persistent blocks: each takes the 16-row tiles bx, bx + grid.x, ... */
+            const int per_sm = kbcu_def_int(j->v, "PER_SM", 4), ring = kbcu_def_int(j->v, "RING", 8);
+            const int64_t tiles = kbcu_ceil_div(c->m, 16);
+            int64_t gx = (int64_t)(j->dev.sm_count > 0 ? j->dev.sm_count : 1) * per_sm;
+            if (gx > tiles) gx = tiles;
+            l = kbcu_add_launch(p, j->v, "gemm_fp8_gemv_v5", gx, kbcu_ceil_div(c->n, 8 * nt), 1, warps * 32);
+            if (l) l->smem = kbcu_gemv_v5_smem(warps, ring, nt);
         } else if (kbcu_is(j->v, "gemv_v2")) {
             l = kbcu_add_launch(p, j->v, "gemm_fp8_gemv_v2", kbcu_ceil_div(c->m, 16), kbcu_ceil_div(c->n, 8 * nt), 1,
                                 warps * 32);
@@ -106,23 +125,27 @@ static const kbcu_tunable tunables[] = {
     {"WARPS", 1, 32, 1, "warps a block"},
     {"NB", 1, 16, 1, "v1, v4: tokens a block"},
     {"UNROLL", 1, 8, 0, "v2: 64-wide K chunks a warp has in flight"},
-    {"NT", 1, 2, 0, "v2, v3: n8 token tiles a block"},
+    {"NT", 1, 2, 0, "v2, v3, v5: n8 token tiles a block"},
     {"MT", 1, 2, 0, "v3: m16 row tiles a block (a lane copies a row)"},
     {"CPS", 1, 8, 0, "v3: 64-byte chunks of a bulk-copied slice"},
     {"STAGES", 1, 4, 0, "v3: slices in flight a warp"},
     {"MINB", 1, 4, 0, "v3, v4: blocks an SM must hold (__launch_bounds__)"},
     {"RPW", 1, 2, 0, "v4: rows of W a warp"},
     {"LOADS", 1, 16, 0, "v4: 16-byte pieces of a row a lane has in flight"},
+    {"RING", 1, 12, 0, "v5: 64-wide K chunks a warp has in flight (cp.async ring)"},
+    {"PER_SM", 1, 8, 0, "v5: blocks an SM holds (grid <= SMs * PER_SM; __launch_bounds__)"},
     KBCU_TUNE_END,
 };
 
-/* v3's and v4's __launch_bounds__(WARPS*32, MINB) asks an SM to hold MINB blocks: beyond
- * the threads an SM holds (sm_90: 2048; sm_86/sm_89: 1536), ptxas ignores it with a
- * warning (CUDA C++ Programming Guide, compute capabilities table), and the point would
- * not be what its name says. v4 is compiled for sm_80 and up, so sm_89's 1536 bounds it. */
+/* v3's and v4's __launch_bounds__(WARPS*32, MINB) (v5's: PER_SM) asks an SM to hold MINB
+ * blocks: beyond the threads an SM holds (sm_90: 2048; sm_86/sm_89: 1536), ptxas ignores
+ * it with a warning (CUDA C++ Programming Guide, compute capabilities table), and the
+ * point would not be what its name says. v4 and v5 are compiled for sm_80 and up, so
+ * sm_89's 1536 bounds them. */
 static int tune_check(const kbcu_variant *v, char *msg) {
-    const int warps = kbcu_def_int(v, "WARPS", 4), minb = kbcu_def_int(v, "MINB", 1);
-    const int v4 = kbcu_is(v, "gemv_v4"), cap = v4 ? 1536 : 2048;
+    const int v5 = kbcu_is(v, "gemv_v5");
+    const int warps = kbcu_def_int(v, "WARPS", 4), minb = kbcu_def_int(v, v5 ? "PER_SM" : "MINB", 1);
+    const int v4 = kbcu_is(v, "gemv_v4") || v5, cap = v4 ? 1536 : 2048;
     if ((kbcu_is(v, "gemv_v3") || v4) && warps * 32 * minb > cap)
         return kb_fail(msg, KB_NOT_SUPPORTED, "%s: WARPS*32*MINB = %d threads an SM must hold (%s: %d)", v->name,
                        warps * 32 * minb, v4 ? "sm_89" : "sm_90", cap);

@@ -9,6 +9,8 @@
 //   v3: see its section
 //   v4: WARPS (warps per block), RPW (rows of W a warp), NB (tokens per block), LOADS
 //       (16-byte pieces a lane has in flight per row), MINB (__launch_bounds__ blocks/SM)
+//   v5: WARPS (warps per block, splitting K), NT (as v2), RING (64-wide chunks a warp has
+//       in flight), PER_SM (blocks an SM holds: the grid is at most sm_count * PER_SM)
 // Scale mode, output type and the fp8 formats (fmt bit 0: W is e5m2, bit 1: X is e5m2;
 // e4m3 otherwise) are run-time arguments: uniform branches, a few instructions per
 // conversion, and one compiled module per variant instead of four.
@@ -624,4 +626,153 @@ gemm_fp8_gemv_v4(const u8 *__restrict__ W, const u8 *__restrict__ X, const float
             if (lane == (r * NB + j) % 32 && m < M && n < N)
                 store_out(out, out_type, (long long)n * M + m, v * final_scale(sa, sb, scale_mode, m, n));
         }
+}
+
+// ---- v5: v2's tensor-core math fed by a cp.async ring per warp, blocks persistent over
+// row tiles (sm_80). On the H200 (NOTES.md, "gemm_fp8 v5") v2 streams large weights at
+// 60-72 % of the DRAM peak against cuBLASLt's 90 % (Nsight Compute, lm_head 152064x1x3584):
+// v2 holds its loads in registers (124 of them: 2 blocks, 16 warps an SM), issues them in
+// rounds and waits, and each block ends in a __syncthreads reduction before the SM gets a
+// new one, so an SM's bytes in flight drop to nothing between rounds and between blocks.
+// Here a lane copies its own 16-byte pieces of each 64-wide chunk (rows g and g+8 of W,
+// token g and 8+g of X) global -> shared with cp.async.cg (L2 only), RING chunks ahead,
+// into its warp's ring, and reads back only what it copied: cp.async.wait_group is the
+// only synchronisation inside the K loop (attention decode_v3 does the same). The
+// registers hold no loads in flight, so PER_SM blocks fit an SM. A block owns the 16-row
+// tiles blockIdx.x, + gridDim.x, ... (grid.x <= sm_count * PER_SM, one wave): each warp's
+// chunk stream runs on across the block's tiles, so the next tile's first chunks are in
+// flight while a tile's warps meet in shared memory. Warp w takes chunks w, w + WARPS, ...
+// of each tile, summed in that order, then the warps in warp order (v2's order).
+#ifndef PER_SM
+#define PER_SM 4
+#endif
+#ifndef RING
+#define RING 8
+#endif
+#define V5_PIECES (2 + NT) // 16-byte pieces a lane copies a chunk: W rows g, g+8; X tokens g (, 8+g)
+
+#if __CUDA_ARCH__ >= 800
+__device__ __forceinline__ void v5_cp16(const uint4 *dst, const void *src, int src_bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"((u32)__cvta_generic_to_shared(dst)), "l"(src),
+                 "r"(src_bytes)
+                 : "memory");
+}
+// The warp's chunk c of the block's tile i (tile blockIdx.x + i * gridDim.x). A piece
+// wholly past K (K % 16 == 0) or a token past N is zero-filled (src-size 0, from a valid
+// address), so the math needs no tests.
+__device__ __forceinline__ void v5_issue(uint4 *slot, int i, int c, const u8 *W, const u8 *X, int M, int N, int K,
+                                         int n0, int lane) {
+    const int g = lane >> 2, t = lane & 3;
+    const int m0 = (blockIdx.x + i * gridDim.x) * 16;
+    const long long k = (long long)c * 64 + 16 * t;
+    const bool kok = k < K;
+    const int ra = min(m0 + g, M - 1), rb = min(m0 + g + 8, M - 1);
+    v5_cp16(slot + lane, kok ? W + (long long)ra * K + k : W, kok ? 16 : 0);
+    v5_cp16(slot + 32 + lane, kok ? W + (long long)rb * K + k : W, kok ? 16 : 0);
+    const bool x0 = kok && n0 + g < N;
+    v5_cp16(slot + 64 + lane, x0 ? X + (long long)(n0 + g) * K + k : X, x0 ? 16 : 0);
+    if (NT > 1) {
+        const bool x1 = kok && n0 + 8 + g < N;
+        v5_cp16(slot + 96 + lane, x1 ? X + (long long)(n0 + 8 + g) * K + k : X, x1 ? 16 : 0);
+    }
+}
+#endif
+
+extern "C" __global__ void __launch_bounds__(WARPS * 32, PER_SM)
+gemm_fp8_gemv_v5(const u8 *__restrict__ W, const u8 *__restrict__ X, const float *__restrict__ sa,
+                 const float *__restrict__ sb, void *__restrict__ out, int M, int N, int K, int scale_mode, int out_type,
+                 int fmt) {
+#if __CUDA_ARCH__ >= 800
+    extern __shared__ __align__(16) uint4 v5_ring[]; // [WARPS][RING][V5_PIECES][32 lanes]
+    __shared__ float red5[WARPS][NT][4][32];
+    const bool ae = fmt & 1, be = fmt & 2;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int g = lane >> 2, t = lane & 3;
+    const int tiles = (M + 15) / 16, n0 = blockIdx.y * (8 * NT);
+    const int kbs = (K + 127) / 128, nchunks = (K + 63) / 64;
+    const bool tile1 = NT > 1 && n0 + 8 < N; // the second n8 tile has tokens (block-uniform)
+    const int cpw = warp < nchunks ? (nchunks - warp + WARPS - 1) / WARPS : 0;
+    const int my_tiles = (int)blockIdx.x < tiles ? (tiles - (int)blockIdx.x + (int)gridDim.x - 1) / (int)gridDim.x : 0;
+    const long long total = (long long)my_tiles * cpw;
+    uint4 *ring = v5_ring + warp * (RING * V5_PIECES * 32);
+
+    // RING - 1 chunks in flight before the first is used; one commit per step (empty
+    // ones too) keeps wait_group's count in step with the ring. (ti, tc): the tile and the
+    // warp's chunk number of the next step to issue.
+    int ti = 0, tc = 0;
+    long long issued = 0;
+#pragma unroll
+    for (int p = 0; p < RING - 1; p++) {
+        if (issued < total) {
+            v5_issue(ring + p * (V5_PIECES * 32), ti, warp + tc * WARPS, W, X, M, N, K, n0, lane);
+            if (++tc == cpw) tc = 0, ti++;
+            issued++;
+        }
+        asm volatile("cp.async.commit_group;" ::: "memory");
+    }
+    long long s = 0;
+    for (int i = 0; i < my_tiles; i++) { // block-uniform: the __syncthreads below are reached by all
+        const int m0 = (blockIdx.x + i * gridDim.x) * 16;
+        float acc[2][4];
+#pragma unroll
+        for (int e = 0; e < 4; e++) acc[0][e] = acc[1][e] = 0.0f;
+        for (int cc = 0; cc < cpw; cc++, s++) {
+            if (issued < total) { // step s + RING - 1, into the slot step s - 1 has freed
+                v5_issue(ring + (int)(issued % RING) * (V5_PIECES * 32), ti, warp + tc * WARPS, W, X, M, N, K, n0, lane);
+                if (++tc == cpw) tc = 0, ti++;
+                issued++;
+            }
+            asm volatile("cp.async.commit_group;" ::: "memory");
+            asm volatile("cp.async.wait_group %0;" ::"n"(RING - 1) : "memory"); // step s has landed
+            const uint4 *slot = ring + (int)(s % RING) * (V5_PIECES * 32);
+            const uint4 qa = slot[lane], qb = slot[32 + lane], qx0 = slot[64 + lane];
+            const uint4 qx1 = NT > 1 ? slot[(NT > 1 ? 96 : 64) + lane] : make_uint4(0, 0, 0, 0);
+            const u32 wa4[4] = {qa.x, qa.y, qa.z, qa.w}, wb4[4] = {qb.x, qb.y, qb.z, qb.w};
+            const u32 xa4[4] = {qx0.x, qx0.y, qx0.z, qx0.w}, xb4[4] = {qx1.x, qx1.y, qx1.z, qx1.w};
+            float p0[4] = {0.0f, 0.0f, 0.0f, 0.0f}, p1[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                const u32 a[4] = {fp8x2_to_f16x2(wa4[q], ae), fp8x2_to_f16x2(wb4[q], ae),
+                                  fp8x2_to_f16x2(wa4[q] >> 16, ae), fp8x2_to_f16x2(wb4[q] >> 16, ae)};
+                mma16816(p0, a, fp8x2_to_f16x2(xa4[q], be), fp8x2_to_f16x2(xa4[q] >> 16, be));
+                if (tile1) mma16816(p1, a, fp8x2_to_f16x2(xb4[q], be), fp8x2_to_f16x2(xb4[q] >> 16, be));
+            }
+            if (scale_mode >= 2) {
+                const int kb = (warp + cc * WARPS) >> 1; // a 64-wide chunk lies in one 128-wide block
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int m = min((e < 2 ? m0 + g : m0 + g + 8), M - 1);
+                    const int na = min(n0 + 2 * t + (e & 1), N - 1), nb = min(n0 + 8 + 2 * t + (e & 1), N - 1);
+                    acc[0][e] = fmaf(p0[e], block_scale(sa, sb, scale_mode, m, na, kb, kbs), acc[0][e]);
+                    if (tile1) acc[1][e] = fmaf(p1[e], block_scale(sa, sb, scale_mode, m, nb, kb, kbs), acc[1][e]);
+                }
+            } else {
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    acc[0][e] += p0[e];
+                    acc[1][e] += p1[e];
+                }
+            }
+        }
+        // the tile's warps meet: thread f of the first NT*128 owns fragment element
+        // (n8 tile, e) = (f/128, f/32 % 4) of lane f % 32, summed over warps in order
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            red5[warp][0][e][lane] = acc[0][e];
+            if (NT > 1) red5[warp][NT - 1][e][lane] = acc[1][e];
+        }
+        __syncthreads();
+        for (int f = threadIdx.x; f < NT * 128; f += WARPS * 32) {
+            const int nt = f >> 7, e = (f >> 5) & 3, l = f & 31;
+            float v = 0.0f;
+#pragma unroll
+            for (int w = 0; w < WARPS; w++) v += red5[w][nt][e][l];
+            const int m = m0 + (l >> 2) + (e >= 2 ? 8 : 0);
+            const int n = n0 + nt * 8 + 2 * (l & 3) + (e & 1);
+            if (m < M && n < N) store_out(out, out_type, (long long)n * M + m, v * final_scale(sa, sb, scale_mode, m, n));
+        }
+        __syncthreads(); // red5 is written again by the next tile
+    }
+    asm volatile("cp.async.wait_group 0;" ::: "memory");
+#endif
 }
