@@ -4,11 +4,14 @@
  * does), back to back on one stream, timed with two events around ITERS calls.
  *
  * Nothing of kbench is used (no worker, no harness): the CUDA runtime and cuBLASLt
- * directly, the heuristic's first algorithm, e4m3 x e4m3 -> bf16, tensor scales of 1,
- * FAST_ACCUM off: the problem of kbench's `cublaslt` row h00_fa0 at the same shape.
+ * directly, the heuristic's first algorithm, e4m3 x e4m3 -> bf16, tensor scales of 1
+ * given as device scalars (A/B_SCALE_POINTER, as kbench gives them), FAST_ACCUM off: the
+ * problem of kbench's `cublaslt` row h00_fa0 at the same shape; each line names the
+ * algorithm (id, tile, custom option, cluster), to compare with the row's.
  *
  *   lt_rotate_check [N ...]        default N = 1 16 512 4096, M = K = 3584
- * prints one line per N: "N <n> copies <R> us_per_call <graph> host_loop_us_per_call
+ * prints one line per N: "N <n> copies <R> algo <id> tile <t> custom <c> cluster <cl>
+ * us_per_call <graph> host_loop_us_per_call
  * <loop>", each the median of 7 timings of 200 calls: <graph> with the calls captured
  * in a CUDA graph (device time, comparable to kbench's rotate rows), <loop> issued one
  * by one from the host (includes cublasLtMatmul's own host cost when it exceeds the
@@ -108,7 +111,17 @@ static void check_n(cublasLtHandle_t lt, cudaStream_t st, void *ws, size_t ws_by
     }
     int32_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
     int8_t fa = 0;
+    static const float one_host = 1.0f;
+    /* A's and B's tensor scales, 1.0 each, on the device: one allocation each (cuBLASLt
+     * refused a scale pointer 4 bytes into an allocation, "not supported") */
+    float *sa = NULL, *sb = NULL;
+    CHECK_CUDA(cudaMalloc((void **)&sa, sizeof(float)));
+    CHECK_CUDA(cudaMalloc((void **)&sb, sizeof(float)));
+    CHECK_CUDA(cudaMemcpy(sa, &one_host, sizeof one_host, cudaMemcpyHostToDevice));
+    CHECK_CUDA(cudaMemcpy(sb, &one_host, sizeof one_host, cudaMemcpyHostToDevice));
     CHECK_LT(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    CHECK_LT(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &sa, sizeof sa));
+    CHECK_LT(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &sb, sizeof sb));
     CHECK_LT(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
     CHECK_LT(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
     CHECK_LT(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fa, sizeof fa));
@@ -148,9 +161,19 @@ static void check_n(cublasLtHandle_t lt, cudaStream_t st, void *ws, size_t ws_by
     qsort(ms_pass, SAMPLES, sizeof ms_pass[0], cmp);
     qsort(ms_graph, LOOPS, sizeof ms_graph[0], cmp);
     qsort(ms_loop, LOOPS, sizeof ms_loop[0], cmp);
-    printf("N %d copies %d us_per_call %.3f host_loop_us_per_call %.3f one_pass_us_per_call %.3f\n", n, p.copies,
-           ms_graph[LOOPS / 2] * 1000.0 / ITERS, ms_loop[LOOPS / 2] * 1000.0 / ITERS,
-           ms_pass[SAMPLES / 2] * 1000.0 / p.copies);
+    int32_t algo_id = -1;
+    uint32_t tile = 0, custom = 0;
+    uint16_t cluster = 0;
+    size_t got_bytes;
+    cublasLtMatmulAlgoConfigGetAttribute(&p.algo, CUBLASLT_ALGO_CONFIG_ID, &algo_id, sizeof algo_id, &got_bytes);
+    cublasLtMatmulAlgoConfigGetAttribute(&p.algo, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile, sizeof tile, &got_bytes);
+    cublasLtMatmulAlgoConfigGetAttribute(&p.algo, CUBLASLT_ALGO_CONFIG_CUSTOM_OPTION, &custom, sizeof custom, &got_bytes);
+    cublasLtMatmulAlgoConfigGetAttribute(&p.algo, CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID, &cluster, sizeof cluster,
+                                         &got_bytes);
+    printf("N %d copies %d algo %d tile %u custom %u cluster %u us_per_call %.3f host_loop_us_per_call %.3f "
+           "one_pass_us_per_call %.3f\n",
+           n, p.copies, algo_id, tile, custom, (unsigned)cluster, ms_graph[LOOPS / 2] * 1000.0 / ITERS,
+           ms_loop[LOOPS / 2] * 1000.0 / ITERS, ms_pass[SAMPLES / 2] * 1000.0 / p.copies);
     cudaGraphExecDestroy(pass);
     cudaGraphExecDestroy(all);
     cublasLtMatmulPreferenceDestroy(pref);
@@ -159,6 +182,8 @@ static void check_n(cublasLtHandle_t lt, cudaStream_t st, void *ws, size_t ws_by
     cublasLtMatrixLayoutDestroy(p.lc);
     cublasLtMatmulDescDestroy(p.op);
     for (int i = 0; i < p.copies; i++) cudaFree(p.w[i]), cudaFree(p.x[i]), cudaFree(p.d[i]);
+    cudaFree(sa);
+    cudaFree(sb);
     cudaEventDestroy(p.e0);
     cudaEventDestroy(p.e1);
 }
