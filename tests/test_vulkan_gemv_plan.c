@@ -82,20 +82,22 @@ static void refused(const device *dev, int64_t n, int rows, int sgs, const char 
 
 int main(void) {
     /* as written (no point): NOTES.md's table at M = K = 3584 on a 32-wide subgroup */
-    expect(&H200, 3584, 1, 3584, 0, 0, 2, 4, 7, 1, 448); /* one 3584-wide chunk */
+    expect(&H200, 3584, 1, 3584, 0, 0, 1, 8, 7, 1, 448); /* one 3584-wide chunk; n = 1: 1 row x 8 subgroups */
     expect(&H200, 3584, 2, 3584, 0, 0, 2, 4, 7, 1, 448);
     for (int n = 3; n <= 8; n++) expect(&H200, 3584, n, 3584, 0, 0, 4, 4, 2, 0, 224); /* 1024-wide chunks */
     for (int n = 9; n <= 16; n++) expect(&H200, 3584, n, 3584, 0, 0, 4, 4, 1, 0, 224); /* 512 */
-    expect(&H200, 18944, 1, 3584, 0, 0, 2, 4, 7, 1, 2368);
-    expect(&H200, 3584, 1, 18944, 0, 0, 2, 4, 4, 0, 448); /* 2048-wide chunks */
+    expect(&H200, 18944, 1, 3584, 0, 0, 1, 8, 7, 1, 2368);
+    expect(&H200, 3584, 1, 18944, 0, 0, 1, 8, 8, 0, 448); /* 4096-wide chunks (8 registers of one row) */
+    expect(&H200, 3584, 2, 18944, 0, 0, 2, 4, 4, 0, 448); /* 2048-wide chunks */
     /* as written, a device of 64 invocations: SGS halved to 2 */
     const device small = {32, 64, 32768};
-    expect(&small, 3584, 1, 3584, 0, 0, 2, 2, 7, 1, 896);
+    expect(&small, 3584, 1, 3584, 0, 0, 1, 2, 7, 1, 1792);
+    expect(&small, 3584, 2, 3584, 0, 0, 2, 2, 7, 1, 896);
 
     /* tuned: the point's ROWS and SGS, the K chunk re-planned for ROWS */
     expect(&H200, 3584, 1, 3584, 8, 2, 8, 2, 1, 0, 224); /* 7 x 8 slices > 16 registers: two sets of 1 */
     expect(&H200, 3584, 1, 3584, 1, 8, 1, 8, 7, 1, 448);
-    expect(&H200, 3584, 1, 3584, 4, 0, 4, 4, 2, 0, 224); /* SGS as written */
+    expect(&H200, 3584, 1, 3584, 4, 0, 4, 8, 2, 0, 112); /* SGS as written (8 at n = 1) */
     expect(&H200, 3584, 2, 3584, 0, 8, 2, 8, 7, 1, 224); /* ROWS as written */
     expect(&H200, 3584, 16, 3584, 2, 2, 2, 2, 1, 0, 896);
     expect(&H200, 40, 5, 200, 3, 3, 3, 3, 1, 1, 5); /* 9 rows a workgroup, the last one partial */

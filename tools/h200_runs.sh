@@ -33,6 +33,8 @@
 #             gemv_v2's WARPS x UNROLL at the FFN and lm_head decode shapes
 #   newk      gemv_v5 on its first GPU run: parity, timing, tunables
 #   gemvbig   the decode GEMV designs side by side at the FFN and lm_head shapes
+#   vkgemv    Vulkan gemv_sg's ROWS x SGS at decode shapes, beside our CUDA GEMV
+#   vkcheck   gemv_sg's new n = 1 layout as written: parity, decode shapes, tuned vs written
 #   ltcheck   rotate mode (recorded) against tools/lt_rotate_check at N = 1, 16, 512, 4096
 #   ltdiag    cuBLASLt blk128 split-K configurations: repeats, workspace fills, initcheck
 #   tune      --tune points of rmsnorm, rope, dequant, embed, gemv_v2, Vulkan rmsnorm; smoke hashes
@@ -386,6 +388,33 @@ step_gemvbig() {
     --csv "$R/gemvbig-k.csv"
   run gemvbig_v4tune 120 $u $K --op gemm_fp8 --shape 18944,152064x1x3584 --backend cuda --fast-accum off \
     --variant gemv_v4_b256_n1,gemv_v4_b256_r2_n1 --tune LOADS=4,8,16 --tune WARPS=4,8 $t --csv "$R/gemvbig-v4tune.csv"
+}
+
+# Vulkan gemv_sg's ROWS x SGS (kernels/spirv/NOTES.md, "gemm_fp8 gemv_sg") at decode
+# shapes, and the variants as written beside our CUDA GEMV
+step_vkgemv() {
+  local t="--mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet"
+  run vkgemv_tune 150 $K --op gemm_fp8 --shape 3584x1,2,16x3584 --backend vulkan --variant gemv_sg --tune ROWS=1,2,4,8 \
+    --tune SGS=2,4,8 $t --csv "$R/vk-gemv-tune.csv"
+  run vkgemv_tune_ffn 90 $K --op gemm_fp8 --shape 18944x1x3584 --backend vulkan --variant gemv_sg --tune ROWS=1,2,4,8 \
+    --tune SGS=2,4,8 $t --csv "$R/vk-gemv-tune-18944.csv"
+  run vkgemv_written 60 $K --op gemm_fp8 --shape 3584x1,2,16x3584 --backend vulkan,cuda --variant 'gemv_sg,gemv_v2*' $t \
+    --csv "$R/vk-gemv-written.csv"
+}
+
+# gemv_sg as written after its n = 1 layout changed to vkgemv's best point (1 row x 8
+# subgroups): smoke parity, the n = 1 decode shapes beside our CUDA GEMV, and the same point
+# as written and tuned in one process at n = 2 (the tuned n >= 2 rows ran 1.5-5x slower
+# than the identical layout as written, in separate processes)
+step_vkcheck() {
+  local t="--mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet"
+  run vkcheck_smoke 90 $K --op gemm_fp8 --shapes smoke --backend vulkan --no-timing --quiet --csv "$R/vkcheck-smoke.csv"
+  run vkcheck_n1 90 $K --op gemm_fp8 --shape 512,3584,18944,152064x1x3584 --backend vulkan,cuda \
+    --variant 'gemv_sg,gemv_v2_b256_u4,gemv_v2_b256_u7_t1' $t --csv "$R/vkcheck-n1.csv"
+  run vkcheck_down 60 $K --op gemm_fp8 --shape 3584x1x18944 --backend vulkan,cuda \
+    --variant 'gemv_sg,gemv_v2_b256_u4,gemv_v2_b256_u7_t1' $t --csv "$R/vkcheck-down.csv"
+  run vkcheck_n2 60 $K --op gemm_fp8 --shape 3584x2,16x3584 --backend vulkan \
+    --variant 'gemv_sg,gemv_sg[ROWS=2,SGS=4],gemv_sg[ROWS=4,SGS=4]' $t --csv "$R/vkcheck-n2.csv"
 }
 
 # kbench's rotate mode (now a recorded graph) against lt_rotate_check's loops, cuBLASLt

@@ -34,11 +34,11 @@ static const vk_module mod_tiled16 = {"gemm_fp8.comp -DKB_GEMM_TILED -DKB_OUT16"
  *     products of 16) stays a size compilers handle in reasonable time (llvmpipe: seconds); as
  *     written (ROWS <= 4) the second bound never binds. On a 32-wide subgroup the shared memory
  *     bound is the tighter one for every n.
- * Tunables (--tune, specialization constants 5 and 6): ROWS (rows per subgroup, as written 2 for
- * n <= 2, else 4) from 1 to SG_MAX_ROWS (two sets of one W slice per row fit SG_W_REGS) with
- * ROWS x n <= SG_BODY (the sums as written at most: 4 x 16); SGS (subgroups per workgroup, as
- * written SG_SUBGROUPS, halved while the workgroup exceeds the device's invocations) from 1 to
- * what the device's workgroup holds. */
+ * Tunables (--tune, specialization constants 5 and 6): ROWS (rows per subgroup, as written 1 for
+ * n = 1, 2 for n = 2, else 4) from 1 to SG_MAX_ROWS (two sets of one W slice per row fit
+ * SG_W_REGS) with ROWS x n <= SG_BODY (the sums as written at most: 4 x 16); SGS (subgroups per
+ * workgroup, as written 8 for n = 1, else SG_SUBGROUPS, halved while the workgroup exceeds the
+ * device's invocations) from 1 to what the device's workgroup holds. */
 #define SG_MAX_N 16
 #define SG_SUBGROUPS 4u
 #define SG_SHARED_BYTES 32768u
@@ -47,8 +47,12 @@ static const vk_module mod_tiled16 = {"gemm_fp8.comp -DKB_GEMM_TILED -DKB_OUT16"
 #define SG_BODY 64u
 #define SG_MAX_ROWS (SG_W_REGS / 2u)
 
-/* ROWS as written: 4 rows share each X read from shared memory once n > 2 */
-static uint32_t sg_rows_written(int64_t n) { return n <= 2 ? 2u : 4u; }
+/* ROWS and SGS as written: 4 rows share each X read from shared memory once n > 2; at n = 1
+ * one row a subgroup and 8 subgroups a workgroup (the same 8 rows and X staging a workgroup
+ * as 2 x 4, twice the subgroups): on the H200 14.0 us against 18.2 at 3584x1x3584, 46.4
+ * against 64.8 at 18944x1x3584 (results/h200/vk-gemv-tune.csv, rotate mode) */
+static uint32_t sg_rows_written(int64_t n) { return n == 1 ? 1u : n <= 2 ? 2u : 4u; }
+static uint32_t sg_subgroups_written(int64_t n) { return n == 1 ? 8u : SG_SUBGROUPS; }
 
 static int variants(const kb_case *c, kb_variant *out, int max, char *msg) {
     (void)msg;
@@ -61,7 +65,7 @@ static int variants(const kb_case *c, kb_variant *out, int max, char *msg) {
                        sg_rows_written(c->n), (long long)c->n);
         if (n && !strcmp(out[n - 1].name, "gemv_sg"))
             snprintf(out[n - 1].tunables, sizeof out[n - 1].tunables, "ROWS=%u SGS=%u", sg_rows_written(c->n),
-                     SG_SUBGROUPS);
+                     sg_subgroups_written(c->n));
     }
     if (c->n >= TILED_MIN_N)
         vk_variant_add(out, max, &n, "tiled64",
@@ -80,7 +84,7 @@ static int plan_sg(vk_plan *p, vk_dispatch *d, char *msg) {
     const uint32_t ntok = (uint32_t)c->n;
     const int *tune_sgs = p->tune ? kb_tune_get(p->tune, "SGS") : NULL;
     const int *tune_rows = p->tune ? kb_tune_get(p->tune, "ROWS") : NULL;
-    uint32_t nsg = SG_SUBGROUPS;
+    uint32_t nsg = sg_subgroups_written(c->n);
     if (tune_sgs) {
         nsg = (uint32_t)*tune_sgs;
         if (nsg > p->max_invocations / sg)
