@@ -929,7 +929,7 @@ static void test_tune_resolve(void) {
               !strcmp(v->defines, "-DBLOCK=512 -DITEMS=8") && !strcmp(v->name, "v2_b256_i4[BLOCK=512,ITEMS=8]"),
           "the tunables in any order; the name comes back sorted: %s", v ? v->name : msg);
     CHECK(resolve(KB_OP_gemm_fp8, "gemv_v2_b256_u7_t1[UNROLL=3]", &t, &v, msg) == KB_OK &&
-              !strcmp(v->defines, "-DWARPS=8 -DUNROLL=3 -DNT=1") && v->min_sm == 80,
+              !strcmp(v->defines, "-DWARPS=8 -DUNROLL=3 -DNT=1 -DLDHINT=2") && v->min_sm == 80,
           "the other options and the minimum architecture stay: %s", v ? v->defines : msg);
     char tun[64];
     kbcu_variant_tunables(KB_OP_attention, kbcu_find_variant(KB_OP_attention, "prefill_v1", 1), tun, sizeof tun);

@@ -35,6 +35,7 @@
 #   gemvbig   the decode GEMV designs side by side at the FFN and lm_head shapes
 #   vkgemv    Vulkan gemv_sg's ROWS x SGS at decode shapes, beside our CUDA GEMV
 #   vkcheck   gemv_sg's new n = 1 layout as written: parity, decode shapes, tuned vs written
+#   ldhint    gemv_v2's W loads with a 256-byte L2 prefetch against plain loads
 #   ltcheck   rotate mode (recorded) against tools/lt_rotate_check at N = 1, 16, 512, 4096
 #   ltdiag    cuBLASLt blk128 split-K configurations: repeats, workspace fills, initcheck
 #   tune      --tune points of rmsnorm, rope, dequant, embed, gemv_v2, Vulkan rmsnorm; smoke hashes
@@ -415,6 +416,20 @@ step_vkcheck() {
     --variant 'gemv_sg,gemv_v2_b256_u4,gemv_v2_b256_u7_t1' $t --csv "$R/vkcheck-down.csv"
   run vkcheck_n2 60 $K --op gemm_fp8 --shape 3584x2,16x3584 --backend vulkan \
     --variant 'gemv_sg,gemv_sg[ROWS=2,SGS=4],gemv_sg[ROWS=4,SGS=4]' $t --csv "$R/vkcheck-n2.csv"
+}
+
+# gemv_v2's W loads with an L2 prefetch size of 256 bytes (LDHINT=2) against plain loads,
+# at the decode shapes, with --repeat 3 (a load hint must not change a bit)
+step_ldhint() {
+  local t="--mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet --fast-accum off --backend cuda --repeat 3"
+  run ldhint_m 120 $K --op gemm_fp8 --shape 512,3584,18944,152064x1x3584 --variant 'gemv_v2_b256_u4,gemv_v2_b256_u7_t1' \
+    --tune LDHINT=1,2 $t --csv "$R/ldhint-m.csv"
+  run ldhint_k 60 $K --op gemm_fp8 --shape 3584x1,16x18944 --variant 'gemv_v2_b256_u4,gemv_v2_b256_u7_t1' \
+    --tune LDHINT=1,2 $t --csv "$R/ldhint-k.csv"
+  run ldhint_n 60 $K --op gemm_fp8 --shape 3584x2,8,16x3584 --variant 'gemv_v2_b256_u4,gemv_v2_b256_u7_t1' \
+    --tune LDHINT=1,2 $t --csv "$R/ldhint-n.csv"
+  run ldhint_w4 90 $K --op gemm_fp8 --shape 18944,152064x1x3584 --variant gemv_v2_b256_u7_t1 --tune UNROLL=2 --tune WARPS=4 \
+    --tune LDHINT=1,2 $t --csv "$R/ldhint-w4.csv"
 }
 
 # kbench's rotate mode (now a recorded graph) against lt_rotate_check's loops, cuBLASLt
