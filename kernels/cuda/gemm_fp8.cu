@@ -670,6 +670,11 @@ gemm_fp8_gemv_v4(const u8 *__restrict__ W, const u8 *__restrict__ X, const float
 #define RING 8
 #endif
 #define V5_PIECES (2 + NT) // 16-byte pieces a lane copies a chunk: W rows g, g+8; X tokens g (, 8+g)
+// __launch_bounds__'s blocks an SM, at most what sm_89's 1536 threads an SM hold: every
+// gemm_fp8 module compiles v5 too, at its own WARPS (tuned points go to 32), and ptxas
+// warns of a bound it cannot honour (the plan refuses such v5 points: tune_check)
+#define V5_MINB_CAP (1536 / (WARPS * 32) > 0 ? 1536 / (WARPS * 32) : 1)
+#define V5_MINB (PER_SM < V5_MINB_CAP ? PER_SM : V5_MINB_CAP)
 
 #if __CUDA_ARCH__ >= 800
 __device__ __forceinline__ void v5_cp16(const uint4 *dst, const void *src, int src_bytes) {
@@ -698,7 +703,7 @@ __device__ __forceinline__ void v5_issue(uint4 *slot, int i, int c, const u8 *W,
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(WARPS * 32, PER_SM)
+extern "C" __global__ void __launch_bounds__(WARPS * 32, V5_MINB)
 gemm_fp8_gemv_v5(const u8 *__restrict__ W, const u8 *__restrict__ X, const float *__restrict__ sa,
                  const float *__restrict__ sb, void *__restrict__ out, int M, int N, int K, int scale_mode, int out_type,
                  int fmt) {
