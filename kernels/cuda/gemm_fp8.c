@@ -149,12 +149,12 @@ static const kbcu_tunable tunables[] = {
  * point would not be what its name says. v4 and v5 are compiled for sm_80 and up, so
  * sm_89's 1536 bounds them. */
 static int tune_check(const kbcu_variant *v, char *msg) {
-    const int v5 = kbcu_is(v, "gemv_v5");
-    const int warps = kbcu_def_int(v, "WARPS", 4), minb = kbcu_def_int(v, v5 ? "PER_SM" : "MINB", 1);
-    const int v4 = kbcu_is(v, "gemv_v4") || v5, cap = v4 ? 1536 : 2048;
-    if ((kbcu_is(v, "gemv_v3") || v4) && warps * 32 * minb > cap)
-        return kb_fail(msg, KB_NOT_SUPPORTED, "%s: WARPS*32*MINB = %d threads an SM must hold (%s: %d)", v->name,
-                       warps * 32 * minb, v4 ? "sm_89" : "sm_90", cap);
+    const char *minb_name = kbcu_is(v, "gemv_v5") ? "PER_SM" : "MINB";
+    const int warps = kbcu_def_int(v, "WARPS", 4), minb = kbcu_def_int(v, minb_name, 1);
+    const int from_sm80 = kbcu_is(v, "gemv_v4") || kbcu_is(v, "gemv_v5"), cap = from_sm80 ? 1536 : 2048;
+    if ((kbcu_is(v, "gemv_v3") || from_sm80) && warps * 32 * minb > cap)
+        return kb_fail(msg, KB_NOT_SUPPORTED, "%s: WARPS*32*%s = %d threads an SM must hold (%s: %d)", v->name,
+                       minb_name, warps * 32 * minb, from_sm80 ? "sm_89" : "sm_90", cap);
     return KB_OK;
 }
 

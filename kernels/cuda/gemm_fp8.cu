@@ -183,6 +183,68 @@ __device__ __forceinline__ uint4 ld_w16(const u8 *p) {
 #endif
 }
 
+// One 64-wide K chunk c of the tensor-core GEMV (v2, v5): lane (g, t)'s 16 bytes of W
+// rows m0+g and m0+g+8 (qa, qb) and of tokens n0+g and n0+8+g (qx0, qx1: the second n8
+// tile, used when tile1) through four m16n8k16 steps into the chunk's partial, then into
+// acc: as is, or times the chunk's 128-wide block scale in the per-block modes (a 64-wide
+// chunk lies inside one 128-wide block).
+__device__ __forceinline__ void gemv_chunk(float acc[2][4], uint4 qa, uint4 qb, uint4 qx0, uint4 qx1, int c, bool ae,
+                                           bool be, bool tile1, const float *sa, const float *sb, int scale_mode,
+                                           int m0, int n0, int M, int N, int kbs, int lane) {
+    const int g = lane >> 2, t = lane & 3;
+    const u32 wa4[4] = {qa.x, qa.y, qa.z, qa.w}, wb4[4] = {qb.x, qb.y, qb.z, qb.w};
+    const u32 xa4[4] = {qx0.x, qx0.y, qx0.z, qx0.w}, xb4[4] = {qx1.x, qx1.y, qx1.z, qx1.w};
+    float p0[4] = {0.0f, 0.0f, 0.0f, 0.0f}, p1[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+    for (int s = 0; s < 4; s++) {
+        // halves 2s, 2s+1 = bytes 4s..4s+3 of the 16 = word s
+        const u32 a[4] = {fp8x2_to_f16x2(wa4[s], ae), fp8x2_to_f16x2(wb4[s], ae), fp8x2_to_f16x2(wa4[s] >> 16, ae),
+                          fp8x2_to_f16x2(wb4[s] >> 16, ae)};
+        mma16816(p0, a, fp8x2_to_f16x2(xa4[s], be), fp8x2_to_f16x2(xa4[s] >> 16, be));
+        if (tile1) mma16816(p1, a, fp8x2_to_f16x2(xb4[s], be), fp8x2_to_f16x2(xb4[s] >> 16, be));
+    }
+    if (scale_mode >= 2) {
+        const int kb = c >> 1;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int m = min((i < 2 ? m0 + g : m0 + g + 8), M - 1);
+            const int na = min(n0 + 2 * t + (i & 1), N - 1), nb = min(n0 + 8 + 2 * t + (i & 1), N - 1);
+            acc[0][i] = fmaf(p0[i], block_scale(sa, sb, scale_mode, m, na, kb, kbs), acc[0][i]);
+            if (tile1) acc[1][i] = fmaf(p1[i], block_scale(sa, sb, scale_mode, m, nb, kb, kbs), acc[1][i]);
+        }
+    } else {
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            acc[0][i] += p0[i];
+            acc[1][i] += p1[i];
+        }
+    }
+}
+
+// The block's warps meet on the 16-row tile m0 (v2, v5): each warp's fragments go to red,
+// then thread e of the first NT*128 owns fragment element (n8 tile, i) = (e/128, e/32 % 4)
+// of lane e % 32, sums it over the warps in warp order (deterministic) and stores it.
+__device__ __forceinline__ void gemv_tile_store(float (*red)[NT][4][32], const float acc[2][4], void *out,
+                                                int out_type, const float *sa, const float *sb, int scale_mode,
+                                                int m0, int n0, int M, int N) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        red[warp][0][i][lane] = acc[0][i];
+        if (NT > 1) red[warp][NT - 1][i][lane] = acc[1][i];
+    }
+    __syncthreads();
+    for (int e = threadIdx.x; e < NT * 128; e += WARPS * 32) {
+        const int tile = e >> 7, i = (e >> 5) & 3, l = e & 31;
+        float v = 0.0f;
+#pragma unroll
+        for (int w = 0; w < WARPS; w++) v += red[w][tile][i][l];
+        const int m = m0 + (l >> 2) + (i >= 2 ? 8 : 0);
+        const int n = n0 + tile * 8 + 2 * (l & 3) + (i & 1);
+        if (m < M && n < N) store_out(out, out_type, (long long)n * M + m, v * final_scale(sa, sb, scale_mode, m, n));
+    }
+}
+
 extern "C" __global__ void __launch_bounds__(WARPS * 32)
 gemm_fp8_gemv_v2(const u8 *__restrict__ W, const u8 *__restrict__ X, const float *__restrict__ sa,
                  const float *__restrict__ sb, void *__restrict__ out, int M, int N, int K, int scale_mode, int out_type,
@@ -226,57 +288,11 @@ gemm_fp8_gemv_v2(const u8 *__restrict__ W, const u8 *__restrict__ X, const float
         for (int u = 0; u < UNROLL; u++) {
             const int c = c0 + u * WARPS;
             if (c >= nchunks) break;
-            const u32 wa4[4] = {qa[u].x, qa[u].y, qa[u].z, qa[u].w};
-            const u32 wb4[4] = {qb[u].x, qb[u].y, qb[u].z, qb[u].w};
-            const u32 xa4[4] = {qx0[u].x, qx0[u].y, qx0[u].z, qx0[u].w};
-            const uint4 x1v = qx1[NT > 1 ? u : 0];
-            const u32 xb4[4] = {x1v.x, x1v.y, x1v.z, x1v.w};
-            float p0[4] = {0.0f, 0.0f, 0.0f, 0.0f}, p1[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-            for (int s = 0; s < 4; s++) {
-                // halves 2s, 2s+1 = bytes 4s..4s+3 of the 16 = word s
-                const u32 a[4] = {fp8x2_to_f16x2(wa4[s], ae), fp8x2_to_f16x2(wb4[s], ae),
-                                  fp8x2_to_f16x2(wa4[s] >> 16, ae), fp8x2_to_f16x2(wb4[s] >> 16, ae)};
-                mma16816(p0, a, fp8x2_to_f16x2(xa4[s], be), fp8x2_to_f16x2(xa4[s] >> 16, be));
-                if (tile1) mma16816(p1, a, fp8x2_to_f16x2(xb4[s], be), fp8x2_to_f16x2(xb4[s] >> 16, be));
-            }
-            if (scale_mode >= 2) {
-                // a 64-wide chunk lies inside one 128-wide scale block
-                const int kb = c >> 1;
-#pragma unroll
-                for (int i = 0; i < 4; i++) {
-                    const int m = min((i < 2 ? m0 + g : m0 + g + 8), M - 1);
-                    const int na = min(n0 + 2 * t + (i & 1), N - 1), nb = min(n0 + 8 + 2 * t + (i & 1), N - 1);
-                    acc[0][i] = fmaf(p0[i], block_scale(sa, sb, scale_mode, m, na, kb, kbs), acc[0][i]);
-                    if (tile1) acc[1][i] = fmaf(p1[i], block_scale(sa, sb, scale_mode, m, nb, kb, kbs), acc[1][i]);
-                }
-            } else {
-#pragma unroll
-                for (int i = 0; i < 4; i++) {
-                    acc[0][i] += p0[i];
-                    acc[1][i] += p1[i];
-                }
-            }
+            gemv_chunk(acc, qa[u], qb[u], qx0[u], qx1[NT > 1 ? u : 0], c, ae, be, tile1, sa, sb, scale_mode, m0, n0, M, N,
+                       kbs, lane);
         }
     }
-
-    // Sum the warps' partials: thread e of the first NT*128 owns fragment element
-    // (tile, i) = (e/128, e/32 % 4) of lane e % 32.
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        red[warp][0][i][lane] = acc[0][i];
-        if (NT > 1) red[warp][NT - 1][i][lane] = acc[1][i];
-    }
-    __syncthreads();
-    for (int e = threadIdx.x; e < NT * 128; e += WARPS * 32) {
-        const int tile = e >> 7, i = (e >> 5) & 3, l = e & 31;
-        float v = 0.0f;
-#pragma unroll
-        for (int w = 0; w < WARPS; w++) v += red[w][tile][i][l];
-        const int m = m0 + (l >> 2) + (i >= 2 ? 8 : 0);
-        const int n = n0 + tile * 8 + 2 * (l & 3) + (i & 1);
-        if (m < M && n < N) store_out(out, out_type, (long long)n * M + m, v * final_scale(sa, sb, scale_mode, m, n));
-    }
+    gemv_tile_store(red, acc, out, out_type, sa, sb, scale_mode, m0, n0, M, N);
 }
 
 // ---- v3: v2's tensor-core math fed by TMA (sm_90). v2 loads W into registers, so the
@@ -712,7 +728,6 @@ gemm_fp8_gemv_v5(const u8 *__restrict__ W, const u8 *__restrict__ X, const float
     __shared__ float red5[WARPS][NT][4][32];
     const bool ae = fmt & 1, be = fmt & 2;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int g = lane >> 2, t = lane & 3;
     const int tiles = (M + 15) / 16, n0 = blockIdx.y * (8 * NT);
     const int kbs = (K + 127) / 128, nchunks = (K + 63) / 64;
     const bool tile1 = NT > 1 && n0 + 8 < N; // the second n8 tile has tokens (block-uniform)
@@ -750,52 +765,11 @@ gemm_fp8_gemv_v5(const u8 *__restrict__ W, const u8 *__restrict__ X, const float
             asm volatile("cp.async.commit_group;" ::: "memory");
             asm volatile("cp.async.wait_group %0;" ::"n"(RING - 1) : "memory"); // step s has landed
             const uint4 *slot = ring + (int)(s % RING) * (V5_PIECES * 32);
-            const uint4 qa = slot[lane], qb = slot[32 + lane], qx0 = slot[64 + lane];
-            const uint4 qx1 = NT > 1 ? slot[(NT > 1 ? 96 : 64) + lane] : make_uint4(0, 0, 0, 0);
-            const u32 wa4[4] = {qa.x, qa.y, qa.z, qa.w}, wb4[4] = {qb.x, qb.y, qb.z, qb.w};
-            const u32 xa4[4] = {qx0.x, qx0.y, qx0.z, qx0.w}, xb4[4] = {qx1.x, qx1.y, qx1.z, qx1.w};
-            float p0[4] = {0.0f, 0.0f, 0.0f, 0.0f}, p1[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-            for (int q = 0; q < 4; q++) {
-                const u32 a[4] = {fp8x2_to_f16x2(wa4[q], ae), fp8x2_to_f16x2(wb4[q], ae),
-                                  fp8x2_to_f16x2(wa4[q] >> 16, ae), fp8x2_to_f16x2(wb4[q] >> 16, ae)};
-                mma16816(p0, a, fp8x2_to_f16x2(xa4[q], be), fp8x2_to_f16x2(xa4[q] >> 16, be));
-                if (tile1) mma16816(p1, a, fp8x2_to_f16x2(xb4[q], be), fp8x2_to_f16x2(xb4[q] >> 16, be));
-            }
-            if (scale_mode >= 2) {
-                const int kb = (warp + cc * WARPS) >> 1; // a 64-wide chunk lies in one 128-wide block
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const int m = min((e < 2 ? m0 + g : m0 + g + 8), M - 1);
-                    const int na = min(n0 + 2 * t + (e & 1), N - 1), nb = min(n0 + 8 + 2 * t + (e & 1), N - 1);
-                    acc[0][e] = fmaf(p0[e], block_scale(sa, sb, scale_mode, m, na, kb, kbs), acc[0][e]);
-                    if (tile1) acc[1][e] = fmaf(p1[e], block_scale(sa, sb, scale_mode, m, nb, kb, kbs), acc[1][e]);
-                }
-            } else {
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    acc[0][e] += p0[e];
-                    acc[1][e] += p1[e];
-                }
-            }
+            const uint4 x1 = NT > 1 ? slot[96 + lane] : make_uint4(0, 0, 0, 0);
+            gemv_chunk(acc, slot[lane], slot[32 + lane], slot[64 + lane], x1, warp + cc * WARPS, ae, be, tile1, sa, sb,
+                       scale_mode, m0, n0, M, N, kbs, lane);
         }
-        // the tile's warps meet: thread f of the first NT*128 owns fragment element
-        // (n8 tile, e) = (f/128, f/32 % 4) of lane f % 32, summed over warps in order
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            red5[warp][0][e][lane] = acc[0][e];
-            if (NT > 1) red5[warp][NT - 1][e][lane] = acc[1][e];
-        }
-        __syncthreads();
-        for (int f = threadIdx.x; f < NT * 128; f += WARPS * 32) {
-            const int nt = f >> 7, e = (f >> 5) & 3, l = f & 31;
-            float v = 0.0f;
-#pragma unroll
-            for (int w = 0; w < WARPS; w++) v += red5[w][nt][e][l];
-            const int m = m0 + (l >> 2) + (e >= 2 ? 8 : 0);
-            const int n = n0 + nt * 8 + 2 * (l & 3) + (e & 1);
-            if (m < M && n < N) store_out(out, out_type, (long long)n * M + m, v * final_scale(sa, sb, scale_mode, m, n));
-        }
+        gemv_tile_store(red5, acc, out, out_type, sa, sb, scale_mode, m0, n0, M, N);
         __syncthreads(); // red5 is written again by the next tile
     }
     asm volatile("cp.async.wait_group 0;" ::: "memory");
