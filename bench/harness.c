@@ -670,7 +670,7 @@ static int case_done(kb_harness *h, const kb_case *c, const int *available, kb_v
     for (int bi = 0; bi < h->n_backends; bi++) {
         const kb_backend *b = h->backends[bi];
         if (kb_resume_has(h->resume, c, b->name, "-")) continue;
-        if (!available[bi] || (h->opt.tune && !b->tunable && !kb_tune_has_written(h->opt.tune))) return 0;
+        if (!available[bi] || !kb_tune_runs_on(h->opt.tune, b->tunable)) return 0;
         if (h->best) { /* its one row names the winner */
             if (!kb_resume_has(h->resume, c, b->name, NULL)) return 0;
             continue;
@@ -839,7 +839,7 @@ int kb_harness_run(kb_harness *h, const kb_case_list *cases) {
                 emit(h, &row, &out);
                 continue;
             }
-            if (h->opt.tune && !b->tunable && !kb_tune_has_written(h->opt.tune)) { /* asked for points it cannot have: say so, once per case */
+            if (!kb_tune_runs_on(h->opt.tune, b->tunable)) { /* asked for points it cannot have: say so, once per case */
                 row.verdict = KB_UNSUPPORTED;
                 untunable_reason(b, row.reason, sizeof row.reason);
                 emit(h, &row, &out);

@@ -94,9 +94,10 @@ int kb_tune_set(kb_tune_point *p, const char *name, int value);
 /* The value p gives name, or NULL. */
 const int *kb_tune_get(const kb_tune_point *p, const char *name);
 int kb_tune_equal(const kb_tune_point *a, const kb_tune_point *b);
-/* 1 when t has the empty point (the variants as written: --variant listed a plain name
- * beside tuned ones), so backends without tunables run too. */
-int kb_tune_has_written(const kb_tune *t);
+/* Whether a backend (tunable or not) has rows under the points t (NULL: no --tune):
+ * always without points or when tunable; a backend without tunables only when t has the
+ * empty point (the variants as written: --variant listed a plain name beside tuned ones). */
+int kb_tune_runs_on(const kb_tune *t, int tunable);
 /* "base[A=1,B=2]" (base alone when p->n == 0) into out[n]; -1 when it does not fit. */
 int kb_tune_name(const char *base, const kb_tune_point *p, char *out, size_t n);
 /* The inverse: base and point of a variant name ("v2_b256_i4[BLOCK=128]"; a name

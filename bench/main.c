@@ -99,7 +99,7 @@ static int list_axes(const kb_harness *h, const kb_case_list *cases) {
             const kb_backend *b = h->backends[bi];
             char msg[KB_MSG] = "";
             /* a backend without tunables runs as written when a plain --variant name asks so */
-            const int runs = b->tunable || kb_tune_has_written(h->opt.tune);
+            const int runs = kb_tune_runs_on(h->opt.tune, b->tunable);
             const int nv = runs ? b->variants(c, &h->opt, vars, LIST_MAX_VARIANTS, msg) : 0;
             if (!runs || nv <= 0) {
                 printf("  %-9s %-36s not_supported: %s\n", b->name, "-",
@@ -127,7 +127,7 @@ static int list_axes(const kb_harness *h, const kb_case_list *cases) {
         total += rows[bi];
         o += (size_t)snprintf(per + o, o < sizeof per ? sizeof per - o : 0, "%s%s %ld%s", o ? ", " : "",
                               h->backends[bi]->name, rows[bi],
-                              h->backends[bi]->tunable || kb_tune_has_written(h->opt.tune) ? "" : " not_supported");
+                              kb_tune_runs_on(h->opt.tune, h->backends[bi]->tunable) ? "" : " not_supported");
     }
     printf("%d cases x %d tune points: %ld rows (%s)\n", cases->count, h->opt.tune->n, total, per);
     return 0;

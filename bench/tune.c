@@ -125,8 +125,9 @@ int kb_variant_item(const char **s, char *item, size_t n) {
     return 1;
 }
 
-int kb_tune_has_written(const kb_tune *t) {
-    for (int i = 0; t && i < t->n; i++)
+int kb_tune_runs_on(const kb_tune *t, int tunable) {
+    if (!t || tunable) return 1;
+    for (int i = 0; i < t->n; i++)
         if (t->p[i].n == 0) return 1;
     return 0;
 }

@@ -218,7 +218,7 @@ CUdeviceptr kbw_prog_workspace(const kbw_prog *pr) { return pr->ws; }
 /* What this device can run of the compiled function: its threads a block (the
  * registers a tuned BLOCK or WARPS needs can make a block too big to launch) and its
  * static plus dynamic shared memory. KB_NOT_SUPPORTED with the numbers when the launch
- * exceeds them: a row that says why, not a launch error. *static_smem: the function's
+ * exceeds them: a row that says why, not a launch error. *static_out: the function's
  * static shared memory. */
 static int fits_function(CUfunction fn, const kbcu_launch *pl, int *static_out, char *msg) {
     int max_threads = 0, static_smem = 0;
