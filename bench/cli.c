@@ -180,8 +180,8 @@ static int parse_tune_axis(kb_cli *c, const char *v, char *msg, size_t n) {
     int count = 0;
     if (expand_values(what, "list", eq + 1, vals, &count, KB_MAX_AXIS_VALUES, msg, n)) return -1;
     for (int i = 0; i < count; i++) {
-        if (vals[i] < 1 || vals[i] > KB_TUNE_MAX)
-            return kb_failn(msg, n, "--tune %s: %lld is out of range (1 to %d)", ax->name, vals[i], KB_TUNE_MAX);
+        if (vals[i] < 0 || vals[i] > KB_TUNE_MAX)
+            return kb_failn(msg, n, "--tune %s: %lld is out of range (0 to %d)", ax->name, vals[i], KB_TUNE_MAX);
         for (int j = 0; j < i; j++)
             if (vals[j] == vals[i]) return kb_failn(msg, n, "--tune %s: %lld is given twice", ax->name, vals[i]);
         ax->values[i] = (int)vals[i];

@@ -74,7 +74,7 @@ enum {
  * from the name alone (the cuda worker does, across its process boundary). */
 #define KB_TUNE_NAMES 4     /* tunables one point sets */
 #define KB_TUNE_NAME_LEN 16 /* a name: upper-case letter, then upper case, digits, '_' */
-#define KB_TUNE_MAX 1048576 /* values are integers in [1, KB_TUNE_MAX] */
+#define KB_TUNE_MAX 1048576 /* values are integers in [0, KB_TUNE_MAX]: each backend checks its range */
 #define KB_TUNE_POINTS 64   /* points of one run */
 typedef struct {
     int n; /* 0: the variant as written */

@@ -69,8 +69,9 @@ int kb_tune_split(const char *name, char *base, size_t base_len, kb_tune_point *
         char *end;
         errno = 0;
         const long v = strtol(eq + 1, &end, 10);
-        if (eq[1] < '1' || eq[1] > '9' || errno || v < 1 || v > KB_TUNE_MAX || (*end != ',' && *end != ']'))
-            return kb_failn(msg, KB_MSG, "'%s': %s needs an integer in [1, %d]", name, tn, KB_TUNE_MAX);
+        if (eq[1] < '0' || eq[1] > '9' || (eq[1] == '0' && end != eq + 2) || errno || v < 0 || v > KB_TUNE_MAX ||
+            (*end != ',' && *end != ']'))
+            return kb_failn(msg, KB_MSG, "'%s': %s needs an integer in [0, %d]", name, tn, KB_TUNE_MAX);
         if (kb_tune_set(p, tn, (int)v))
             return kb_failn(msg, KB_MSG, "'%s': %s set twice, or more than %d tunables", name, tn, KB_TUNE_NAMES);
         if (*end == ']') {

@@ -95,6 +95,21 @@ if(TARGET kbcuda_common)
     ENVIRONMENT "${KBCU_TEST_ENV};KB_CUDA_LIBCUDA=$<TARGET_FILE:kb_fake_libcuda>;KB_FAKE_CUDA_STATIC_SMEM=2048;KB_CUDA_UNVERIFIED=1"
     PASS_REGULAR_EXPRESSION "64x1x256 +cuda +gemv_v5_w4_r8_t1 +fail"
     FAIL_REGULAR_EXPRESSION "gemv_v5_w4_r8_t1 +error|INVALID_VALUE")
+  # PDL=1 reaches the driver as the launch attribute (cuLaunchKernelEx), in the rotate
+  # graph's capture too, and a variant as written (or PDL=0) launches without it: the fake
+  # refuses a launch that breaks KB_FAKE_CUDA_EXPECT_PDL, so a lost attribute errors
+  add_test(NAME cuda_fake_kbench_pdl COMMAND $<TARGET_FILE:kbench> --op rmsnorm --shapes smoke
+    --backend cuda --variant "v1_b256[PDL=1]" --mode rotate --reps 5)
+  set_tests_properties(cuda_fake_kbench_pdl PROPERTIES TIMEOUT 300
+    ENVIRONMENT "${KBCU_TEST_ENV};KB_CUDA_LIBCUDA=$<TARGET_FILE:kb_fake_libcuda>;KB_FAKE_CUDA_EXPECT_PDL=1"
+    PASS_REGULAR_EXPRESSION "7x100 +cuda +v1_b256\\[PDL=1\\] +pass"
+    FAIL_REGULAR_EXPRESSION "cuda +[^ ]+ +error|not recorded")
+  add_test(NAME cuda_fake_kbench_pdl_off COMMAND $<TARGET_FILE:kbench> --op rmsnorm --shapes smoke
+    --backend cuda --variant "v1_b256,v1_b256[PDL=0]" --mode rotate --reps 5)
+  set_tests_properties(cuda_fake_kbench_pdl_off PROPERTIES TIMEOUT 300
+    ENVIRONMENT "${KBCU_TEST_ENV};KB_CUDA_LIBCUDA=$<TARGET_FILE:kb_fake_libcuda>;KB_FAKE_CUDA_EXPECT_PDL=0"
+    PASS_REGULAR_EXPRESSION "7x100 +cuda +v1_b256\\[PDL=0\\] +pass"
+    FAIL_REGULAR_EXPRESSION "cuda +[^ ]+ +error|not recorded")
   foreach(mode cold hot rotate)
     add_test(NAME cuda_fake_kbench_${mode} COMMAND $<TARGET_FILE:kbench> --op rmsnorm --shapes smoke
       --backend cuda --mode ${mode} --reps 5)

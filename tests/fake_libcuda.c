@@ -377,13 +377,20 @@ static void run(const fake_launch *l) {
     }
 }
 
-EXPORT CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
-                               unsigned int by, unsigned int bz, unsigned int smem, CUstream s, void **params,
-                               void **extra) {
-    (void)extra;
+/* KB_FAKE_CUDA_EXPECT_PDL=1 (0): an op's kernel (not a kb_ support kernel) launched
+ * without (with) the programmatic-dependent-launch attribute fails to launch, so a test
+ * sees whether the PDL tunable reaches the driver. */
+static int pdl_unexpected(const fake_fn *fn, int pdl) {
+    const char *e = getenv("KB_FAKE_CUDA_EXPECT_PDL");
+    return e && *e && strncmp(fn->name, "kb_", 3) != 0 && atoi(e) != pdl;
+}
+
+static CUresult launch(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
+                       unsigned int by, unsigned int bz, unsigned int smem, CUstream s, void **params, int pdl) {
     if (sticky) return CUDA_ERROR_ILLEGAL_ADDRESS;
     if (!f || gx == 0 || gy == 0 || gz == 0 || bx == 0 || by == 0 || bz == 0 || bx * by * bz > 1024)
         return CUDA_ERROR_INVALID_VALUE;
+    if (pdl_unexpected((fake_fn *)f, pdl)) return CUDA_ERROR_INVALID_VALUE;
     /* beyond 48 KiB a block, static + dynamic, only with the function's opt-in */
     const int opted = ((fake_fn *)f)->max_dynamic_smem;
     if ((int)smem + static_smem() > 48 * 1024 && (int)smem > opted) return CUDA_ERROR_INVALID_VALUE;
@@ -403,6 +410,28 @@ EXPORT CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, u
     }
     run(&l);
     return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
+                               unsigned int by, unsigned int bz, unsigned int smem, CUstream s, void **params,
+                               void **extra) {
+    (void)extra;
+    return launch(f, gx, gy, gz, bx, by, bz, smem, s, params, 0);
+}
+
+/* The one attribute kbench sets; any other is refused, as is a value other than 0 or 1. */
+EXPORT CUresult cuLaunchKernelEx(const CUlaunchConfig *c, CUfunction f, void **params, void **extra) {
+    (void)extra;
+    if (!c || (c->numAttrs && !c->attrs)) return CUDA_ERROR_INVALID_VALUE;
+    int pdl = 0;
+    for (unsigned i = 0; i < c->numAttrs; i++) {
+        if (c->attrs[i].id != CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION ||
+            c->attrs[i].value.programmaticStreamSerializationAllowed > 1)
+            return CUDA_ERROR_INVALID_VALUE;
+        pdl = (int)c->attrs[i].value.programmaticStreamSerializationAllowed;
+    }
+    return launch(f, c->gridDimX, c->gridDimY, c->gridDimZ, c->blockDimX, c->blockDimY, c->blockDimZ,
+                  c->sharedMemBytes, c->hStream, params, pdl);
 }
 
 EXPORT CUresult cuGraphLaunch(CUgraphExec e, CUstream s) {

@@ -235,11 +235,12 @@ static void test_variants(void) {
     CHECK(nt == 6 && !strcmp(v[0].name, "v1_b256[BLOCK=128]") && !strcmp(v[1].name, "v1_b256[ITEMS=8]") &&
               !strcmp(v[2].name, "v2_b256_i4[BLOCK=128]") && !strcmp(v[5].name, "v2_b128_i8[ITEMS=8]"),
           "rmsnorm: 3 variants x 2 points, variant-major (%d)", nt);
-    CHECK(!strcmp(v[0].detail, "rmsnorm_v1 -DBLOCK=128") && !strcmp(v[0].tunables, "BLOCK=128"),
+    CHECK(!strcmp(v[0].detail, "rmsnorm_v1 -DBLOCK=128 -DPDL=0") && !strcmp(v[0].tunables, "BLOCK=128 PDL=0"),
           "the point's -D options: %s", v[0].detail);
     CHECK(strstr(v[1].detail, "not_supported") && strstr(v[1].detail, "no tunable ITEMS"),
           "a point the variant cannot take says why: %s", v[1].detail);
-    CHECK(!strcmp(v[5].detail, "rmsnorm_v2 -DBLOCK=128 -DITEMS=8") && !strcmp(v[5].tunables, "BLOCK=128 ITEMS=8"),
+    CHECK(!strcmp(v[5].detail, "rmsnorm_v2 -DBLOCK=128 -DITEMS=8 -DPDL=0") &&
+              !strcmp(v[5].tunables, "BLOCK=128 ITEMS=8 PDL=0"),
           "v2_b128_i8[ITEMS=8]: %s", v[5].detail);
     CHECK(kb_backend_cuda.variants(&r, &opt, v, 5, msg) < 0 && strstr(msg, "more than 5"),
           "points beyond max are an error, not a silent cut: %s", msg);
@@ -921,15 +922,15 @@ static void test_tune_resolve(void) {
               v == kbcu_find_variant(KB_OP_rmsnorm, "v2_b256_i4", 1),
           "a plain name is the table's entry");
     CHECK(resolve(KB_OP_rmsnorm, "v2_b256_i4[BLOCK=128]", &t, &v, msg) == KB_OK && v == &t.v &&
-              !strcmp(v->defines, "-DBLOCK=128 -DITEMS=4") && !strcmp(v->name, "v2_b256_i4[BLOCK=128]") &&
+              !strcmp(v->defines, "-DBLOCK=128 -DITEMS=4 -DPDL=0") && !strcmp(v->name, "v2_b256_i4[BLOCK=128]") &&
               !strcmp(v->kernel, "rmsnorm_v2") && !strcmp(v->source, "rmsnorm.cu") &&
               kbcu_def_int(v, "BLOCK", 0) == 128,
           "v2_b256_i4[BLOCK=128]: %s (%s)", v ? v->defines : "-", msg);
     CHECK(resolve(KB_OP_rmsnorm, "v2_b256_i4[ITEMS=8,BLOCK=512]", &t, &v, msg) == KB_OK &&
-              !strcmp(v->defines, "-DBLOCK=512 -DITEMS=8") && !strcmp(v->name, "v2_b256_i4[BLOCK=512,ITEMS=8]"),
+              !strcmp(v->defines, "-DBLOCK=512 -DITEMS=8 -DPDL=0") && !strcmp(v->name, "v2_b256_i4[BLOCK=512,ITEMS=8]"),
           "the tunables in any order; the name comes back sorted: %s", v ? v->name : msg);
     CHECK(resolve(KB_OP_gemm_fp8, "gemv_v2_b256_u7_t1[UNROLL=3]", &t, &v, msg) == KB_OK &&
-              !strcmp(v->defines, "-DWARPS=8 -DUNROLL=3 -DNT=1 -DLDHINT=2") && v->min_sm == 80,
+              !strcmp(v->defines, "-DWARPS=8 -DUNROLL=3 -DNT=1 -DLDHINT=2 -DPDL=0") && v->min_sm == 80,
           "the other options and the minimum architecture stay: %s", v ? v->defines : msg);
     char tun[64];
     kbcu_variant_tunables(KB_OP_attention, kbcu_find_variant(KB_OP_attention, "prefill_v1", 1), tun, sizeof tun);
@@ -1016,13 +1017,35 @@ static void test_tune_plans(void) {
               p.launch[0].grid[0] == 4096 && strstr(p.launch[0].opts, "-DBLOCK=128"),
           "rmsnorm v1 at BLOCK=128: a block of 128 a row, compiled with -DBLOCK=128 (%s)", msg);
     CHECK(plan(&r, "v2_b256_i4[BLOCK=512]", &p, msg) == KB_OK && p.launch[0].block[0] == 512 &&
-              !strcmp(p.launch[0].opts, "-DBLOCK=512 -DITEMS=4"),
+              !strcmp(p.launch[0].opts, "-DBLOCK=512 -DITEMS=4 -DPDL=0") && !p.launch[0].pdl,
           "rmsnorm v2 at BLOCK=512: %s", msg);
     int rc = plan(&r, "v2_b256_i4[BLOCK=128]", &p, msg);
     CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "v2_b256_i4[BLOCK=128]") && strstr(msg, "K <= 2048"),
           "128 threads x 4 float4s hold 2048 of K = 3584: %s", msg);
     CHECK(plan(&r, "v2_b256_i4[BLOCK=128,ITEMS=7]", &p, msg) == KB_OK && p.launch[0].block[0] == 128,
           "... 7 float4s a thread hold it: %s", msg);
+
+    /* PDL=1: the launch carries the attribute (cuda_device.c launches it with
+     * cuLaunchKernelEx) and is refused below sm_90, which has no griddepcontrol */
+    CHECK(plan(&r, "v2_b256_i4[PDL=1]", &p, msg) == KB_OK && p.launch[0].pdl &&
+              strstr(p.launch[0].opts, "-DPDL=1"),
+          "rmsnorm v2 at PDL=1: a programmatic dependent launch (%s)", msg);
+    const kbcu_devinfo a100 = {80, 108, 163 * 1024};
+    rc = plan_dev(&r, "v2_b256_i4[PDL=1]", &a100, 0, &p, msg);
+    CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "PDL=1") && strstr(msg, "sm_90") && strstr(msg, "8.0"),
+          "PDL=1 on sm_80: %s", msg);
+    CHECK(plan_dev(&r, "v2_b256_i4", &a100, 0, &p, msg) == KB_OK && !p.launch[0].pdl, "PDL=0 runs on sm_80 (%s)",
+          msg);
+    kb_case g1 = make_case(KB_OP_gemm_fp8);
+    g1.m = 3584, g1.k = 3584, g1.n = 1, g1.a_type = g1.b_type = KB_E4M3, g1.out_type = KB_BF16;
+    CHECK(plan(&g1, "gemv_v2_b128_u2_t1[PDL=1]", &p, msg) == KB_OK && p.launch[0].pdl,
+          "gemv_v2 at PDL=1 (%s)", msg);
+    rc = plan(&g1, "gemv_v1_b128[PDL=1]", &p, msg);
+    CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "no tunable PDL"), "gemv_v1 does not wait: no PDL (%s)", msg);
+    kb_case sw = make_case(KB_OP_swiglu);
+    sw.n = 4, sw.k = 3584;
+    rc = plan(&sw, "v1_b256[PDL=1]", &p, msg);
+    CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "PDL"), "an op whose kernels do not wait has no PDL (%s)", msg);
 
     kb_case a = make_case(KB_OP_add);
     a.n = 4, a.k = 3584;

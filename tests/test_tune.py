@@ -61,11 +61,18 @@ t.check(rc == 0 and [g[1] for g in got] == want and all(g[0] == "cuda" for g in 
         f"2 x 2 points of rmsnorm's 3 variants, in order: rc={rc} {got!r} {err!r}")
 t.check(out.strip().endswith("1 cases x 4 tune points: 12 rows (cuda 12)"), f"the count line: {out!r}")
 det = {g[1]: g[2] for g in got}
-t.check(det.get("v2_b256_i4[BLOCK=64,ITEMS=2]") == "rmsnorm_v2 -DBLOCK=64 -DITEMS=2",
+t.check(det.get("v2_b256_i4[BLOCK=64,ITEMS=2]") == "rmsnorm_v2 -DBLOCK=64 -DITEMS=2 -DPDL=0",
         f"the detail is the point's -D options: {det!r}")
 t.check("no tunable ITEMS" in det.get("v1_b256[BLOCK=64,ITEMS=2]", "") and
         det["v1_b256[BLOCK=64,ITEMS=2]"].startswith("not_supported:"),
         f"a point v1 cannot take is announced as not_supported, with why: {det!r}")
+
+# 0 is a value (PDL=0: a plain launch), and the point's -D option reaches the detail
+rc, out, err = run("--op", "rmsnorm", "--shape", "64x1024", "--backend", "cuda", "--tune", "PDL=0,1", "--list-axes")
+det = {g[1]: g[2] for g in points(out)}
+t.check(rc == 0 and det.get("v1_b256[PDL=0]") == "rmsnorm_v1 -DBLOCK=256 -DPDL=0" and
+        det.get("v2_b128_i8[PDL=1]") == "rmsnorm_v2 -DBLOCK=128 -DITEMS=8 -DPDL=1" and len(det) == 6,
+        f"PDL=0,1 on rmsnorm's 3 variants: rc={rc} {det!r} {err!r}")
 
 # the range form, and several ops: each op's variants at each point
 rc, out, _ = run("--op", "add,swiglu", "--shape", "4x512", "--backend", "cuda", "--tune", "BLOCK=32:1024:*2",
@@ -104,12 +111,13 @@ t.check(rc == 0 and out.strip().endswith("1 cases") and "[" not in out, f"no --t
 
 # ---- bad --tune: exit 2, one line ----------------------------------------------------
 base = ["--op", "rmsnorm", "--shape", "64x1024", "--backend", "cuda"]
+expect_usage(base + ["--variant", "v1_b256[PDL=01]"], r"PDL needs an integer in \[0, 1048576\]")
 expect_usage(base + ["--tune"], r"--tune needs a value")
 expect_usage(base + ["--tune", "BLOCK"], r"--tune: 'BLOCK' is not NAME=VALUES")
 expect_usage(base + ["--tune", "BLOCK="], r"--tune: 'BLOCK=' is not NAME=VALUES")
 expect_usage(base + ["--tune", "block=128"], r"--tune: 'block' is not a tunable name")
 expect_usage(base + ["--tune", "BLOCK=abc"], r"malformed --tune BLOCK \(list 'abc'\)")
-expect_usage(base + ["--tune", "BLOCK=0"], r"--tune BLOCK: 0 is out of range \(1 to 1048576\)")
+expect_usage(base + ["--tune", "BLOCK=2000000"], r"--tune BLOCK: 2000000 is out of range \(0 to 1048576\)")
 expect_usage(base + ["--tune", "BLOCK=128,128"], r"--tune BLOCK: 128 is given twice")
 expect_usage(base + ["--tune", "BLOCK=9:1"], r"malformed range in '9:1'")
 expect_usage(base + ["--tune", "BLOCK=1:1000"], r"--tune BLOCK: more than 64 values")
@@ -118,7 +126,7 @@ expect_usage(base + ["--tune", "BLOCK=32:1024:*2", "--tune", "ITEMS=1:16"], r"--
 expect_usage(base + ["--tune", "A=1", "--tune", "B=1", "--tune", "C=1", "--tune", "D=1", "--tune", "E=1"],
              r"--tune: more than 4 tunables")
 expect_usage(base + ["--tune", "BLOK=128"], r"no variant of the selected ops and backends has a tunable BLOK "
-                                            r"\(theirs: BLOCK, ITEMS\)")
+                                            r"\(theirs: BLOCK, PDL, ITEMS\)")
 expect_usage(["--op", "rmsnorm", "--shape", "64x1024", "--backend", "cpu", "--tune", "BLOCK=128"],
              r"--tune: none of the selected backends has tunables")
 expect_usage(base + ["--variant", "v1_b256[BLOCK=128"], r"--variant: 'v1_b256\[BLOCK=128' is malformed")
@@ -147,7 +155,7 @@ for row in r:
 t.check(rc == 0 and len(r) == 9 and sorted(by) == ["v1_b256[BLOCK=512]", "v1_b256[BLOCK=64]", "v1_b256[BLOCK=96]"],
         f"3 cases x 3 points of v1_b256: rc={rc} {sorted(by)!r} {err!r}")
 missing = [{"verdict": "-", "detail": "-", "reason": "-"}]
-t.check(all(x["verdict"] == "pass" and x["detail"] == "rmsnorm_v1 -DBLOCK=64" for x in by.get("v1_b256[BLOCK=64]", missing)),
+t.check(all(x["verdict"] == "pass" and x["detail"] == "rmsnorm_v1 -DBLOCK=64 -DPDL=0" for x in by.get("v1_b256[BLOCK=64]", missing)),
         f"BLOCK=64 runs in the worker and passes: {by.get('v1_b256[BLOCK=64]')!r}")
 t.check(all(x["verdict"] == "pass" for x in by.get("v1_b256[BLOCK=512]", missing)), "BLOCK=512 passes")
 t.check(all(x["verdict"] == "not_supported" and "BLOCK=96 is outside rmsnorm's range" in x["reason"]

@@ -24,7 +24,9 @@ typedef struct {
     char msg[KB_MSG];
 } layout;
 
-/* The plan for gemv_sg at M x n x K on device dev, at the point rows/sgs (0: not set). */
+/* The plan for gemv_sg at M x n x K on device dev, at the point rows/sgs (0: not set; ZERO: set
+ * to 0, which a tune point may say since PDL=0 is one). */
+#define ZERO (-1)
 static layout plan(const device *dev, int64_t m, int64_t n, int64_t k, int rows, int sgs) {
     kb_case c;
     memset(&c, 0, sizeof c);
@@ -34,8 +36,8 @@ static layout plan(const device *dev, int64_t m, int64_t n, int64_t k, int rows,
     c.out_type = KB_BF16;
     c.scale_mode = KB_SCALE_TENSOR;
     kb_tune_point point = {0};
-    if (rows) kb_tune_set(&point, "ROWS", rows);
-    if (sgs) kb_tune_set(&point, "SGS", sgs);
+    if (rows) kb_tune_set(&point, "ROWS", rows == ZERO ? 0 : rows);
+    if (sgs) kb_tune_set(&point, "SGS", sgs == ZERO ? 0 : sgs);
     kb_arg args[5];
     memset(args, 0, sizeof args);
     vk_plan p = {.c = &c,
@@ -113,6 +115,8 @@ int main(void) {
     refused(&H200, 1, 0, 33, "SGS=33 subgroups of 32 exceed the device's 1024 invocations per workgroup");
     refused(&small, 1, 0, 4, "SGS=4 subgroups of 32 exceed the device's 64 invocations per workgroup");
     refused(&H200, 1, 0, KB_TUNE_MAX, "exceed the device's 1024 invocations");
+    refused(&H200, 1, ZERO, 0, "ROWS=0 rows per subgroup: at least 1");
+    refused(&H200, 1, 0, ZERO, "SGS=0 subgroups: at least 1");
 
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

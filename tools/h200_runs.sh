@@ -37,6 +37,13 @@
 #   vkcheck   gemv_sg's new n = 1 layout as written: parity, decode shapes, tuned vs written
 #   ldhint    gemv_v2's W loads with a 256-byte L2 prefetch against plain loads
 #   ltcheck   rotate mode (recorded) against tools/lt_rotate_check at N = 1, 16, 512, 4096
+#   pdl       programmatic dependent launch (PDL=1) against plain launches: the decode GEMV
+#             beside cuBLASLt, and rmsnorm, rope, dequant, embed at the qwen2.5-7b shapes
+#   pdltune   gemv_v2 at PDL=1: WARPS x UNROLL x NT at the decode shapes
+#   pdlcheck  the PDL variants in a real chain (the 7B forward's logits and node hashes with
+#             the GEMV launched with and without PDL must agree) and under compute-sanitizer
+#   sanpdl    compute-sanitizer over the PDL GEMV variants and rmsnorm at PDL=1 (in pdlcheck)
+#   pdlnt2    gemv_v2 with two token tiles a block at PDL=1, N = 16..64 and the FFN at N = 16
 #   ltdiag    cuBLASLt blk128 split-K configurations: repeats, workspace fills, initcheck
 #   tune      --tune points of rmsnorm, rope, dequant, embed, gemv_v2, Vulkan rmsnorm; smoke hashes
 #   cputable  the qwen2.5-7b table on the cpu backend (host-bound: beside untimed steps only)
@@ -430,6 +437,71 @@ step_ldhint() {
     --tune LDHINT=1,2 $t --csv "$R/ldhint-n.csv"
   run ldhint_w4 90 $K --op gemm_fp8 --shape 18944,152064x1x3584 --variant gemv_v2_b256_u7_t1 --tune UNROLL=2 --tune WARPS=4 \
     --tune LDHINT=1,2 $t --csv "$R/ldhint-w4.csv"
+}
+
+# PDL=0 and PDL=1 side by side in rotate mode (back-to-back launches, recorded): the decode
+# GEMV's listed v2 variants at N = 1..64 and the FFN / lm_head / K,V shapes with cuBLASLt
+# beside, and the memory-bound ops at the qwen2.5-7b shapes; --repeat 3 (same bits)
+step_pdl() {
+  local t="--mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet --fast-accum off --repeat 3"
+  local v='gemv_v2_b128_u2,gemv_v2_b256_u7_t1,gemv_v2_b128_u2_t1'
+  run pdl_gemv_n 150 $K --op gemm_fp8 --shape 3584x1,2,4,8,16,32,64x3584 --backend cuda --variant "$v" \
+    --tune PDL=0,1 $t --csv "$R/pdl-gemv-n.csv"
+  run pdl_gemv_m 150 $K --op gemm_fp8 --shape 512,18944,152064x1x3584 --backend cuda --variant "$v" \
+    --tune PDL=0,1 $t --csv "$R/pdl-gemv-m.csv"
+  run pdl_gemv_k 60 $K --op gemm_fp8 --shape 3584x1x18944 --backend cuda --variant "$v" --tune PDL=0,1 $t \
+    --csv "$R/pdl-gemv-k.csv"
+  run pdl_lt_n 60 $K --op gemm_fp8 --shape 3584x1,2,4,8,16,32,64x3584 --backend cublaslt $t --csv "$R/pdl-lt-n.csv"
+  run pdl_lt_m 60 $K --op gemm_fp8 --shape 512,18944,152064x1x3584 --backend cublaslt $t --csv "$R/pdl-lt-m.csv"
+  run pdl_lt_k 30 $K --op gemm_fp8 --shape 3584x1x18944 --backend cublaslt $t --csv "$R/pdl-lt-k.csv"
+  run pdl_membound 180 $K --shapes qwen2.5-7b --op rmsnorm,rope_neox,dequant_q4k,embed --backend cuda \
+    --tune PDL=0,1 $t --csv "$R/pdl-membound.csv"
+}
+
+# gemv_v2's tunables under PDL=1, where the next kernel's weight loads overlap this one's
+# end (how many blocks fit beside the running grid, how much of W a block loads before
+# its wait), at the decode shapes
+step_pdltune() {
+  local t="--mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet --fast-accum off --backend cuda"
+  local p="--variant gemv_v2_b256_u7_t1 --tune PDL=1 --tune WARPS=2,4,8,16 --tune UNROLL=2,4,7,8 --tune NT=1,2"
+  run pdltune_n 200 $K --op gemm_fp8 --shape 3584x1,4,16,32x3584 $p $t --csv "$R/pdltune-n.csv"
+  run pdltune_m 200 $K --op gemm_fp8 --shape 512,18944,152064x1x3584 $p $t --csv "$R/pdltune-m.csv"
+  run pdltune_k 100 $K --op gemm_fp8 --shape 3584x1x18944 $p $t --csv "$R/pdltune-k.csv"
+}
+
+# PDL in a chain where the GEMV reads what the kernel before it wrote (the forward's quant
+# -> GEMV): the same forward with the GEMV as written and at PDL=1 must give the same bits
+# (a read before the wait would differ); then the four sanitizer tools over the PDL rows
+step_pdlcheck() {
+  local pre=v2_b256_i4,v3_b256_i2,decode_v2,v2_b256 f="forward --model synthetic:qwen2.5-7b --backend cuda"
+  f="$f --recipe q4k-fp8-tensor --steps 2 --no-isolated --no-timing --rows"
+  run pdlfwd_plain 150 $K $f --prefer "gemv_v2_b256_u7_t1,$pre" --csv "$R/pdlfwd-plain.csv"
+  run pdlfwd_pdl 150 $K $f --prefer "gemv_v2_b256_u7_t1_pdl,$pre" --csv "$R/pdlfwd-pdl.csv"
+  step_sanpdl
+}
+
+# compute-sanitizer's four tools over the PDL GEMV variants (rotate: back-to-back PDL
+# launches in a graph) and rmsnorm at PDL=1, on the smoke table's cases
+step_sanpdl() {
+  local v=gemv_v2_b256_u7_t1_pdl,gemv_v2_b256_u4_t1_pdl,gemv_v2_b128_u2_t1_pdl
+  for tool in memcheck racecheck initcheck synccheck; do
+    run "sanpdl_$tool" 60 env KB_CUDA_TIMEOUT_S=300 compute-sanitizer --tool $tool --target-processes all \
+      --error-exitcode 9 $K --op gemm_fp8 --shapes smoke --backend cuda --variant "$v" --mode rotate \
+      --reps 3 --warmup 0 --max-time 0.01 --quiet --csv "$R/sanpdl-$tool.csv"
+    run "sanpdl_norm_$tool" 60 env KB_CUDA_TIMEOUT_S=300 compute-sanitizer --tool $tool --target-processes all \
+      --error-exitcode 9 $K --op rmsnorm --shapes smoke --backend cuda --tune PDL=1 --mode rotate \
+      --reps 3 --warmup 0 --max-time 0.01 --quiet --csv "$R/sanpdl-norm-$tool.csv"
+  done
+}
+
+# gemv_v2 at two n8 tiles a block under PDL=1, where N = 16..64 needs them (the t1 PDL
+# variants read W once per 8 tokens)
+step_pdlnt2() {
+  local t="--mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet --fast-accum off --backend cuda"
+  run pdlnt2 200 $K --op gemm_fp8 --shape 3584x16,32,64x3584 --variant gemv_v2_b256_u4 --tune PDL=1 \
+    --tune WARPS=4,8,16 --tune UNROLL=2,4 $t --csv "$R/pdlnt2.csv"
+  run pdlnt2_ffn 100 $K --op gemm_fp8 --shape 18944x16x3584 --variant gemv_v2_b256_u4 --tune PDL=0,1 \
+    --tune WARPS=4,8,16 --tune UNROLL=2,4 $t --csv "$R/pdlnt2-ffn.csv"
 }
 
 # kbench's rotate mode (now a recorded graph) against lt_rotate_check's loops, cuBLASLt

@@ -45,6 +45,7 @@ struct kbw_prog {
         char kernel[64];
         CUfunction fn;
         unsigned grid[3], block[3], smem;
+        int pdl; /* launched with programmatic stream serialization (pdl.cuh) */
         int nargs;
         arg_value *vals;
         void **params;
@@ -299,6 +300,7 @@ int kbw_prog_build(const kbcu_plan *p, const CUdeviceptr *tensors, int ntensors,
             l->block[d] = (unsigned)pl->block[d];
         }
         l->smem = (unsigned)pl->smem;
+        l->pdl = pl->pdl;
         l->nargs = pl->nargs;
         l->vals = calloc((size_t)(pl->nargs > 0 ? pl->nargs : 1), sizeof *l->vals);
         l->params = calloc((size_t)(pl->nargs > 0 ? pl->nargs : 1), sizeof *l->params);
@@ -338,11 +340,31 @@ fail:
 int kbw_prog_enqueue(const kbw_prog *pr, char *msg) {
     for (int i = 0; i < pr->n; i++) {
         const struct prog_launch *l = &pr->l[i];
-        const CUresult r = g.drv.LaunchKernel(l->fn, l->grid[0], l->grid[1], l->grid[2], l->block[0], l->block[1],
-                                              l->block[2], l->smem, g.stream, l->nargs ? l->params : NULL, NULL);
+        CUresult r;
+        if (l->pdl) {
+            /* may start before the stream's previous kernel ends (CUDA Programming Guide,
+             * "Programmatic Dependent Launch"); in a stream capture this becomes a
+             * programmatic edge of the graph */
+            CUlaunchAttribute attr;
+            memset(&attr, 0, sizeof attr);
+            attr.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+            attr.value.programmaticStreamSerializationAllowed = 1;
+            CUlaunchConfig cfg;
+            memset(&cfg, 0, sizeof cfg);
+            cfg.gridDimX = l->grid[0], cfg.gridDimY = l->grid[1], cfg.gridDimZ = l->grid[2];
+            cfg.blockDimX = l->block[0], cfg.blockDimY = l->block[1], cfg.blockDimZ = l->block[2];
+            cfg.sharedMemBytes = l->smem;
+            cfg.hStream = g.stream;
+            cfg.attrs = &attr;
+            cfg.numAttrs = 1;
+            r = g.drv.LaunchKernelEx(&cfg, l->fn, l->nargs ? l->params : NULL, NULL);
+        } else {
+            r = g.drv.LaunchKernel(l->fn, l->grid[0], l->grid[1], l->grid[2], l->block[0], l->block[1], l->block[2],
+                                   l->smem, g.stream, l->nargs ? l->params : NULL, NULL);
+        }
         if (r != CUDA_SUCCESS) {
             char what[96];
-            snprintf(what, sizeof what, "cuLaunchKernel(%s)", l->kernel);
+            snprintf(what, sizeof what, "%s(%s)", l->pdl ? "cuLaunchKernelEx, PDL" : "cuLaunchKernel", l->kernel);
             return kbw_cu_fail(msg, r, what);
         }
     }

@@ -53,6 +53,7 @@ const kbcu_driver_symbol kbcu_driver_symbols[] = {
     SYM(FuncSetAttribute, "cuFuncSetAttribute"),
     SYM(FuncGetAttribute, "cuFuncGetAttribute"),
     SYM(LaunchKernel, "cuLaunchKernel"),
+    SYM(LaunchKernelEx, "cuLaunchKernelEx"),
     SYM(GetErrorName, "cuGetErrorName"),
     SYM(GetErrorString, "cuGetErrorString"),
 };

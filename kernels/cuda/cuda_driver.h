@@ -6,7 +6,7 @@
  * from the toolkit's cuda.h; the names below are the ABI-stable ones (the _v2
  * suffixes are the 64-bit CUdeviceptr / size_t versions every driver since CUDA
  * 4.0 exports; cuStreamBeginCapture_v2 takes a capture mode (CUDA 10.1),
- * cuGraphInstantiateWithFlags is CUDA 11.4's). The worker runs in the device's
+ * cuGraphInstantiateWithFlags is CUDA 11.4's, cuLaunchKernelEx 12.0's). The worker runs in the device's
  * primary context (cuDevicePrimaryCtxRetain), the one the CUDA runtime inside
  * cuBLASLt uses, so both share memory, streams and faults. */
 #ifndef KB_CUDA_DRIVER_H
@@ -62,6 +62,8 @@ typedef struct {
     CUresult (*LaunchKernel)(CUfunction fn, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
                              unsigned int by, unsigned int bz, unsigned int smem, CUstream stream, void **params,
                              void **extra);
+    /* CUDA 12.0's launch with attributes: programmatic dependent launch (sm_90) */
+    CUresult (*LaunchKernelEx)(const CUlaunchConfig *config, CUfunction fn, void **params, void **extra);
     CUresult (*GetErrorName)(CUresult error, const char **name);
     CUresult (*GetErrorString)(CUresult error, const char **text);
 } kbcu_driver;

@@ -49,6 +49,10 @@ typedef struct {
 /* The block size of most kernels: a power of two (the warp-level reductions and the
  * BLOCK/32 warps of the one-warp-per-item kernels), at most CUDA's 1024 threads. */
 #define KBCU_TUNE_BLOCK {"BLOCK", 32, 1024, 1, "threads a block"}
+/* Programmatic dependent launch (pdl.cuh): an op may list it when every kernel of its
+ * module waits (pdl_wait) before touching what the previous kernel may write; a launch of
+ * the variant's own module then carries the PDL launch attribute (kbcu_add_launch). */
+#define KBCU_TUNE_PDL {"PDL", 0, 1, 0, "1: a programmatic dependent launch (sm_90)"}
 #define KBCU_TUNE_END {NULL, 0, 0, 0, NULL}
 
 /* A variant at a tune point: the table's variant with its name and -D options
@@ -89,6 +93,10 @@ typedef struct {
     char kernel[64];           /* entry point */
     int64_t grid[3], block[3]; /* checked against CUDA's limits by kbcu_plan_finish */
     int64_t smem;              /* dynamic shared memory, bytes */
+    /* 1: a programmatic dependent launch (sm_90; the PDL tunable, pdl.cuh): it may start
+     * while the stream's previous kernel runs, so the kernel must wait (pdl_wait) before
+     * it reads or writes anything that kernel may touch */
+    int pdl;
     kbcu_arg *args;
     int nargs, cap;
 } kbcu_launch;
@@ -169,8 +177,9 @@ int kbcu_plan_case(const kbcu_job *j, kbcu_plan *p, char *msg);
 void kbcu_plan_free(kbcu_plan *p);
 
 /* ---- building a plan (for the ops' plan functions) -------------------------------- */
-/* A launch of the variant's own module. NULL when out of memory (p->oom is set and
- * the argument helpers below ignore a NULL launch). */
+/* A launch of the variant's own module, a programmatic dependent one when its -D options
+ * say PDL=1. NULL when out of memory (p->oom is set and the argument helpers below
+ * ignore a NULL launch). */
 kbcu_launch *kbcu_add_launch(kbcu_plan *p, const kbcu_variant *v, const char *kernel, int64_t gx, int64_t gy,
                              int64_t gz, int64_t block);
 /* A launch of another module (e.g. a support kernel). */

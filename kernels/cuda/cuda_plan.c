@@ -192,7 +192,9 @@ kbcu_launch *kbcu_add_launch_module(kbcu_plan *p, const char *source, const char
 
 kbcu_launch *kbcu_add_launch(kbcu_plan *p, const kbcu_variant *v, const char *kernel, int64_t gx, int64_t gy,
                              int64_t gz, int64_t block) {
-    return kbcu_add_launch_module(p, v->source, v->defines, kernel, gx, gy, gz, block);
+    kbcu_launch *l = kbcu_add_launch_module(p, v->source, v->defines, kernel, gx, gy, gz, block);
+    if (l) l->pdl = kbcu_def_int(v, "PDL", 0) != 0;
+    return l;
 }
 
 static void add_arg(kbcu_plan *p, kbcu_launch *l, kbcu_arg a) {
@@ -274,6 +276,11 @@ static int finish(const kbcu_job *j, kbcu_plan *p, char *msg) {
         const int64_t threads = l->block[0] * l->block[1] * l->block[2];
         if (l->block[0] < 1 || l->block[1] < 1 || l->block[2] < 1 || threads > 1024)
             return kb_fail(msg, KB_NOT_SUPPORTED, "%s: block of %lld threads", l->kernel, (long long)threads);
+        /* griddepcontrol, which a kernel launched with PDL=1 waits with, is sm_90's */
+        if (l->pdl && j->dev.sm < 90)
+            return kb_fail(msg, KB_NOT_SUPPORTED,
+                           "%s: PDL=1 (programmatic dependent launch) needs sm_90 (device: %d.%d)", l->kernel,
+                           j->dev.sm / 10, j->dev.sm % 10);
         if (l->smem < 0 || l->smem > j->dev.smem_optin)
             return kb_fail(msg, KB_NOT_SUPPORTED, "%s needs %lld bytes of shared memory (device: %d)", l->kernel,
                            (long long)l->smem, j->dev.smem_optin);

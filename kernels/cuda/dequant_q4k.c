@@ -3,11 +3,11 @@
 #include "kernels/cuda/cuda_ops.h"
 
 static const kbcu_variant variants[] = {
-    {"v1_b256", "dequant_q4k.cu", "dequant_q4k_v1 (q6_k: dequant_q6k_v1)", "-DBLOCK=256", 75, 0, 0},
-    {"v2_b128", "dequant_q4k.cu", "dequant_q4k_v2 (q6_k: dequant_q6k_v2)", "-DBLOCK=128", 75, 0, 0},
-    {"v2_b256", "dequant_q4k.cu", "dequant_q4k_v2 (q6_k: dequant_q6k_v2)", "-DBLOCK=256", 75, 0, 0},
+    {"v1_b256", "dequant_q4k.cu", "dequant_q4k_v1 (q6_k: dequant_q6k_v1)", "-DBLOCK=256 -DPDL=0", 75, 0, 0},
+    {"v2_b128", "dequant_q4k.cu", "dequant_q4k_v2 (q6_k: dequant_q6k_v2)", "-DBLOCK=128 -DPDL=0", 75, 0, 0},
+    {"v2_b256", "dequant_q4k.cu", "dequant_q4k_v2 (q6_k: dequant_q6k_v2)", "-DBLOCK=256 -DPDL=0", 75, 0, 0},
     /* the fastest --tune point on the H200 at 18944x3584 (85.0 us vs 92.8 at BLOCK=256) */
-    {"v2_b64", "dequant_q4k.cu", "dequant_q4k_v2 (q6_k: dequant_q6k_v2)", "-DBLOCK=64", 75, 0, 0},
+    {"v2_b64", "dequant_q4k.cu", "dequant_q4k_v2 (q6_k: dequant_q6k_v2)", "-DBLOCK=64 -DPDL=0", 75, 0, 0},
     {NULL, NULL, NULL, NULL, 0, 0, 0},
 };
 
@@ -53,6 +53,7 @@ static int samples(kb_case *out, int max) {
 /* What --tune may set (cuda_ops.h): the range every kernel here takes. */
 static const kbcu_tunable tunables[] = {
     KBCU_TUNE_BLOCK,
+    KBCU_TUNE_PDL,
     KBCU_TUNE_END,
 };
 

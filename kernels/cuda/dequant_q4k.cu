@@ -4,9 +4,10 @@
 // The block formats and their arithmetic: q4k.cuh and q6k.cuh (shared with embed.cu
 // and weight_fp8.cu).
 //
-// -D options: BLOCK (threads per block).
+// -D options: BLOCK (threads per block); PDL (1: a programmatic dependent launch, pdl.cuh).
 #include "q4k.cuh"
 #include "q6k.cuh"
+#include "pdl.cuh" // pdl_enter, pdl_wait: the PDL tunable
 
 #ifndef BLOCK
 #define BLOCK 256
@@ -15,6 +16,7 @@
 // v1: one thread per output value; the simplest correct kernel.
 extern "C" __global__ void __launch_bounds__(BLOCK)
 dequant_q4k_v1(const block_q4k *__restrict__ x, float *__restrict__ y, long long nvalues) {
+    pdl_enter(); // PDL=1: wait for the previous kernel (pdl.cuh)
     const long long i = (long long)blockIdx.x * BLOCK + threadIdx.x;
     if (i >= nvalues) return;
     y[i] = q4k_value(x + (i >> 8), (int)(i & 255));
@@ -27,6 +29,7 @@ dequant_q4k_v1(const block_q4k *__restrict__ x, float *__restrict__ y, long long
 // output is larger than L2 and nothing here reads it back.
 extern "C" __global__ void __launch_bounds__(BLOCK)
 dequant_q4k_v2(const block_q4k *__restrict__ x, float *__restrict__ y, long long nblocks) {
+    pdl_enter(); // PDL=1: wait for the previous kernel (pdl.cuh)
     const long long bi = (long long)blockIdx.x * (BLOCK / 32) + (threadIdx.x >> 5);
     if (bi >= nblocks) return;
     const int lane = threadIdx.x & 31, c = lane >> 3, g = lane & 7;
@@ -41,6 +44,7 @@ dequant_q4k_v2(const block_q4k *__restrict__ x, float *__restrict__ y, long long
 // v1: one thread per output value.
 extern "C" __global__ void __launch_bounds__(BLOCK)
 dequant_q6k_v1(const block_q6k *__restrict__ x, float *__restrict__ y, long long nvalues) {
+    pdl_enter(); // PDL=1: wait for the previous kernel (pdl.cuh)
     const long long i = (long long)blockIdx.x * BLOCK + threadIdx.x;
     if (i >= nvalues) return;
     y[i] = q6k_value(x + (i >> 8), (int)(i & 255));
@@ -53,6 +57,7 @@ dequant_q6k_v1(const block_q6k *__restrict__ x, float *__restrict__ y, long long
 // misaligned.
 extern "C" __global__ void __launch_bounds__(BLOCK)
 dequant_q6k_v2(const block_q6k *__restrict__ x, float *__restrict__ y, long long nblocks) {
+    pdl_enter(); // PDL=1: wait for the previous kernel (pdl.cuh)
     const long long bi = (long long)blockIdx.x * (BLOCK / 32) + (threadIdx.x >> 5);
     if (bi >= nblocks) return;
     const int lane = threadIdx.x & 31;

@@ -5,9 +5,10 @@
 // (__fmul_rn/__fsub_rn), so the values match ggml's scalar C bit for bit.
 // A token id outside [0, M) writes NaN across its row: loud in the metrics.
 //
-// -D options: BLOCK (threads per block).
+// -D options: BLOCK (threads per block); PDL (1: a programmatic dependent launch, pdl.cuh).
 #include "q4k.cuh" // block_q4k, q4k_value, q4k_decode8, h2f
 #include "q6k.cuh" // block_q6k
+#include "pdl.cuh" // pdl_enter, pdl_wait: the PDL tunable
 
 #ifndef BLOCK
 #define BLOCK 256
@@ -19,6 +20,7 @@ __device__ __forceinline__ float nan_f32() { return __uint_as_float(0x7fc00000u)
 // grid.x covers K (in BLOCK-wide pieces), grid.y is the token.
 extern "C" __global__ void __launch_bounds__(BLOCK)
 embed_q4k_v1(const block_q4k *__restrict__ table, const int *__restrict__ ids, float *__restrict__ y, int M, int K) {
+    pdl_enter(); // PDL=1: wait for the previous kernel (pdl.cuh)
     const int i = blockIdx.x * BLOCK + threadIdx.x, t = blockIdx.y;
     if (i >= K) return;
     const int id = ids[t];
@@ -33,6 +35,7 @@ embed_q4k_v1(const block_q4k *__restrict__ table, const int *__restrict__ ids, f
 // y = (d * sc[l/16 + 2r]) * q   (ggml: y[l + 32r] = d * sc[is + 2r] * q_r, is = l/16).
 extern "C" __global__ void __launch_bounds__(BLOCK)
 embed_q6k_v1(const block_q6k *__restrict__ table, const int *__restrict__ ids, float *__restrict__ y, int M, int K) {
+    pdl_enter(); // PDL=1: wait for the previous kernel (pdl.cuh)
     const int i = blockIdx.x * BLOCK + threadIdx.x, t = blockIdx.y;
     if (i >= K) return;
     const int id = ids[t];
@@ -49,6 +52,7 @@ embed_q6k_v1(const block_q6k *__restrict__ table, const int *__restrict__ ids, f
 
 extern "C" __global__ void __launch_bounds__(BLOCK)
 embed_f16_v1(const unsigned short *__restrict__ table, const int *__restrict__ ids, float *__restrict__ y, int M, int K) {
+    pdl_enter(); // PDL=1: wait for the previous kernel (pdl.cuh)
     const int i = blockIdx.x * BLOCK + threadIdx.x, t = blockIdx.y;
     if (i >= K) return;
     const int id = ids[t];
@@ -57,6 +61,7 @@ embed_f16_v1(const unsigned short *__restrict__ table, const int *__restrict__ i
 
 extern "C" __global__ void __launch_bounds__(BLOCK)
 embed_f32_v1(const float *__restrict__ table, const int *__restrict__ ids, float *__restrict__ y, int M, int K) {
+    pdl_enter(); // PDL=1: wait for the previous kernel (pdl.cuh)
     const int i = blockIdx.x * BLOCK + threadIdx.x, t = blockIdx.y;
     if (i >= K) return;
     const int id = ids[t];
@@ -69,6 +74,7 @@ embed_f32_v1(const float *__restrict__ table, const int *__restrict__ ids, float
 // blocks of a row in BLOCK/32 pieces, grid.y is the token.
 extern "C" __global__ void __launch_bounds__(BLOCK)
 embed_q4k_v2(const block_q4k *__restrict__ table, const int *__restrict__ ids, float *__restrict__ y, int M, int K) {
+    pdl_enter(); // PDL=1: wait for the previous kernel (pdl.cuh)
     const int nb = K / 256;
     const int j = blockIdx.x * (BLOCK / 32) + (threadIdx.x >> 5), t = blockIdx.y;
     if (j >= nb) return;

@@ -7,14 +7,26 @@
 static const kbcu_variant variants[] = {
     {"gemv_v1_b128", "gemm_fp8.cu", "gemm_fp8_gemv_v1", "-DWARPS=4 -DNB=8", 75, 0, 0},
     /* mma.sync m16n8k16 f16 with fp32 accumulation: sm_80 and later */
-    {"gemv_v2_b128_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=4 -DUNROLL=2 -DNT=2 -DLDHINT=2", 80, 0, 0},
-    {"gemv_v2_b256_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=2 -DNT=2 -DLDHINT=2", 80, 0, 0},
-    {"gemv_v2_b256_u4", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=4 -DNT=2 -DLDHINT=2", 80, 0, 0},
+    {"gemv_v2_b128_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=4 -DUNROLL=2 -DNT=2 -DLDHINT=2 -DPDL=0", 80, 0, 0},
+    {"gemv_v2_b256_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=2 -DNT=2 -DLDHINT=2 -DPDL=0", 80, 0, 0},
+    {"gemv_v2_b256_u4", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=4 -DNT=2 -DLDHINT=2 -DPDL=0", 80, 0, 0},
     /* one n8 tile: half the token registers, so all 7 chunks of a warp (K = 3584) in flight */
-    {"gemv_v2_b256_u7_t1", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=7 -DNT=1 -DLDHINT=2", 80, 0, 0},
+    {"gemv_v2_b256_u7_t1", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=7 -DNT=1 -DLDHINT=2 -DPDL=0",
+     80, 0, 0},
     /* 4 warps of 2 chunks: the H200's fastest --tune point where the weight streams (FFN,
      * lm_head: 139.5 us at 152064x1x3584, 92 % of the copy rate; results/h200/gemv-ldhint.csv) */
-    {"gemv_v2_b128_u2_t1", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=4 -DUNROLL=2 -DNT=1 -DLDHINT=2", 80, 0, 0},
+    {"gemv_v2_b128_u2_t1", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=4 -DUNROLL=2 -DNT=1 -DLDHINT=2 -DPDL=0",
+     80, 0, 0},
+    /* programmatic dependent launch (PDL=1, sm_90): a block loads its first W chunks, then
+     * waits for the previous kernel, so in a back-to-back stream the next GEMV's weights are
+     * on their way while this one ends (rotate mode on the H200, results/h200/gemv-pdl.csv:
+     * 3584x1x3584 7.36 -> 5.75 us, 512x1x3584 4.39 -> 2.58, FFN 18944x1 23.3 -> 22.7) */
+    {"gemv_v2_b256_u7_t1_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=7 -DNT=1 -DLDHINT=2 -DPDL=1", 90,
+     0, 0},
+    {"gemv_v2_b256_u4_t1_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=4 -DNT=1 -DLDHINT=2 -DPDL=1", 90,
+     0, 0},
+    {"gemv_v2_b128_u2_t1_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=4 -DUNROLL=2 -DNT=1 -DLDHINT=2 -DPDL=1", 90,
+     0, 0},
     /* TMA bulk copies of W rows into shared memory (cp.async.bulk, mbarrier): sm_90.
      * Unverified: the H200 session ran out of device time before their first run
      * (NOTES.md); listed only with KB_CUDA_UNVERIFIED=1. */
@@ -140,6 +152,7 @@ static const kbcu_tunable tunables[] = {
     {"LDHINT", 1, 2, 0, "v2: W's loads (1 plain, 2 no L1 allocation and a 256-byte L2 prefetch)"},
     {"RING", 1, 12, 0, "v5: 64-wide K chunks a warp has in flight (cp.async ring)"},
     {"PER_SM", 1, 8, 0, "v5: blocks an SM holds (grid <= SMs * PER_SM; __launch_bounds__)"},
+    KBCU_TUNE_PDL,
     KBCU_TUNE_END,
 };
 

@@ -5,7 +5,9 @@
 //   v1: WARPS (warps per block, one output row each), NB (tokens per block)
 //   v2: WARPS (warps per block, splitting K), UNROLL (64-wide K chunks in flight per warp),
 //       NT (n8 token tiles per block: 2 = 16 tokens; 1 = 8 tokens and fewer registers,
-//       room for a deeper UNROLL), LDHINT (W's loads: 1 plain, 2 L2::256B prefetch)
+//       room for a deeper UNROLL), LDHINT (W's loads: 1 plain, 2 L2::256B prefetch),
+//       PDL (1: a programmatic dependent launch, pdl.cuh: W's first chunks load before
+//       the wait for the previous kernel, X and the scales after)
 //   v3: see its section
 //   v4: WARPS (warps per block), RPW (rows of W a warp), NB (tokens per block), LOADS
 //       (16-byte pieces a lane has in flight per row), MINB (__launch_bounds__ blocks/SM)
@@ -23,6 +25,7 @@
 // HMMA multiplies f16 exactly into an fp32 accumulator). Sums are fp32.
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
+#include "pdl.cuh" // pdl_enter, pdl_wait: the PDL tunable
 
 #ifndef WARPS
 #define WARPS 4
@@ -269,18 +272,28 @@ gemm_fp8_gemv_v2(const u8 *__restrict__ W, const u8 *__restrict__ X, const float
 #pragma unroll
     for (int i = 0; i < 4; i++) acc[0][i] = acc[1][i] = 0.0f;
 
+    pdl_launch_dependents(); // PDL=1: the next kernel may start its weight loads as ours end
     for (int c0 = warp; c0 < nchunks; c0 += WARPS * UNROLL) {
         uint4 qa[UNROLL], qb[UNROLL], qx0[UNROLL], qx1[NT > 1 ? UNROLL : 1];
         if (NT == 1) qx1[0] = make_uint4(0, 0, 0, 0); // never used: keeps it defined
-        // Issue every load of UNROLL chunks before the first use (bytes in flight).
+        // Issue every load of UNROLL chunks before the first use (bytes in flight): W's
+        // first, which no kernel writes, so that with PDL=1 the first chunks' weights are
+        // on their way while the previous kernel ends; X and the scales only after the wait.
+        const uint4 z = make_uint4(0, 0, 0, 0);
 #pragma unroll
         for (int u = 0; u < UNROLL; u++) {
             const int c = c0 + u * WARPS;
             const long long k = (long long)c * 64;
             const bool kok = c < nchunks && k + 16 * t < K;
-            const uint4 z = make_uint4(0, 0, 0, 0);
             qa[u] = kok ? ld_w16(wa + k) : z;
             qb[u] = kok ? ld_w16(wb + k) : z;
+        }
+        if (PDL && c0 == warp) pdl_wait();
+#pragma unroll
+        for (int u = 0; u < UNROLL; u++) {
+            const int c = c0 + u * WARPS;
+            const long long k = (long long)c * 64;
+            const bool kok = c < nchunks && k + 16 * t < K;
             qx0[u] = (kok && x0ok) ? *(const uint4 *)(x0 + k) : z;
             if (NT > 1) qx1[NT > 1 ? u : 0] = (kok && x1ok && tile1) ? *(const uint4 *)(x1 + k) : z;
         }
@@ -292,6 +305,7 @@ gemm_fp8_gemv_v2(const u8 *__restrict__ W, const u8 *__restrict__ X, const float
                        kbs, lane);
         }
     }
+    pdl_wait(); // a warp with no chunk has not waited yet (once waited, it returns at once)
     gemv_tile_store(red, acc, out, out_type, sa, sb, scale_mode, m0, n0, M, N);
 }
 

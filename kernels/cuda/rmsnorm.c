@@ -4,9 +4,9 @@
 #include "kernels/cuda/cuda_ops.h"
 
 static const kbcu_variant variants[] = {
-    {"v1_b256", "rmsnorm.cu", "rmsnorm_v1", "-DBLOCK=256", 75, 0, 0},
-    {"v2_b256_i4", "rmsnorm.cu", "rmsnorm_v2", "-DBLOCK=256 -DITEMS=4", 75, 0, 0},
-    {"v2_b128_i8", "rmsnorm.cu", "rmsnorm_v2", "-DBLOCK=128 -DITEMS=8", 75, 0, 0},
+    {"v1_b256", "rmsnorm.cu", "rmsnorm_v1", "-DBLOCK=256 -DPDL=0", 75, 0, 0},
+    {"v2_b256_i4", "rmsnorm.cu", "rmsnorm_v2", "-DBLOCK=256 -DITEMS=4 -DPDL=0", 75, 0, 0},
+    {"v2_b128_i8", "rmsnorm.cu", "rmsnorm_v2", "-DBLOCK=128 -DITEMS=8 -DPDL=0", 75, 0, 0},
     {"test_fault", "test_fault.cu", "rmsnorm_test_fault", "-DBLOCK=256", 75, 1, 0},
     {"test_hang", "test_fault.cu", "rmsnorm_test_hang", "-DBLOCK=256", 75, 1, 0},
     {"test_unwritten", "test_fault.cu", "rmsnorm_test_unwritten", "-DBLOCK=256", 75, 1, 0},
@@ -48,6 +48,7 @@ static int samples(kb_case *out, int max) {
 static const kbcu_tunable tunables[] = {
     KBCU_TUNE_BLOCK,
     {"ITEMS", 1, 8, 0, "v2: float4s a thread keeps in registers"},
+    KBCU_TUNE_PDL,
     KBCU_TUNE_END,
 };
 

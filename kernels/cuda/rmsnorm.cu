@@ -7,7 +7,9 @@
 //
 // -D options: BLOCK (threads per block, a multiple of 32, <= 1024),
 //             ITEMS (v2: float4 per thread kept in registers; v2 needs K % 4 == 0
-//                    and K <= BLOCK*4*ITEMS).
+//                    and K <= BLOCK*4*ITEMS),
+//             PDL (1: a programmatic dependent launch, pdl.cuh).
+#include "pdl.cuh" // pdl_enter, pdl_wait: the PDL tunable
 #ifndef BLOCK
 #define BLOCK 256
 #endif
@@ -34,6 +36,7 @@ __device__ __forceinline__ float block_sum(float v) {
 // v1: one block per token, two passes over the row (the second from L1/L2). Any K.
 extern "C" __global__ void __launch_bounds__(BLOCK)
 rmsnorm_v1(const float *__restrict__ x, const float *__restrict__ w, float *__restrict__ y, int K, float eps) {
+    pdl_enter(); // PDL=1: wait for the previous kernel (pdl.cuh)
     const float *xr = x + (long long)blockIdx.x * K;
     float *yr = y + (long long)blockIdx.x * K;
     float ss = 0.0f;
@@ -46,6 +49,7 @@ rmsnorm_v1(const float *__restrict__ x, const float *__restrict__ w, float *__re
 // (ITEMS float4 per thread), so x crosses DRAM once and y once: 8 bytes per element.
 extern "C" __global__ void __launch_bounds__(BLOCK)
 rmsnorm_v2(const float *__restrict__ x, const float *__restrict__ w, float *__restrict__ y, int K, float eps) {
+    pdl_enter(); // PDL=1: wait for the previous kernel (pdl.cuh)
     const float4 *xr = (const float4 *)(x + (long long)blockIdx.x * K);
     float4 *yr = (float4 *)(y + (long long)blockIdx.x * K);
     const float4 *w4 = (const float4 *)w;

@@ -3,9 +3,9 @@
 #include "kernels/cuda/cuda_ops.h"
 
 static const kbcu_variant variants[] = {
-    {"v1_b256", "rope_neox.cu", "rope_neox_v1", "-DBLOCK=256", 75, 0, 0},
-    {"v2_b256", "rope_neox.cu", "rope_neox_v2", "-DBLOCK=256", 75, 0, 0},
-    {"v3_b256_i2", "rope_neox.cu", "rope_neox_v3", "-DBLOCK=256 -DITEMS=2", 75, 0, 0},
+    {"v1_b256", "rope_neox.cu", "rope_neox_v1", "-DBLOCK=256 -DPDL=0", 75, 0, 0},
+    {"v2_b256", "rope_neox.cu", "rope_neox_v2", "-DBLOCK=256 -DPDL=0", 75, 0, 0},
+    {"v3_b256_i2", "rope_neox.cu", "rope_neox_v3", "-DBLOCK=256 -DITEMS=2 -DPDL=0", 75, 0, 0},
     {NULL, NULL, NULL, NULL, 0, 0, 0},
 };
 
@@ -49,6 +49,7 @@ static int samples(kb_case *out, int max) {
 static const kbcu_tunable tunables[] = {
     KBCU_TUNE_BLOCK,
     {"ITEMS", 1, 8, 0, "v3: float4 pairs a thread loads before the table"},
+    KBCU_TUNE_PDL,
     KBCU_TUNE_END,
 };
 

@@ -9,7 +9,8 @@
 // ~pos*(i+2)*2^-24 rad, which is the known way fp32 rope implementations drift apart.
 // The cost is one pow + sincos per (token, i): amortized over the heads in v2.
 //
-// -D options: BLOCK (threads per block). v2 needs d % 8 == 0 (float4 halves).
+// -D options: BLOCK (threads per block); PDL (1: a programmatic dependent launch, pdl.cuh). v2 needs d % 8 == 0 (float4 halves).
+#include "pdl.cuh" // pdl_enter, pdl_wait: the PDL tunable
 #ifndef BLOCK
 #define BLOCK 256
 #endif
@@ -26,6 +27,7 @@ __device__ __forceinline__ void rope_angle(int p, int i, int d, double theta, fl
 extern "C" __global__ void __launch_bounds__(BLOCK)
 rope_neox_v1(const float *__restrict__ x, const int *__restrict__ pos, float *__restrict__ y, int n, int heads, int d,
              double theta) {
+    pdl_enter(); // PDL=1: wait for the previous kernel (pdl.cuh)
     const int half = d / 2;
     const long long idx = (long long)blockIdx.x * BLOCK + threadIdx.x;
     if (idx >= (long long)n * heads * half) return;
@@ -62,6 +64,7 @@ __device__ __forceinline__ void rope4(const float4 a, const float4 u, const floa
 extern "C" __global__ void __launch_bounds__(BLOCK)
 rope_neox_v2(const float *__restrict__ x, const int *__restrict__ pos, float *__restrict__ y, int n, int heads, int d,
              double theta) {
+    pdl_enter(); // PDL=1: wait for the previous kernel (pdl.cuh)
     extern __shared__ __align__(16) float cs[]; // cos [d/2], then sin [d/2]
     const int half = d / 2, t = blockIdx.x;
     (void)n;
@@ -88,6 +91,7 @@ rope_neox_v2(const float *__restrict__ x, const int *__restrict__ pos, float *__
 extern "C" __global__ void __launch_bounds__(BLOCK)
 rope_neox_v3(const float *__restrict__ x, const int *__restrict__ pos, float *__restrict__ y, int n, int heads, int d,
              double theta) {
+    pdl_enter(); // PDL=1: wait for the previous kernel (pdl.cuh)
     extern __shared__ __align__(16) float cs3[]; // cos [d/2], then sin [d/2]
     const int half = d / 2, t = blockIdx.x, q = half / 4, total = heads * q;
     (void)n;

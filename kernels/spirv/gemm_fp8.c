@@ -86,6 +86,7 @@ static int plan_sg(vk_plan *p, vk_dispatch *d, char *msg) {
     const int *tune_rows = p->tune ? kb_tune_get(p->tune, "ROWS") : NULL;
     uint32_t nsg = sg_subgroups_written(c->n);
     if (tune_sgs) {
+        if (*tune_sgs < 1) return kb_fail(msg, KB_NOT_SUPPORTED, "gemv_sg: SGS=%d subgroups: at least 1", *tune_sgs);
         nsg = (uint32_t)*tune_sgs;
         if (nsg > p->max_invocations / sg)
             return kb_fail(msg, KB_NOT_SUPPORTED,
@@ -99,6 +100,8 @@ static int plan_sg(vk_plan *p, vk_dispatch *d, char *msg) {
                        p->max_invocations);
     uint32_t rows = sg_rows_written(c->n);
     if (tune_rows) {
+        if (*tune_rows < 1)
+            return kb_fail(msg, KB_NOT_SUPPORTED, "gemv_sg: ROWS=%d rows per subgroup: at least 1", *tune_rows);
         rows = (uint32_t)*tune_rows;
         if (rows > SG_MAX_ROWS)
             return kb_fail(msg, KB_NOT_SUPPORTED,
