@@ -13,7 +13,11 @@
  *                                   rope, embed's output) 154927104 (dequant_q4k
  *                                   18944x3584's read + write, halved)
  * prints "ref_bytes B ref_gbps G", then per size "bytes S copies R us_per_copy T
- * gbps G of_ref F" (GB/s count bytes read + written, as kbench's rows do). */
+ * gbps G of_ref F" (GB/s count bytes read + written, as kbench's rows do), and the same
+ * for a write-only stream, ITERS cudaMemsetAsync of S bytes (a byte pattern, not zeros)
+ * over the R destination buffers: "bytes S memsets R us_per_memset T write_gbps G
+ * of_ref F", the ceiling of an op that mostly writes (embed, dequant: f32 out of 4.5- or
+ * 6.6-bit weights), against the same copy rate. */
 #include <cuda_runtime.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +48,17 @@ static float elapsed_ms(cudaStream_t st, cudaEvent_t e0, cudaEvent_t e1, cudaGra
     CHECK_CUDA(cudaEventSynchronize(e1));
     CHECK_CUDA(cudaEventElapsedTime(&ms, e0, e1));
     return ms;
+}
+
+/* a graph of ITERS operations: the median of LOOPS replays (after one untimed), us per operation */
+static double median_us(cudaStream_t st, cudaEvent_t e0, cudaEvent_t e1, cudaGraphExec_t exec) {
+    float ms[LOOPS];
+    for (int loop = -1; loop < LOOPS; loop++) {
+        const float t = elapsed_ms(st, e0, e1, exec, NULL, NULL, 0);
+        if (loop >= 0) ms[loop] = t;
+    }
+    qsort(ms, LOOPS, sizeof ms[0], cmp);
+    return ms[LOOPS / 2] * 1000.0 / ITERS;
 }
 
 /* the reference: best of 5 single copies of 2 GiB (or less while cudaMalloc refuses) */
@@ -93,14 +108,19 @@ static void check_size(cudaStream_t st, cudaEvent_t e0, cudaEvent_t e1, int l2, 
     CHECK_CUDA(cudaStreamEndCapture(st, &graph));
     CHECK_CUDA(cudaGraphInstantiate(&exec, graph, 0));
     CHECK_CUDA(cudaGraphDestroy(graph));
-    float ms[LOOPS];
-    for (int loop = -1; loop < LOOPS; loop++) {
-        const float t = elapsed_ms(st, e0, e1, exec, NULL, NULL, 0);
-        if (loop >= 0) ms[loop] = t;
-    }
-    qsort(ms, LOOPS, sizeof ms[0], cmp);
-    const double us = ms[LOOPS / 2] * 1000.0 / ITERS, gbps = 2.0 * (double)bytes / (us * 1e-6) / 1e9;
+    double us = median_us(st, e0, e1, exec), gbps = 2.0 * (double)bytes / (us * 1e-6) / 1e9;
     printf("bytes %zu copies %d us_per_copy %.3f gbps %.1f of_ref %.3f\n", bytes, copies, us, gbps, gbps / ref_gbps);
+    cudaGraphExecDestroy(exec);
+    /* the write-only stream over the same destinations */
+    CHECK_CUDA(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+    for (int i = 0; i < ITERS; i++) CHECK_CUDA(cudaMemsetAsync(dst[i % copies], 0x5a, bytes, st));
+    CHECK_CUDA(cudaStreamEndCapture(st, &graph));
+    CHECK_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+    CHECK_CUDA(cudaGraphDestroy(graph));
+    us = median_us(st, e0, e1, exec);
+    gbps = (double)bytes / (us * 1e-6) / 1e9;
+    printf("bytes %zu memsets %d us_per_memset %.3f write_gbps %.1f of_ref %.3f\n", bytes, copies, us, gbps,
+           gbps / ref_gbps);
     cudaGraphExecDestroy(exec);
     for (int i = 0; i < copies; i++) cudaFree(src[i]), cudaFree(dst[i]);
 }
