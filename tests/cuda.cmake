@@ -98,18 +98,18 @@ if(TARGET kbcuda_common)
   # PDL=1 reaches the driver as the launch attribute (cuLaunchKernelEx), in the rotate
   # graph's capture too, and a variant as written (or PDL=0) launches without it: the fake
   # refuses a launch that breaks KB_FAKE_CUDA_EXPECT_PDL, so a lost attribute errors
-  add_test(NAME cuda_fake_kbench_pdl COMMAND $<TARGET_FILE:kbench> --op rmsnorm --shapes smoke
-    --backend cuda --variant "v1_b256[PDL=1]" --mode rotate --reps 5)
-  set_tests_properties(cuda_fake_kbench_pdl PROPERTIES TIMEOUT 300
-    ENVIRONMENT "${KBCU_TEST_ENV};KB_CUDA_LIBCUDA=$<TARGET_FILE:kb_fake_libcuda>;KB_FAKE_CUDA_EXPECT_PDL=1"
-    PASS_REGULAR_EXPRESSION "7x100 +cuda +v1_b256\\[PDL=1\\] +pass"
-    FAIL_REGULAR_EXPRESSION "cuda +[^ ]+ +error|not recorded")
-  add_test(NAME cuda_fake_kbench_pdl_off COMMAND $<TARGET_FILE:kbench> --op rmsnorm --shapes smoke
-    --backend cuda --variant "v1_b256,v1_b256[PDL=0]" --mode rotate --reps 5)
-  set_tests_properties(cuda_fake_kbench_pdl_off PROPERTIES TIMEOUT 300
-    ENVIRONMENT "${KBCU_TEST_ENV};KB_CUDA_LIBCUDA=$<TARGET_FILE:kb_fake_libcuda>;KB_FAKE_CUDA_EXPECT_PDL=0"
-    PASS_REGULAR_EXPRESSION "7x100 +cuda +v1_b256\\[PDL=0\\] +pass"
-    FAIL_REGULAR_EXPRESSION "cuda +[^ ]+ +error|not recorded")
+  foreach(pdl 0 1)
+    set(variants "v1_b256[PDL=1]")
+    if(pdl EQUAL 0)
+      set(variants "v1_b256,v1_b256[PDL=0]")
+    endif()
+    add_test(NAME cuda_fake_kbench_pdl${pdl} COMMAND $<TARGET_FILE:kbench> --op rmsnorm --shapes smoke
+      --backend cuda --variant "${variants}" --mode rotate --reps 5)
+    set_tests_properties(cuda_fake_kbench_pdl${pdl} PROPERTIES TIMEOUT 300
+      ENVIRONMENT "${KBCU_TEST_ENV};KB_CUDA_LIBCUDA=$<TARGET_FILE:kb_fake_libcuda>;KB_FAKE_CUDA_EXPECT_PDL=${pdl}"
+      PASS_REGULAR_EXPRESSION "7x100 +cuda +v1_b256\\[PDL=${pdl}\\] +pass"
+      FAIL_REGULAR_EXPRESSION "cuda +[^ ]+ +error|not recorded")
+  endforeach()
   foreach(mode cold hot rotate)
     add_test(NAME cuda_fake_kbench_${mode} COMMAND $<TARGET_FILE:kbench> --op rmsnorm --shapes smoke
       --backend cuda --mode ${mode} --reps 5)

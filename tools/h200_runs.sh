@@ -44,6 +44,10 @@
 #             the GEMV launched with and without PDL must agree) and under compute-sanitizer
 #   sanpdl    compute-sanitizer over the PDL GEMV variants and rmsnorm at PDL=1 (in pdlcheck)
 #   pdlnt2    gemv_v2 with two token tiles a block at PDL=1, N = 16..64 and the FFN at N = 16
+#   writes    copy_rotate_check's copy and write-only (memset) rates at the streaming ops' sizes
+#   pdlfwdtime  the 7B forward's step times with the GEMV as written and at PDL=1
+#   fwdtime   the same forward with the default --prefer and with cuBLASLt's GEMMs
+#   items     dequant_q4k and embed v2 with ITEMS blocks / tokens a warp (loads before stores)
 #   ltdiag    cuBLASLt blk128 split-K configurations: repeats, workspace fills, initcheck
 #   tune      --tune points of rmsnorm, rope, dequant, embed, gemv_v2, Vulkan rmsnorm; smoke hashes
 #   cputable  the qwen2.5-7b table on the cpu backend (host-bound: beside untimed steps only)
@@ -502,6 +506,40 @@ step_pdlnt2() {
     --tune WARPS=4,8,16 --tune UNROLL=2,4 $t --csv "$R/pdlnt2.csv"
   run pdlnt2_ffn 100 $K --op gemm_fp8 --shape 18944x16x3584 --variant gemv_v2_b256_u4 --tune PDL=0,1 \
     --tune WARPS=4,8,16 --tune UNROLL=2,4 $t --csv "$R/pdlnt2-ffn.csv"
+}
+
+# the copy and the write-only rate at the sizes the streaming ops write: rmsnorm/rope/embed
+# 4096x3584 f32 (58.7 MB), dequant 18944x3584 f32 (271.6 MB), the 3584x3584 fp8 weight
+step_writes() { run writes 60 devbin/copy_rotate_check 58720256 271581184 12845056; }
+
+# the decode step as one graph (median of 20) with our GEMV as written and at PDL=1
+step_pdlfwdtime() {
+  local pre=v2_b256_i4,v3_b256_i2,decode_v2,v2_b256 f="forward --model synthetic:qwen2.5-7b --backend cuda"
+  f="$f --recipe q4k-fp8-tensor --steps 2 --no-isolated --reps 20"
+  run pdlfwdtime_plain 150 $K $f --prefer "gemv_v2_b256_u7_t1,$pre" --csv "$R/pdlfwdtime-plain.csv"
+  run pdlfwdtime_pdl 150 $K $f --prefer "gemv_v2_b256_u7_t1_pdl,$pre" --csv "$R/pdlfwdtime-pdl.csv"
+}
+
+# the same forward with the default --prefer, and with cuBLASLt's GEMMs, beside the above
+step_fwdtime() {
+  local f="forward --model synthetic:qwen2.5-7b --backend cuda --steps 2 --no-isolated --reps 20"
+  run fwdtime_default 150 $K $f --recipe q4k-fp8-tensor --csv "$R/fwdtime-default.csv"
+  run fwdtime_cublaslt 150 $K $f --gemm cublaslt --recipe q4k-fp8-tensor --csv "$R/fwdtime-cublaslt.csv"
+}
+
+# dequant_q4k v2 (ITEMS 256-value blocks a warp) and embed v2 (ITEMS tokens a warp) at the
+# qwen2.5-7b sizes, the loads of ITEMS items issued before the first store; --repeat 3
+step_items() {
+  step_itemsq4
+  run items_dequant_q6 100 $K --op dequant_q4k --shape 152064x3584 --a-type q6_k --variant v2_b64,v2_b256 \
+    --tune ITEMS=1,2,4 $ITEMS_T --csv "$R/items-dequant-q6.csv"
+  run items_embed 150 $K --op embed --shape 4096x3584x152064 --variant v2_b256 --tune BLOCK=64,128,256,512 \
+    --tune ITEMS=1,2,4,8 $ITEMS_T --csv "$R/items-embed.csv"
+}
+ITEMS_T="--mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet --backend cuda --repeat 3"
+step_itemsq4() {
+  run items_dequant 150 $K --op dequant_q4k --shape 3584,18944x3584 --variant v2_b64,v2_b128,v2_b256 \
+    --tune ITEMS=1,2,4,8 $ITEMS_T --csv "$R/items-dequant.csv"
 }
 
 # kbench's rotate mode (now a recorded graph) against lt_rotate_check's loops, cuBLASLt

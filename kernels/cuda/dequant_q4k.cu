@@ -4,13 +4,18 @@
 // The block formats and their arithmetic: q4k.cuh and q6k.cuh (shared with embed.cu
 // and weight_fp8.cu).
 //
-// -D options: BLOCK (threads per block); PDL (1: a programmatic dependent launch, pdl.cuh).
+// -D options: BLOCK (threads per block); ITEMS (v2: 256-value blocks a warp decodes, all
+// their loads issued before its first store); PDL (1: a programmatic dependent launch,
+// pdl.cuh).
 #include "q4k.cuh"
 #include "q6k.cuh"
 #include "pdl.cuh" // pdl_enter, pdl_wait: the PDL tunable
 
 #ifndef BLOCK
 #define BLOCK 256
+#endif
+#ifndef ITEMS
+#define ITEMS 1
 #endif
 
 // v1: one thread per output value; the simplest correct kernel.
@@ -26,18 +31,30 @@ dequant_q4k_v1(const block_q4k *__restrict__ x, float *__restrict__ y, long long
 // qs[32c+4g .. +3] (one 32-bit load) and writes 4 low-nibble values at 64c+4g and 4
 // high-nibble values at 64c+32+4g (two 16-byte stores), so each store instruction of
 // the warp writes four full 128-byte lines. Stores are streaming (evict-first): the
-// output is larger than L2 and nothing here reads it back.
+// output is larger than L2 and nothing here reads it back. A thread block covers
+// ITEMS x BLOCK/32 consecutive blocks, item `it` the BLOCK/32 of them at it x BLOCK/32
+// (each item's stores contiguous across the warps); a warp decodes its ITEMS blocks'
+// loads first, so ITEMS DRAM round trips overlap instead of following each other.
+__device__ __forceinline__ long long v2_block(int it) {
+    return ((long long)blockIdx.x * ITEMS + it) * (BLOCK / 32) + (threadIdx.x >> 5);
+}
+
 extern "C" __global__ void __launch_bounds__(BLOCK)
 dequant_q4k_v2(const block_q4k *__restrict__ x, float *__restrict__ y, long long nblocks) {
     pdl_enter(); // PDL=1: wait for the previous kernel (pdl.cuh)
-    const long long bi = (long long)blockIdx.x * (BLOCK / 32) + (threadIdx.x >> 5);
-    if (bi >= nblocks) return;
     const int lane = threadIdx.x & 31, c = lane >> 3, g = lane & 7;
-    float4 lo, hv;
-    q4k_decode8(x + bi, c, g, &lo, &hv);
-    float *out = y + bi * 256 + 64 * c + 4 * g;
-    __stcs((float4 *)out, lo);
-    __stcs((float4 *)(out + 32), hv);
+    float4 lo[ITEMS], hv[ITEMS];
+#pragma unroll
+    for (int it = 0; it < ITEMS; it++)
+        if (v2_block(it) < nblocks) q4k_decode8(x + v2_block(it), c, g, &lo[it], &hv[it]);
+#pragma unroll
+    for (int it = 0; it < ITEMS; it++) {
+        const long long bi = v2_block(it);
+        if (bi >= nblocks) break;
+        float *out = y + bi * 256 + 64 * c + 4 * g;
+        __stcs((float4 *)out, lo[it]);
+        __stcs((float4 *)(out + 32), hv[it]);
+    }
 }
 
 // ---- Q6_K (a_type q6_k): the same two layouts ----
@@ -54,25 +71,32 @@ dequant_q6k_v1(const block_q6k *__restrict__ x, float *__restrict__ y, long long
 // which share one quarter r and one scale (8 divides 16), and writes them as two
 // float4 streaming stores (the warp writes the block's 1 KiB contiguously). The quants
 // are read a byte at a time: Q6_K blocks are 210 bytes apart, so wider loads would be
-// misaligned.
+// misaligned. ITEMS blocks a warp, as dequant_q4k_v2.
 extern "C" __global__ void __launch_bounds__(BLOCK)
 dequant_q6k_v2(const block_q6k *__restrict__ x, float *__restrict__ y, long long nblocks) {
     pdl_enter(); // PDL=1: wait for the previous kernel (pdl.cuh)
-    const long long bi = (long long)blockIdx.x * (BLOCK / 32) + (threadIdx.x >> 5);
-    if (bi >= nblocks) return;
     const int lane = threadIdx.x & 31;
-    const block_q6k *b = x + bi;
     const int v0 = 8 * lane, n = v0 >> 7, w = v0 & 127, r = w >> 5, l0 = w & 31;
-    const u8 *ql = b->ql + 64 * n + 32 * (r & 1) + l0, *qh = b->qh + 32 * n + l0;
-    const float dsc = __fmul_rn(h2f(b->d), (float)b->scales[8 * n + l0 / 16 + 2 * r]);
-    float v[8];
+    float v[ITEMS][8];
 #pragma unroll
-    for (int i = 0; i < 8; i++) {
-        const int lo = (ql[i] >> (4 * (r >> 1))) & 0xF;
-        const int q = (lo | (((qh[i] >> (2 * r)) & 3) << 4)) - 32;
-        v[i] = __fmul_rn(dsc, (float)q);
+    for (int it = 0; it < ITEMS; it++) {
+        if (v2_block(it) >= nblocks) break;
+        const block_q6k *b = x + v2_block(it);
+        const u8 *ql = b->ql + 64 * n + 32 * (r & 1) + l0, *qh = b->qh + 32 * n + l0;
+        const float dsc = __fmul_rn(h2f(b->d), (float)b->scales[8 * n + l0 / 16 + 2 * r]);
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            const int lo = (ql[i] >> (4 * (r >> 1))) & 0xF;
+            const int q = (lo | (((qh[i] >> (2 * r)) & 3) << 4)) - 32;
+            v[it][i] = __fmul_rn(dsc, (float)q);
+        }
     }
-    float *out = y + bi * 256 + v0;
-    __stcs((float4 *)out, make_float4(v[0], v[1], v[2], v[3]));
-    __stcs((float4 *)(out + 4), make_float4(v[4], v[5], v[6], v[7]));
+#pragma unroll
+    for (int it = 0; it < ITEMS; it++) {
+        const long long bi = v2_block(it);
+        if (bi >= nblocks) break;
+        float *out = y + bi * 256 + v0;
+        __stcs((float4 *)out, make_float4(v[it][0], v[it][1], v[it][2], v[it][3]));
+        __stcs((float4 *)(out + 4), make_float4(v[it][4], v[it][5], v[it][6], v[it][7]));
+    }
 }
