@@ -4,7 +4,7 @@
 
 static const kbcu_variant variants[] = {
     {"v1_b256", "embed.cu", "embed_{q4k,q6k,f16,f32}_v1", "-DBLOCK=256 -DPDL=0", 75, 0, 0},
-    {"v2_b256", "embed.cu", "embed_q4k_v2", "-DBLOCK=256 -DITEMS=1 -DPDL=0", 75, 0, 0},
+    {"v2_b256", "embed.cu", "embed_q4k_v2", "-DBLOCK=256 -DPDL=0", 75, 0, 0},
     {NULL, NULL, NULL, NULL, 0, 0, 0},
 };
 
@@ -14,7 +14,7 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
     if (!kbcu_fits_i32(c->m) || !kbcu_fits_i32(c->k)) return kb_fail(msg, KB_NOT_SUPPORTED, "M or K beyond int32");
     const int block = kbcu_def_int(j->v, "BLOCK", 256);
     const char *kern;
-    int64_t gx, gy = c->n;
+    int64_t gx;
     if (kbcu_is(j->v, "v2")) {
         if (c->a_type != KB_Q4K)
             return kb_fail(msg, KB_NOT_SUPPORTED, "%s is for Q4_K tables (this one is %s): v1 runs it", j->v->name,
@@ -23,7 +23,6 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
         if (rc != KB_OK) return rc;
         kern = "embed_q4k_v2";
         gx = kbcu_ceil_div(c->k / 256, block / 32);
-        gy = kbcu_ceil_div(c->n, kbcu_def_int(j->v, "ITEMS", 1)); /* ITEMS tokens a warp */
     } else {
         switch (c->a_type) {
         case KB_Q4K: kern = "embed_q4k_v1"; break;
@@ -36,17 +35,13 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
     }
     if ((c->a_type == KB_Q4K || c->a_type == KB_Q6K) && c->k % 256)
         return kb_fail(msg, KB_NOT_SUPPORTED, "K %% 256 != 0");
-    if (gy > 65535)
-        return kb_fail(msg, KB_NOT_SUPPORTED, "%lld tokens: grid.y (%lld) is at most 65535", (long long)c->n,
-                       (long long)gy);
-    if (!kbcu_fits_i32(c->n)) return kb_fail(msg, KB_NOT_SUPPORTED, "N beyond int32");
-    kbcu_launch *l = kbcu_add_launch(p, j->v, kern, gx, gy, 1, block);
+    if (c->n > 65535) return kb_fail(msg, KB_NOT_SUPPORTED, "%lld tokens: grid.y is at most 65535", (long long)c->n);
+    kbcu_launch *l = kbcu_add_launch(p, j->v, kern, gx, c->n, 1, block);
     kbcu_arg_tensor(p, l, 0);
     kbcu_arg_tensor(p, l, 1);
     kbcu_arg_tensor(p, l, 2);
     kbcu_arg_i32(p, l, c->m);
     kbcu_arg_i32(p, l, c->k);
-    if (kbcu_is(j->v, "v2")) kbcu_arg_i32(p, l, c->n);
     return KB_OK;
 }
 
@@ -61,7 +56,6 @@ static int samples(kb_case *out, int max) {
 /* What --tune may set (cuda_ops.h): the range every kernel here takes. */
 static const kbcu_tunable tunables[] = {
     KBCU_TUNE_BLOCK,
-    {"ITEMS", 1, 8, 0, "v2: tokens a warp looks up before its stores"},
     KBCU_TUNE_PDL,
     KBCU_TUNE_END,
 };

@@ -5,17 +5,13 @@
 // (__fmul_rn/__fsub_rn), so the values match ggml's scalar C bit for bit.
 // A token id outside [0, M) writes NaN across its row: loud in the metrics.
 //
-// -D options: BLOCK (threads per block); ITEMS (v2: tokens a warp looks up, their loads
-// issued before its first store); PDL (1: a programmatic dependent launch, pdl.cuh).
+// -D options: BLOCK (threads per block); PDL (1: a programmatic dependent launch, pdl.cuh).
 #include "q4k.cuh" // block_q4k, q4k_value, q4k_decode8, h2f
 #include "q6k.cuh" // block_q6k
 #include "pdl.cuh" // pdl_enter, pdl_wait: the PDL tunable
 
 #ifndef BLOCK
 #define BLOCK 256
-#endif
-#ifndef ITEMS
-#define ITEMS 1
 #endif
 
 __device__ __forceinline__ float nan_f32() { return __uint_as_float(0x7fc00000u); }
@@ -75,32 +71,24 @@ embed_f32_v1(const float *__restrict__ table, const int *__restrict__ ids, float
 // ---- v2 (Q4_K only): one warp per 256-value block of a looked-up row, the layout of
 // dequant_q4k_v2: lane (c = lane/8, g = lane%8) reads qs[32c+4g..+3] and writes two
 // float4 (low nibbles at 64c+4g, high nibbles at 64c+32+4g). grid.x covers the K/256
-// blocks of a row in BLOCK/32 pieces, grid.y the tokens ITEMS at a time: a warp reads the
-// ITEMS ids, then their ITEMS table blocks, then stores, so the two dependent DRAM round
-// trips (id, then row) of ITEMS tokens overlap.
+// blocks of a row in BLOCK/32 pieces, grid.y is the token.
 extern "C" __global__ void __launch_bounds__(BLOCK)
-embed_q4k_v2(const block_q4k *__restrict__ table, const int *__restrict__ ids, float *__restrict__ y, int M, int K,
-             int N) {
+embed_q4k_v2(const block_q4k *__restrict__ table, const int *__restrict__ ids, float *__restrict__ y, int M, int K) {
     pdl_enter(); // PDL=1: wait for the previous kernel (pdl.cuh)
     const int nb = K / 256;
-    const int j = blockIdx.x * (BLOCK / 32) + (threadIdx.x >> 5), t0 = blockIdx.y * ITEMS;
+    const int j = blockIdx.x * (BLOCK / 32) + (threadIdx.x >> 5), t = blockIdx.y;
     if (j >= nb) return;
     const int lane = threadIdx.x & 31, c = lane >> 3, g = lane & 7;
-    int id[ITEMS];
-#pragma unroll
-    for (int it = 0; it < ITEMS; it++) id[it] = t0 + it < N ? ids[t0 + it] : -1;
-    float4 lo[ITEMS], hv[ITEMS];
-    const float4 bad = make_float4(nan_f32(), nan_f32(), nan_f32(), nan_f32());
-#pragma unroll
-    for (int it = 0; it < ITEMS; it++) {
-        if (id[it] < 0 || id[it] >= M) lo[it] = hv[it] = bad; // an id outside the table: NaN, never a wild read
-        else q4k_decode8(table + (long long)id[it] * nb + j, c, g, &lo[it], &hv[it]);
+    float *out = y + (long long)t * K + 256 * j + 64 * c + 4 * g;
+    const int id = ids[t];
+    if (id < 0 || id >= M) {
+        const float4 bad = make_float4(nan_f32(), nan_f32(), nan_f32(), nan_f32());
+        *(float4 *)out = bad;
+        *(float4 *)(out + 32) = bad;
+        return;
     }
-#pragma unroll
-    for (int it = 0; it < ITEMS; it++) {
-        if (t0 + it >= N) break;
-        float *out = y + (long long)(t0 + it) * K + 256 * j + 64 * c + 4 * g;
-        __stcs((float4 *)out, lo[it]);
-        __stcs((float4 *)(out + 32), hv[it]);
-    }
+    float4 lo, hv;
+    q4k_decode8(table + (long long)id * nb + j, c, g, &lo, &hv);
+    __stcs((float4 *)out, lo);
+    __stcs((float4 *)(out + 32), hv);
 }
