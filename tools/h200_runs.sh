@@ -473,14 +473,26 @@ step_pdltune() {
   run pdltune_k 100 $K --op gemm_fp8 --shape 3584x1x18944 $p $t --csv "$R/pdltune-k.csv"
 }
 
+# The 7B forward (q4k-fp8-tensor, the prompt and 2 decode steps, chained rows only) twice:
+# with the GEMV gemv_v2_b256_u7_t1 as written (TAG_plain) and at PDL=1 (TAG_pdl), the other
+# ops as the default --prefer (bench/forward.h) has them. TAG FLAGS...
+pdl_forward_pair() {
+  local tag=$1 rest
+  shift
+  rest=$(sed -n 's/^#define KB_FORWARD_PREFER "[^,]*,\(.*\)"$/\1/p' bench/forward.h)
+  for kind in plain pdl; do
+    local gemv=gemv_v2_b256_u7_t1
+    [ $kind = pdl ] && gemv=${gemv}_pdl
+    run "${tag}_$kind" 150 $K forward --model synthetic:qwen2.5-7b --backend cuda --recipe q4k-fp8-tensor --steps 2 \
+      --no-isolated "$@" --prefer "$gemv,$rest" --csv "$R/$tag-$kind.csv"
+  done
+}
+
 # PDL in a chain where the GEMV reads what the kernel before it wrote (the forward's quant
-# -> GEMV): the same forward with the GEMV as written and at PDL=1 must give the same bits
-# (a read before the wait would differ); then the four sanitizer tools over the PDL rows
+# -> GEMV): the forward with the GEMV as written and at PDL=1 must give the same bits (a
+# read before the wait would differ); then the four sanitizer tools over the PDL rows
 step_pdlcheck() {
-  local pre=v2_b256_i4,v3_b256_i2,decode_v2,v2_b256 f="forward --model synthetic:qwen2.5-7b --backend cuda"
-  f="$f --recipe q4k-fp8-tensor --steps 2 --no-isolated --no-timing --rows"
-  run pdlfwd_plain 150 $K $f --prefer "gemv_v2_b256_u7_t1,$pre" --csv "$R/pdlfwd-plain.csv"
-  run pdlfwd_pdl 150 $K $f --prefer "gemv_v2_b256_u7_t1_pdl,$pre" --csv "$R/pdlfwd-pdl.csv"
+  pdl_forward_pair pdlfwd --no-timing --rows
   step_sanpdl
 }
 
@@ -513,12 +525,7 @@ step_pdlnt2() {
 step_writes() { run writes 60 devbin/copy_rotate_check 58720256 271581184 12845056; }
 
 # the decode step as one graph (median of 20) with our GEMV as written and at PDL=1
-step_pdlfwdtime() {
-  local pre=v2_b256_i4,v3_b256_i2,decode_v2,v2_b256 f="forward --model synthetic:qwen2.5-7b --backend cuda"
-  f="$f --recipe q4k-fp8-tensor --steps 2 --no-isolated --reps 20"
-  run pdlfwdtime_plain 150 $K $f --prefer "gemv_v2_b256_u7_t1,$pre" --csv "$R/pdlfwdtime-plain.csv"
-  run pdlfwdtime_pdl 150 $K $f --prefer "gemv_v2_b256_u7_t1_pdl,$pre" --csv "$R/pdlfwdtime-pdl.csv"
-}
+step_pdlfwdtime() { pdl_forward_pair pdlfwdtime --reps 20; }
 
 # the same forward with the default --prefer, and with cuBLASLt's GEMMs, beside the above
 step_fwdtime() {
