@@ -7,33 +7,43 @@
 static const kbcu_variant variants[] = {
     {"gemv_v1_b128", "gemm_fp8.cu", "gemm_fp8_gemv_v1", "-DWARPS=4 -DNB=8", 75, 0, 0},
     /* mma.sync m16n8k16 f16 with fp32 accumulation: sm_80 and later */
-    {"gemv_v2_b128_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=4 -DUNROLL=2 -DNT=2 -DLDHINT=2 -DPDL=0", 80, 0, 0},
-    {"gemv_v2_b256_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=2 -DNT=2 -DLDHINT=2 -DPDL=0", 80, 0, 0},
-    {"gemv_v2_b256_u4", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=4 -DNT=2 -DLDHINT=2 -DPDL=0", 80, 0, 0},
+    {"gemv_v2_b128_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=4 -DUNROLL=2 -DNT=2 -DLDHINT=2 -DPDL=0 -DMINB=0",
+     80, 0, 0},
+    {"gemv_v2_b256_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=2 -DNT=2 -DLDHINT=2 -DPDL=0 -DMINB=0",
+     80, 0, 0},
+    {"gemv_v2_b256_u4", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=4 -DNT=2 -DLDHINT=2 -DPDL=0 -DMINB=0",
+     80, 0, 0},
     /* one n8 tile: half the token registers, so all 7 chunks of a warp (K = 3584) in flight */
-    {"gemv_v2_b256_u7_t1", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=7 -DNT=1 -DLDHINT=2 -DPDL=0",
+    {"gemv_v2_b256_u7_t1", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=7 -DNT=1 -DLDHINT=2 -DPDL=0 -DMINB=0",
      80, 0, 0},
     /* 4 warps of 2 chunks: the H200's fastest --tune point where the weight streams (FFN,
      * lm_head: 139.5 us at 152064x1x3584, 92 % of the copy rate; results/h200/gemv-ldhint.csv) */
-    {"gemv_v2_b128_u2_t1", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=4 -DUNROLL=2 -DNT=1 -DLDHINT=2 -DPDL=0",
+    {"gemv_v2_b128_u2_t1", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=4 -DUNROLL=2 -DNT=1 -DLDHINT=2 -DPDL=0 -DMINB=0",
      80, 0, 0},
     /* programmatic dependent launch (PDL=1, sm_90): a block loads its first W chunks, then
      * waits for the previous kernel, so in a back-to-back stream the next GEMV's weights are
      * on their way while this one ends (rotate mode on the H200, results/h200/gemv-pdl.csv:
      * 3584x1x3584 7.36 -> 5.75 us, 512x1x3584 4.39 -> 2.58, FFN 18944x1 23.3 -> 22.7) */
-    {"gemv_v2_b256_u7_t1_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=7 -DNT=1 -DLDHINT=2 -DPDL=1", 90,
-     0, 0},
-    {"gemv_v2_b256_u4_t1_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=4 -DNT=1 -DLDHINT=2 -DPDL=1", 90,
-     0, 0},
-    {"gemv_v2_b128_u2_t1_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=4 -DUNROLL=2 -DNT=1 -DLDHINT=2 -DPDL=1", 90,
-     0, 0},
+    {"gemv_v2_b256_u7_t1_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=7 -DNT=1 -DLDHINT=2 -DPDL=1 -DMINB=0",
+     90, 0, 0},
+    {"gemv_v2_b256_u4_t1_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=4 -DNT=1 -DLDHINT=2 -DPDL=1 -DMINB=0",
+     90, 0, 0},
+    {"gemv_v2_b128_u2_t1_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=4 -DUNROLL=2 -DNT=1 -DLDHINT=2 -DPDL=1 -DMINB=0",
+     90, 0, 0},
+    /* 4 warps of 4 chunks held to 80 registers (MINB=6: 6 blocks an SM, where ptxas's own
+     * 128 allow 4): for the FFN and lm_head decode shapes, where the weight streams (rotate,
+     * H200, results/h200/slots.csv) */
+    {"gemv_v2_b128_u4_t1_m6_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2",
+     "-DWARPS=4 -DUNROLL=4 -DNT=1 -DLDHINT=2 -DPDL=1 -DMINB=6", 90, 0, 0},
     /* TMA bulk copies of W rows into shared memory (cp.async.bulk, mbarrier): sm_90.
-     * Unverified: the H200 session ran out of device time before their first run
-     * (NOTES.md); listed only with KB_CUDA_UNVERIFIED=1. */
-    {"gemv_v3_m32_w8", "gemm_fp8.cu", "gemm_fp8_gemv_v3", "-DWARPS=8 -DMT=2 -DNT=2 -DCPS=7 -DSTAGES=1 -DMINB=1", 90, 0, 1},
-    {"gemv_v3_m16_w8", "gemm_fp8.cu", "gemm_fp8_gemv_v3", "-DWARPS=8 -DMT=1 -DNT=2 -DCPS=7 -DSTAGES=1 -DMINB=2", 90, 0, 1},
-    {"gemv_v3_m16_w4_s2", "gemm_fp8.cu", "gemm_fp8_gemv_v3", "-DWARPS=4 -DMT=1 -DNT=2 -DCPS=7 -DSTAGES=2 -DMINB=3", 90,
-     0, 1},
+     * Parity passes on the H200 but slower than v2 there (results/h200/gemv-v3.csv):
+     * listed only with KB_CUDA_UNVERIFIED=1. */
+    {"gemv_v3_m32_w8", "gemm_fp8.cu", "gemm_fp8_gemv_v3", "-DWARPS=8 -DMT=2 -DNT=2 -DCPS=7 -DSTAGES=1 -DMINB=1 -DPDL=0",
+     90, 0, 1},
+    {"gemv_v3_m16_w8", "gemm_fp8.cu", "gemm_fp8_gemv_v3", "-DWARPS=8 -DMT=1 -DNT=2 -DCPS=7 -DSTAGES=1 -DMINB=2 -DPDL=0",
+     90, 0, 1},
+    {"gemv_v3_m16_w4_s2", "gemm_fp8.cu", "gemm_fp8_gemv_v3", "-DWARPS=4 -DMT=1 -DNT=2 -DCPS=7 -DSTAGES=2 -DMINB=3 -DPDL=0",
+     90, 0, 1},
     /* CUDA cores for decode, N <= 8: a warp per RPW rows, NB tokens a block, LOADS 16-byte
      * pieces a lane in flight per row; MINB sized so that ptxas needs no spills (NOTES.md,
      * "gemm_fp8 v4"). Parity passes on the H200 but slower than v2 there: listed only
@@ -146,7 +156,7 @@ static const kbcu_tunable tunables[] = {
     {"MT", 1, 2, 0, "v3: m16 row tiles a block (a lane copies a row)"},
     {"CPS", 1, 8, 0, "v3: 64-byte chunks of a bulk-copied slice"},
     {"STAGES", 1, 4, 0, "v3: slices in flight a warp"},
-    {"MINB", 1, 4, 0, "v3, v4: blocks an SM must hold (__launch_bounds__)"},
+    {"MINB", 0, 16, 0, "v2, v3, v4: blocks an SM must hold (__launch_bounds__; 0: no minimum)"},
     {"RPW", 1, 2, 0, "v4: rows of W a warp"},
     {"LOADS", 1, 16, 0, "v4: 16-byte pieces of a row a lane has in flight"},
     {"LDHINT", 1, 2, 0, "v2: W's loads (1 plain, 2 no L1 allocation and a 256-byte L2 prefetch)"},
@@ -156,15 +166,15 @@ static const kbcu_tunable tunables[] = {
     KBCU_TUNE_END,
 };
 
-/* v3's and v4's __launch_bounds__(WARPS*32, MINB) (v5's: PER_SM) asks an SM to hold MINB
- * blocks: beyond the threads an SM holds (sm_90: 2048; sm_86/sm_89: 1536), ptxas ignores
- * it with a warning (CUDA C++ Programming Guide, compute capabilities table), and the
- * point would not be what its name says. v4 and v5 are compiled for sm_80 and up, so
- * sm_89's 1536 bounds them. */
+/* v2's, v3's and v4's __launch_bounds__(WARPS*32, MINB) (v5's: PER_SM) asks an SM to hold
+ * MINB blocks: beyond the threads an SM holds (sm_90: 2048; sm_86/sm_89: 1536), ptxas
+ * ignores it with a warning (CUDA C++ Programming Guide, compute capabilities table), and
+ * the point would not be what its name says. v2, v4 and v5 are compiled for sm_80 and up,
+ * so sm_89's 1536 bounds them. */
 static int tune_check(const kbcu_variant *v, char *msg) {
     const char *minb_name = kbcu_is(v, "gemv_v5") ? "PER_SM" : "MINB";
     const int warps = kbcu_def_int(v, "WARPS", 4), minb = kbcu_def_int(v, minb_name, 1);
-    const int from_sm80 = kbcu_is(v, "gemv_v4") || kbcu_is(v, "gemv_v5"), cap = from_sm80 ? 1536 : 2048;
+    const int from_sm80 = kbcu_is(v, "gemv_v2") || kbcu_is(v, "gemv_v4") || kbcu_is(v, "gemv_v5"), cap = from_sm80 ? 1536 : 2048;
     if ((kbcu_is(v, "gemv_v3") || from_sm80) && warps * 32 * minb > cap)
         return kb_fail(msg, KB_NOT_SUPPORTED, "%s: WARPS*32*%s = %d threads an SM must hold (%s: %d)", v->name,
                        minb_name, warps * 32 * minb, from_sm80 ? "sm_89" : "sm_90", cap);

@@ -7,8 +7,9 @@
 //       NT (n8 token tiles per block: 2 = 16 tokens; 1 = 8 tokens and fewer registers,
 //       room for a deeper UNROLL), LDHINT (W's loads: 1 plain, 2 L2::256B prefetch),
 //       PDL (1: a programmatic dependent launch, pdl.cuh: W's first chunks load before
-//       the wait for the previous kernel, X and the scales after)
-//   v3: see its section
+//       the wait for the previous kernel, X and the scales after), MINB (__launch_bounds__
+//       blocks/SM, 0 none: fewer registers, so more blocks an SM, ours and the next kernel's)
+//   v3: see its section (PDL: every W copy is queued before the wait)
 //   v4: WARPS (warps per block), RPW (rows of W a warp), NB (tokens per block), LOADS
 //       (16-byte pieces a lane has in flight per row), MINB (__launch_bounds__ blocks/SM)
 //   v5: WARPS (warps per block, splitting K), NT (as v2), RING (64-wide chunks a warp has
@@ -38,6 +39,17 @@
 #endif
 #ifndef NT
 #define NT 2
+#endif
+// MINB: __launch_bounds__'s second argument, the blocks an SM must hold; 0 leaves it out.
+// Not the same as 1: with (256, 1) ptxas takes more registers than with (256) alone
+// (v2 b256_u7_t1: 136 against 128), and an SM then holds one block where it held two.
+#ifndef MINB
+#define MINB 0
+#endif
+#if MINB > 0
+#define KB_BOUNDS(threads) __launch_bounds__(threads, MINB)
+#else
+#define KB_BOUNDS(threads) __launch_bounds__(threads)
 #endif
 
 typedef unsigned char u8;
@@ -248,7 +260,7 @@ __device__ __forceinline__ void gemv_tile_store(float (*red)[NT][4][32], const f
     }
 }
 
-extern "C" __global__ void __launch_bounds__(WARPS * 32)
+extern "C" __global__ void KB_BOUNDS(WARPS * 32)
 gemm_fp8_gemv_v2(const u8 *__restrict__ W, const u8 *__restrict__ X, const float *__restrict__ sa,
                  const float *__restrict__ sb, void *__restrict__ out, int M, int N, int K, int scale_mode, int out_type,
                  int fmt) {
@@ -330,9 +342,6 @@ gemm_fp8_gemv_v2(const u8 *__restrict__ W, const u8 *__restrict__ X, const float
 #ifndef STAGES
 #define STAGES 1
 #endif
-#ifndef MINB
-#define MINB 1
-#endif
 // Row stride of a slice buffer: lanes (g, t) and (g+1, t) of one 8-lane phase of a
 // 16-byte shared load must fall in different 64-byte halves of the 128-byte bank line,
 // so the stride is an odd multiple of 64 bytes.
@@ -381,7 +390,7 @@ __device__ __forceinline__ void v3_issue(const u8 *W, u32 buf, u32 bar, int s, i
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(WARPS * 32, MINB)
+extern "C" __global__ void KB_BOUNDS(WARPS * 32)
 gemm_fp8_gemv_v3(const u8 *__restrict__ W, const u8 *__restrict__ X, const float *__restrict__ sa,
                  const float *__restrict__ sb, void *__restrict__ out, int M, int N, int K, int scale_mode, int out_type,
                  int fmt) {
@@ -403,6 +412,7 @@ gemm_fp8_gemv_v3(const u8 *__restrict__ W, const u8 *__restrict__ X, const float
     const u32 bar0 = smem_addr(&v3_bar[warp][0]);
     unsigned long long policy;
     asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
+    pdl_launch_dependents(); // PDL=1: the next kernel may start its weight copies as ours end
 
     // Each warp owns its barriers and buffers: no block-wide sync until the reduction.
     if (lane == 0) {
@@ -425,6 +435,9 @@ gemm_fp8_gemv_v3(const u8 *__restrict__ W, const u8 *__restrict__ X, const float
 #pragma unroll
             for (int i = 0; i < 4; i++) acc[mt][nt][i] = 0.0f;
 
+    // PDL=1: every W copy of this warp is queued (no kernel writes W); X, the scales and
+    // the output belong to the previous kernel until it is complete.
+    pdl_wait();
     // X of this warp's first slice, in flight beside the W copies.
     uint4 qx[CPS][NT];
     const uint4 z = make_uint4(0, 0, 0, 0);
@@ -578,7 +591,7 @@ __device__ __forceinline__ float2 fp8_pair_to_f32(uint4 q, int e, bool e5m2) {
     return __half22float2(*reinterpret_cast<__half2 *>(&pair));
 }
 
-extern "C" __global__ void __launch_bounds__(WARPS * 32, MINB)
+extern "C" __global__ void KB_BOUNDS(WARPS * 32)
 gemm_fp8_gemv_v4(const u8 *__restrict__ W, const u8 *__restrict__ X, const float *__restrict__ sa,
                  const float *__restrict__ sb, void *__restrict__ out, int M, int N, int K, int scale_mode, int out_type,
                  int fmt) {
