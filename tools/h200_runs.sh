@@ -48,6 +48,11 @@
 #   pdlfwdtime  the 7B forward's step times with the GEMV as written and at PDL=1
 #   fwdtime   the same forward with the default --prefer and with cuBLASLt's GEMMs
 #   items     dequant_q4k and embed v2 with ITEMS blocks / tokens a warp (loads before stores)
+#   slots     the GEMV at PDL=1 with fewer registers (v2's MINB) and with every W copy queued
+#             before the wait (v3 at PDL=1), so that more of the next kernel's blocks fit
+#             beside the running one and load early; cuBLASLt beside
+#   fit       rmsnorm, rope and embed with blocks that fit the qwen2.5-7b rows exactly
+#             (no idle lanes in the last item) against the listed variants
 #   ltdiag    cuBLASLt blk128 split-K configurations: repeats, workspace fills, initcheck
 #   tune      --tune points of rmsnorm, rope, dequant, embed, gemv_v2, Vulkan rmsnorm; smoke hashes
 #   cputable  the qwen2.5-7b table on the cpu backend (host-bound: beside untimed steps only)
@@ -547,6 +552,42 @@ ITEMS_T="--mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet --backend cud
 step_itemsq4() {
   run items_dequant 150 $K --op dequant_q4k --shape 3584,18944x3584 --variant v2_b64,v2_b128,v2_b256 \
     --tune ITEMS=1,2,4,8 $ITEMS_T --csv "$R/items-dequant.csv"
+}
+
+# PDL=1 GEMV designs whose next grid fits beside the running one: v2 capped at MINB blocks
+# an SM by __launch_bounds__ (b256_u4_t1: 91 registers, 2 blocks an SM; MINB=3: 80, no
+# spills), and v3 (W by TMA into shared memory, no registers held) with every copy queued
+# before its wait; the decode shapes, cuBLASLt beside; --repeat 3
+step_slots() {
+  local t="--mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet --fast-accum off --repeat 3"
+  local v2='gemv_v2_b256_u4_t1_pdl,gemv_v2_b256_u4_t1_pdl[MINB=3],gemv_v2_b256_u4_t1_pdl[MINB=4]'
+  v2+=',gemv_v2_b256_u4_t1_pdl[WARPS=4,MINB=6],gemv_v2_b256_u7_t1_pdl,gemv_v2_b256_u7_t1_pdl[WARPS=16,UNROLL=2,MINB=3]'
+  v2+=',gemv_v2_b128_u2_t1_pdl,gemv_v2_b128_u2_t1_pdl[MINB=8],gemv_v2_b256_u4[PDL=1],gemv_v2_b256_u4[PDL=1,MINB=2]'
+  local v3='gemv_v3_m16_w8[PDL=1],gemv_v3_m16_w8[PDL=1,NT=1,MINB=3],gemv_v3_m16_w4_s2[PDL=1]'
+  v3+=',gemv_v3_m16_w4_s2[PDL=1,NT=1,MINB=4],gemv_v3_m32_w8[PDL=1],gemv_v3_m16_w8'
+  local s
+  for s in 3584x1,16x3584 512,18944x1x3584 3584x1x18944 152064x1x3584; do
+    run "slots_$s" 120 env KB_CUDA_UNVERIFIED=1 $K --op gemm_fp8 --shape "$s" --backend cuda --variant "$v2,$v3" $t \
+      --csv "$R/slots-$s.csv"
+  done
+  run slots_lt 60 $K --op gemm_fp8 --shape 3584,512,18944,152064x1x3584 --backend cublaslt $t --csv "$R/slots-lt.csv"
+  run slots_lt_16 30 $K --op gemm_fp8 --shape 3584x1,16x3584 --backend cublaslt $t --csv "$R/slots-lt-16.csv"
+  run slots_lt_k 30 $K --op gemm_fp8 --shape 3584x1x18944 --backend cublaslt $t --csv "$R/slots-lt-k.csv"
+}
+
+# the streaming ops with blocks that fit the qwen2.5-7b rows exactly: rmsnorm's 896 float4
+# a row (224 x 4, 128 x 7, 448 x 2, 896 x 1), rope's 448 float4 pairs a token (224 x 2,
+# 448 x 1, 64 x 7), embed's 14 Q4_K blocks a row (7 or 14 warps a block); --repeat 3
+step_fit() {
+  local t="--mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet --backend cuda --repeat 3"
+  run fit_rmsnorm 90 $K --op rmsnorm --shape 4096x3584 --variant \
+    'v2_b256_i4,v2_b128_i8,v2_b224_i4,v2_b128_i8[ITEMS=7],v2_b448_i2,v2_b896_i1' \
+    $t --csv "$R/fit-rmsnorm.csv"
+  run fit_rope 90 $K --op rope_neox --shape 4096x28x128 --variant \
+    'v3_b256_i2,v3_b224_i2,v3_b448_i1,v3_b256_i2[BLOCK=64,ITEMS=7]' \
+    $t --csv "$R/fit-rope.csv"
+  run fit_embed 90 $K --op embed --shape 4096x3584x152064 --variant 'v2_b256,v2_b224,v2_b448' \
+    $t --csv "$R/fit-embed.csv"
 }
 
 # kbench's rotate mode (now a recorded graph) against lt_rotate_check's loops, cuBLASLt
