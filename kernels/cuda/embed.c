@@ -5,9 +5,6 @@
 static const kbcu_variant variants[] = {
     {"v1_b256", "embed.cu", "embed_{q4k,q6k,f16,f32}_v1", "-DBLOCK=256 -DPDL=0", 75, 0, 0},
     {"v2_b256", "embed.cu", "embed_q4k_v2", "-DBLOCK=256 -DPDL=0", 75, 0, 0},
-    /* K = 3584: 14 Q4_K blocks a row, 7 or 14 warps a block (no idle warp) */
-    {"v2_b224", "embed.cu", "embed_q4k_v2", "-DBLOCK=224 -DPDL=0", 75, 0, 0},
-    {"v2_b448", "embed.cu", "embed_q4k_v2", "-DBLOCK=448 -DPDL=0", 75, 0, 0},
     {NULL, NULL, NULL, NULL, 0, 0, 0},
 };
 

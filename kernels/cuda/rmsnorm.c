@@ -7,10 +7,6 @@ static const kbcu_variant variants[] = {
     {"v1_b256", "rmsnorm.cu", "rmsnorm_v1", "-DBLOCK=256 -DPDL=0", 75, 0, 0},
     {"v2_b256_i4", "rmsnorm.cu", "rmsnorm_v2", "-DBLOCK=256 -DITEMS=4 -DPDL=0", 75, 0, 0},
     {"v2_b128_i8", "rmsnorm.cu", "rmsnorm_v2", "-DBLOCK=128 -DITEMS=8 -DPDL=0", 75, 0, 0},
-    /* K = 3584 (896 float4) without idle lanes: 224 x 4, 448 x 2, 896 x 1 */
-    {"v2_b224_i4", "rmsnorm.cu", "rmsnorm_v2", "-DBLOCK=224 -DITEMS=4 -DPDL=0", 75, 0, 0},
-    {"v2_b448_i2", "rmsnorm.cu", "rmsnorm_v2", "-DBLOCK=448 -DITEMS=2 -DPDL=0", 75, 0, 0},
-    {"v2_b896_i1", "rmsnorm.cu", "rmsnorm_v2", "-DBLOCK=896 -DITEMS=1 -DPDL=0", 75, 0, 0},
     {"test_fault", "test_fault.cu", "rmsnorm_test_fault", "-DBLOCK=256", 75, 1, 0},
     {"test_hang", "test_fault.cu", "rmsnorm_test_hang", "-DBLOCK=256", 75, 1, 0},
     {"test_unwritten", "test_fault.cu", "rmsnorm_test_unwritten", "-DBLOCK=256", 75, 1, 0},

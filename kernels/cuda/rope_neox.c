@@ -6,9 +6,6 @@ static const kbcu_variant variants[] = {
     {"v1_b256", "rope_neox.cu", "rope_neox_v1", "-DBLOCK=256 -DPDL=0", 75, 0, 0},
     {"v2_b256", "rope_neox.cu", "rope_neox_v2", "-DBLOCK=256 -DPDL=0", 75, 0, 0},
     {"v3_b256_i2", "rope_neox.cu", "rope_neox_v3", "-DBLOCK=256 -DITEMS=2 -DPDL=0", 75, 0, 0},
-    /* 28 heads x 64 pairs (448 float4 pairs a token) without idle lanes */
-    {"v3_b224_i2", "rope_neox.cu", "rope_neox_v3", "-DBLOCK=224 -DITEMS=2 -DPDL=0", 75, 0, 0},
-    {"v3_b448_i1", "rope_neox.cu", "rope_neox_v3", "-DBLOCK=448 -DITEMS=1 -DPDL=0", 75, 0, 0},
     {NULL, NULL, NULL, NULL, 0, 0, 0},
 };
 
