@@ -692,7 +692,7 @@ int kb_falsify_main(int argc, char **argv) {
     FILE *csv = cli.csv_path ? fopen(cli.csv_path, "w") : NULL, *json = cli.json_path ? fopen(cli.json_path, "w") : NULL;
     if ((cli.csv_path && !csv) || (cli.json_path && !json)) {
         fprintf(stderr, "kbench falsify: cannot write %s\n", cli.csv_path && !csv ? cli.csv_path : cli.json_path);
-        kb_model_free(&cli.model);
+        kb_forward_cli_free(&cli);
         return KB_EXIT_USAGE;
     }
     if (csv) h.reporters[h.n_reporters++] = kb_csv_reporter(csv);
@@ -725,7 +725,7 @@ int kb_falsify_main(int argc, char **argv) {
         if (!f || !j) fprintf(stderr, "kbench falsify: cannot write into %s: %s\n", out_dir, strerror(errno));
     }
     kb_forward_reference_free(x.ref);
-    kb_model_free(&cli.model);
+    kb_forward_cli_free(&cli);
     int confirmed = 0, inconclusive = 0;
     for (int i = 0; i < n; i++) confirmed |= st[i].verdict == V_CONFIRMED, inconclusive += st[i].verdict == V_INCONCLUSIVE;
     return confirmed ? KB_EXIT_FAIL : inconclusive == n ? KB_EXIT_ERROR : KB_EXIT_PASS;

@@ -178,8 +178,14 @@ static int in_list(const char *list, const char *name) {
     return -1;
 }
 
-/* Prepare a node: the planted variant if any, else the preferred, else the first
- * non-test variant that prepares. */
+static int in_order(const int *order, int n, int i) {
+    for (int k = 0; k < n; k++)
+        if (order[k] == i) return 1;
+    return 0;
+}
+
+/* Prepare a node: the planted variant if any, else the preferred (--prefer-from, then
+ * --prefer), else the first non-test variant that prepares. */
 static int prepare_node(fwd *f, node *nd) {
     char msg[KB_MSG] = "";
     kb_variant vars[64];
@@ -195,11 +201,21 @@ static int prepare_node(fwd *f, node *nd) {
             if (!strcmp(vars[i].name, plant)) order[no++] = i;
         if (!no) return ferr(f, "--plant: %s has no variant '%s' for %s", nd->b->name, plant, kb_op_name(nd->c.op));
     } else {
-        for (int rank = 0; rank < 64 && no < nv; rank++) /* the preferred ones, in the list's order */
+        /* the ones --prefer-from timed at this op and shape, fastest first; then the
+         * --prefer list's, in its order; then the rest */
+        const char *fast[64];
+        const int nf = kb_resume_fastest(f->cfg->prefer_from, &nd->c, nd->b->name, fast, 64);
+        for (int r = 0; r < nf; r++)
             for (int i = 0; i < nv; i++)
-                if (!vars[i].test_only && in_list(f->cfg->prefer, vars[i].name) == rank) order[no++] = i;
+                if (!vars[i].test_only && !strcmp(vars[i].name, fast[r])) order[no++] = i;
+        const int n_fast = no;
+        for (int rank = 0; rank < 64 && no < nv; rank++)
+            for (int i = 0; i < nv; i++)
+                if (!vars[i].test_only && in_list(f->cfg->prefer, vars[i].name) == rank && !in_order(order, n_fast, i))
+                    order[no++] = i;
         for (int i = 0; i < nv; i++)
-            if (!vars[i].test_only && in_list(f->cfg->prefer, vars[i].name) < 0) order[no++] = i;
+            if (!vars[i].test_only && in_list(f->cfg->prefer, vars[i].name) < 0 && !in_order(order, n_fast, i))
+                order[no++] = i;
     }
     int rc = KB_NOT_SUPPORTED;
     for (int i = 0; i < no; i++) {

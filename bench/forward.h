@@ -20,6 +20,7 @@
 #include "bench/harness.h"
 #include "bench/forward_ref.h"
 #include "bench/model.h"
+#include "bench/resume.h"
 
 /* How a stack runs its matmuls (docs/FORWARD.md "Recipes"). */
 /* The forward's default --prefer: per op, the fastest cuda variant of the H200 qwen2.5-7b
@@ -60,6 +61,8 @@ typedef struct {
     const kb_backend *backend;  /* every op */
     const kb_backend *gemm;     /* the GEMMs and weight conversions (same device) */
     const char *prefer;         /* comma list of variant names to prefer, or NULL */
+    const kb_resume *prefer_from; /* --prefer-from: a node's variants timed fastest there
+                                     (its op and shape) come first, ahead of prefer; or NULL */
     kb_options opt;
     int32_t tokens[KB_MAX_TOKENS];
     int n_tokens, steps, repeat;
@@ -128,10 +131,13 @@ kb_forward_layer *kb_forward_layer_at(const kb_forward_result *res, const kb_mod
 typedef struct {
     kb_forward_cfg cfg;
     kb_model model;
+    kb_resume *prefer_from; /* cfg.prefer_from's owner */
     const char *csv_path, *json_path;
     int rows, quiet;
 } kb_forward_cli;
 int kb_forward_setup(int argc, char **argv, int test_variants, kb_forward_cli *cli);
+/* What a setup that returned -1 holds: the model, the --prefer-from table. */
+void kb_forward_cli_free(kb_forward_cli *cli);
 int kb_forward_main(int argc, char **argv);
 /* `kbench falsify ...` (bench/falsify.c) */
 int kb_falsify_main(int argc, char **argv);

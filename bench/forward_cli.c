@@ -42,6 +42,9 @@ static const char usage[] =
     "  --prefer V1,V2              variant names to prefer where a backend has several\n"
     "                              (default: the fastest cuda variants of the H200 table,\n"
     "                              " KB_FORWARD_PREFER ")\n"
+    "  --prefer-from FILE.csv      at each node, first the variants a kbench CSV timed at\n"
+    "                              its op and shape on its backend, fastest passing median\n"
+    "                              first (e.g. a --shapes qwen2.5-7b table), then --prefer\n"
     "  --no-timing | --reps N      time each step as one device sequence (a CUDA graph\n"
     "                              or recorded command buffer where the backend can)\n"
     "  --fast-accum on|off --algo heuristic|exhaustive --vk-device N --threads N\n"
@@ -148,7 +151,7 @@ int kb_forward_setup(int argc, char **argv, int test_variants, kb_forward_cli *c
     kb_forward_cfg *cfg = &cli->cfg;
     kb_model *m = &cli->model;
     const char *model = "synthetic:tiny", *backend = "cpu", *gemm = "ours", *recipe = "f32", *tokens = NULL;
-    const char *csv_path = NULL, *json_path = NULL;
+    const char *csv_path = NULL, *json_path = NULL, *prefer_from = NULL;
     long long seed = 1, threads = 0, v;
     int quiet = 0, rows = 0, info = 0, progress = isatty(2);
     cfg->steps = 3;
@@ -223,6 +226,7 @@ int kb_forward_setup(int argc, char **argv, int test_variants, kb_forward_cli *c
             snprintf(p.variant, sizeof p.variant, "%s", variant);
             cfg->plants[cfg->n_plants++] = p;
         } else if (!strcmp(a, "--prefer")) { NEED(); cfg->prefer = val; }
+        else if (!strcmp(a, "--prefer-from")) { NEED(); prefer_from = val; }
         else if (!strcmp(a, "--no-timing")) cfg->timing = 0;
         else if (!strcmp(a, "--reps")) {
             NEED();
@@ -303,11 +307,23 @@ int kb_forward_setup(int argc, char **argv, int test_variants, kb_forward_cli *c
         return KB_EXIT_USAGE;
     }
 
+    if (prefer_from) {
+        if (!(cli->prefer_from = kb_resume_load(prefer_from, "--prefer-from", msg, sizeof msg)))
+            return kb_model_free(m), bad("%s", msg);
+        cfg->prefer_from = cli->prefer_from;
+    }
     cli->csv_path = csv_path;
     cli->json_path = json_path;
     cli->rows = rows;
     cli->quiet = quiet;
     return -1;
+}
+
+void kb_forward_cli_free(kb_forward_cli *cli) {
+    kb_model_free(&cli->model);
+    kb_resume_free(cli->prefer_from);
+    cli->prefer_from = NULL;
+    cli->cfg.prefer_from = NULL;
 }
 
 int kb_forward_main(int argc, char **argv) {
@@ -316,18 +332,17 @@ int kb_forward_main(int argc, char **argv) {
     int rc = kb_forward_setup(argc, argv, 0, &cli);
     if (rc >= 0) return rc;
     kb_forward_cfg cfg = cli.cfg;
-    kb_model *mp = &cli.model;
     kb_harness h;
     memset(&h, 0, sizeof h);
     kb_run_info_fill(&h.info);
     FILE *csv = NULL, *json = NULL;
     if (!cli.quiet && cli.rows) h.reporters[h.n_reporters++] = kb_console_reporter(stdout);
     if (cli.csv_path) {
-        if (!(csv = fopen(cli.csv_path, "w"))) return kb_model_free(mp), bad("cannot write --csv file '%s'", cli.csv_path);
+        if (!(csv = fopen(cli.csv_path, "w"))) return kb_forward_cli_free(&cli), bad("cannot write --csv file '%s'", cli.csv_path);
         h.reporters[h.n_reporters++] = kb_csv_reporter(csv);
     }
     if (cli.json_path) {
-        if (!(json = fopen(cli.json_path, "w"))) return kb_model_free(mp), bad("cannot write --json file '%s'", cli.json_path);
+        if (!(json = fopen(cli.json_path, "w"))) return kb_forward_cli_free(&cli), bad("cannot write --json file '%s'", cli.json_path);
         h.reporters[h.n_reporters++] = kb_jsonl_reporter(json);
     }
     struct sigaction sa;
@@ -346,6 +361,6 @@ int kb_forward_main(int argc, char **argv) {
         printf("wall time %.1f s (model, reference, conversion, steps, checks)\n", kb_now_s() - t_start);
     }
     kb_forward_result_free(&res);
-    kb_model_free(mp);
+    kb_forward_cli_free(&cli);
     return rc;
 }

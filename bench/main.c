@@ -268,7 +268,7 @@ int main(int argc, char **argv) {
     kb_resume *resume = NULL;
     const char *csv_path = cli.csv;
     if (cli.resume) {
-        if (!(resume = kb_resume_load(cli.resume, msg, sizeof msg))) return kb_case_list_free(&cases), usage_error(msg);
+        if (!(resume = kb_resume_load(cli.resume, "--resume", msg, sizeof msg))) return kb_case_list_free(&cases), usage_error(msg);
         h.resume = resume;
         if (!csv_path) csv_path = cli.resume;
         if (cli.progress_set || isatty(2))

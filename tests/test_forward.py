@@ -8,6 +8,8 @@
   rounding error is up to 2^-4, ~3% rms after the dot products);
 - the planted bugs are named: the right op at the right layer, exit 1;
 - --repeat: the logits are bit-identical on fresh contexts;
+- --prefer-from: a node runs the variant a kbench CSV timed fastest (passing) at its op
+  and shape; a bad file exits 2 with one line;
 - GGUF: a file from gguf's GGUFWriter loads (names, types, dims as GGUFReader sees them),
   eps and rope base come from it; every corruption class exits 2 with its message.
 Usage: test_forward.py KBENCH"""
@@ -96,6 +98,53 @@ for backend in backends():
     rc, so, se = forward("--model", "synthetic:tiny", "--backend", backend, "--steps", "1", "--no-timing",
                          "--no-isolated", "--repeat", "3")
     t.check(rc == 0 and "logits bit-identical" in so, f"{backend}: --repeat 3 bit-identical: {so[-300:]}{se[-300:]}")
+
+# ---- --prefer-from: a node's variants in the order a kbench CSV timed them ------------------
+# The rows of one isolated run at one of tiny's GEMM shapes, their medians rewritten: the
+# variant the file has fastest (passing) runs at that shape and only there; a faster row
+# that failed counts for nothing; a name the backend does not have is passed over.
+def prefer_from_run(backend, times, verdicts=None):
+    iso = os.path.join(tmp, "prefer-iso.csv")
+    p = subprocess.run([kbench, "--op", "gemm_fp8", "--shape", "256x1x256", "--backend", backend, "--no-timing",
+                        "--quiet", "--csv", iso], capture_output=True, text=True, timeout=300)
+    r = rows(iso) if p.returncode == 0 else []
+    for x in r:
+        x["time_med_us"] = str(times.get(x["variant"], 5.0))
+        x["verdict"] = (verdicts or {}).get(x["variant"], x["verdict"])
+    r += [dict(r[0], variant="no_such_variant", time_med_us="0.5")] if r else []
+    table = os.path.join(tmp, "prefer-table.csv")
+    with open(table, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(r[0].keys()) if r else ["schema"], lineterminator="\n")
+        w.writeheader()
+        w.writerows(r)
+    out = os.path.join(tmp, "prefer-fwd.csv")
+    rc, so, se = forward("--model", "synthetic:tiny", "--backend", backend, "--recipe", "q4k-fp8-tensor", "--steps",
+                         "1", "--no-timing", "--no-isolated", "--prefer-from", table, "--csv", out)
+    used = {}
+    for x in rows(out) if rc == 0 else []:
+        if x["op"] == "gemm_fp8":
+            used.setdefault(x["shape"], set()).add(x["variant"])
+    return rc, used, se
+
+
+if "vulkan" in backends():
+    rc, used, se = prefer_from_run("vulkan", {"gemv_sg": 1.0, "gemv": 3.0})
+    t.check(rc == 0 and used.get("256x1x256") == {"gemv_sg"} and all(v == {"gemv"} for k, v in used.items()
+                                                                    if k != "256x1x256"),
+            f"--prefer-from: gemv_sg, timed fastest at 256x1x256, runs there and only there: {used} {se[-300:]}")
+    rc, used, se = prefer_from_run("vulkan", {"gemv_sg": 1.0, "gemv": 3.0}, {"gemv_sg": "fail"})
+    t.check(rc == 0 and used.get("256x1x256") == {"gemv"},
+            f"--prefer-from: a faster row that failed parity is not chosen: {used} {se[-300:]}")
+rc, used, se = prefer_from_run("cpu", {})
+t.check(rc == 0 and used and all(len(v) == 1 for v in used.values()),
+        f"--prefer-from on cpu: a variant the backend lacks is passed over: {used} {se[-300:]}")
+for bad_file, pattern in [(os.path.join(tmp, "missing.csv"), r"--prefer-from: cannot read"),
+                          (os.path.join(os.path.dirname(__file__), "test_forward.py"), r"--prefer-from: .* is not a kbench CSV")]:
+    rc, so, se = forward("--model", "synthetic:tiny", "--backend", "cpu", "--steps", "0", "--no-timing",
+                         "--prefer-from", bad_file)
+    lines = [x for x in se.splitlines() if x.strip()]
+    t.check(rc == 2 and len(lines) == 1 and re.search(pattern, lines[0]) is not None,
+            f"--prefer-from {os.path.basename(bad_file)}: exit 2, one line matching {pattern!r}: {rc} {se!r}")
 
 # ---- GGUF written by gguf's writer ---------------------------------------------------------
 from gguf import GGUFReader  # noqa: E402

@@ -53,6 +53,11 @@
 #             beside the running one and load early; cuBLASLt beside
 #   fit       rmsnorm, rope and embed with blocks that fit the qwen2.5-7b rows exactly
 #             (no idle lanes in the last item) against the listed variants
+#   fwdfrom   the 7B decode step with every node's variant the fastest of a measured
+#             qwen2.5-7b table (--prefer-from: this call's table.csv, else PREFER_TABLE or
+#             devbin/prefer-table.csv), beside the default --prefer, the PDL GEMV and
+#             cuBLASLt's GEMMs
+#   minb      gemv_v2 at PDL=1: WARPS x UNROLL x MINB (registers) at the decode shapes
 #   ltdiag    cuBLASLt blk128 split-K configurations: repeats, workspace fills, initcheck
 #   tune      --tune points of rmsnorm, rope, dequant, embed, gemv_v2, Vulkan rmsnorm; smoke hashes
 #   cputable  the qwen2.5-7b table on the cpu backend (host-bound: beside untimed steps only)
@@ -478,13 +483,16 @@ step_pdltune() {
   run pdltune_k 100 $K --op gemm_fp8 --shape 3584x1x18944 $p $t --csv "$R/pdltune-k.csv"
 }
 
+# the default --prefer (bench/forward.h) without its first name, the GEMV's
+prefer_rest() { sed -n 's/^#define KB_FORWARD_PREFER "[^,]*,\(.*\)"$/\1/p' bench/forward.h; }
+
 # The 7B forward (q4k-fp8-tensor, the prompt and 2 decode steps, chained rows only) twice:
 # with the GEMV gemv_v2_b256_u7_t1 as written (TAG_plain) and at PDL=1 (TAG_pdl), the other
 # ops as the default --prefer (bench/forward.h) has them. TAG FLAGS...
 pdl_forward_pair() {
   local tag=$1 rest
   shift
-  rest=$(sed -n 's/^#define KB_FORWARD_PREFER "[^,]*,\(.*\)"$/\1/p' bench/forward.h)
+  rest=$(prefer_rest)
   for kind in plain pdl; do
     local gemv=gemv_v2_b256_u7_t1
     [ $kind = pdl ] && gemv=${gemv}_pdl
@@ -575,6 +583,8 @@ step_slots() {
   run slots_lt_k 30 $K --op gemm_fp8 --shape 3584x1x18944 --backend cublaslt $t --csv "$R/slots-lt-k.csv"
 }
 
+# (run on c2b4fa4, which listed the exact-fit variants; removed after: within 1 % of the
+# listed ones, results/h200/fit.csv)
 # the streaming ops with blocks that fit the qwen2.5-7b rows exactly: rmsnorm's 896 float4
 # a row (224 x 4, 128 x 7, 448 x 2, 896 x 1), rope's 448 float4 pairs a token (224 x 2,
 # 448 x 1, 64 x 7), embed's 14 Q4_K blocks a row (7 or 14 warps a block); --repeat 3
@@ -588,6 +598,30 @@ step_fit() {
     $t --csv "$R/fit-rope.csv"
   run fit_embed 90 $K --op embed --shape 4096x3584x152064 --variant 'v2_b256,v2_b224,v2_b448' \
     $t --csv "$R/fit-embed.csv"
+}
+
+# the 7B decode step (one CUDA graph a step, median of 20) with --prefer-from a table of
+# this GPU; then, in the same lease, the default --prefer, the PDL GEMV and cuBLASLt's GEMMs
+step_fwdfrom() {
+  local table=${PREFER_TABLE:-devbin/prefer-table.csv}
+  [ -s "$R/table.csv" ] && table=$R/table.csv
+  run fwdfrom 150 $K forward --model synthetic:qwen2.5-7b --backend cuda --recipe q4k-fp8-tensor --steps 2 \
+    --no-isolated --reps 20 --prefer-from "$table" --csv "$R/fwdfrom.csv"
+  step_fwdtime
+  local rest
+  rest=$(prefer_rest)
+  run fwdfrom_pdl 150 $K forward --model synthetic:qwen2.5-7b --backend cuda --recipe q4k-fp8-tensor --steps 2 \
+    --no-isolated --reps 20 --prefer "gemv_v2_b256_u7_t1_pdl,$rest" --csv "$R/fwdfrom-pdl.csv"
+}
+
+# gemv_v2 at PDL=1 with one n8 tile: warps x chunks x the __launch_bounds__ minimum (MINB 0:
+# ptxas's own registers) at the decode shapes; --repeat 2
+step_minb() {
+  local t="--mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet --fast-accum off --backend cuda --repeat 2"
+  local p="--variant gemv_v2_b128_u2_t1_pdl --tune WARPS=4,8 --tune UNROLL=2,4 --tune MINB=0,4,5,6,8"
+  run minb_n 120 $K --op gemm_fp8 --shape 512,3584x1x3584 $p $t --csv "$R/minb-n.csv"
+  run minb_m 200 $K --op gemm_fp8 --shape 18944,152064x1x3584 $p $t --csv "$R/minb-m.csv"
+  run minb_k 100 $K --op gemm_fp8 --shape 3584x1x18944 $p $t --csv "$R/minb-k.csv"
 }
 
 # kbench's rotate mode (now a recorded graph) against lt_rotate_check's loops, cuBLASLt
