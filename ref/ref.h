@@ -45,6 +45,10 @@ void ref_matmul(int64_t m, int64_t n, int64_t k, kb_dtype w_type, const void *w,
  * pos * theta^(-2i/d). mag: see the file (angle error of a float implementation). */
 void ref_rope_neox(int64_t n, int64_t heads, int64_t head_dim, double theta, const double *x, const int32_t *pos,
                    double *y, double *mag);
+/* For the GPU backends' rope without fp64 (ref/rope_neox.c): per i < head_dim/2 the
+ * frequency in turns per position, g_i = theta^(-2i/d) / (2 pi), as the 64-bit binary
+ * fraction floor(g_i * 2^64): tab[2i] its high 32 bits, tab[2i+1] its low 32. */
+void kb_rope_turns(double theta, int64_t head_dim, uint32_t *tab);
 
 /* attention (ref/attention.c): causal GQA softmax(q k^T / sqrt(d)) v; query i sits
  * at position kv_len - n + i. q [n][heads][d], k, v [kv_len][kv_heads][d]. */

@@ -70,3 +70,17 @@ void ref_rope_neox(int64_t n, int64_t heads, int64_t head_dim, double theta, con
     rope_job j = {heads, head_dim, theta, x, pos, y, mag};
     kb_parallel_for(n, rope_token, &j);
 }
+
+/* g_i < 1/(2 pi); fp64 gives 53 significant bits, so the fraction's error is < 2^-53 g_i
+ * and pos * error stays below 2^-30 turn for any int32 position. A backend then forms
+ * (pos * g_i) mod 1 exactly in integer arithmetic (kernels/spirv/rope_neox.comp). */
+void kb_rope_turns(double theta, int64_t head_dim, uint32_t *tab) {
+    const double two_pi = 6.283185307179586476925286766559;
+    for (int64_t i = 0; i < head_dim / 2; i++) {
+        const double gi = pow(theta, -2.0 * (double)i / (double)head_dim) / two_pi;
+        const double hi = floor(ldexp(gi, 32));
+        const double lo = floor(ldexp(ldexp(gi, 32) - hi, 32));
+        tab[2 * i] = (uint32_t)hi;
+        tab[2 * i + 1] = (uint32_t)lo;
+    }
+}

@@ -20,6 +20,7 @@
 #include "kernels/cuda/cuda_driver.h"
 #include "kernels/cuda/cuda_ipc.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "ref/ref.h"
 #include "kernels/cuda/fp8.cuh"
 #include "kernels/cuda/nvrtc_build.h"
 #include "ref/formats.h"
@@ -351,6 +352,24 @@ static int plan(const kb_case *c, const char *variant, kbcu_plan *p, char *msg) 
 }
 
 static int64_t threads_x(const kbcu_launch *l) { return l->grid[0] * l->block[0]; }
+
+/* rope_neox.cu's turn_sincos in C: (|p| * G) mod 1 in 32-bit integers, the nearest quarter
+ * turn, Cephes' sinf/cosf polynomials on the rest */
+static void turn_sincos_model(int p, uint32_t g_hi, uint32_t g_lo, float *s, float *c) {
+    const uint32_t a = (uint32_t)(p < 0 ? -p : p);
+    const uint32_t lo = a * g_lo;
+    uint32_t hi = (uint32_t)(((uint64_t)a * g_lo) >> 32) + a * g_hi;
+    if (p < 0) hi = ~hi + (lo == 0u ? 1u : 0u);
+    const uint32_t q = (hi + 0x20000000u) >> 30;
+    const float r = (float)(int32_t)(hi - (q << 30)) * 1.4629180792671596e-9f;
+    const float z = r * r;
+    const float s0 = ((-1.9515295891e-4f * z + 8.3321608736e-3f) * z - 1.6666654611e-1f) * z * r + r;
+    const float c0 = ((2.443315711809948e-5f * z - 1.388731625493765e-3f) * z + 4.166664568298827e-2f) * z * z -
+                     0.5f * z + 1.0f;
+    const float ss[4] = {s0, c0, -s0, -c0}, cc[4] = {c0, -s0, -c0, s0};
+    *s = ss[q & 3u];
+    *c = cc[q & 3u];
+}
 
 static kb_case make_case(kb_op_id op) {
     kb_case c;
@@ -716,8 +735,31 @@ static void test_geometry(void) {
     CHECK(plan(&ro, "v3_b256_i2", &p, msg) == KB_OK && p.launch[0].grid[0] == 512 && p.launch[0].smem == 512 &&
               strcmp(p.launch[0].kernel, "rope_neox_v3") == 0,
           "rope v3: v2's geometry");
+    CHECK(plan(&ro, "v4_b256", &p, msg) == KB_OK && p.launch[0].grid[0] == 512 * 28 * 16 / 256 &&
+              p.workspace == 128 * 4 && p.ws_init_bytes == 128 * 4 && p.launch[0].args[2].kind == KBCU_ARG_WS &&
+              p.launch[0].nargs == 7,
+          "rope v4: a thread per float4 of pairs, the frequency table in the workspace (%s)", msg);
+    if (p.ws_init) {
+        uint32_t want[128];
+        kb_rope_turns(ro.theta, 128, want);
+        CHECK(!memcmp(p.ws_init, want, sizeof want) && want[0] == 683565275u,
+              "rope v4's table is kb_rope_turns' (g_0 = 1/(2 pi): 0x28be60db high word)");
+        /* v4's angle (rope_neox.cu, turn_sincos) as C: integer turns, Cephes polynomials;
+         * against fp64 sin/cos for every position below 32768 and both signs */
+        double worst = 0;
+        for (int i = 0; i < 64; i += 9)
+            for (int pp = -32767; pp < 32768; pp += 7) {
+                float sm, cm;
+                turn_sincos_model(pp, want[2 * i], want[2 * i + 1], &sm, &cm);
+                const double ang = (double)pp * pow(ro.theta, -2.0 * i / 128.0);
+                const double e = fmax(fabs(sm - sin(ang)), fabs(cm - cos(ang)));
+                if (e > worst) worst = e;
+            }
+        CHECK(worst < 2.5e-7, "rope v4's integer angle: sin/cos within %.3g of fp64 over |pos| < 32768", worst);
+    }
     ro.head_dim = 68;
     CHECK(plan(&ro, "v2_b256", &p, msg) == KB_NOT_SUPPORTED, "rope v2 needs d %% 8 == 0");
+    CHECK(plan(&ro, "v4_b256", &p, msg) == KB_NOT_SUPPORTED, "rope v4 needs d %% 8 == 0");
 
     kb_case a = make_case(KB_OP_attention);
     a.heads = 28, a.kv_heads = 4, a.head_dim = 128, a.kv_len = 4096, a.n = 1;

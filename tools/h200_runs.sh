@@ -57,6 +57,9 @@
 #             qwen2.5-7b table (--prefer-from: this call's table.csv, else PREFER_TABLE or
 #             devbin/prefer-table.csv), beside the default --prefer, the PDL GEMV and
 #             cuBLASLt's GEMMs
+#   ropev4    rope_neox v4 (the angle from an integer frequency table, no fp64) on its first
+#             GPU run: smoke parity, the qwen2.5-7b rope shapes beside v1-v3 and Vulkan,
+#             compute-sanitizer memcheck and initcheck
 #   minb      gemv_v2 at PDL=1: WARPS x UNROLL x MINB (registers) at the decode shapes
 #   ltdiag    cuBLASLt blk128 split-K configurations: repeats, workspace fills, initcheck
 #   tune      --tune points of rmsnorm, rope, dequant, embed, gemv_v2, Vulkan rmsnorm; smoke hashes
@@ -612,6 +615,20 @@ step_fwdfrom() {
   rest=$(prefer_rest)
   run fwdfrom_pdl 150 $K forward --model synthetic:qwen2.5-7b --backend cuda --recipe q4k-fp8-tensor --steps 2 \
     --no-isolated --reps 20 --prefer "gemv_v2_b256_u7_t1_pdl,$rest" --csv "$R/fwdfrom-pdl.csv"
+}
+
+# rope_neox v4's first GPU run: parity on the smoke table, then timing at the qwen2.5-7b
+# rope shapes with every variant and Vulkan's (the same method) beside; --repeat 3; then
+# memcheck and initcheck (its table is copied into the workspace at prepare)
+step_ropev4() {
+  run ropev4_smoke 60 $K --op rope_neox --shapes smoke --backend cuda --no-timing --quiet --csv "$R/ropev4-smoke.csv"
+  run ropev4 150 $K --op rope_neox --shapes qwen2.5-7b --backend cuda,vulkan --mode rotate --reps 20 --max-time 0.1 \
+    --warmup 1 --quiet --repeat 3 --csv "$R/ropev4.csv"
+  for tool in memcheck initcheck; do
+    run "ropev4_$tool" 60 env KB_CUDA_TIMEOUT_S=300 compute-sanitizer --tool $tool --target-processes all \
+      --error-exitcode 9 $K --op rope_neox --shapes smoke --backend cuda --variant v4_b256 --mode rotate --reps 3 \
+      --warmup 0 --max-time 0.01 --quiet --csv "$R/ropev4-$tool.csv"
+  done
 }
 
 # gemv_v2 at PDL=1 with one n8 tile: warps x chunks x the __launch_bounds__ minimum (MINB 0:

@@ -263,6 +263,13 @@ int kbw_prog_build(const kbcu_plan *p, const CUdeviceptr *tensors, int ntensors,
             rc = kbw_cu_fail(msg, z, "cuMemsetD8Async (zero the workspace)");
             goto fail;
         }
+        /* the plan's constant table (pageable: the call has taken the bytes when it returns) */
+        const CUresult t = p->ws_init_bytes ? g.drv.MemcpyHtoDAsync(pr->ws, p->ws_init, (size_t)p->ws_init_bytes, g.stream)
+                                            : CUDA_SUCCESS;
+        if (t != CUDA_SUCCESS) {
+            rc = kbw_cu_fail(msg, t, "cuMemcpyHtoDAsync (the workspace's table)");
+            goto fail;
+        }
     }
     for (int i = 0; i < p->nlaunch; i++) {
         const kbcu_launch *pl = &p->launch[i];

@@ -106,6 +106,9 @@ typedef struct {
     int nlaunch, cap;
     uint64_t workspace; /* device scratch bytes, owned by the prepared state */
     int zero_workspace; /* 1: set to 0 once, at prepare (counters the kernels return to 0) */
+    void *ws_init;      /* host bytes copied to the workspace's start once, at prepare (a
+                           constant table the plan computes: rope v4's frequencies); or NULL */
+    uint64_t ws_init_bytes;
     int oom;            /* an allocation failed while building */
 } kbcu_plan;
 
@@ -188,6 +191,9 @@ kbcu_launch *kbcu_add_launch_module(kbcu_plan *p, const char *source, const char
 void kbcu_arg_tensor(kbcu_plan *p, kbcu_launch *l, int tensor);
 void kbcu_arg_tensor_at(kbcu_plan *p, kbcu_launch *l, int tensor, int64_t byte_offset);
 void kbcu_arg_ws(kbcu_plan *p, kbcu_launch *l, int64_t byte_offset);
+/* A table of `bytes` for the workspace's start, filled by the caller now and copied to the
+ * device at prepare (the workspace grows to hold it); NULL when out of host memory. */
+void *kbcu_ws_init(kbcu_plan *p, uint64_t bytes);
 void kbcu_arg_i32(kbcu_plan *p, kbcu_launch *l, int64_t v);
 void kbcu_arg_i64(kbcu_plan *p, kbcu_launch *l, int64_t v);
 void kbcu_arg_f32(kbcu_plan *p, kbcu_launch *l, double v);

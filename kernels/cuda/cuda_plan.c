@@ -162,6 +162,7 @@ int kbcu_resolve_variant(kb_op_id op, const char *name, int allow_test, kbcu_tun
 void kbcu_plan_free(kbcu_plan *p) {
     for (int i = 0; i < p->nlaunch; i++) free(p->launch[i].args);
     free(p->launch);
+    free(p->ws_init);
     memset(p, 0, sizeof *p);
 }
 
@@ -218,6 +219,17 @@ void kbcu_arg_tensor_at(kbcu_plan *p, kbcu_launch *l, int tensor, int64_t byte_o
 void kbcu_arg_tensor(kbcu_plan *p, kbcu_launch *l, int tensor) { kbcu_arg_tensor_at(p, l, tensor, 0); }
 void kbcu_arg_ws(kbcu_plan *p, kbcu_launch *l, int64_t byte_offset) {
     add_arg(p, l, (kbcu_arg){KBCU_ARG_WS, -1, byte_offset, 0});
+}
+void *kbcu_ws_init(kbcu_plan *p, uint64_t bytes) {
+    free(p->ws_init);
+    p->ws_init_bytes = 0;
+    if (!(p->ws_init = calloc(1, bytes ? (size_t)bytes : 1))) {
+        p->oom = 1;
+        return NULL;
+    }
+    p->ws_init_bytes = bytes;
+    if (p->workspace < bytes) p->workspace = bytes;
+    return p->ws_init;
 }
 void kbcu_arg_i32(kbcu_plan *p, kbcu_launch *l, int64_t v) { add_arg(p, l, (kbcu_arg){KBCU_ARG_I32, -1, v, 0}); }
 void kbcu_arg_i64(kbcu_plan *p, kbcu_launch *l, int64_t v) { add_arg(p, l, (kbcu_arg){KBCU_ARG_I64, -1, v, 0}); }

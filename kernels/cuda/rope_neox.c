@@ -1,11 +1,15 @@
 /* rope_neox.c - the cuda variants and launch plan of rope_neox (rope_neox.cu):
  * x [N][heads][d], pos [N] -> y. */
 #include "kernels/cuda/cuda_ops.h"
+#include "ref/ref.h" /* kb_rope_turns */
 
 static const kbcu_variant variants[] = {
     {"v1_b256", "rope_neox.cu", "rope_neox_v1", "-DBLOCK=256 -DPDL=0", 75, 0, 0},
     {"v2_b256", "rope_neox.cu", "rope_neox_v2", "-DBLOCK=256 -DPDL=0", 75, 0, 0},
     {"v3_b256_i2", "rope_neox.cu", "rope_neox_v3", "-DBLOCK=256 -DITEMS=2 -DPDL=0", 75, 0, 0},
+    /* the angle in 32-bit integer and float arithmetic from a host frequency table, one
+     * thread per float4 of pairs: no fp64 pow/sincos per block, no idle lanes at 4 heads */
+    {"v4_b256", "rope_neox.cu", "rope_neox_v4", "-DBLOCK=256 -DPDL=0", 75, 0, 0},
     {NULL, NULL, NULL, NULL, 0, 0, 0},
 };
 
@@ -17,6 +21,26 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
     if (!kbcu_fits_i32(c->n * c->heads * d)) return kb_fail(msg, KB_NOT_SUPPORTED, "tensor beyond int32 elements");
     const int block = kbcu_def_int(j->v, "BLOCK", 256);
     kbcu_launch *l;
+    if (kbcu_is(j->v, "v4")) {
+        /* the frequency table (d/2 64-bit fractions) in the workspace, copied at prepare */
+        if (d % 8) return kb_fail(msg, KB_NOT_SUPPORTED, "%s needs head_dim %% 8 == 0 (float4 halves)", j->v->name);
+        for (int t = 0; t < 3; t += 2) {
+            int rc = kbcu_need_aligned(j, t, 16, "reads and writes float4", msg);
+            if (rc != KB_OK) return rc;
+        }
+        uint32_t *tab = kbcu_ws_init(p, (uint64_t)d * sizeof(uint32_t));
+        if (!tab) return kb_fail(msg, KB_ERROR, "out of host memory (rope frequency table)");
+        kb_rope_turns(c->theta, d, tab);
+        l = kbcu_add_launch(p, j->v, j->v->kernel, kbcu_ceil_div(c->n * c->heads * (d / 8), block), 1, 1, block);
+        kbcu_arg_tensor(p, l, 0);
+        kbcu_arg_tensor(p, l, 1);
+        kbcu_arg_ws(p, l, 0);
+        kbcu_arg_tensor(p, l, 2);
+        kbcu_arg_i32(p, l, c->n);
+        kbcu_arg_i32(p, l, c->heads);
+        kbcu_arg_i32(p, l, d);
+        return KB_OK;
+    }
     if (kbcu_is(j->v, "v1")) {
         l = kbcu_add_launch(p, j->v, j->v->kernel, kbcu_ceil_div(c->n * c->heads * (d / 2), block), 1, 1, block);
     } else {

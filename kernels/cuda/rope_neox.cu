@@ -123,3 +123,59 @@ rope_neox_v3(const float *__restrict__ x, const int *__restrict__ pos, float *__
         rope4(*(const float4 *)(xt + h * d + i), *(const float4 *)(xt + h * d + half + i), cs3, half, i, yt + h * d);
     }
 }
+
+// v4: no fp64 at all. The angle of pair i at position p is p * g_i turns, g_i =
+// theta^(-2i/d) / (2 pi), which the plan hands over as 64-bit binary fractions (turns[i] =
+// (high, low) 32 bits; ref/rope_neox.c, kb_rope_turns): (|p| * g_i) mod 1 is then exact
+// in 32-bit integer arithmetic, its top two bits (rounded) pick the quarter turn, and the
+// rest, |a| <= pi/4, goes to Cephes' sinf/cosf polynomials (about 1 ulp there): the Vulkan
+// shader's method (kernels/spirv/rope_neox.comp). The remainder's conversion to float
+// rounds it by at most 2^-24 of pi/4 (4.7e-8 rad). One thread per float4 of pairs
+// (x_i..x_i+3 and their partners), a flat grid: no table, no barrier, any head count.
+__device__ __forceinline__ void turn_sincos(int p, uint2 g, float *s, float *c) {
+    const unsigned a = (unsigned)abs(p);
+    const unsigned lo = a * g.y;
+    unsigned hi = __umulhi(a, g.y) + a * g.x; // bits 32..63 of (|p| * G) mod 2^64
+    if (p < 0) hi = ~hi + (lo == 0u ? 1u : 0u); // the fraction of -|p| * G: two's complement
+    const unsigned q = (hi + 0x20000000u) >> 30;           // the nearest quarter turn
+    const float r = (float)(int)(hi - (q << 30)) * 1.4629180792671596e-9f; // 2 pi / 2^32
+    const float z = r * r;
+    const float s0 = ((-1.9515295891e-4f * z + 8.3321608736e-3f) * z - 1.6666654611e-1f) * z * r + r;
+    const float c0 = ((2.443315711809948e-5f * z - 1.388731625493765e-3f) * z + 4.166664568298827e-2f) * z * z -
+                     0.5f * z + 1.0f;
+    switch (q & 3u) {
+    case 0: *s = s0; *c = c0; break;
+    case 1: *s = c0; *c = -s0; break;
+    case 2: *s = -s0; *c = -c0; break;
+    default: *s = -c0; *c = s0; break;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(BLOCK)
+rope_neox_v4(const float *__restrict__ x, const int *__restrict__ pos, const uint2 *__restrict__ turns,
+             float *__restrict__ y, int n, int heads, int d) {
+    pdl_enter(); // PDL=1: wait for the previous kernel (pdl.cuh)
+    const int half = d / 2, q = half / 4;
+    const long long e = (long long)blockIdx.x * BLOCK + threadIdx.x; // (token * heads + head) * q + j
+    if (e >= (long long)n * heads * q) return;
+    const long long row = e / q;
+    const int i = (int)(e - row * q) * 4;
+    const float *xb = x + row * d;
+    const float4 a = *(const float4 *)(xb + i), u = *(const float4 *)(xb + half + i);
+    const int p = pos[row / heads];
+    float s[4], c[4];
+#pragma unroll
+    for (int k = 0; k < 4; k++) turn_sincos(p, turns[i + k], &s[k], &c[k]);
+    float4 lo, hi;
+    lo.x = a.x * c[0] - u.x * s[0];
+    hi.x = a.x * s[0] + u.x * c[0];
+    lo.y = a.y * c[1] - u.y * s[1];
+    hi.y = a.y * s[1] + u.y * c[1];
+    lo.z = a.z * c[2] - u.z * s[2];
+    hi.z = a.z * s[2] + u.z * c[2];
+    lo.w = a.w * c[3] - u.w * s[3];
+    hi.w = a.w * s[3] + u.w * c[3];
+    float *yb = y + row * d;
+    __stcs((float4 *)(yb + i), lo);
+    __stcs((float4 *)(yb + half + i), hi);
+}

@@ -2,15 +2,14 @@
  * fixed-point frequency table (rope_neox.comp). */
 #include "kernels/spirv/vk_op.h"
 
-#include <math.h>
+#include "ref/ref.h" /* kb_rope_turns */
+
 #include <stdlib.h>
 #include <string.h>
 
 #include "spv_rope_neox.h"
 
 static const vk_module mod = {"rope_neox.comp", kb_spv_rope_neox, sizeof kb_spv_rope_neox};
-
-#define KB_PI 3.14159265358979323846
 
 static const vk_test tests[] = {
     {"test_rope_gptj", "TEST ONLY: pairs (2i, 2i+1) (GPT-J layout) instead of NEOX"},
@@ -32,20 +31,10 @@ static int plan(vk_plan *p, char *msg) {
     if (c->head_dim <= 0 || c->head_dim % 2) return kb_fail(msg, KB_NOT_SUPPORTED, "head_dim must be even");
     if (!vk_fits_u32(c->n * c->heads * c->head_dim)) return kb_fail(msg, KB_NOT_SUPPORTED, "more than 2^32 values");
     const int64_t half = c->head_dim / 2;
-    /* Frequency table, turns per position: g_i = theta^(-2i/d) / (2 pi) (RoFormer's
-     * theta_i = base^(-2i/d), in turns), as the 64-bit binary fraction
-     * floor(g_i * 2^64) = (hi, lo); g_i < 1. fp64 gives 53 significant bits: the
-     * fraction's error is < 2^-53 g_i, so pos * error stays below 2^-30 turn for any
-     * int32 position. */
+    /* Frequency table, turns per position, as 64-bit binary fractions (kb_rope_turns) */
     uint32_t *tab = malloc(sizeof(uint32_t) * 2 * (size_t)half);
     if (!tab) return vk_plan_oom(msg);
-    for (int64_t i = 0; i < half; i++) {
-        const double gi = pow(c->theta, -2.0 * (double)i / (double)c->head_dim) / (2.0 * KB_PI);
-        const double hi = floor(ldexp(gi, 32));
-        const double lo = floor(ldexp(ldexp(gi, 32) - hi, 32));
-        tab[2 * i] = (uint32_t)hi;
-        tab[2 * i + 1] = (uint32_t)lo;
-    }
+    kb_rope_turns(c->theta, c->head_dim, tab);
     const int freq = vk_plan_scratch(p, sizeof(uint32_t) * 2 * (uint64_t)half, tab);
     if (freq < 0) return vk_plan_oom(msg);
     vk_dispatch *d = vk_plan_dispatch(p, &mod, (uint32_t)vk_ceil_div(c->n * c->heads * half, 256));
