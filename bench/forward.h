@@ -25,9 +25,11 @@
 /* How a stack runs its matmuls (docs/FORWARD.md "Recipes"). */
 /* The forward's default --prefer: per op, the fastest cuda variant of the H200 qwen2.5-7b
  * table (results/h200/README.md) where it differs from the first listed (v1, the
- * simplest). A name a backend does not have is ignored; the first variant that
- * prepares runs where none of these does. */
-#define KB_FORWARD_PREFER "gemv_v2_b256_u4,v2_b256_i4,v3_b256_i2,decode_v2,v2_b256"
+ * simplest), one name an op (rope: v4_b256, fastest at the forward's 1-16 tokens; v3 only
+ * wins from ~2048 tokens of 28 heads). A name a backend does not have is ignored; the
+ * first variant that prepares runs where none of these does. --prefer-from chooses per
+ * shape from a measured table instead. */
+#define KB_FORWARD_PREFER "gemv_v2_b256_u4,v2_b256_i4,v4_b256,decode_v2,v2_b256"
 
 typedef struct {
     const char *name;
