@@ -13,6 +13,17 @@ static const kbcu_variant variants[] = {
     {NULL, NULL, NULL, NULL, 0, 0, 0},
 };
 
+/* v2-v4 read and write each half of a head as float4s */
+static int need_float4_halves(const kbcu_job *j, char *msg) {
+    if (j->c->head_dim % 8)
+        return kb_fail(msg, KB_NOT_SUPPORTED, "%s needs head_dim %% 8 == 0 (float4 halves)", j->v->name);
+    for (int t = 0; t < 3; t += 2) {
+        const int rc = kbcu_need_aligned(j, t, 16, "reads and writes float4", msg);
+        if (rc != KB_OK) return rc;
+    }
+    return KB_OK;
+}
+
 static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
     const kb_case *c = j->c;
     const int64_t d = c->head_dim;
@@ -23,11 +34,8 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
     kbcu_launch *l;
     if (kbcu_is(j->v, "v4")) {
         /* the frequency table (d/2 64-bit fractions) in the workspace, copied at prepare */
-        if (d % 8) return kb_fail(msg, KB_NOT_SUPPORTED, "%s needs head_dim %% 8 == 0 (float4 halves)", j->v->name);
-        for (int t = 0; t < 3; t += 2) {
-            int rc = kbcu_need_aligned(j, t, 16, "reads and writes float4", msg);
-            if (rc != KB_OK) return rc;
-        }
+        const int rc = need_float4_halves(j, msg);
+        if (rc != KB_OK) return rc;
         uint32_t *tab = kbcu_ws_init(p, (uint64_t)d * sizeof(uint32_t));
         if (!tab) return kb_fail(msg, KB_ERROR, "out of host memory (rope frequency table)");
         kb_rope_turns(c->theta, d, tab);
@@ -45,11 +53,8 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
         l = kbcu_add_launch(p, j->v, j->v->kernel, kbcu_ceil_div(c->n * c->heads * (d / 2), block), 1, 1, block);
     } else {
         /* v2, v3: a block per token, the (cos, sin) table in shared memory */
-        if (d % 8) return kb_fail(msg, KB_NOT_SUPPORTED, "%s needs head_dim %% 8 == 0 (float4 halves)", j->v->name);
-        for (int t = 0; t < 3; t += 2) {
-            int rc = kbcu_need_aligned(j, t, 16, "reads and writes float4", msg);
-            if (rc != KB_OK) return rc;
-        }
+        const int rc = need_float4_halves(j, msg);
+        if (rc != KB_OK) return rc;
         l = kbcu_add_launch(p, j->v, j->v->kernel, c->n, 1, 1, block);
         if (l) l->smem = d * (int64_t)sizeof(float);
     }
