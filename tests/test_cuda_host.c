@@ -736,7 +736,7 @@ static void test_geometry(void) {
               strcmp(p.launch[0].kernel, "rope_neox_v3") == 0,
           "rope v3: v2's geometry");
     CHECK(plan(&ro, "v4_b256", &p, msg) == KB_OK && p.launch[0].grid[0] == 512 * 28 * 16 / 256 &&
-              p.workspace == 128 * 4 && p.ws_init_bytes == 128 * 4 && p.launch[0].args[2].kind == KBCU_ARG_WS &&
+              p.workspace == 128 * 4 && p.ws_init_bytes == 128 * 4 && p.launch[0].args[6].kind == KBCU_ARG_WS &&
               p.launch[0].nargs == 7,
           "rope v4: a thread per float4 of pairs, the frequency table in the workspace (%s)", msg);
     if (p.ws_init) {

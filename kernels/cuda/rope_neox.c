@@ -40,16 +40,7 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
         if (!tab) return kb_fail(msg, KB_ERROR, "out of host memory (rope frequency table)");
         kb_rope_turns(c->theta, d, tab);
         l = kbcu_add_launch(p, j->v, j->v->kernel, kbcu_ceil_div(c->n * c->heads * (d / 8), block), 1, 1, block);
-        kbcu_arg_tensor(p, l, 0);
-        kbcu_arg_tensor(p, l, 1);
-        kbcu_arg_ws(p, l, 0);
-        kbcu_arg_tensor(p, l, 2);
-        kbcu_arg_i32(p, l, c->n);
-        kbcu_arg_i32(p, l, c->heads);
-        kbcu_arg_i32(p, l, d);
-        return KB_OK;
-    }
-    if (kbcu_is(j->v, "v1")) {
+    } else if (kbcu_is(j->v, "v1")) {
         l = kbcu_add_launch(p, j->v, j->v->kernel, kbcu_ceil_div(c->n * c->heads * (d / 2), block), 1, 1, block);
     } else {
         /* v2, v3: a block per token, the (cos, sin) table in shared memory */
@@ -64,7 +55,8 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
     kbcu_arg_i32(p, l, c->n);
     kbcu_arg_i32(p, l, c->heads);
     kbcu_arg_i32(p, l, d);
-    kbcu_arg_f64(p, l, c->theta);
+    if (kbcu_is(j->v, "v4")) kbcu_arg_ws(p, l, 0); /* the frequency table */
+    else kbcu_arg_f64(p, l, c->theta);
     return KB_OK;
 }
 

@@ -152,8 +152,8 @@ __device__ __forceinline__ void turn_sincos(int p, uint2 g, float *s, float *c) 
 }
 
 extern "C" __global__ void __launch_bounds__(BLOCK)
-rope_neox_v4(const float *__restrict__ x, const int *__restrict__ pos, const uint2 *__restrict__ turns,
-             float *__restrict__ y, int n, int heads, int d) {
+rope_neox_v4(const float *__restrict__ x, const int *__restrict__ pos, float *__restrict__ y, int n, int heads, int d,
+             const uint2 *__restrict__ turns) {
     pdl_enter(); // PDL=1: wait for the previous kernel (pdl.cuh)
     const int half = d / 2, q = half / 4;
     const long long e = (long long)blockIdx.x * BLOCK + threadIdx.x; // (token * heads + head) * q + j
