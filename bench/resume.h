@@ -1,8 +1,8 @@
 /* resume.h - `--resume FILE.csv`: the points a previous run already wrote, so a sweep
  * interrupted at hour two continues instead of restarting; and, for `kbench forward
- * --prefer-from`, which variant the file timed fastest at each op and shape. A point is a case (op,
- * shape, every parameter the op reads, seed) on a backend with a variant; a row for it
- * in the file (any verdict) means it is done. */
+ * --prefer-from`, which variant the file timed fastest at each op and shape. A point is a
+ * case (op, shape, every parameter the op reads, seed) on a backend with a variant; a row
+ * for it in the file (any verdict) means it is done. */
 #ifndef KB_RESUME_H
 #define KB_RESUME_H
 

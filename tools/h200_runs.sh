@@ -489,9 +489,17 @@ step_pdltune() {
 # the default --prefer (bench/forward.h) without its first name, the GEMV's
 prefer_rest() { sed -n 's/^#define KB_FORWARD_PREFER "[^,]*,\(.*\)"$/\1/p' bench/forward.h; }
 
-# The 7B forward (q4k-fp8-tensor, the prompt and 2 decode steps, chained rows only) twice:
-# with the GEMV gemv_v2_b256_u7_t1 as written (TAG_plain) and at PDL=1 (TAG_pdl), the other
-# ops as the default --prefer (bench/forward.h) has them. TAG FLAGS...
+# The 7B forward as the forward steps below run it (cuda, q4k-fp8-tensor, the prompt and 2
+# decode steps, chained rows only), its rows in $R/NAME.csv with '_' as '-'. NAME FLAGS...
+forward_7b() {
+  local name=$1
+  shift
+  run "$name" 150 $K forward --model synthetic:qwen2.5-7b --backend cuda --recipe q4k-fp8-tensor --steps 2 \
+    --no-isolated "$@" --csv "$R/${name//_/-}.csv"
+}
+
+# That forward twice: with the GEMV gemv_v2_b256_u7_t1 as written (TAG_plain) and at PDL=1
+# (TAG_pdl), the other ops as the default --prefer (bench/forward.h) has them. TAG FLAGS...
 pdl_forward_pair() {
   local tag=$1 rest
   shift
@@ -499,8 +507,7 @@ pdl_forward_pair() {
   for kind in plain pdl; do
     local gemv=gemv_v2_b256_u7_t1
     [ $kind = pdl ] && gemv=${gemv}_pdl
-    run "${tag}_$kind" 150 $K forward --model synthetic:qwen2.5-7b --backend cuda --recipe q4k-fp8-tensor --steps 2 \
-      --no-isolated "$@" --prefer "$gemv,$rest" --csv "$R/$tag-$kind.csv"
+    forward_7b "${tag}_$kind" "$@" --prefer "$gemv,$rest"
   done
 }
 
@@ -545,9 +552,8 @@ step_pdlfwdtime() { pdl_forward_pair pdlfwdtime --reps 20; }
 
 # the same forward with the default --prefer, and with cuBLASLt's GEMMs, beside the above
 step_fwdtime() {
-  local f="forward --model synthetic:qwen2.5-7b --backend cuda --steps 2 --no-isolated --reps 20"
-  run fwdtime_default 150 $K $f --recipe q4k-fp8-tensor --csv "$R/fwdtime-default.csv"
-  run fwdtime_cublaslt 150 $K $f --gemm cublaslt --recipe q4k-fp8-tensor --csv "$R/fwdtime-cublaslt.csv"
+  forward_7b fwdtime_default --reps 20
+  forward_7b fwdtime_cublaslt --reps 20 --gemm cublaslt
 }
 
 # dequant_q4k v2 (ITEMS 256-value blocks a warp) and embed v2 (ITEMS tokens a warp) at the
@@ -608,13 +614,9 @@ step_fit() {
 step_fwdfrom() {
   local table=${PREFER_TABLE:-devbin/prefer-table.csv}
   [ -s "$R/table.csv" ] && table=$R/table.csv
-  run fwdfrom 150 $K forward --model synthetic:qwen2.5-7b --backend cuda --recipe q4k-fp8-tensor --steps 2 \
-    --no-isolated --reps 20 --prefer-from "$table" --csv "$R/fwdfrom.csv"
+  forward_7b fwdfrom --reps 20 --prefer-from "$table"
   step_fwdtime
-  local rest
-  rest=$(prefer_rest)
-  run fwdfrom_pdl 150 $K forward --model synthetic:qwen2.5-7b --backend cuda --recipe q4k-fp8-tensor --steps 2 \
-    --no-isolated --reps 20 --prefer "gemv_v2_b256_u7_t1_pdl,$rest" --csv "$R/fwdfrom-pdl.csv"
+  forward_7b fwdfrom_pdl --reps 20 --prefer "gemv_v2_b256_u7_t1_pdl,$(prefer_rest)"
 }
 
 # rope_neox v4's first GPU run: parity on the smoke table, then timing at the qwen2.5-7b
