@@ -240,8 +240,8 @@ static void test_variants(void) {
           "the point's -D options: %s", v[0].detail);
     CHECK(strstr(v[1].detail, "not_supported") && strstr(v[1].detail, "no tunable ITEMS"),
           "a point the variant cannot take says why: %s", v[1].detail);
-    CHECK(!strcmp(v[5].detail, "rmsnorm_v2 -DBLOCK=128 -DITEMS=8 -DPDL=0") &&
-              !strcmp(v[5].tunables, "BLOCK=128 ITEMS=8 PDL=0"),
+    CHECK(!strcmp(v[5].detail, "rmsnorm_v2 -DBLOCK=128 -DITEMS=8 -DPDL=0 -DLDHINT=1 -DSTHINT=1") &&
+              !strcmp(v[5].tunables, "BLOCK=128 ITEMS=8 PDL=0 LDHINT=1 STHINT=1"),
           "v2_b128_i8[ITEMS=8]: %s", v[5].detail);
     CHECK(kb_backend_cuda.variants(&r, &opt, v, 5, msg) < 0 && strstr(msg, "more than 5"),
           "points beyond max are an error, not a silent cut: %s", msg);
@@ -964,12 +964,12 @@ static void test_tune_resolve(void) {
               v == kbcu_find_variant(KB_OP_rmsnorm, "v2_b256_i4", 1),
           "a plain name is the table's entry");
     CHECK(resolve(KB_OP_rmsnorm, "v2_b256_i4[BLOCK=128]", &t, &v, msg) == KB_OK && v == &t.v &&
-              !strcmp(v->defines, "-DBLOCK=128 -DITEMS=4 -DPDL=0") && !strcmp(v->name, "v2_b256_i4[BLOCK=128]") &&
+              !strcmp(v->defines, "-DBLOCK=128 -DITEMS=4 -DPDL=0 -DLDHINT=1 -DSTHINT=1") && !strcmp(v->name, "v2_b256_i4[BLOCK=128]") &&
               !strcmp(v->kernel, "rmsnorm_v2") && !strcmp(v->source, "rmsnorm.cu") &&
               kbcu_def_int(v, "BLOCK", 0) == 128,
           "v2_b256_i4[BLOCK=128]: %s (%s)", v ? v->defines : "-", msg);
     CHECK(resolve(KB_OP_rmsnorm, "v2_b256_i4[ITEMS=8,BLOCK=512]", &t, &v, msg) == KB_OK &&
-              !strcmp(v->defines, "-DBLOCK=512 -DITEMS=8 -DPDL=0") && !strcmp(v->name, "v2_b256_i4[BLOCK=512,ITEMS=8]"),
+              !strcmp(v->defines, "-DBLOCK=512 -DITEMS=8 -DPDL=0 -DLDHINT=1 -DSTHINT=1") && !strcmp(v->name, "v2_b256_i4[BLOCK=512,ITEMS=8]"),
           "the tunables in any order; the name comes back sorted: %s", v ? v->name : msg);
     CHECK(resolve(KB_OP_gemm_fp8, "gemv_v2_b256_u7_t1[UNROLL=3]", &t, &v, msg) == KB_OK &&
               !strcmp(v->defines, "-DWARPS=8 -DUNROLL=3 -DNT=1 -DLDHINT=2 -DPDL=0 -DMINB=0") && v->min_sm == 80,
@@ -1067,7 +1067,7 @@ static void test_tune_plans(void) {
               p.launch[0].grid[0] == 4096 && strstr(p.launch[0].opts, "-DBLOCK=128"),
           "rmsnorm v1 at BLOCK=128: a block of 128 a row, compiled with -DBLOCK=128 (%s)", msg);
     CHECK(plan(&r, "v2_b256_i4[BLOCK=512]", &p, msg) == KB_OK && p.launch[0].block[0] == 512 &&
-              !strcmp(p.launch[0].opts, "-DBLOCK=512 -DITEMS=4 -DPDL=0") && !p.launch[0].pdl,
+              !strcmp(p.launch[0].opts, "-DBLOCK=512 -DITEMS=4 -DPDL=0 -DLDHINT=1 -DSTHINT=1") && !p.launch[0].pdl,
           "rmsnorm v2 at BLOCK=512: %s", msg);
     int rc = plan(&r, "v2_b256_i4[BLOCK=128]", &p, msg);
     CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "v2_b256_i4[BLOCK=128]") && strstr(msg, "K <= 2048"),

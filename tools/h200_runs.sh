@@ -61,6 +61,8 @@
 #             GPU run: smoke parity, the qwen2.5-7b rope shapes beside v1-v3 and Vulkan,
 #             compute-sanitizer memcheck and initcheck
 #   minb      gemv_v2 at PDL=1: WARPS x UNROLL x MINB (registers) at the decode shapes
+#   hints     the streaming ops' cache hints (LDHINT, STHINT: stream.cuh) and rope v4's ITEMS
+#             at the qwen2.5-7b sizes above the L2; smoke parity and memcheck of the new points
 #   ltdiag    cuBLASLt blk128 split-K configurations: repeats, workspace fills, initcheck
 #   tune      --tune points of rmsnorm, rope, dequant, embed, gemv_v2, Vulkan rmsnorm; smoke hashes
 #   cputable  the qwen2.5-7b table on the cpu backend (host-bound: beside untimed steps only)
@@ -631,6 +633,34 @@ step_ropev4() {
       --error-exitcode 9 $K --op rope_neox --shapes smoke --backend cuda --variant v4_b256 --mode rotate --reps 3 \
       --warmup 0 --max-time 0.01 --quiet --csv "$R/ropev4-$tool.csv"
   done
+}
+
+# the streaming ops' load and store cache hints (stream.cuh) and rope v4 with ITEMS float4
+# pairs a thread: parity of the new points on the smoke table, then --repeat 3 timings at
+# the qwen2.5-7b shapes above the L2
+step_hints() {
+  local rv="v4_b256[ITEMS=2],v4_b256[ITEMS=4],v4_b256[LDHINT=2],v4_b256[STHINT=2],v3_b256_i2[LDHINT=2],v3_b256_i2[STHINT=2]"
+  run hints_smoke 90 $K --op rope_neox,rmsnorm --shapes smoke --backend cuda --no-timing --quiet \
+    --variant "$rv,v2_b256_i4[LDHINT=2],v2_b256_i4[STHINT=2]" --csv "$R/hints-smoke.csv"
+  run hints_memcheck 90 env KB_CUDA_TIMEOUT_S=300 compute-sanitizer --tool memcheck --target-processes all \
+    --error-exitcode 9 $K --op rope_neox --shapes smoke --backend cuda --variant 'v4_b256[ITEMS=4]' --mode rotate \
+    --reps 3 --warmup 0 --max-time 0.01 --quiet --csv "$R/hints-memcheck.csv"
+  local t="--mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet --backend cuda --repeat 3"
+  run hints_rmsnorm 90 $K --op rmsnorm --shape 4096x3584 --variant v2_b256_i4,v2_b128_i8 \
+    --tune LDHINT=1,2 --tune STHINT=1,2 $t --csv "$R/hints-rmsnorm.csv"
+  run hints_rope 120 $K --op rope_neox --shape 4096x28,4x128 --variant v3_b256_i2,v4_b256 \
+    --tune ITEMS=1,2,4 --tune LDHINT=1,2 --tune STHINT=1,2 $t --csv "$R/hints-rope.csv"
+  run hints_dequant 90 $K --op dequant_q4k --shape 18944x3584 --variant v2_b64,v2_b128 --tune STHINT=1,2 $t \
+    --csv "$R/hints-dequant.csv"
+  run hints_q6k 90 $K --op dequant_q4k --shape 152064x3584 --a-type q6_k --variant v2_b64_i4 --tune STHINT=1,2 $t \
+    --csv "$R/hints-q6k.csv"
+  run hints_embed 90 $K --op embed --shape 4096x3584x152064 --variant v2_b256 --tune STHINT=1,2 $t \
+    --csv "$R/hints-embed.csv"
+  run ncu_embed 90 ncu --target-processes all --clock-control none --cache-control all --section SpeedOfLight \
+    --section MemoryWorkloadAnalysis --section LaunchStats --section Occupancy --section WarpStateStats \
+    --metrics dram__bytes_read.sum,dram__bytes_write.sum --kernel-name regex:embed_q4k_v2 --launch-count 2 \
+    --log-file "$R/ncu-embed.txt" $K --op embed --shape 4096x3584x152064 --backend cuda --variant v2_b256 \
+    --no-timing --quiet
 }
 
 # gemv_v2 at PDL=1 with one n8 tile: warps x chunks x the __launch_bounds__ minimum (MINB 0:

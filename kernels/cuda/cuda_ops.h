@@ -53,6 +53,10 @@ typedef struct {
  * module waits (pdl_wait) before touching what the previous kernel may write; a launch of
  * the variant's own module then carries the PDL launch attribute (kbcu_add_launch). */
 #define KBCU_TUNE_PDL {"PDL", 0, 1, 0, "1: a programmatic dependent launch (sm_90)"}
+/* The cache hints of the streaming ops' 16-byte loads and stores (stream.cuh): an op lists
+ * them for the variants whose -D options name them. */
+#define KBCU_TUNE_LDHINT {"LDHINT", 1, 2, 0, "loads: 1 plain, 2 no L1 line and a 256-byte L2 prefetch"}
+#define KBCU_TUNE_STHINT {"STHINT", 1, 2, 0, "stores: 1 streaming (evict-first), 2 plain write-back"}
 #define KBCU_TUNE_END {NULL, 0, 0, 0, NULL}
 
 /* A variant at a tune point: the table's variant with its name and -D options

@@ -4,13 +4,13 @@
 
 static const kbcu_variant variants[] = {
     {"v1_b256", "dequant_q4k.cu", "dequant_q4k_v1 (q6_k: dequant_q6k_v1)", "-DBLOCK=256 -DPDL=0", 75, 0, 0},
-    {"v2_b128", "dequant_q4k.cu", "dequant_q4k_v2 (q6_k: dequant_q6k_v2)", "-DBLOCK=128 -DITEMS=1 -DPDL=0", 75, 0, 0},
-    {"v2_b256", "dequant_q4k.cu", "dequant_q4k_v2 (q6_k: dequant_q6k_v2)", "-DBLOCK=256 -DITEMS=1 -DPDL=0", 75, 0, 0},
+    {"v2_b128", "dequant_q4k.cu", "dequant_q4k_v2 (q6_k: dequant_q6k_v2)", "-DBLOCK=128 -DITEMS=1 -DPDL=0 -DSTHINT=1", 75, 0, 0},
+    {"v2_b256", "dequant_q4k.cu", "dequant_q4k_v2 (q6_k: dequant_q6k_v2)", "-DBLOCK=256 -DITEMS=1 -DPDL=0 -DSTHINT=1", 75, 0, 0},
     /* the fastest --tune point on the H200 at 18944x3584 (85.0 us vs 92.8 at BLOCK=256) */
-    {"v2_b64", "dequant_q4k.cu", "dequant_q4k_v2 (q6_k: dequant_q6k_v2)", "-DBLOCK=64 -DITEMS=1 -DPDL=0", 75, 0, 0},
+    {"v2_b64", "dequant_q4k.cu", "dequant_q4k_v2 (q6_k: dequant_q6k_v2)", "-DBLOCK=64 -DITEMS=1 -DPDL=0 -DSTHINT=1", 75, 0, 0},
     /* 4 blocks a warp, their byte loads first: Q6_K lm_head 152064x3584 962 -> 767 us (64 ->
      * 80 % of the copy rate); Q4_K unchanged within 1.5 % (results/h200/dequant-embed-items.csv) */
-    {"v2_b64_i4", "dequant_q4k.cu", "dequant_q4k_v2 (q6_k: dequant_q6k_v2)", "-DBLOCK=64 -DITEMS=4 -DPDL=0", 75, 0, 0},
+    {"v2_b64_i4", "dequant_q4k.cu", "dequant_q4k_v2 (q6_k: dequant_q6k_v2)", "-DBLOCK=64 -DITEMS=4 -DPDL=0 -DSTHINT=1", 75, 0, 0},
     {NULL, NULL, NULL, NULL, 0, 0, 0},
 };
 
@@ -58,6 +58,7 @@ static const kbcu_tunable tunables[] = {
     KBCU_TUNE_BLOCK,
     {"ITEMS", 1, 8, 0, "v2: 256-value blocks a warp decodes before its stores"},
     KBCU_TUNE_PDL,
+    KBCU_TUNE_STHINT,
     KBCU_TUNE_END,
 };
 

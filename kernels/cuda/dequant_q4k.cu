@@ -6,10 +6,11 @@
 //
 // -D options: BLOCK (threads per block); ITEMS (v2: 256-value blocks a warp decodes, all
 // their loads issued before its first store); PDL (1: a programmatic dependent launch,
-// pdl.cuh).
+// pdl.cuh); STHINT (v2: the stores' cache hint, stream.cuh).
 #include "q4k.cuh"
 #include "q6k.cuh"
-#include "pdl.cuh" // pdl_enter, pdl_wait: the PDL tunable
+#include "pdl.cuh"    // pdl_enter, pdl_wait: the PDL tunable
+#include "stream.cuh" // st_stream: the STHINT tunable (v2)
 
 #ifndef BLOCK
 #define BLOCK 256
@@ -52,8 +53,8 @@ dequant_q4k_v2(const block_q4k *__restrict__ x, float *__restrict__ y, long long
         const long long bi = v2_block(it);
         if (bi >= nblocks) break;
         float *out = y + bi * 256 + 64 * c + 4 * g;
-        __stcs((float4 *)out, lo[it]);
-        __stcs((float4 *)(out + 32), hv[it]);
+        st_stream((float4 *)out, lo[it]);
+        st_stream((float4 *)(out + 32), hv[it]);
     }
 }
 
@@ -96,7 +97,7 @@ dequant_q6k_v2(const block_q6k *__restrict__ x, float *__restrict__ y, long long
         const long long bi = v2_block(it);
         if (bi >= nblocks) break;
         float *out = y + bi * 256 + v0;
-        __stcs((float4 *)out, make_float4(v[it][0], v[it][1], v[it][2], v[it][3]));
-        __stcs((float4 *)(out + 4), make_float4(v[it][4], v[it][5], v[it][6], v[it][7]));
+        st_stream((float4 *)out, make_float4(v[it][0], v[it][1], v[it][2], v[it][3]));
+        st_stream((float4 *)(out + 4), make_float4(v[it][4], v[it][5], v[it][6], v[it][7]));
     }
 }

@@ -4,7 +4,7 @@
 
 static const kbcu_variant variants[] = {
     {"v1_b256", "embed.cu", "embed_{q4k,q6k,f16,f32}_v1", "-DBLOCK=256 -DPDL=0", 75, 0, 0},
-    {"v2_b256", "embed.cu", "embed_q4k_v2", "-DBLOCK=256 -DPDL=0", 75, 0, 0},
+    {"v2_b256", "embed.cu", "embed_q4k_v2", "-DBLOCK=256 -DPDL=0 -DSTHINT=1", 75, 0, 0},
     {NULL, NULL, NULL, NULL, 0, 0, 0},
 };
 
@@ -57,6 +57,7 @@ static int samples(kb_case *out, int max) {
 static const kbcu_tunable tunables[] = {
     KBCU_TUNE_BLOCK,
     KBCU_TUNE_PDL,
+    KBCU_TUNE_STHINT,
     KBCU_TUNE_END,
 };
 

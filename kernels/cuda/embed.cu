@@ -5,10 +5,12 @@
 // (__fmul_rn/__fsub_rn), so the values match ggml's scalar C bit for bit.
 // A token id outside [0, M) writes NaN across its row: loud in the metrics.
 //
-// -D options: BLOCK (threads per block); PDL (1: a programmatic dependent launch, pdl.cuh).
+// -D options: BLOCK (threads per block); PDL (1: a programmatic dependent launch, pdl.cuh);
+// STHINT (v2: the stores' cache hint, stream.cuh).
 #include "q4k.cuh" // block_q4k, q4k_value, q4k_decode8, h2f
 #include "q6k.cuh" // block_q6k
-#include "pdl.cuh" // pdl_enter, pdl_wait: the PDL tunable
+#include "pdl.cuh"    // pdl_enter, pdl_wait: the PDL tunable
+#include "stream.cuh" // st_stream: the STHINT tunable (v2)
 
 #ifndef BLOCK
 #define BLOCK 256
@@ -89,6 +91,6 @@ embed_q4k_v2(const block_q4k *__restrict__ table, const int *__restrict__ ids, f
     }
     float4 lo, hv;
     q4k_decode8(table + (long long)id * nb + j, c, g, &lo, &hv);
-    __stcs((float4 *)out, lo);
-    __stcs((float4 *)(out + 32), hv);
+    st_stream((float4 *)out, lo);
+    st_stream((float4 *)(out + 32), hv);
 }

@@ -8,8 +8,10 @@
 // -D options: BLOCK (threads per block, a multiple of 32, <= 1024),
 //             ITEMS (v2: float4 per thread kept in registers; v2 needs K % 4 == 0
 //                    and K <= BLOCK*4*ITEMS),
-//             PDL (1: a programmatic dependent launch, pdl.cuh).
-#include "pdl.cuh" // pdl_enter, pdl_wait: the PDL tunable
+//             PDL (1: a programmatic dependent launch, pdl.cuh),
+//             LDHINT, STHINT (v2: cache hints of x's loads and y's stores, stream.cuh).
+#include "pdl.cuh"    // pdl_enter, pdl_wait: the PDL tunable
+#include "stream.cuh" // ld_stream, st_stream: the LDHINT and STHINT tunables
 #ifndef BLOCK
 #define BLOCK 256
 #endif
@@ -59,7 +61,7 @@ rmsnorm_v2(const float *__restrict__ x, const float *__restrict__ w, float *__re
 #pragma unroll
     for (int it = 0; it < ITEMS; it++) {
         const int i = threadIdx.x + it * BLOCK;
-        v[it] = i < K4 ? xr[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        v[it] = i < K4 ? ld_stream(xr + i) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     }
 #pragma unroll
     for (int it = 0; it < ITEMS; it++)
@@ -75,7 +77,7 @@ rmsnorm_v2(const float *__restrict__ x, const float *__restrict__ w, float *__re
             o.y = (v[it].y * scale) * g.y;
             o.z = (v[it].z * scale) * g.z;
             o.w = (v[it].w * scale) * g.w;
-            __stcs(yr + i, o);
+            st_stream(yr + i, o);
         }
     }
 }

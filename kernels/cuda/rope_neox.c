@@ -6,10 +6,10 @@
 static const kbcu_variant variants[] = {
     {"v1_b256", "rope_neox.cu", "rope_neox_v1", "-DBLOCK=256 -DPDL=0", 75, 0, 0},
     {"v2_b256", "rope_neox.cu", "rope_neox_v2", "-DBLOCK=256 -DPDL=0", 75, 0, 0},
-    {"v3_b256_i2", "rope_neox.cu", "rope_neox_v3", "-DBLOCK=256 -DITEMS=2 -DPDL=0", 75, 0, 0},
+    {"v3_b256_i2", "rope_neox.cu", "rope_neox_v3", "-DBLOCK=256 -DITEMS=2 -DPDL=0 -DLDHINT=1 -DSTHINT=1", 75, 0, 0},
     /* the angle in 32-bit integer and float arithmetic from a host frequency table, one
      * thread per float4 of pairs: no fp64 pow/sincos per block, no idle lanes at 4 heads */
-    {"v4_b256", "rope_neox.cu", "rope_neox_v4", "-DBLOCK=256 -DPDL=0", 75, 0, 0},
+    {"v4_b256", "rope_neox.cu", "rope_neox_v4", "-DBLOCK=256 -DITEMS=1 -DPDL=0 -DLDHINT=1 -DSTHINT=1", 75, 0, 0},
     {NULL, NULL, NULL, NULL, 0, 0, 0},
 };
 
@@ -39,7 +39,9 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
         uint32_t *tab = kbcu_ws_init(p, (uint64_t)d * sizeof(uint32_t));
         if (!tab) return kb_fail(msg, KB_ERROR, "out of host memory (rope frequency table)");
         kb_rope_turns(c->theta, d, tab);
-        l = kbcu_add_launch(p, j->v, j->v->kernel, kbcu_ceil_div(c->n * c->heads * (d / 8), block), 1, 1, block);
+        const int items = kbcu_def_int(j->v, "ITEMS", 2); /* rope_neox.cu's default */
+        l = kbcu_add_launch(p, j->v, j->v->kernel, kbcu_ceil_div(c->n * c->heads * (d / 8), (int64_t)block * items), 1,
+                            1, block);
     } else if (kbcu_is(j->v, "v1")) {
         l = kbcu_add_launch(p, j->v, j->v->kernel, kbcu_ceil_div(c->n * c->heads * (d / 2), block), 1, 1, block);
     } else {
@@ -69,8 +71,10 @@ static int samples(kb_case *out, int max) {
 /* What --tune may set (cuda_ops.h): the range every kernel here takes. */
 static const kbcu_tunable tunables[] = {
     KBCU_TUNE_BLOCK,
-    {"ITEMS", 1, 8, 0, "v3: float4 pairs a thread loads before the table"},
+    {"ITEMS", 1, 8, 0, "v3, v4: float4 pairs a thread loads before it computes"},
     KBCU_TUNE_PDL,
+    KBCU_TUNE_LDHINT,
+    KBCU_TUNE_STHINT,
     KBCU_TUNE_END,
 };
 

@@ -9,8 +9,11 @@
 // ~pos*(i+2)*2^-24 rad, which is the known way fp32 rope implementations drift apart.
 // The cost is one pow + sincos per (token, i): amortized over the heads in v2.
 //
-// -D options: BLOCK (threads per block); PDL (1: a programmatic dependent launch, pdl.cuh). v2 needs d % 8 == 0 (float4 halves).
-#include "pdl.cuh" // pdl_enter, pdl_wait: the PDL tunable
+// -D options: BLOCK (threads per block); PDL (1: a programmatic dependent launch, pdl.cuh);
+// ITEMS (v3, v4: float4 pairs a thread loads before it computes); LDHINT, STHINT (v3, v4:
+// cache hints of the loads and stores, stream.cuh). v2-v4 need d % 8 == 0 (float4 halves).
+#include "pdl.cuh"    // pdl_enter, pdl_wait: the PDL tunable
+#include "stream.cuh" // ld_stream, st_stream: the LDHINT and STHINT tunables
 #ifndef BLOCK
 #define BLOCK 256
 #endif
@@ -55,8 +58,8 @@ __device__ __forceinline__ void rope4(const float4 a, const float4 u, const floa
     hi.z = a.z * s.z + u.z * c.z;
     lo.w = a.w * c.w - u.w * s.w;
     hi.w = a.w * s.w + u.w * c.w;
-    __stcs((float4 *)(yb + i), lo);
-    __stcs((float4 *)(yb + half + i), hi);
+    st_stream((float4 *)(yb + i), lo);
+    st_stream((float4 *)(yb + half + i), hi);
 }
 
 // v2: one block per token. The d/2 (cos, sin) pairs go to shared memory once, then the
@@ -103,8 +106,8 @@ rope_neox_v3(const float *__restrict__ x, const int *__restrict__ pos, float *__
         const int e = threadIdx.x + it * BLOCK;
         if (e < total) {
             const int h = e / q, i = (e - h * q) * 4;
-            a[it] = *(const float4 *)(xt + h * d + i);
-            u[it] = *(const float4 *)(xt + h * d + half + i);
+            a[it] = ld_stream((const float4 *)(xt + h * d + i));
+            u[it] = ld_stream((const float4 *)(xt + h * d + half + i));
         }
     }
     const int p = pos[t];
@@ -131,7 +134,8 @@ rope_neox_v3(const float *__restrict__ x, const int *__restrict__ pos, float *__
 // rest, |a| <= pi/4, goes to Cephes' sinf/cosf polynomials (about 1 ulp there): the Vulkan
 // shader's method (kernels/spirv/rope_neox.comp). The remainder's conversion to float
 // rounds it by at most 2^-24 of pi/4 (4.7e-8 rad). One thread per float4 of pairs
-// (x_i..x_i+3 and their partners), a flat grid: no table, no barrier, any head count.
+// (x_i..x_i+3 and their partners) and ITEMS of them a thread, a flat grid: no table, no
+// barrier, any head count.
 __device__ __forceinline__ void turn_sincos(int p, uint2 g, float *s, float *c) {
     const unsigned a = (unsigned)abs(p);
     const unsigned lo = a * g.y;
@@ -156,26 +160,42 @@ rope_neox_v4(const float *__restrict__ x, const int *__restrict__ pos, float *__
              const uint2 *__restrict__ turns) {
     pdl_enter(); // PDL=1: wait for the previous kernel (pdl.cuh)
     const int half = d / 2, q = half / 4;
-    const long long e = (long long)blockIdx.x * BLOCK + threadIdx.x; // (token * heads + head) * q + j
-    if (e >= (long long)n * heads * q) return;
-    const long long row = e / q;
-    const int i = (int)(e - row * q) * 4;
-    const float *xb = x + row * d;
-    const float4 a = *(const float4 *)(xb + i), u = *(const float4 *)(xb + half + i);
-    const int p = pos[row / heads];
-    float s[4], c[4];
+    const long long total = (long long)n * heads * q;
+    // A block covers BLOCK * ITEMS consecutive float4s of pairs, item `it` the BLOCK of
+    // them at it * BLOCK (coalesced); every item's loads are issued before the first angle.
+    const long long e0 = (long long)blockIdx.x * BLOCK * ITEMS + threadIdx.x; // (token * heads + head) * q + j
+    float4 a[ITEMS], u[ITEMS];
 #pragma unroll
-    for (int k = 0; k < 4; k++) turn_sincos(p, turns[i + k], &s[k], &c[k]);
-    float4 lo, hi;
-    lo.x = a.x * c[0] - u.x * s[0];
-    hi.x = a.x * s[0] + u.x * c[0];
-    lo.y = a.y * c[1] - u.y * s[1];
-    hi.y = a.y * s[1] + u.y * c[1];
-    lo.z = a.z * c[2] - u.z * s[2];
-    hi.z = a.z * s[2] + u.z * c[2];
-    lo.w = a.w * c[3] - u.w * s[3];
-    hi.w = a.w * s[3] + u.w * c[3];
-    float *yb = y + row * d;
-    __stcs((float4 *)(yb + i), lo);
-    __stcs((float4 *)(yb + half + i), hi);
+    for (int it = 0; it < ITEMS; it++) {
+        const long long e = e0 + (long long)it * BLOCK;
+        if (e < total) {
+            const long long row = e / q;
+            const float *xb = x + row * d + (int)(e - row * q) * 4;
+            a[it] = ld_stream((const float4 *)xb);
+            u[it] = ld_stream((const float4 *)(xb + half));
+        }
+    }
+#pragma unroll
+    for (int it = 0; it < ITEMS; it++) {
+        const long long e = e0 + (long long)it * BLOCK;
+        if (e >= total) break;
+        const long long row = e / q;
+        const int i = (int)(e - row * q) * 4;
+        const int p = pos[row / heads];
+        float s[4], c[4];
+#pragma unroll
+        for (int k = 0; k < 4; k++) turn_sincos(p, turns[i + k], &s[k], &c[k]);
+        float4 lo, hi;
+        lo.x = a[it].x * c[0] - u[it].x * s[0];
+        hi.x = a[it].x * s[0] + u[it].x * c[0];
+        lo.y = a[it].y * c[1] - u[it].y * s[1];
+        hi.y = a[it].y * s[1] + u[it].y * c[1];
+        lo.z = a[it].z * c[2] - u[it].z * s[2];
+        hi.z = a[it].z * s[2] + u[it].z * c[2];
+        lo.w = a[it].w * c[3] - u[it].w * s[3];
+        hi.w = a[it].w * s[3] + u[it].w * c[3];
+        float *yb = y + row * d;
+        st_stream((float4 *)(yb + i), lo);
+        st_stream((float4 *)(yb + half + i), hi);
+    }
 }
