@@ -240,8 +240,8 @@ static void test_variants(void) {
           "the point's -D options: %s", v[0].detail);
     CHECK(strstr(v[1].detail, "not_supported") && strstr(v[1].detail, "no tunable ITEMS"),
           "a point the variant cannot take says why: %s", v[1].detail);
-    CHECK(!strcmp(v[5].detail, "rmsnorm_v2 -DBLOCK=128 -DITEMS=8 -DPDL=0 -DLDHINT=1 -DSTHINT=1") &&
-              !strcmp(v[5].tunables, "BLOCK=128 ITEMS=8 PDL=0 LDHINT=1 STHINT=1"),
+    CHECK(!strcmp(v[5].detail, "rmsnorm_v2 -DBLOCK=128 -DITEMS=8 -DPDL=0 -DLDHINT=1 -DSTHINT=1 -DWPRE=0") &&
+              !strcmp(v[5].tunables, "BLOCK=128 ITEMS=8 PDL=0 LDHINT=1 STHINT=1 WPRE=0"),
           "v2_b128_i8[ITEMS=8]: %s", v[5].detail);
     CHECK(kb_backend_cuda.variants(&r, &opt, v, 5, msg) < 0 && strstr(msg, "more than 5"),
           "points beyond max are an error, not a silent cut: %s", msg);
@@ -369,6 +369,15 @@ static void turn_sincos_model(int p, uint32_t g_hi, uint32_t g_lo, float *s, flo
     const float ss[4] = {s0, c0, -s0, -c0}, cc[4] = {c0, -s0, -c0, s0};
     *s = ss[q & 3u];
     *c = cc[q & 3u];
+}
+
+/* q4k.cuh's q4k_scale_min_regs in C: sub-block j = 2c + h's 6-bit scale and min from the
+ * block header's words 1..3 (scales[0..11] little-endian) */
+static void q4k_scale_min_regs_model(const uint32_t w[4], int c, int h, uint32_t *sc, uint32_t *m) {
+    const int sh = 8 * (2 * (c & 1) + h);
+    const uint32_t s1 = (w[1] >> sh) & 0xffu, s2 = (w[2] >> sh) & 0xffu, s3 = (w[3] >> sh) & 0xffu;
+    *sc = c < 2 ? s1 & 63u : (s3 & 0xFu) | ((s1 >> 6) << 4);
+    *m = c < 2 ? s2 & 63u : (s3 >> 4) | ((s2 >> 6) << 4);
 }
 
 static kb_case make_case(kb_op_id op) {
@@ -715,7 +724,36 @@ static void test_geometry(void) {
     CHECK(plan(&d, "v1_b256", &p, msg) == KB_OK && p.launch[0].grid[0] == 265216 &&
               p.launch[0].args[2].i == 18944LL * 3584,
           "dequant v1: a thread per value");
+    CHECK(plan(&d, "v3_b64", &p, msg) == KB_OK && p.launch[0].grid[0] == 132608 && p.launch[0].args[2].i == 265216 &&
+              !strcmp(p.launch[0].kernel, "dequant_q4k_v3"),
+          "dequant v3: 265216 blocks, 2 per CTA (%s)", msg);
+    CHECK(plan_dev(&d, "v3_b64", &h100, 4, &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "16-byte block headers"),
+          "dequant v3 needs the blocks on 16 bytes: %s", msg);
+    {
+        /* v3's header unpacking (q4k.cuh) against ggml's get_scale_min_k4 (ref/formats.c) on
+         * random headers: every sub-block, every bit of the 12 scale bytes */
+        uint64_t st = 0x9e3779b97f4a7c15ull;
+        int bad = 0;
+        for (int trial = 0; trial < 20000; trial++) {
+            uint8_t sc8[12];
+            uint32_t w[4] = {0, 0, 0, 0};
+            for (int b = 0; b < 12; b++) {
+                st = st * 6364136223846793005ull + 1442695040888963407ull;
+                sc8[b] = (uint8_t)(st >> 56);
+                w[1 + b / 4] |= (uint32_t)sc8[b] << (8 * (b % 4));
+            }
+            for (int j = 0; j < 8; j++) {
+                uint8_t rs, rm;
+                uint32_t ms, mm;
+                kb_q4k_scale_min(j, sc8, &rs, &rm);
+                q4k_scale_min_regs_model(w, j / 2, j % 2, &ms, &mm);
+                bad += ms != rs || mm != rm;
+            }
+        }
+        CHECK(bad == 0, "Q4_K v3 header unpacking equals get_scale_min_k4 on 20000 random headers (%d differ)", bad);
+    }
     d.a_type = KB_Q6K;
+    CHECK(plan(&d, "v3_b64", &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "q6_k"), "dequant v3 is Q4_K only: %s", msg);
     CHECK(plan(&d, "v1_b256", &p, msg) == KB_OK && !strcmp(p.launch[0].kernel, "dequant_q6k_v1") &&
               threads_x(&p.launch[0]) >= d.m * d.k,
           "q6_k v1 covers every value");
@@ -739,6 +777,14 @@ static void test_geometry(void) {
               p.workspace == 128 * 4 && p.ws_init_bytes == 128 * 4 && p.launch[0].args[6].kind == KBCU_ARG_WS &&
               p.launch[0].nargs == 7,
           "rope v4: a thread per float4 of pairs, the frequency table in the workspace (%s)", msg);
+    {
+        kbcu_plan p4;
+        memset(&p4, 0, sizeof p4);
+        CHECK(plan(&ro, "v4_b256[ITEMS=4]", &p4, msg) == KB_OK && p4.launch[0].grid[0] == 512 * 28 * 16 / 1024 &&
+                  strstr(p4.launch[0].opts, "-DITEMS=4"),
+              "rope v4 at ITEMS=4: four float4s of pairs a thread, a quarter of the blocks (%s)", msg);
+        kbcu_plan_free(&p4);
+    }
     if (p.ws_init) {
         uint32_t want[128];
         kb_rope_turns(ro.theta, 128, want);
@@ -816,8 +862,15 @@ static void test_geometry(void) {
     CHECK(plan(&e, "v2_b256", &p, msg) == KB_OK && strcmp(p.launch[0].kernel, "embed_q4k_v2") == 0 &&
               p.launch[0].grid[0] == 2 && p.launch[0].grid[1] == 512,
           "embed v2: 14 blocks a row, 8 warps a CTA");
+    CHECK(plan(&e, "v3_b256_i2", &p, msg) == KB_OK && strcmp(p.launch[0].kernel, "embed_q4k_v3") == 0 &&
+              p.launch[0].grid[0] == 1 && p.launch[0].grid[1] == 512 && p.launch[0].block[0] == 256,
+          "embed v3 at 2 items: the 14 blocks of a row in one CTA of 8 warps (%s)", msg);
+    CHECK(plan(&e, "v3_b256_i1", &p, msg) == KB_OK && p.launch[0].grid[0] == 2, "embed v3 at 1 item: 2 CTAs a row");
+    CHECK(plan_dev(&e, "v3_b256_i2", &h100, 4, &p, msg) == KB_NOT_SUPPORTED && strstr(msg, "16-byte block headers"),
+          "embed v3 needs the table on 16 bytes: %s", msg);
     e.a_type = KB_F16;
     CHECK(plan(&e, "v2_b256", &p, msg) == KB_NOT_SUPPORTED, "embed v2 is Q4_K only");
+    CHECK(plan(&e, "v3_b256_i2", &p, msg) == KB_NOT_SUPPORTED, "embed v3 is Q4_K only");
     CHECK(plan(&e, "v1_b256", &p, msg) == KB_OK && strcmp(p.launch[0].kernel, "embed_f16_v1") == 0, "f16 table");
     e.a_type = KB_Q6K;
     CHECK(plan(&e, "v1_b256", &p, msg) == KB_OK && strcmp(p.launch[0].kernel, "embed_q6k_v1") == 0, "q6_k table");
@@ -964,12 +1017,12 @@ static void test_tune_resolve(void) {
               v == kbcu_find_variant(KB_OP_rmsnorm, "v2_b256_i4", 1),
           "a plain name is the table's entry");
     CHECK(resolve(KB_OP_rmsnorm, "v2_b256_i4[BLOCK=128]", &t, &v, msg) == KB_OK && v == &t.v &&
-              !strcmp(v->defines, "-DBLOCK=128 -DITEMS=4 -DPDL=0 -DLDHINT=1 -DSTHINT=1") && !strcmp(v->name, "v2_b256_i4[BLOCK=128]") &&
+              !strcmp(v->defines, "-DBLOCK=128 -DITEMS=4 -DPDL=0 -DLDHINT=1 -DSTHINT=1 -DWPRE=0") && !strcmp(v->name, "v2_b256_i4[BLOCK=128]") &&
               !strcmp(v->kernel, "rmsnorm_v2") && !strcmp(v->source, "rmsnorm.cu") &&
               kbcu_def_int(v, "BLOCK", 0) == 128,
           "v2_b256_i4[BLOCK=128]: %s (%s)", v ? v->defines : "-", msg);
     CHECK(resolve(KB_OP_rmsnorm, "v2_b256_i4[ITEMS=8,BLOCK=512]", &t, &v, msg) == KB_OK &&
-              !strcmp(v->defines, "-DBLOCK=512 -DITEMS=8 -DPDL=0 -DLDHINT=1 -DSTHINT=1") && !strcmp(v->name, "v2_b256_i4[BLOCK=512,ITEMS=8]"),
+              !strcmp(v->defines, "-DBLOCK=512 -DITEMS=8 -DPDL=0 -DLDHINT=1 -DSTHINT=1 -DWPRE=0") && !strcmp(v->name, "v2_b256_i4[BLOCK=512,ITEMS=8]"),
           "the tunables in any order; the name comes back sorted: %s", v ? v->name : msg);
     CHECK(resolve(KB_OP_gemm_fp8, "gemv_v2_b256_u7_t1[UNROLL=3]", &t, &v, msg) == KB_OK &&
               !strcmp(v->defines, "-DWARPS=8 -DUNROLL=3 -DNT=1 -DLDHINT=2 -DPDL=0 -DMINB=0") && v->min_sm == 80,
@@ -1067,7 +1120,7 @@ static void test_tune_plans(void) {
               p.launch[0].grid[0] == 4096 && strstr(p.launch[0].opts, "-DBLOCK=128"),
           "rmsnorm v1 at BLOCK=128: a block of 128 a row, compiled with -DBLOCK=128 (%s)", msg);
     CHECK(plan(&r, "v2_b256_i4[BLOCK=512]", &p, msg) == KB_OK && p.launch[0].block[0] == 512 &&
-              !strcmp(p.launch[0].opts, "-DBLOCK=512 -DITEMS=4 -DPDL=0 -DLDHINT=1 -DSTHINT=1") && !p.launch[0].pdl,
+              !strcmp(p.launch[0].opts, "-DBLOCK=512 -DITEMS=4 -DPDL=0 -DLDHINT=1 -DSTHINT=1 -DWPRE=0") && !p.launch[0].pdl,
           "rmsnorm v2 at BLOCK=512: %s", msg);
     int rc = plan(&r, "v2_b256_i4[BLOCK=128]", &p, msg);
     CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "v2_b256_i4[BLOCK=128]") && strstr(msg, "K <= 2048"),

@@ -61,7 +61,7 @@ t.check(rc == 0 and [g[1] for g in got] == want and all(g[0] == "cuda" for g in 
         f"2 x 2 points of rmsnorm's 3 variants, in order: rc={rc} {got!r} {err!r}")
 t.check(out.strip().endswith("1 cases x 4 tune points: 12 rows (cuda 12)"), f"the count line: {out!r}")
 det = {g[1]: g[2] for g in got}
-t.check(det.get("v2_b256_i4[BLOCK=64,ITEMS=2]") == "rmsnorm_v2 -DBLOCK=64 -DITEMS=2 -DPDL=0 -DLDHINT=1 -DSTHINT=1",
+t.check(det.get("v2_b256_i4[BLOCK=64,ITEMS=2]") == "rmsnorm_v2 -DBLOCK=64 -DITEMS=2 -DPDL=0 -DLDHINT=1 -DSTHINT=1 -DWPRE=0",
         f"the detail is the point's -D options: {det!r}")
 t.check("no tunable ITEMS" in det.get("v1_b256[BLOCK=64,ITEMS=2]", "") and
         det["v1_b256[BLOCK=64,ITEMS=2]"].startswith("not_supported:"),
@@ -71,7 +71,7 @@ t.check("no tunable ITEMS" in det.get("v1_b256[BLOCK=64,ITEMS=2]", "") and
 rc, out, err = run("--op", "rmsnorm", "--shape", "64x1024", "--backend", "cuda", "--tune", "PDL=0,1", "--list-axes")
 det = {g[1]: g[2] for g in points(out)}
 t.check(rc == 0 and det.get("v1_b256[PDL=0]") == "rmsnorm_v1 -DBLOCK=256 -DPDL=0" and
-        det.get("v2_b128_i8[PDL=1]") == "rmsnorm_v2 -DBLOCK=128 -DITEMS=8 -DPDL=1 -DLDHINT=1 -DSTHINT=1" and len(det) == 6,
+        det.get("v2_b128_i8[PDL=1]") == "rmsnorm_v2 -DBLOCK=128 -DITEMS=8 -DPDL=1 -DLDHINT=1 -DSTHINT=1 -DWPRE=0" and len(det) == 6,
         f"PDL=0,1 on rmsnorm's 3 variants: rc={rc} {det!r} {err!r}")
 
 # the range form, and several ops: each op's variants at each point
@@ -126,7 +126,7 @@ expect_usage(base + ["--tune", "BLOCK=32:1024:*2", "--tune", "ITEMS=1:16"], r"--
 expect_usage(base + ["--tune", "A=1", "--tune", "B=1", "--tune", "C=1", "--tune", "D=1", "--tune", "E=1"],
              r"--tune: more than 4 tunables")
 expect_usage(base + ["--tune", "BLOK=128"], r"no variant of the selected ops and backends has a tunable BLOK "
-                                            r"\(theirs: BLOCK, PDL, ITEMS, LDHINT, STHINT\)")
+                                            r"\(theirs: BLOCK, PDL, ITEMS, LDHINT, STHINT, WPRE\)")
 expect_usage(["--op", "rmsnorm", "--shape", "64x1024", "--backend", "cpu", "--tune", "BLOCK=128"],
              r"--tune: none of the selected backends has tunables")
 expect_usage(base + ["--variant", "v1_b256[BLOCK=128"], r"--variant: 'v1_b256\[BLOCK=128' is malformed")

@@ -63,6 +63,8 @@
 #   minb      gemv_v2 at PDL=1: WARPS x UNROLL x MINB (registers) at the decode shapes
 #   hints     the streaming ops' cache hints (LDHINT, STHINT: stream.cuh) and rope v4's ITEMS
 #             at the qwen2.5-7b sizes above the L2; smoke parity and memcheck of the new points
+#   q4v3      dequant_q4k v3 and embed v3 (the Q4_K header in one 16-byte load, embed: ITEMS
+#             blocks of a row a warp) and rmsnorm v2 at WPRE=1: parity, then beside v2
 #   ltdiag    cuBLASLt blk128 split-K configurations: repeats, workspace fills, initcheck
 #   tune      --tune points of rmsnorm, rope, dequant, embed, gemv_v2, Vulkan rmsnorm; smoke hashes
 #   cputable  the qwen2.5-7b table on the cpu backend (host-bound: beside untimed steps only)
@@ -661,6 +663,28 @@ step_hints() {
     --metrics dram__bytes_read.sum,dram__bytes_write.sum --kernel-name regex:embed_q4k_v2 --launch-count 2 \
     --log-file "$R/ncu-embed.txt" $K --op embed --shape 4096x3584x152064 --backend cuda --variant v2_b256 \
     --no-timing --quiet
+}
+
+# dequant_q4k v3 and embed v3 on their first GPU run (the Q4_K header in one 16-byte load;
+# embed: ITEMS blocks of a row a warp) and rmsnorm v2 with the weights loaded before the
+# reduction (WPRE=1): parity on the smoke and qwen2.5-7b tables, memcheck, then --repeat 3
+# timings beside v2 at the qwen2.5-7b sizes above the L2
+step_q4v3() {
+  local v="v3_b64,v3_b128,v3_b256_i1,v3_b256_i2,v3_b256_i2[ITEMS=4],v2_b256_i4[WPRE=1],v2_b128_i8[WPRE=1]"
+  run q4v3_smoke 90 $K --op embed,dequant_q4k,rmsnorm --shapes smoke --backend cuda --no-timing --quiet \
+    --variant "$v" --csv "$R/q4v3-smoke.csv"
+  run q4v3_qwen 120 $K --op embed,dequant_q4k,rmsnorm --shapes qwen2.5-7b --backend cuda --no-timing --quiet \
+    --variant "$v" --csv "$R/q4v3-qwen.csv"
+  run q4v3_memcheck 120 env KB_CUDA_TIMEOUT_S=300 compute-sanitizer --tool memcheck --target-processes all \
+    --error-exitcode 9 $K --op embed,dequant_q4k --shapes smoke --backend cuda --variant "$v" --mode rotate \
+    --reps 3 --warmup 0 --max-time 0.01 --quiet --csv "$R/q4v3-memcheck.csv"
+  local t="--mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet --backend cuda --repeat 3"
+  run q4v3_embed 120 $K --op embed --shape 4096x3584x152064 --variant v2_b256,v3_b256_i1,v3_b256_i2 \
+    --tune BLOCK=64,128,256 --tune ITEMS=1,2,4 $t --csv "$R/q4v3-embed.csv"
+  run q4v3_dequant 120 $K --op dequant_q4k --shape 3584,18944x3584 --variant v2_b64,v2_b128,v3_b64,v3_b128 \
+    --tune ITEMS=1,2 $t --csv "$R/q4v3-dequant.csv"
+  run q4v3_rmsnorm 90 $K --op rmsnorm --shape 4096x3584 --variant v2_b256_i4,v2_b128_i8 --tune WPRE=0,1 \
+    --tune STHINT=1,2 $t --csv "$R/q4v3-rmsnorm.csv"
 }
 
 # gemv_v2 at PDL=1 with one n8 tile: warps x chunks x the __launch_bounds__ minimum (MINB 0:

@@ -11,6 +11,9 @@ static const kbcu_variant variants[] = {
     /* 4 blocks a warp, their byte loads first: Q6_K lm_head 152064x3584 962 -> 767 us (64 ->
      * 80 % of the copy rate); Q4_K unchanged within 1.5 % (results/h200/dequant-embed-items.csv) */
     {"v2_b64_i4", "dequant_q4k.cu", "dequant_q4k_v2 (q6_k: dequant_q6k_v2)", "-DBLOCK=64 -DITEMS=4 -DPDL=0 -DSTHINT=1", 75, 0, 0},
+    /* v2 with the Q4_K block header in one 16-byte load (Q4_K only) */
+    {"v3_b64", "dequant_q4k.cu", "dequant_q4k_v3", "-DBLOCK=64 -DITEMS=1 -DPDL=0 -DSTHINT=1", 75, 0, 0},
+    {"v3_b128", "dequant_q4k.cu", "dequant_q4k_v3", "-DBLOCK=128 -DITEMS=1 -DPDL=0 -DSTHINT=1", 75, 0, 0},
     {NULL, NULL, NULL, NULL, 0, 0, 0},
 };
 
@@ -31,10 +34,14 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
         kbcu_arg_i64(p, l, nvalues);
     } else {
         /* a warp per ITEMS 256-value blocks, two float4 stores a lane each */
-        int rc = kbcu_need_aligned(j, 1, 16, "stores float4", msg);
+        const int v3 = kbcu_is(j->v, "v3");
+        if (v3 && q6)
+            return kb_fail(msg, KB_NOT_SUPPORTED, "%s reads Q4_K block headers (this is q6_k: v2 runs it)", j->v->name);
+        int rc = v3 ? kbcu_need_aligned(j, 0, 16, "reads 16-byte block headers", msg) : KB_OK;
+        if (rc == KB_OK) rc = kbcu_need_aligned(j, 1, 16, "stores float4", msg);
         if (rc != KB_OK) return rc;
         const int64_t nblocks = nvalues / 256, items = kbcu_def_int(j->v, "ITEMS", 1);
-        l = kbcu_add_launch(p, j->v, q6 ? "dequant_q6k_v2" : "dequant_q4k_v2",
+        l = kbcu_add_launch(p, j->v, v3 ? "dequant_q4k_v3" : q6 ? "dequant_q6k_v2" : "dequant_q4k_v2",
                             kbcu_ceil_div(nblocks, items * (block / 32)), 1, 1, block);
         kbcu_arg_tensor(p, l, 0);
         kbcu_arg_tensor(p, l, 1);

@@ -58,6 +58,34 @@ dequant_q4k_v2(const block_q4k *__restrict__ x, float *__restrict__ y, long long
     }
 }
 
+// v3 (Q4_K only): v2 with each block's 16-byte header (d, dmin, scales) in one load where v2
+// makes eight byte and half loads of it; the blocks must start on 16 bytes (144 = 9 x 16).
+extern "C" __global__ void __launch_bounds__(BLOCK)
+dequant_q4k_v3(const block_q4k *__restrict__ x, float *__restrict__ y, long long nblocks) {
+    pdl_enter(); // PDL=1: wait for the previous kernel (pdl.cuh)
+    const int lane = threadIdx.x & 31, c = lane >> 3, g = lane & 7;
+    uint4 hdr[ITEMS];
+    u32 q4[ITEMS];
+#pragma unroll
+    for (int it = 0; it < ITEMS; it++) {
+        const long long bi = v2_block(it);
+        if (bi < nblocks) {
+            hdr[it] = *(const uint4 *)(x + bi);
+            q4[it] = *(const u32 *)(x[bi].qs + 32 * c + 4 * g);
+        }
+    }
+#pragma unroll
+    for (int it = 0; it < ITEMS; it++) {
+        const long long bi = v2_block(it);
+        if (bi >= nblocks) break;
+        float4 lo, hv;
+        q4k_decode8_regs(hdr[it], q4[it], c, &lo, &hv);
+        float *out = y + bi * 256 + 64 * c + 4 * g;
+        st_stream((float4 *)out, lo);
+        st_stream((float4 *)(out + 32), hv);
+    }
+}
+
 // ---- Q6_K (a_type q6_k): the same two layouts ----
 // v1: one thread per output value.
 extern "C" __global__ void __launch_bounds__(BLOCK)

@@ -5,6 +5,10 @@
 static const kbcu_variant variants[] = {
     {"v1_b256", "embed.cu", "embed_{q4k,q6k,f16,f32}_v1", "-DBLOCK=256 -DPDL=0", 75, 0, 0},
     {"v2_b256", "embed.cu", "embed_q4k_v2", "-DBLOCK=256 -DPDL=0 -DSTHINT=1", 75, 0, 0},
+    /* the header in one 16-byte load, ITEMS blocks of the row a warp: 3584 = 14 blocks in
+     * one 256-thread block of 2 items */
+    {"v3_b256_i1", "embed.cu", "embed_q4k_v3", "-DBLOCK=256 -DITEMS=1 -DPDL=0 -DSTHINT=1", 75, 0, 0},
+    {"v3_b256_i2", "embed.cu", "embed_q4k_v3", "-DBLOCK=256 -DITEMS=2 -DPDL=0 -DSTHINT=1", 75, 0, 0},
     {NULL, NULL, NULL, NULL, 0, 0, 0},
 };
 
@@ -15,14 +19,16 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
     const int block = kbcu_def_int(j->v, "BLOCK", 256);
     const char *kern;
     int64_t gx;
-    if (kbcu_is(j->v, "v2")) {
+    if (kbcu_is(j->v, "v2") || kbcu_is(j->v, "v3")) {
+        const int v3 = kbcu_is(j->v, "v3");
         if (c->a_type != KB_Q4K)
             return kb_fail(msg, KB_NOT_SUPPORTED, "%s is for Q4_K tables (this one is %s): v1 runs it", j->v->name,
                            kb_dtype_name(c->a_type));
-        int rc = kbcu_need_aligned(j, 2, 16, "stores float4", msg);
+        int rc = v3 ? kbcu_need_aligned(j, 0, 16, "reads 16-byte block headers", msg) : KB_OK;
+        if (rc == KB_OK) rc = kbcu_need_aligned(j, 2, 16, "stores float4", msg);
         if (rc != KB_OK) return rc;
-        kern = "embed_q4k_v2";
-        gx = kbcu_ceil_div(c->k / 256, block / 32);
+        kern = v3 ? "embed_q4k_v3" : "embed_q4k_v2";
+        gx = kbcu_ceil_div(c->k / 256, (int64_t)(block / 32) * (v3 ? kbcu_def_int(j->v, "ITEMS", 1) : 1));
     } else {
         switch (c->a_type) {
         case KB_Q4K: kern = "embed_q4k_v1"; break;
@@ -56,6 +62,7 @@ static int samples(kb_case *out, int max) {
 /* What --tune may set (cuda_ops.h): the range every kernel here takes. */
 static const kbcu_tunable tunables[] = {
     KBCU_TUNE_BLOCK,
+    {"ITEMS", 1, 8, 0, "v3: 256-value blocks of the row a warp"},
     KBCU_TUNE_PDL,
     KBCU_TUNE_STHINT,
     KBCU_TUNE_END,

@@ -6,14 +6,18 @@
 // A token id outside [0, M) writes NaN across its row: loud in the metrics.
 //
 // -D options: BLOCK (threads per block); PDL (1: a programmatic dependent launch, pdl.cuh);
-// STHINT (v2: the stores' cache hint, stream.cuh).
-#include "q4k.cuh" // block_q4k, q4k_value, q4k_decode8, h2f
+// ITEMS (v3: 256-value blocks of the row a warp); STHINT (v2, v3: the stores' cache hint,
+// stream.cuh).
+#include "q4k.cuh" // block_q4k, q4k_value, q4k_decode8, q4k_decode8_regs, h2f
 #include "q6k.cuh" // block_q6k
 #include "pdl.cuh"    // pdl_enter, pdl_wait: the PDL tunable
 #include "stream.cuh" // st_stream: the STHINT tunable (v2)
 
 #ifndef BLOCK
 #define BLOCK 256
+#endif
+#ifndef ITEMS
+#define ITEMS 1
 #endif
 
 __device__ __forceinline__ float nan_f32() { return __uint_as_float(0x7fc00000u); }
@@ -93,4 +97,41 @@ embed_q4k_v2(const block_q4k *__restrict__ table, const int *__restrict__ ids, f
     q4k_decode8(table + (long long)id * nb + j, c, g, &lo, &hv);
     st_stream((float4 *)out, lo);
     st_stream((float4 *)(out + 32), hv);
+}
+
+// ---- v3 (Q4_K only): v2 with ITEMS 256-value blocks of the row a warp, item `it` the
+// BLOCK/32 blocks at (blockIdx.x * ITEMS + it) * BLOCK/32 (each item's stores contiguous
+// across the warps). The id is read once; each block's 16-byte header (d, dmin, scales: one
+// load, where v2 makes eight byte and half loads of it) and the lane's word of qs are
+// requested for every item before the first store. Table and output start on 16 bytes.
+extern "C" __global__ void __launch_bounds__(BLOCK)
+embed_q4k_v3(const block_q4k *__restrict__ table, const int *__restrict__ ids, float *__restrict__ y, int M, int K) {
+    pdl_enter(); // PDL=1: wait for the previous kernel (pdl.cuh)
+    const int nb = K / 256, t = blockIdx.y;
+    const int lane = threadIdx.x & 31, c = lane >> 3, g = lane & 7;
+    const int j0 = blockIdx.x * ITEMS * (BLOCK / 32) + (threadIdx.x >> 5);
+    const int id = ids[t];
+    const bool ok = id >= 0 && id < M;
+    const block_q4k *row = table + (long long)(ok ? id : 0) * nb;
+    uint4 hdr[ITEMS];
+    u32 q4[ITEMS];
+#pragma unroll
+    for (int it = 0; it < ITEMS; it++) {
+        const int j = j0 + it * (BLOCK / 32);
+        if (ok && j < nb) {
+            hdr[it] = *(const uint4 *)(row + j);
+            q4[it] = *(const u32 *)(row[j].qs + 32 * c + 4 * g);
+        }
+    }
+    float *out = y + (long long)t * K + 64 * c + 4 * g;
+#pragma unroll
+    for (int it = 0; it < ITEMS; it++) {
+        const int j = j0 + it * (BLOCK / 32);
+        if (j >= nb) break;
+        float4 lo, hv;
+        if (ok) q4k_decode8_regs(hdr[it], q4[it], c, &lo, &hv);
+        else lo = hv = make_float4(nan_f32(), nan_f32(), nan_f32(), nan_f32());
+        st_stream((float4 *)(out + 256 * j), lo);
+        st_stream((float4 *)(out + 256 * j + 32), hv);
+    }
 }

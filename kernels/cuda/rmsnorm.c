@@ -5,8 +5,8 @@
 
 static const kbcu_variant variants[] = {
     {"v1_b256", "rmsnorm.cu", "rmsnorm_v1", "-DBLOCK=256 -DPDL=0", 75, 0, 0},
-    {"v2_b256_i4", "rmsnorm.cu", "rmsnorm_v2", "-DBLOCK=256 -DITEMS=4 -DPDL=0 -DLDHINT=1 -DSTHINT=1", 75, 0, 0},
-    {"v2_b128_i8", "rmsnorm.cu", "rmsnorm_v2", "-DBLOCK=128 -DITEMS=8 -DPDL=0 -DLDHINT=1 -DSTHINT=1", 75, 0, 0},
+    {"v2_b256_i4", "rmsnorm.cu", "rmsnorm_v2", "-DBLOCK=256 -DITEMS=4 -DPDL=0 -DLDHINT=1 -DSTHINT=1 -DWPRE=0", 75, 0, 0},
+    {"v2_b128_i8", "rmsnorm.cu", "rmsnorm_v2", "-DBLOCK=128 -DITEMS=8 -DPDL=0 -DLDHINT=1 -DSTHINT=1 -DWPRE=0", 75, 0, 0},
     {"test_fault", "test_fault.cu", "rmsnorm_test_fault", "-DBLOCK=256", 75, 1, 0},
     {"test_hang", "test_fault.cu", "rmsnorm_test_hang", "-DBLOCK=256", 75, 1, 0},
     {"test_unwritten", "test_fault.cu", "rmsnorm_test_unwritten", "-DBLOCK=256", 75, 1, 0},
@@ -51,6 +51,7 @@ static const kbcu_tunable tunables[] = {
     KBCU_TUNE_PDL,
     KBCU_TUNE_LDHINT,
     KBCU_TUNE_STHINT,
+    {"WPRE", 0, 1, 0, "v2: 1 loads the weights before the reduction"},
     KBCU_TUNE_END,
 };
 

@@ -9,7 +9,9 @@
 //             ITEMS (v2: float4 per thread kept in registers; v2 needs K % 4 == 0
 //                    and K <= BLOCK*4*ITEMS),
 //             PDL (1: a programmatic dependent launch, pdl.cuh),
-//             LDHINT, STHINT (v2: cache hints of x's loads and y's stores, stream.cuh).
+//             LDHINT, STHINT (v2: cache hints of x's loads and y's stores, stream.cuh),
+//             WPRE (v2: 1 loads the weights beside x, before the reduction, so that no
+//                   block waits on them between its reduction and its stores).
 #include "pdl.cuh"    // pdl_enter, pdl_wait: the PDL tunable
 #include "stream.cuh" // ld_stream, st_stream: the LDHINT and STHINT tunables
 #ifndef BLOCK
@@ -17,6 +19,9 @@
 #endif
 #ifndef ITEMS
 #define ITEMS 4
+#endif
+#ifndef WPRE
+#define WPRE 0
 #endif
 
 // Sum over the block; every thread gets the total.
@@ -56,12 +61,13 @@ rmsnorm_v2(const float *__restrict__ x, const float *__restrict__ w, float *__re
     float4 *yr = (float4 *)(y + (long long)blockIdx.x * K);
     const float4 *w4 = (const float4 *)w;
     const int K4 = K / 4;
-    float4 v[ITEMS];
+    float4 v[ITEMS], wv[WPRE ? ITEMS : 1];
     float ss = 0.0f;
 #pragma unroll
     for (int it = 0; it < ITEMS; it++) {
         const int i = threadIdx.x + it * BLOCK;
         v[it] = i < K4 ? ld_stream(xr + i) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (WPRE && i < K4) wv[WPRE ? it : 0] = w4[i];
     }
 #pragma unroll
     for (int it = 0; it < ITEMS; it++)
@@ -71,7 +77,7 @@ rmsnorm_v2(const float *__restrict__ x, const float *__restrict__ w, float *__re
     for (int it = 0; it < ITEMS; it++) {
         const int i = threadIdx.x + it * BLOCK;
         if (i < K4) {
-            const float4 g = w4[i];
+            const float4 g = WPRE ? wv[WPRE ? it : 0] : w4[i];
             float4 o;
             o.x = (v[it].x * scale) * g.x;
             o.y = (v[it].y * scale) * g.y;
