@@ -65,6 +65,8 @@
 #             at the qwen2.5-7b sizes above the L2; smoke parity and memcheck of the new points
 #   q4v3      dequant_q4k v3 and embed v3 (the Q4_K header in one 16-byte load, embed: ITEMS
 #             blocks of a row a warp) and rmsnorm v2 at WPRE=1: parity, then beside v2
+#   rope32    rope v4 with 32-bit indices: parity, memcheck, beside v3; memcheck of dequant
+#             and embed v3; rmsnorm's WPRE and STHINT points again (--repeat 5)
 #   ltdiag    cuBLASLt blk128 split-K configurations: repeats, workspace fills, initcheck
 #   tune      --tune points of rmsnorm, rope, dequant, embed, gemv_v2, Vulkan rmsnorm; smoke hashes
 #   cputable  the qwen2.5-7b table on the cpu backend (host-bound: beside untimed steps only)
@@ -685,6 +687,25 @@ step_q4v3() {
     --tune ITEMS=1,2 $t --csv "$R/q4v3-dequant.csv"
   run q4v3_rmsnorm 90 $K --op rmsnorm --shape 4096x3584 --variant v2_b256_i4,v2_b128_i8 --tune WPRE=0,1 \
     --tune STHINT=1,2 $t --csv "$R/q4v3-rmsnorm.csv"
+}
+
+# rope v4 with 32-bit index arithmetic (a 64-bit division per item before): smoke parity,
+# memcheck, and beside v3 at the 7B's 4096-token shapes; memcheck of dequant and embed v3;
+# rmsnorm's best WPRE / STHINT points of q4v3 again with --repeat 5
+step_rope32() {
+  run rope32_smoke 60 $K --op rope_neox --shapes smoke --backend cuda --no-timing --quiet \
+    --variant 'v4_b256,v4_b256[ITEMS=2]' --csv "$R/rope32-smoke.csv"
+  run rope32_memcheck 90 env KB_CUDA_TIMEOUT_S=300 compute-sanitizer --tool memcheck --target-processes all \
+    --error-exitcode 9 $K --op rope_neox,embed,dequant_q4k --shapes smoke --backend cuda \
+    --variant 'v4_b256,v3_b64,v3_b128,v3_b256_i1,v3_b256_i2' --mode rotate --reps 3 --warmup 0 --max-time 0.01 \
+    --quiet --csv "$R/rope32-memcheck.csv"
+  local t="--mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet --backend cuda"
+  run rope32 120 $K --op rope_neox --shape 4096x28,4x128 \
+    --variant 'v3_b256_i2,v4_b256,v4_b256[ITEMS=2],v4_b256[STHINT=2],v3_b256_i2[STHINT=2]' $t --repeat 3 \
+    --csv "$R/rope32.csv"
+  run rope32_rmsnorm 90 $K --op rmsnorm --shape 4096x3584 \
+    --variant 'v2_b256_i4,v2_b256_i4[WPRE=1],v2_b256_i4[STHINT=2,WPRE=1],v2_b128_i8[STHINT=2,WPRE=1]' $t --repeat 5 \
+    --csv "$R/rope32-rmsnorm.csv"
 }
 
 # gemv_v2 at PDL=1 with one n8 tile: warps x chunks x the __launch_bounds__ minimum (MINB 0:

@@ -160,27 +160,28 @@ rope_neox_v4(const float *__restrict__ x, const int *__restrict__ pos, float *__
              const uint2 *__restrict__ turns) {
     pdl_enter(); // PDL=1: wait for the previous kernel (pdl.cuh)
     const int half = d / 2, q = half / 4;
-    const long long total = (long long)n * heads * q;
+    // 32-bit indices: the plan keeps n * heads * d within int32, so the pair count and
+    // every float index fit (a 64-bit division is a long software sequence, two per item)
+    const int total = n * heads * q;
     // A block covers BLOCK * ITEMS consecutive float4s of pairs, item `it` the BLOCK of
     // them at it * BLOCK (coalesced); every item's loads are issued before the first angle.
-    const long long e0 = (long long)blockIdx.x * BLOCK * ITEMS + threadIdx.x; // (token * heads + head) * q + j
+    const int e0 = blockIdx.x * BLOCK * ITEMS + threadIdx.x; // (token * heads + head) * q + j
     float4 a[ITEMS], u[ITEMS];
 #pragma unroll
     for (int it = 0; it < ITEMS; it++) {
-        const long long e = e0 + (long long)it * BLOCK;
+        const int e = e0 + it * BLOCK;
         if (e < total) {
-            const long long row = e / q;
-            const float *xb = x + row * d + (int)(e - row * q) * 4;
+            const int row = e / q;
+            const float *xb = x + row * d + (e - row * q) * 4;
             a[it] = ld_stream((const float4 *)xb);
             u[it] = ld_stream((const float4 *)(xb + half));
         }
     }
 #pragma unroll
     for (int it = 0; it < ITEMS; it++) {
-        const long long e = e0 + (long long)it * BLOCK;
+        const int e = e0 + it * BLOCK;
         if (e >= total) break;
-        const long long row = e / q;
-        const int i = (int)(e - row * q) * 4;
+        const int row = e / q, i = (e - row * q) * 4;
         const int p = pos[row / heads];
         float s[4], c[4];
 #pragma unroll
