@@ -24,12 +24,12 @@
 
 /* How a stack runs its matmuls (docs/FORWARD.md "Recipes"). */
 /* The forward's default --prefer: per op, the fastest cuda variant of the H200 qwen2.5-7b
- * table (results/h200/README.md) where it differs from the first listed (v1, the
- * simplest), one name an op (rope: v4_b256, fastest at the forward's 1-16 tokens; v3 only
- * wins from ~2048 tokens of 28 heads). A name a backend does not have is ignored; the
- * first variant that prepares runs where none of these does. --prefer-from chooses per
- * shape from a measured table instead. */
-#define KB_FORWARD_PREFER "gemv_v2_b256_u4,v2_b256_i4,v4_b256,decode_v2,v2_b256"
+ * measurements (results/h200/README.md) where it differs from the first listed (v1, the
+ * simplest), one name an op: gemm_fp8 gemv_v2_b256_u4, rmsnorm v2_b256_i4_w, rope v4_b256,
+ * attention decode_v2, embed v3_b256_i1, dequant_q4k v3_b128. A name a backend does not
+ * have is ignored; the first variant that prepares runs where none of these does.
+ * --prefer-from chooses per shape from a measured table instead. */
+#define KB_FORWARD_PREFER "gemv_v2_b256_u4,v2_b256_i4_w,v4_b256,decode_v2,v3_b256_i1,v3_b128"
 
 typedef struct {
     const char *name;

@@ -233,9 +233,10 @@ static void test_variants(void) {
     opt.tune = &tune;
     opt.test_variants = 0;
     const int nt = kb_backend_cuda.variants(&r, &opt, v, 64, msg);
-    CHECK(nt == 6 && !strcmp(v[0].name, "v1_b256[BLOCK=128]") && !strcmp(v[1].name, "v1_b256[ITEMS=8]") &&
-              !strcmp(v[2].name, "v2_b256_i4[BLOCK=128]") && !strcmp(v[5].name, "v2_b128_i8[ITEMS=8]"),
-          "rmsnorm: 3 variants x 2 points, variant-major (%d)", nt);
+    CHECK(nt == 8 && !strcmp(v[0].name, "v1_b256[BLOCK=128]") && !strcmp(v[1].name, "v1_b256[ITEMS=8]") &&
+              !strcmp(v[2].name, "v2_b256_i4[BLOCK=128]") && !strcmp(v[5].name, "v2_b128_i8[ITEMS=8]") &&
+              !strcmp(v[7].name, "v2_b256_i4_w[ITEMS=8]"),
+          "rmsnorm: 4 variants x 2 points, variant-major (%d)", nt);
     CHECK(!strcmp(v[0].detail, "rmsnorm_v1 -DBLOCK=128 -DPDL=0") && !strcmp(v[0].tunables, "BLOCK=128 PDL=0"),
           "the point's -D options: %s", v[0].detail);
     CHECK(strstr(v[1].detail, "not_supported") && strstr(v[1].detail, "no tunable ITEMS"),
@@ -243,6 +244,8 @@ static void test_variants(void) {
     CHECK(!strcmp(v[5].detail, "rmsnorm_v2 -DBLOCK=128 -DITEMS=8 -DPDL=0 -DLDHINT=1 -DSTHINT=1 -DWPRE=0") &&
               !strcmp(v[5].tunables, "BLOCK=128 ITEMS=8 PDL=0 LDHINT=1 STHINT=1 WPRE=0"),
           "v2_b128_i8[ITEMS=8]: %s", v[5].detail);
+    CHECK(!strcmp(v[6].detail, "rmsnorm_v2 -DBLOCK=128 -DITEMS=4 -DPDL=0 -DLDHINT=1 -DSTHINT=2 -DWPRE=1"),
+          "v2_b256_i4_w[BLOCK=128]: %s", v[6].detail);
     CHECK(kb_backend_cuda.variants(&r, &opt, v, 5, msg) < 0 && strstr(msg, "more than 5"),
           "points beyond max are an error, not a silent cut: %s", msg);
     opt.tune = NULL;

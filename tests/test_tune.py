@@ -55,11 +55,11 @@ def expect_usage(args, pattern):
 # ---- --list-axes: exactly the points, before any device is touched -------------------
 rc, out, err = run("--op", "rmsnorm", "--shape", "64x1024", "--backend", "cuda", "--tune", "BLOCK=64,128",
                    "--tune", "ITEMS=2,4", "--list-axes")
-want = [f"{v}[BLOCK={b},ITEMS={i}]" for v in ("v1_b256", "v2_b256_i4", "v2_b128_i8") for b in (64, 128) for i in (2, 4)]
+want = [f"{v}[BLOCK={b},ITEMS={i}]" for v in ("v1_b256", "v2_b256_i4", "v2_b128_i8", "v2_b256_i4_w") for b in (64, 128) for i in (2, 4)]
 got = points(out)
 t.check(rc == 0 and [g[1] for g in got] == want and all(g[0] == "cuda" for g in got),
-        f"2 x 2 points of rmsnorm's 3 variants, in order: rc={rc} {got!r} {err!r}")
-t.check(out.strip().endswith("1 cases x 4 tune points: 12 rows (cuda 12)"), f"the count line: {out!r}")
+        f"2 x 2 points of rmsnorm's 4 variants, in order: rc={rc} {got!r} {err!r}")
+t.check(out.strip().endswith("1 cases x 4 tune points: 16 rows (cuda 16)"), f"the count line: {out!r}")
 det = {g[1]: g[2] for g in got}
 t.check(det.get("v2_b256_i4[BLOCK=64,ITEMS=2]") == "rmsnorm_v2 -DBLOCK=64 -DITEMS=2 -DPDL=0 -DLDHINT=1 -DSTHINT=1 -DWPRE=0",
         f"the detail is the point's -D options: {det!r}")
@@ -71,8 +71,8 @@ t.check("no tunable ITEMS" in det.get("v1_b256[BLOCK=64,ITEMS=2]", "") and
 rc, out, err = run("--op", "rmsnorm", "--shape", "64x1024", "--backend", "cuda", "--tune", "PDL=0,1", "--list-axes")
 det = {g[1]: g[2] for g in points(out)}
 t.check(rc == 0 and det.get("v1_b256[PDL=0]") == "rmsnorm_v1 -DBLOCK=256 -DPDL=0" and
-        det.get("v2_b128_i8[PDL=1]") == "rmsnorm_v2 -DBLOCK=128 -DITEMS=8 -DPDL=1 -DLDHINT=1 -DSTHINT=1 -DWPRE=0" and len(det) == 6,
-        f"PDL=0,1 on rmsnorm's 3 variants: rc={rc} {det!r} {err!r}")
+        det.get("v2_b128_i8[PDL=1]") == "rmsnorm_v2 -DBLOCK=128 -DITEMS=8 -DPDL=1 -DLDHINT=1 -DSTHINT=1 -DWPRE=0" and len(det) == 8,
+        f"PDL=0,1 on rmsnorm's 4 variants: rc={rc} {det!r} {err!r}")
 
 # the range form, and several ops: each op's variants at each point
 rc, out, _ = run("--op", "add,swiglu", "--shape", "4x512", "--backend", "cuda", "--tune", "BLOCK=32:1024:*2",
@@ -84,8 +84,8 @@ t.check(rc == 0 and len(got) == 2 * 2 * 6 and out.strip().endswith("2 cases x 6 
 # a backend without tunables: one not_supported row per case, said before the run
 rc, out, _ = run("--op", "rmsnorm", "--shape", "64x1024", "--backend", "cpu,cuda", "--tune", "BLOCK=128", "--list-axes")
 got = points(out)
-t.check(rc == 0 and ("cpu", "-", "not_supported: no tunables") in got and len(got) == 4 and
-        out.strip().endswith("(cpu 1 not_supported, cuda 3)"), f"cpu has no tunables: {out!r}")
+t.check(rc == 0 and ("cpu", "-", "not_supported: no tunables") in got and len(got) == 5 and
+        out.strip().endswith("(cpu 1 not_supported, cuda 4)"), f"cpu has no tunables: {out!r}")
 
 # --variant: a plain name selects its points, a tuned name its one point (any order)
 rc, out, _ = run("--op", "rmsnorm", "--shape", "64x1024", "--backend", "cuda", "--tune", "BLOCK=64,128",
