@@ -67,6 +67,8 @@
 #             blocks of a row a warp) and rmsnorm v2 at WPRE=1: parity, then beside v2
 #   rope32    rope v4 with 32-bit indices: parity, memcheck, beside v3; memcheck of dequant
 #             and embed v3; rmsnorm's WPRE and STHINT points again (--repeat 5)
+#   ropeblk   rope v3 and v4 at 4096x28x128: BLOCK x PDL x STHINT (--repeat 3)
+#   san8      compute-sanitizer's four tools over the eighth session's listed variants
 #   ltdiag    cuBLASLt blk128 split-K configurations: repeats, workspace fills, initcheck
 #   tune      --tune points of rmsnorm, rope, dequant, embed, gemv_v2, Vulkan rmsnorm; smoke hashes
 #   cputable  the qwen2.5-7b table on the cpu backend (host-bound: beside untimed steps only)
@@ -706,6 +708,27 @@ step_rope32() {
   run rope32_rmsnorm 90 $K --op rmsnorm --shape 4096x3584 \
     --variant 'v2_b256_i4,v2_b256_i4[WPRE=1],v2_b256_i4[STHINT=2,WPRE=1],v2_b128_i8[STHINT=2,WPRE=1]' $t --repeat 5 \
     --csv "$R/rope32-rmsnorm.csv"
+}
+
+# rope v3 and v4 at the 7B's 4096-token shape of 28 heads: the block size, PDL and the
+# store hint, the listed variants beside (--repeat 3)
+step_ropeblk() {
+  local t="--mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet --backend cuda --repeat 3"
+  run ropeblk 150 $K --op rope_neox --shape 4096x28x128 --variant v3_b256_i2,v4_b256 --tune BLOCK=128,256,512,1024 \
+    --tune PDL=0,1 --tune STHINT=1,2 $t --csv "$R/ropeblk.csv"
+}
+
+# compute-sanitizer memcheck, racecheck, initcheck and synccheck over the variants the
+# eighth session listed or changed (rmsnorm v2_b256_i4_w, rope v4_b256, dequant_q4k v3,
+# embed v3) on the smoke table, rotate mode
+step_san8() {
+  local tool
+  for tool in memcheck racecheck initcheck synccheck; do
+    run "san8_$tool" 90 env KB_CUDA_TIMEOUT_S=300 compute-sanitizer --tool $tool --target-processes all \
+      --error-exitcode 9 $K --op rmsnorm,rope_neox,dequant_q4k,embed --shapes smoke --backend cuda \
+      --variant 'v2_b256_i4_w,v4_b256,v3_b64,v3_b128,v3_b256_i1,v3_b256_i2' --mode rotate --reps 3 --warmup 0 \
+      --max-time 0.01 --quiet --csv "$R/san8-$tool.csv"
+  done
 }
 
 # gemv_v2 at PDL=1 with one n8 tile: warps x chunks x the __launch_bounds__ minimum (MINB 0:
