@@ -69,6 +69,8 @@
 #             and embed v3; rmsnorm's WPRE and STHINT points again (--repeat 5)
 #   ropeblk   rope v3 and v4 at 4096x28x128: BLOCK x PDL x STHINT (--repeat 3)
 #   san8      compute-sanitizer's four tools over the eighth session's listed variants
+#   vkxreg    Vulkan gemv_sg with X decoded in registers (XREG=1): parity, then beside
+#             XREG=0 and the CUDA GEMV at the decode shapes, SGS x ROWS at n = 1
 #   ltdiag    cuBLASLt blk128 split-K configurations: repeats, workspace fills, initcheck
 #   tune      --tune points of rmsnorm, rope, dequant, embed, gemv_v2, Vulkan rmsnorm; smoke hashes
 #   cputable  the qwen2.5-7b table on the cpu backend (host-bound: beside untimed steps only)
@@ -729,6 +731,25 @@ step_san8() {
       --variant 'v2_b256_i4_w,v4_b256,v3_b64,v3_b128,v3_b256_i1,v3_b256_i2' --mode rotate --reps 3 --warmup 0 \
       --max-time 0.01 --quiet --csv "$R/san8-$tool.csv"
   done
+}
+
+# Vulkan gemv_sg with each lane's X decoded in its registers (XREG=1: no shared-memory
+# staging, no barrier) on its first GPU run: smoke parity beside XREG=0, then the decode
+# shapes, XREG 0/1 x SGS at n = 1 (--repeat 3), beside the CUDA GEMV
+step_vkxreg() {
+  run vkxreg_smoke 90 $K --op gemm_fp8 --shapes smoke --backend vulkan --variant 'gemv_sg,gemv_sg[XREG=1]' \
+    --no-timing --quiet --csv "$R/vkxreg-smoke.csv"
+  local t="--mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet --repeat 3"
+  run vkxreg_n1 150 $K --op gemm_fp8 --shape 3584x1x3584 --backend vulkan --variant gemv_sg --tune XREG=0,1 \
+    --tune SGS=1,2,4,8 --tune ROWS=1,2 $t --csv "$R/vkxreg-n1.csv"
+  run vkxreg_big 150 $K --op gemm_fp8 --shape 18944,152064x1x3584 --backend vulkan --variant gemv_sg \
+    --tune XREG=0,1 --tune SGS=2,8 $t --csv "$R/vkxreg-big.csv"
+  run vkxreg_ffn2 90 $K --op gemm_fp8 --shape 3584x1x18944 --backend vulkan --variant gemv_sg --tune XREG=0,1 \
+    --tune SGS=2,8 $t --csv "$R/vkxreg-ffn2.csv"
+  run vkxreg_n 120 $K --op gemm_fp8 --shape 3584x2,4,16x3584 --backend vulkan --variant gemv_sg --tune XREG=0,1 $t \
+    --csv "$R/vkxreg-n.csv"
+  run vkxreg_cuda 60 $K --op gemm_fp8 --shape 3584x1x3584 --backend cuda --variant 'gemv_v2_b256_u4,gemv_v2_b256_u4_t1_pdl' \
+    $t --csv "$R/vkxreg-cuda.csv"
 }
 
 # gemv_v2 at PDL=1 with one n8 tile: warps x chunks x the __launch_bounds__ minimum (MINB 0:
