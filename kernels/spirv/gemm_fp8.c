@@ -34,8 +34,7 @@ static const vk_module mod_tiled16 = {"gemm_fp8.comp -DKB_GEMM_TILED -DKB_OUT16"
  *     products of 16) stays a size compilers handle in reasonable time (llvmpipe: seconds); as
  *     written (ROWS <= 4) the second bound never binds. On a 32-wide subgroup the shared memory
  *     bound is the tighter one for every n.
- * Tunables (--tune, specialization constants 5, 6 and 11): XREG (0: X staged in shared memory,
- * 1: decoded in each lane's registers, no barrier), ROWS (rows per subgroup, as written 1 for
+ * Tunables (--tune, specialization constants 5 and 6): ROWS (rows per subgroup, as written 1 for
  * n = 1, 2 for n = 2, else 4) from 1 to SG_MAX_ROWS (two sets of one W slice per row fit
  * SG_W_REGS) with ROWS x n <= SG_BODY (the sums as written at most: 4 x 16); SGS (subgroups per
  * workgroup, as written 8 for n = 1, else SG_SUBGROUPS, halved while the workgroup exceeds the
@@ -54,12 +53,6 @@ static const vk_module mod_tiled16 = {"gemm_fp8.comp -DKB_GEMM_TILED -DKB_OUT16"
  * against 64.8 at 18944x1x3584 (results/h200/vk-gemv-tune.csv, rotate mode) */
 static uint32_t sg_rows_written(int64_t n) { return n == 1 ? 1u : n <= 2 ? 2u : 4u; }
 static uint32_t sg_subgroups_written(int64_t n) { return n == 1 ? 8u : SG_SUBGROUPS; }
-/* XREG (spec constant 11): X decoded in each lane's registers instead of staged in shared
- * memory; as written off until measured */
-static uint32_t sg_xreg_written(int64_t n) {
-    (void)n;
-    return 0u;
-}
 
 static int variants(const kb_case *c, kb_variant *out, int max, char *msg) {
     (void)msg;
@@ -71,8 +64,8 @@ static int variants(const kb_case *c, kb_variant *out, int max, char *msg) {
                        "subgroupAdd",
                        sg_rows_written(c->n), (long long)c->n);
         if (n && !strcmp(out[n - 1].name, "gemv_sg"))
-            snprintf(out[n - 1].tunables, sizeof out[n - 1].tunables, "ROWS=%u SGS=%u XREG=%u",
-                     sg_rows_written(c->n), sg_subgroups_written(c->n), sg_xreg_written(c->n));
+            snprintf(out[n - 1].tunables, sizeof out[n - 1].tunables, "ROWS=%u SGS=%u", sg_rows_written(c->n),
+                     sg_subgroups_written(c->n));
     }
     if (c->n >= TILED_MIN_N)
         vk_variant_add(out, max, &n, "tiled64",
@@ -91,11 +84,6 @@ static int plan_sg(vk_plan *p, vk_dispatch *d, char *msg) {
     const uint32_t ntok = (uint32_t)c->n;
     const int *tune_sgs = p->tune ? kb_tune_get(p->tune, "SGS") : NULL;
     const int *tune_rows = p->tune ? kb_tune_get(p->tune, "ROWS") : NULL;
-    const int *tune_xreg = p->tune ? kb_tune_get(p->tune, "XREG") : NULL;
-    if (tune_xreg && (*tune_xreg < 0 || *tune_xreg > 1))
-        return kb_fail(msg, KB_NOT_SUPPORTED, "gemv_sg: XREG=%d: 0 (X staged in shared memory) or 1 (in registers)",
-                       *tune_xreg);
-    const uint32_t xreg = tune_xreg ? (uint32_t)*tune_xreg : sg_xreg_written(c->n);
     uint32_t nsg = sg_subgroups_written(c->n);
     if (tune_sgs) {
         if (*tune_sgs < 1) return kb_fail(msg, KB_NOT_SUPPORTED, "gemv_sg: SGS=%d subgroups: at least 1", *tune_sgs);
@@ -148,14 +136,12 @@ static int plan_sg(vk_plan *p, vk_dispatch *d, char *msg) {
     d->spec[8] = sg;
     d->spec[9] = (uint32_t)usl;
     d->spec[10] = one_chunk ? 1u : 0u;
-    d->spec[11] = xreg;
-    d->nspec = 12;
+    d->nspec = 11;
     /* 16-byte loads need every W row on 16 bytes, word loads every row on 4 (views start where
      * minStorageBufferOffsetAlignment allows, possibly below 16) */
     const uint64_t w_off = p->args[0].view.offset, x_off = p->args[1].view.offset;
     d->push[4] = ((c->k % 16 == 0 && w_off % 16 == 0) ? 1u : 0u) |
-                 ((c->k % 4 == 0 && w_off % 4 == 0 && x_off % 4 == 0) ? 2u : 0u) |
-                 ((c->k % 16 == 0 && x_off % 16 == 0) ? 4u : 0u);
+                 ((c->k % 4 == 0 && w_off % 4 == 0 && x_off % 4 == 0) ? 2u : 0u);
     return KB_OK;
 }
 

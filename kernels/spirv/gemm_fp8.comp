@@ -45,9 +45,8 @@ layout(std430, set = 0, binding = 1) readonly buffer X { uint8_t xq[]; };
 layout(std430, set = 0, binding = 0) readonly buffer W32 { uint w32[]; };
 layout(std430, set = 0, binding = 1) readonly buffer X32 { uint x32[]; };
 #ifdef KB_GEMV_SG
-// And W and X as 16-byte vectors: 16 fp8 values per load when every row starts on 16 bytes.
+// And W as 16-byte vectors: 16 fp8 values per load when every row starts on 16 bytes.
 layout(std430, set = 0, binding = 0) readonly buffer W128 { uvec4 w128[]; };
-layout(std430, set = 0, binding = 1) readonly buffer X128 { uvec4 x128[]; };
 #endif
 layout(std430, set = 0, binding = 2) readonly buffer SA { float sa[]; };
 layout(std430, set = 0, binding = 3) readonly buffer SB { float sb[]; };
@@ -63,8 +62,7 @@ layout(push_constant) uniform Push {
     uint k;
     uint kblocks; // ceil(k / 128)
 #ifdef KB_GEMV_SG
-    uint flags;   // bit 0: W rows start on 16 bytes (uvec4 loads); bit 1: W and X rows start on 4 bytes;
-                  // bit 2 (gemv_sg): X rows start on 16 bytes
+    uint flags;   // bit 0: W rows start on 16 bytes (uvec4 loads); bit 1: W and X rows start on 4 bytes
 #endif
 } pc;
 
@@ -182,11 +180,6 @@ layout(constant_id = 7) const uint NTOK = 1u; // tokens: n itself (1..16)
 layout(constant_id = 8) const uint SG = 32u;  // the subgroup size the plan assumed
 layout(constant_id = 9) const uint USL = 1u;  // 16-byte slices per lane per row in a K chunk
 layout(constant_id = 10) const bool ONE_CHUNK = false; // USL covers K: no next chunk to load
-// XREG: each lane loads and decodes the X of its own slices into registers beside its W (no
-// shared memory, no barrier): every subgroup decodes X again (n x K values per ROWS rows,
-// where staging shares one decode among the workgroup), in exchange for the two barriers a
-// chunk and the shared-memory reads of X (4 bytes per product).
-layout(constant_id = 11) const bool XREG = false;
 const uint NSG = gl_WorkGroupSize.x / SG;     // subgroups per workgroup
 const uint CSL = USL * SG;                    // 16-wide K slices per chunk
 const uint CK = 16u * CSL;                    // K per chunk
@@ -258,11 +251,6 @@ uint load_x4(uint n, uint k) {
         if (k + b < pc.k) w |= uint(xq[base + b]) << (8u * b);
     return w;
 }
-// 16 X bytes of token n from k, zeros past K.
-uvec4 load_x16(uint n, uint k) {
-    if ((pc.flags & 4u) != 0u && k < pc.k) return x128[(n * pc.k + k) >> 4];
-    return uvec4(load_x4(n, k), load_x4(n, k + 4u), load_x4(n, k + 8u), load_x4(n, k + 12u));
-}
 // 16 fp8 values (one uvec4) -> S * value, the NaN / inf codes fixed (rare: one test for all 16).
 void dec16(uvec4 q, bool e5m2, out vec4 d0, out vec4 d1, out vec4 d2, out vec4 d3) {
     d0 = dec4(q.x, e5m2);
@@ -312,39 +300,25 @@ void main() {
             wnext[r * USL + j] = k < pc.k ? load_w16(min(row0 + r, pc.m - 1u), k) : uvec4(0u);
         }
 
-    uvec4 xnext[XREG ? NTOK * USL : 1u]; // XREG: [n*USL + j], slice j of token n in the next chunk
-    if (XREG)
-        [[unroll]] for (uint n = 0u; n < NTOK; n++)
-            [[unroll]] for (uint j = 0u; j < USL; j++) xnext[n * USL + j] = load_x16(n, 16u * (j * SG + lane));
-
     for (uint c0 = 0u; c0 < pc.k; c0 += CK) {
-        if (!XREG) {
-            barrier(); // every subgroup is done with the previous chunk's xs
-            // (a fixed trip count, unrolled: each invocation's X loads are all in flight at once)
-            [[unroll]] for (uint n = 0u; n < NTOK; n++)
-                [[unroll]] for (uint it = 0u; it < STAGE_IT; it++) {
-                    uint i = it * gl_WorkGroupSize.x + gl_LocalInvocationIndex;
-                    uint s = i % CSL, q = i / CSL; // consecutive invocations write consecutive vec4
-                    if (i < CK / 4u)
-                        xs[(n * 4u + q) * CSL + s] = dec4_checked(load_x4(n, c0 + 16u * s + 4u * q), B_E5M2);
-                }
-            barrier();
-        }
+        barrier(); // every subgroup is done with the previous chunk's xs
+        // (a fixed trip count, unrolled: each invocation's X loads are all in flight at once)
+        [[unroll]] for (uint n = 0u; n < NTOK; n++)
+            [[unroll]] for (uint it = 0u; it < STAGE_IT; it++) {
+                uint i = it * gl_WorkGroupSize.x + gl_LocalInvocationIndex;
+                uint s = i % CSL, q = i / CSL; // consecutive invocations write consecutive vec4
+                if (i < CK / 4u) xs[(n * 4u + q) * CSL + s] = dec4_checked(load_x4(n, c0 + 16u * s + 4u * q), B_E5M2);
+            }
+        barrier();
 
         uvec4 wcur[ROWS * USL]; // (arrays sized by specialization constants copy element-wise)
         [[unroll]] for (uint i = 0u; i < ROWS * USL; i++) wcur[i] = wnext[i];
-        uvec4 xcur[XREG ? NTOK * USL : 1u];
-        if (XREG) [[unroll]] for (uint i = 0u; i < NTOK * USL; i++) xcur[i] = xnext[i];
         if (!ONE_CHUNK && c0 + CK < pc.k) {
             [[unroll]] for (uint r = 0u; r < ROWS; r++)
                 [[unroll]] for (uint j = 0u; j < USL; j++) {
                     uint k = c0 + CK + 16u * (j * SG + lane);
                     wnext[r * USL + j] = k < pc.k ? load_w16(min(row0 + r, pc.m - 1u), k) : uvec4(0u);
                 }
-            if (XREG)
-                [[unroll]] for (uint n = 0u; n < NTOK; n++)
-                    [[unroll]] for (uint j = 0u; j < USL; j++)
-                        xnext[n * USL + j] = load_x16(n, c0 + CK + 16u * (j * SG + lane));
         }
 
         [[unroll]] for (uint j = 0u; j < USL; j++) {
@@ -361,12 +335,8 @@ void main() {
                 sar[r] = PER_BLOCK ? sa[((SCALE_MODE == SCALE_BLK128) ? mi / 128u : mi) * pc.kblocks + kb] : 1.0;
             }
             [[unroll]] for (uint n = 0u; n < NTOK; n++) {
-                vec4 x0, x1, x2, x3;
-                if (XREG) dec16(xcur[n * USL + j], B_E5M2, x0, x1, x2, x3);
-                else {
-                    x0 = xs[(n * 4u) * CSL + s], x1 = xs[(n * 4u + 1u) * CSL + s];
-                    x2 = xs[(n * 4u + 2u) * CSL + s], x3 = xs[(n * 4u + 3u) * CSL + s];
-                }
+                vec4 x0 = xs[(n * 4u) * CSL + s], x1 = xs[(n * 4u + 1u) * CSL + s];
+                vec4 x2 = xs[(n * 4u + 2u) * CSL + s], x3 = xs[(n * 4u + 3u) * CSL + s];
                 float sbn = PER_BLOCK ? sb[n * pc.kblocks + kb] : 1.0;
                 [[unroll]] for (uint r = 0u; r < ROWS; r++) {
                     // the slice's 16 products summed apart (independent chains across slices
