@@ -735,7 +735,8 @@ step_san8() {
 
 # Vulkan gemv_sg with each lane's X decoded in its registers (XREG=1: no shared-memory
 # staging, no barrier) on its first GPU run: smoke parity beside XREG=0, then the decode
-# shapes, XREG 0/1 x SGS at n = 1 (--repeat 3), beside the CUDA GEMV
+# shapes, XREG 0/1 x SGS at n = 1 (--repeat 3), beside the CUDA GEMV. XREG was removed again
+# after this run (slower everywhere): the step runs on 6828a53's tree only
 step_vkxreg() {
   run vkxreg_smoke 90 $K --op gemm_fp8 --shapes smoke --backend vulkan --variant 'gemv_sg,gemv_sg[XREG=1]' \
     --no-timing --quiet --csv "$R/vkxreg-smoke.csv"
