@@ -26,7 +26,8 @@
 // HMMA multiplies f16 exactly into an fp32 accumulator). Sums are fp32.
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
-#include "pdl.cuh" // pdl_enter, pdl_wait: the PDL tunable
+#include "pdl.cuh"    // pdl_enter, pdl_wait: the PDL tunable
+#include "stream.cuh" // ld_stream_u4: the LDHINT tunable (v2's W loads)
 
 #ifndef WARPS
 #define WARPS 4
@@ -178,25 +179,12 @@ __device__ __forceinline__ void mma16816(float *d, const u32 *a, u32 b0, u32 b1)
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// W's 16-byte loads. LDHINT 1: a plain load; 2: read-only, no L1 allocation, and an L2
-// prefetch size of 256 bytes (PTX ISA, ld: .L2::256B): a warp's load takes 64 bytes of each
-// of 16 rows, the other warps the neighbouring 64 bytes a little later, and the hint asks
+// W's 16-byte loads (stream.cuh). LDHINT 1: a plain load; 2: read-only, no L1 allocation, and
+// an L2 prefetch size of 256 bytes (PTX ISA, ld: .L2::256B): a warp's load takes 64 bytes of
+// each of 16 rows, the other warps the neighbouring 64 bytes a little later, and the hint asks
 // the L2 to fetch the whole 256-byte stretch of the row from DRAM at the first miss
 // (Nsight Compute on the H200: v2 streams lm_head at 60-72 % of the DRAM peak, cuBLASLt 90 %).
-#ifndef LDHINT
-#define LDHINT 1
-#endif
-__device__ __forceinline__ uint4 ld_w16(const u8 *p) {
-#if LDHINT == 2
-    uint4 r;
-    asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0,%1,%2,%3}, [%4];"
-        : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
-        : "l"(p));
-    return r;
-#else
-    return *(const uint4 *)p;
-#endif
-}
+__device__ __forceinline__ uint4 ld_w16(const u8 *p) { return ld_stream_u4(p); }
 
 // One 64-wide K chunk c of the tensor-core GEMV (v2, v5): lane (g, t)'s 16 bytes of W
 // rows m0+g and m0+g+8 (qa, qb) and of tokens n0+g and n0+8+g (qx0, qx1: the second n8

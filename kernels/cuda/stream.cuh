@@ -1,6 +1,6 @@
 // stream.cuh - the 16-byte loads and stores of the streaming ops (rmsnorm, rope_neox,
-// dequant_q4k, embed), chosen by two tunables, so that a --tune run can ask whether the
-// cache hints move them toward the copy rate:
+// dequant_q4k, embed) and of gemm_fp8 v2's weights, chosen by two tunables, so that a --tune
+// run can ask whether the cache hints move them toward the copy rate:
 //   LDHINT 1: a plain load (the compiler's choice; const __restrict__ usually makes it
 //             the read-only path);
 //          2: ld.global.nc.L1::no_allocate.L2::256B: read-only, no L1 line, and the L2
@@ -17,13 +17,23 @@
 #define STHINT 1
 #endif
 
-__device__ __forceinline__ float4 ld_stream(const float4 *p) {
+// 16 bytes from p (16-byte aligned).
+__device__ __forceinline__ uint4 ld_stream_u4(const void *p) {
 #if LDHINT == 2
-    float4 r;
-    asm("ld.global.nc.L1::no_allocate.L2::256B.v4.f32 {%0,%1,%2,%3}, [%4];"
-        : "=f"(r.x), "=f"(r.y), "=f"(r.z), "=f"(r.w)
+    uint4 r;
+    asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0,%1,%2,%3}, [%4];"
+        : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
         : "l"(p));
     return r;
+#else
+    return *(const uint4 *)p;
+#endif
+}
+
+__device__ __forceinline__ float4 ld_stream(const float4 *p) {
+#if LDHINT == 2
+    const uint4 r = ld_stream_u4(p);
+    return make_float4(__uint_as_float(r.x), __uint_as_float(r.y), __uint_as_float(r.z), __uint_as_float(r.w));
 #else
     return *p;
 #endif
