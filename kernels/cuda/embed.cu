@@ -11,7 +11,7 @@
 #include "q4k.cuh" // block_q4k, q4k_value, q4k_decode8, q4k_decode8_regs, h2f
 #include "q6k.cuh" // block_q6k
 #include "pdl.cuh"    // pdl_enter, pdl_wait: the PDL tunable
-#include "stream.cuh" // st_stream: the STHINT tunable (v2)
+#include "stream.cuh" // st_stream: the STHINT tunable (v2, v3)
 
 #ifndef BLOCK
 #define BLOCK 256
