@@ -71,6 +71,8 @@
 #   san8      compute-sanitizer's four tools over the eighth session's listed variants
 #   vkxreg    Vulkan gemv_sg with X decoded in registers (XREG=1): parity, then beside
 #             XREG=0 and the CUDA GEMV at the decode shapes, SGS x ROWS at n = 1
+#   ropev5    rope v5 (v3's layout, v4's integer angle) on its first GPU run: parity,
+#             memcheck, beside v3 and v4 at the qwen2.5-7b rope shapes
 #   ltdiag    cuBLASLt blk128 split-K configurations: repeats, workspace fills, initcheck
 #   tune      --tune points of rmsnorm, rope, dequant, embed, gemv_v2, Vulkan rmsnorm; smoke hashes
 #   cputable  the qwen2.5-7b table on the cpu backend (host-bound: beside untimed steps only)
@@ -751,6 +753,27 @@ step_vkxreg() {
     --csv "$R/vkxreg-n.csv"
   run vkxreg_cuda 60 $K --op gemm_fp8 --shape 3584x1x3584 --backend cuda --variant 'gemv_v2_b256_u4,gemv_v2_b256_u4_t1_pdl' \
     $t --csv "$R/vkxreg-cuda.csv"
+}
+
+# rope v5 (a block per token as v3, the token's table from v4's integer angle, no fp64) on
+# its first GPU run (KB_CUDA_UNVERIFIED=1: hidden until measured): smoke parity, memcheck
+# and racecheck, then ITEMS x STHINT at 4096x28x128 beside v3 and v4, and the qwen2.5-7b
+# rope shapes (--repeat 3)
+step_ropev5() {
+  local u="env KB_CUDA_UNVERIFIED=1"
+  run ropev5_smoke 60 $u $K --op rope_neox --shapes smoke --backend cuda --no-timing --quiet \
+    --variant 'v5_b256_i2,v5_b256_i2[ITEMS=1],v5_b256_i2[ITEMS=4]' --csv "$R/ropev5-smoke.csv"
+  local tool
+  for tool in memcheck racecheck; do
+    run "ropev5_$tool" 90 $u KB_CUDA_TIMEOUT_S=300 compute-sanitizer --tool $tool --target-processes all \
+      --error-exitcode 9 $K --op rope_neox --shapes smoke --backend cuda --variant v5_b256_i2 --mode rotate --reps 3 \
+      --warmup 0 --max-time 0.01 --quiet --csv "$R/ropev5-$tool.csv"
+  done
+  local t="--mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet --backend cuda --repeat 3"
+  run ropev5_tune 120 $u $K --op rope_neox --shape 4096x28x128 --variant v5_b256_i2 --tune ITEMS=1,2,4 \
+    --tune STHINT=1,2 $t --csv "$R/ropev5-tune.csv"
+  run ropev5 150 $u $K --op rope_neox --shapes qwen2.5-7b --variant 'v3_b256_i2,v4_b256,v5_b256_i2' $t \
+    --csv "$R/ropev5.csv"
 }
 
 # gemv_v2 at PDL=1 with one n8 tile: warps x chunks x the __launch_bounds__ minimum (MINB 0:

@@ -200,3 +200,44 @@ rope_neox_v4(const float *__restrict__ x, const int *__restrict__ pos, float *__
         st_stream((float4 *)(yb + half + i), hi);
     }
 }
+
+// v5: v3's layout (a block per token, each thread's ITEMS float4 pairs loaded first, the
+// token's (cos, sin) table in shared memory) with v4's angle (integer turns from the plan's
+// frequency table, no fp64): the table costs ~25 integer and float instructions a pair
+// instead of an fp64 pow and sincos, so the stores follow the loads sooner.
+extern "C" __global__ void __launch_bounds__(BLOCK)
+rope_neox_v5(const float *__restrict__ x, const int *__restrict__ pos, float *__restrict__ y, int n, int heads, int d,
+             const uint2 *__restrict__ turns) {
+    pdl_enter(); // PDL=1: wait for the previous kernel (pdl.cuh)
+    extern __shared__ __align__(16) float cs5[]; // cos [d/2], then sin [d/2]
+    const int half = d / 2, t = blockIdx.x, q = half / 4, total = heads * q;
+    (void)n;
+    const float *xt = x + (long long)t * heads * d;
+    float *yt = y + (long long)t * heads * d;
+    float4 a[ITEMS], u[ITEMS];
+#pragma unroll
+    for (int it = 0; it < ITEMS; it++) {
+        const int e = threadIdx.x + it * BLOCK;
+        if (e < total) {
+            const int h = e / q, i = (e - h * q) * 4;
+            a[it] = ld_stream((const float4 *)(xt + h * d + i));
+            u[it] = ld_stream((const float4 *)(xt + h * d + half + i));
+        }
+    }
+    const int p = pos[t];
+    for (int i = threadIdx.x; i < half; i += BLOCK) turn_sincos(p, turns[i], &cs5[half + i], &cs5[i]);
+    __syncthreads();
+#pragma unroll
+    for (int it = 0; it < ITEMS; it++) {
+        const int e = threadIdx.x + it * BLOCK;
+        if (e < total) {
+            const int h = e / q, i = (e - h * q) * 4;
+            rope4(a[it], u[it], cs5, half, i, yt + h * d);
+        }
+    }
+    for (int e = threadIdx.x + ITEMS * BLOCK; e < total; e += BLOCK) {
+        const int h = e / q, i = (e - h * q) * 4;
+        rope4(ld_stream((const float4 *)(xt + h * d + i)), ld_stream((const float4 *)(xt + h * d + half + i)), cs5,
+              half, i, yt + h * d);
+    }
+}
