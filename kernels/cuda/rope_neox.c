@@ -10,8 +10,6 @@ static const kbcu_variant variants[] = {
     /* the angle in 32-bit integer and float arithmetic from a host frequency table, one
      * thread per float4 of pairs: no fp64 pow/sincos per block, no idle lanes at 4 heads */
     {"v4_b256", "rope_neox.cu", "rope_neox_v4", "-DBLOCK=256 -DITEMS=1 -DPDL=0 -DLDHINT=1 -DSTHINT=1", 75, 0, 0},
-    /* v3's layout with v4's integer angle: the token's table without fp64 (hidden until measured) */
-    {"v5_b256_i2", "rope_neox.cu", "rope_neox_v5", "-DBLOCK=256 -DITEMS=2 -DPDL=0 -DLDHINT=1 -DSTHINT=1", 75, 0, 1},
     {NULL, NULL, NULL, NULL, 0, 0, 0},
 };
 
@@ -34,7 +32,7 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
     if (!kbcu_fits_i32(c->n * c->heads * d)) return kb_fail(msg, KB_NOT_SUPPORTED, "tensor beyond int32 elements");
     const int block = kbcu_def_int(j->v, "BLOCK", 256);
     kbcu_launch *l;
-    if (kbcu_is(j->v, "v4") || kbcu_is(j->v, "v5")) {
+    if (kbcu_is(j->v, "v4")) {
         /* the frequency table (d/2 64-bit fractions) in the workspace, copied at prepare */
         const int rc = need_float4_halves(j, msg);
         if (rc != KB_OK) return rc;
@@ -42,13 +40,8 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
         if (!tab) return kb_fail(msg, KB_ERROR, "out of host memory (rope frequency table)");
         kb_rope_turns(c->theta, d, tab);
         const int items = kbcu_def_int(j->v, "ITEMS", 2); /* rope_neox.cu's default */
-        if (kbcu_is(j->v, "v5")) { /* v3's geometry: a block per token, the table in shared memory */
-            l = kbcu_add_launch(p, j->v, j->v->kernel, c->n, 1, 1, block);
-            if (l) l->smem = d * (int64_t)sizeof(float);
-        } else {
-            l = kbcu_add_launch(p, j->v, j->v->kernel, kbcu_ceil_div(c->n * c->heads * (d / 8), (int64_t)block * items),
-                                1, 1, block);
-        }
+        l = kbcu_add_launch(p, j->v, j->v->kernel, kbcu_ceil_div(c->n * c->heads * (d / 8), (int64_t)block * items), 1,
+                            1, block);
     } else if (kbcu_is(j->v, "v1")) {
         l = kbcu_add_launch(p, j->v, j->v->kernel, kbcu_ceil_div(c->n * c->heads * (d / 2), block), 1, 1, block);
     } else {
@@ -64,7 +57,7 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
     kbcu_arg_i32(p, l, c->n);
     kbcu_arg_i32(p, l, c->heads);
     kbcu_arg_i32(p, l, d);
-    if (kbcu_is(j->v, "v4") || kbcu_is(j->v, "v5")) kbcu_arg_ws(p, l, 0); /* the frequency table */
+    if (kbcu_is(j->v, "v4")) kbcu_arg_ws(p, l, 0); /* the frequency table */
     else kbcu_arg_f64(p, l, c->theta);
     return KB_OK;
 }
