@@ -758,7 +758,8 @@ step_vkxreg() {
 # rope v5 (a block per token as v3, the token's table from v4's integer angle, no fp64) on
 # its first GPU run (KB_CUDA_UNVERIFIED=1: hidden until measured): smoke parity, memcheck
 # and racecheck, then ITEMS x STHINT at 4096x28x128 beside v3 and v4, and the qwen2.5-7b
-# rope shapes (--repeat 3)
+# rope shapes (--repeat 3). v5 was removed again after this run (no gain at 4096 tokens): the
+# step runs on 9c0d20e's tree only
 step_ropev5() {
   local u="env KB_CUDA_UNVERIFIED=1"
   run ropev5_smoke 60 $u $K --op rope_neox --shapes smoke --backend cuda --no-timing --quiet \
