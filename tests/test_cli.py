@@ -118,10 +118,16 @@ expect_usage(["--op", "gemm_fp8", "--shape", "3584x1:9:*1x3584"], r"malformed st
 import signal
 import time
 full, part = os.path.join(tmp, "full.csv"), os.path.join(tmp, "part.csv")
-timed = ["--shapes", "smoke", "--backend", "cpu", "--reps", "3", "--max-time", "0.05", "--quiet"]
+# about 6 s for 39 rows here; the signal goes once two rows are written (a fixed sleep let a
+# fast CI machine finish the whole run first), so most rows are still to come
+timed = ["--shapes", "smoke", "--backend", "cpu", "--reps", "30", "--max-time", "0.05", "--quiet"]
 run(*timed, "--csv", full)
 proc = subprocess.Popen([kbench, *timed, "--csv", part], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-time.sleep(4)
+deadline = time.monotonic() + 120
+while proc.poll() is None and time.monotonic() < deadline:
+    if os.path.exists(part) and len(open(part).read().splitlines()) >= 3:
+        break
+    time.sleep(0.02)
 proc.send_signal(signal.SIGTERM)
 proc.wait(timeout=120)
 partial = len(open(part).read().splitlines())
