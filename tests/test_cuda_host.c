@@ -1028,7 +1028,7 @@ static void test_tune_resolve(void) {
               !strcmp(v->defines, "-DBLOCK=512 -DITEMS=8 -DPDL=0 -DLDHINT=1 -DSTHINT=1 -DWPRE=0") && !strcmp(v->name, "v2_b256_i4[BLOCK=512,ITEMS=8]"),
           "the tunables in any order; the name comes back sorted: %s", v ? v->name : msg);
     CHECK(resolve(KB_OP_gemm_fp8, "gemv_v2_b256_u7_t1[UNROLL=3]", &t, &v, msg) == KB_OK &&
-              !strcmp(v->defines, "-DWARPS=8 -DUNROLL=3 -DNT=1 -DLDHINT=2 -DPDL=0 -DMINB=0") && v->min_sm == 80,
+              !strcmp(v->defines, "-DWARPS=8 -DUNROLL=3 -DMT=1 -DNT=1 -DLDHINT=2 -DPDL=0 -DMINB=0") && v->min_sm == 80,
           "the other options and the minimum architecture stay: %s", v ? v->defines : msg);
     char tun[64];
     kbcu_variant_tunables(KB_OP_attention, kbcu_find_variant(KB_OP_attention, "prefill_v1", 1), tun, sizeof tun);
@@ -1187,6 +1187,14 @@ static void test_tune_plans(void) {
     CHECK(plan(&g, "gemv_v2_b256_u2[NT=1,WARPS=2]", &p, msg) == KB_OK && p.launch[0].block[0] == 64 &&
               p.launch[0].grid[1] == 3,
           "gemv_v2 at 2 warps, one n8 tile: 3 token blocks of 64 threads");
+    g.m = 3600; /* not a multiple of 32: the last block's second row tile is cut */
+    CHECK(plan(&g, "gemv_v2_b256_u4[MT=2]", &p, msg) == KB_OK && p.launch[0].grid[0] == 113 &&
+              p.launch[0].grid[1] == 2 && p.launch[0].block[0] == 256,
+          "gemv_v2 at MT=2: 32 rows a block, 3600 rows in 113 (%s)", msg);
+    CHECK(plan(&g, "gemv_v2_b256_u4", &p, msg) == KB_OK && p.launch[0].grid[0] == 225, "gemv_v2 as listed: 16 rows a block");
+    rc = plan(&g, "gemv_v2_b256_u4[MT=3]", &p, msg);
+    CHECK(rc != KB_OK && strstr(msg, "MT"), "MT is 1 or 2: %s", msg);
+    g.m = 3584;
     setenv("KB_CUDA_UNVERIFIED", "1", 1);
     CHECK(plan(&g, "gemv_v3_m32_w8[STAGES=2]", &p, msg) == KB_OK && p.launch[0].smem == 2 * 8 * 32 * 448,
           "gemv_v3 at 2 stages: twice the W slices in shared memory (%s)", msg);

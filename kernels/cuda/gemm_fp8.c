@@ -7,34 +7,34 @@
 static const kbcu_variant variants[] = {
     {"gemv_v1_b128", "gemm_fp8.cu", "gemm_fp8_gemv_v1", "-DWARPS=4 -DNB=8", 75, 0, 0},
     /* mma.sync m16n8k16 f16 with fp32 accumulation: sm_80 and later */
-    {"gemv_v2_b128_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=4 -DUNROLL=2 -DNT=2 -DLDHINT=2 -DPDL=0 -DMINB=0",
+    {"gemv_v2_b128_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=4 -DUNROLL=2 -DMT=1 -DNT=2 -DLDHINT=2 -DPDL=0 -DMINB=0",
      80, 0, 0},
-    {"gemv_v2_b256_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=2 -DNT=2 -DLDHINT=2 -DPDL=0 -DMINB=0",
+    {"gemv_v2_b256_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=2 -DMT=1 -DNT=2 -DLDHINT=2 -DPDL=0 -DMINB=0",
      80, 0, 0},
-    {"gemv_v2_b256_u4", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=4 -DNT=2 -DLDHINT=2 -DPDL=0 -DMINB=0",
+    {"gemv_v2_b256_u4", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=4 -DMT=1 -DNT=2 -DLDHINT=2 -DPDL=0 -DMINB=0",
      80, 0, 0},
     /* one n8 tile: half the token registers, so all 7 chunks of a warp (K = 3584) in flight */
-    {"gemv_v2_b256_u7_t1", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=7 -DNT=1 -DLDHINT=2 -DPDL=0 -DMINB=0",
+    {"gemv_v2_b256_u7_t1", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=7 -DMT=1 -DNT=1 -DLDHINT=2 -DPDL=0 -DMINB=0",
      80, 0, 0},
     /* 4 warps of 2 chunks: the H200's fastest --tune point where the weight streams (FFN,
      * lm_head: 139.5 us at 152064x1x3584, 92 % of the copy rate; results/h200/gemv-ldhint.csv) */
-    {"gemv_v2_b128_u2_t1", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=4 -DUNROLL=2 -DNT=1 -DLDHINT=2 -DPDL=0 -DMINB=0",
+    {"gemv_v2_b128_u2_t1", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=4 -DUNROLL=2 -DMT=1 -DNT=1 -DLDHINT=2 -DPDL=0 -DMINB=0",
      80, 0, 0},
     /* programmatic dependent launch (PDL=1, sm_90): a block loads its first W chunks, then
      * waits for the previous kernel, so in a back-to-back stream the next GEMV's weights are
      * on their way while this one ends (rotate mode on the H200, results/h200/gemv-pdl.csv:
      * 3584x1x3584 7.36 -> 5.75 us, 512x1x3584 4.39 -> 2.58, FFN 18944x1 23.3 -> 22.7) */
-    {"gemv_v2_b256_u7_t1_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=7 -DNT=1 -DLDHINT=2 -DPDL=1 -DMINB=0",
+    {"gemv_v2_b256_u7_t1_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=7 -DMT=1 -DNT=1 -DLDHINT=2 -DPDL=1 -DMINB=0",
      90, 0, 0},
-    {"gemv_v2_b256_u4_t1_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=4 -DNT=1 -DLDHINT=2 -DPDL=1 -DMINB=0",
+    {"gemv_v2_b256_u4_t1_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=4 -DMT=1 -DNT=1 -DLDHINT=2 -DPDL=1 -DMINB=0",
      90, 0, 0},
-    {"gemv_v2_b128_u2_t1_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=4 -DUNROLL=2 -DNT=1 -DLDHINT=2 -DPDL=1 -DMINB=0",
+    {"gemv_v2_b128_u2_t1_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=4 -DUNROLL=2 -DMT=1 -DNT=1 -DLDHINT=2 -DPDL=1 -DMINB=0",
      90, 0, 0},
     /* 4 warps of 4 chunks held to 80 registers (MINB=6: 6 blocks an SM, where ptxas's own
      * 128 allow 4): for the FFN and lm_head decode shapes, where the weight streams (rotate,
      * H200, results/h200/minb.csv: 152064x1x3584 135.9 us vs 139.5 for b128_u2_t1_pdl) */
     {"gemv_v2_b128_u4_t1_m6_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2",
-     "-DWARPS=4 -DUNROLL=4 -DNT=1 -DLDHINT=2 -DPDL=1 -DMINB=6", 90, 0, 0},
+     "-DWARPS=4 -DUNROLL=4 -DMT=1 -DNT=1 -DLDHINT=2 -DPDL=1 -DMINB=6", 90, 0, 0},
     /* TMA bulk copies of W rows into shared memory (cp.async.bulk, mbarrier): sm_90.
      * Parity passes on the H200 but slower than v2 there (results/h200/gemv-v3.csv):
      * listed only with KB_CUDA_UNVERIFIED=1. */
@@ -113,12 +113,14 @@ static int plan(const kbcu_job *j, kbcu_plan *p, char *msg) {
             l = kbcu_add_launch(p, j->v, "gemm_fp8_gemv_v5", gx, kbcu_ceil_div(c->n, 8 * nt), 1, warps * 32);
             if (l) l->smem = kbcu_gemv_v5_smem(warps, ring, nt);
         } else if (kbcu_is(j->v, "gemv_v2")) {
-            l = kbcu_add_launch(p, j->v, "gemm_fp8_gemv_v2", kbcu_ceil_div(c->m, 16), kbcu_ceil_div(c->n, 8 * nt), 1,
-                                warps * 32);
+            /* 16*MT rows a block */
+            const int mt = kbcu_def_int(j->v, "MT", 1);
+            l = kbcu_add_launch(p, j->v, "gemm_fp8_gemv_v2", kbcu_ceil_div(c->m, 16 * mt), kbcu_ceil_div(c->n, 8 * nt),
+                                1, warps * 32);
         } else {
             /* v3: 16*MT rows a block; per warp STAGES slice buffers of 16*MT rows of CPS
              * 64-byte chunks, the row stride an odd multiple of 64 bytes (gemm_fp8.cu) */
-            const int mt = kbcu_def_int(j->v, "MT", 2), cps = kbcu_def_int(j->v, "CPS", 7);
+            const int mt = kbcu_def_int(j->v, "MT", 1), cps = kbcu_def_int(j->v, "CPS", 7);
             const int stages = kbcu_def_int(j->v, "STAGES", 1);
             const int64_t rs = 64 * cps + (cps % 2 ? 0 : 64);
             l = kbcu_add_launch(p, j->v, "gemm_fp8_gemv_v3", kbcu_ceil_div(c->m, 16 * mt), kbcu_ceil_div(c->n, 8 * nt),
@@ -153,7 +155,7 @@ static const kbcu_tunable tunables[] = {
     {"NB", 1, 16, 1, "v1, v4: tokens a block"},
     {"UNROLL", 1, 8, 0, "v2: 64-wide K chunks a warp has in flight"},
     {"NT", 1, 2, 0, "v2, v3, v5: n8 token tiles a block"},
-    {"MT", 1, 2, 0, "v3: m16 row tiles a block (a lane copies a row)"},
+    {"MT", 1, 2, 0, "v2, v3: m16 row tiles a block (v2: X converted once for them; v3: a lane copies a row)"},
     {"CPS", 1, 8, 0, "v3: 64-byte chunks of a bulk-copied slice"},
     {"STAGES", 1, 4, 0, "v3: slices in flight a warp"},
     {"MINB", 0, 16, 0, "v2, v3, v4: blocks an SM must hold (__launch_bounds__; 0: no minimum)"},

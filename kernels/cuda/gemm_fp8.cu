@@ -8,7 +8,8 @@
 //       room for a deeper UNROLL), LDHINT (W's loads: 1 plain, 2 L2::256B prefetch),
 //       PDL (1: a programmatic dependent launch, pdl.cuh: W's first chunks load before
 //       the wait for the previous kernel, X and the scales after), MINB (__launch_bounds__
-//       blocks/SM, 0 none: fewer registers, so more blocks an SM, ours and the next kernel's)
+//       blocks/SM, 0 none: fewer registers, so more blocks an SM, ours and the next kernel's),
+//       MT (m16 row tiles a block, 1 or 2: each token's X converted once for all of them)
 //   v3: see its section (PDL: every W copy is queued before the wait)
 //   v4: WARPS (warps per block), RPW (rows of W a warp), NB (tokens per block), LOADS
 //       (16-byte pieces a lane has in flight per row), MINB (__launch_bounds__ blocks/SM)
@@ -46,6 +47,9 @@
 // (v2 b256_u7_t1: 136 against 128), and an SM then holds one block where it held two.
 #ifndef MINB
 #define MINB 0
+#endif
+#ifndef MT
+#define MT 1
 #endif
 #if MINB > 0
 #define KB_BOUNDS(threads) __launch_bounds__(threads, MINB)
@@ -224,6 +228,63 @@ __device__ __forceinline__ void gemv_chunk(float acc[2][4], uint4 qa, uint4 qb, 
     }
 }
 
+// Word s of a 16-byte piece (s is a constant once the caller's loop unrolls).
+__device__ __forceinline__ u32 u4_word(uint4 q, int s) { return s == 0 ? q.x : s == 1 ? q.y : s == 2 ? q.z : q.w; }
+
+// gemv_chunk for MT 16-row tiles (v2, MT > 1): qa[mt], qb[mt] are lane (g, t)'s 16 bytes
+// of rows m0+16mt+g and m0+16mt+g+8. The tokens' fp8 -> f16 conversions (one cvt per two
+// values, a quarter-rate instruction) are done once per chunk and serve every tile: at
+// N = 16 and MT = 1 they are half of a chunk's conversions.
+__device__ __forceinline__ void gemv_chunk_mt(float acc[MT][2][4], const uint4 *qa, const uint4 *qb, uint4 qx0,
+                                              uint4 qx1, int c, bool ae, bool be, bool tile1, const float *sa,
+                                              const float *sb, int scale_mode, int m0, int n0, int M, int N, int kbs,
+                                              int lane) {
+    const int g = lane >> 2, t = lane & 3;
+    float p[MT][2][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) p[mt][0][i] = p[mt][1][i] = 0.0f;
+#pragma unroll
+    for (int s = 0; s < 4; s++) {
+        const u32 xa = u4_word(qx0, s), xb = u4_word(qx1, s);
+        const u32 b00 = fp8x2_to_f16x2(xa, be), b01 = fp8x2_to_f16x2(xa >> 16, be);
+        u32 b10 = 0, b11 = 0;
+        if (tile1) {
+            b10 = fp8x2_to_f16x2(xb, be);
+            b11 = fp8x2_to_f16x2(xb >> 16, be);
+        }
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+            const u32 wa = u4_word(qa[mt], s), wb = u4_word(qb[mt], s);
+            const u32 a[4] = {fp8x2_to_f16x2(wa, ae), fp8x2_to_f16x2(wb, ae), fp8x2_to_f16x2(wa >> 16, ae),
+                              fp8x2_to_f16x2(wb >> 16, ae)};
+            mma16816(p[mt][0], a, b00, b01);
+            if (tile1) mma16816(p[mt][1], a, b10, b11);
+        }
+    }
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+        if (scale_mode >= 2) {
+            const int kb = c >> 1, mr = m0 + 16 * mt;
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int m = min((i < 2 ? mr + g : mr + g + 8), M - 1);
+                const int na = min(n0 + 2 * t + (i & 1), N - 1), nb = min(n0 + 8 + 2 * t + (i & 1), N - 1);
+                acc[mt][0][i] = fmaf(p[mt][0][i], block_scale(sa, sb, scale_mode, m, na, kb, kbs), acc[mt][0][i]);
+                if (tile1)
+                    acc[mt][1][i] = fmaf(p[mt][1][i], block_scale(sa, sb, scale_mode, m, nb, kb, kbs), acc[mt][1][i]);
+            }
+        } else {
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                acc[mt][0][i] += p[mt][0][i];
+                acc[mt][1][i] += p[mt][1][i];
+            }
+        }
+    }
+}
+
 // The block's warps meet on the 16-row tile m0 (v2, v5): each warp's fragments go to red,
 // then thread e of the first NT*128 owns fragment element (n8 tile, i) = (e/128, e/32 % 4)
 // of lane e % 32, sums it over the warps in warp order (deterministic) and stores it.
@@ -256,25 +317,36 @@ gemm_fp8_gemv_v2(const u8 *__restrict__ W, const u8 *__restrict__ X, const float
     __shared__ float red[WARPS][NT][4][32];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int g = lane >> 2, t = lane & 3;
-    const int m0 = blockIdx.x * 16, n0 = blockIdx.y * (8 * NT);
+    const int m0 = blockIdx.x * 16 * MT, n0 = blockIdx.y * (8 * NT);
     const int kbs = (K + 127) / 128;
     const int nchunks = (K + 63) / 64;
     const bool tile1 = NT > 1 && n0 + 8 < N; // the second n8 tile has tokens (warp-uniform)
     // Rows past M are clamped for loading (their results are never stored).
-    const int ra = min(m0 + g, M - 1), rb = min(m0 + g + 8, M - 1);
+    int ra[MT], rb[MT];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+        ra[mt] = min(m0 + 16 * mt + g, M - 1);
+        rb[mt] = min(m0 + 16 * mt + g + 8, M - 1);
+    }
     const bool x0ok = n0 + g < N, x1ok = NT > 1 && n0 + 8 + g < N;
-    const u8 *wa = W + (long long)ra * K + 16 * t;
-    const u8 *wb = W + (long long)rb * K + 16 * t;
+    const u8 *wa[MT], *wb[MT];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+        wa[mt] = W + (long long)ra[mt] * K + 16 * t;
+        wb[mt] = W + (long long)rb[mt] * K + 16 * t;
+    }
     const u8 *x0 = X + (long long)(x0ok ? n0 + g : 0) * K + 16 * t;
     const u8 *x1 = X + (long long)(x1ok ? n0 + 8 + g : 0) * K + 16 * t;
 
-    float acc[2][4];
+    float acc[MT][2][4];
 #pragma unroll
-    for (int i = 0; i < 4; i++) acc[0][i] = acc[1][i] = 0.0f;
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) acc[mt][0][i] = acc[mt][1][i] = 0.0f;
 
     pdl_launch_dependents(); // PDL=1: the next kernel may start its weight loads as ours end
     for (int c0 = warp; c0 < nchunks; c0 += WARPS * UNROLL) {
-        uint4 qa[UNROLL], qb[UNROLL], qx0[UNROLL], qx1[NT > 1 ? UNROLL : 1];
+        uint4 qa[UNROLL][MT], qb[UNROLL][MT], qx0[UNROLL], qx1[NT > 1 ? UNROLL : 1];
         if (NT == 1) qx1[0] = make_uint4(0, 0, 0, 0); // never used: keeps it defined
         // Issue every load of UNROLL chunks before the first use (bytes in flight): W's
         // first, which no kernel writes, so that with PDL=1 the first chunks' weights are
@@ -285,8 +357,11 @@ gemm_fp8_gemv_v2(const u8 *__restrict__ W, const u8 *__restrict__ X, const float
             const int c = c0 + u * WARPS;
             const long long k = (long long)c * 64;
             const bool kok = c < nchunks && k + 16 * t < K;
-            qa[u] = kok ? ld_w16(wa + k) : z;
-            qb[u] = kok ? ld_w16(wb + k) : z;
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                qa[u][mt] = kok ? ld_w16(wa[mt] + k) : z;
+                qb[u][mt] = kok ? ld_w16(wb[mt] + k) : z;
+            }
         }
         if (PDL && c0 == warp) pdl_wait();
 #pragma unroll
@@ -301,12 +376,21 @@ gemm_fp8_gemv_v2(const u8 *__restrict__ W, const u8 *__restrict__ X, const float
         for (int u = 0; u < UNROLL; u++) {
             const int c = c0 + u * WARPS;
             if (c >= nchunks) break;
-            gemv_chunk(acc, qa[u], qb[u], qx0[u], qx1[NT > 1 ? u : 0], c, ae, be, tile1, sa, sb, scale_mode, m0, n0, M, N,
-                       kbs, lane);
+            if (MT == 1)
+                gemv_chunk(acc[0], qa[u][0], qb[u][0], qx0[u], qx1[NT > 1 ? u : 0], c, ae, be, tile1, sa, sb, scale_mode,
+                           m0, n0, M, N, kbs, lane);
+            else
+                gemv_chunk_mt(acc, qa[u], qb[u], qx0[u], qx1[NT > 1 ? u : 0], c, ae, be, tile1, sa, sb, scale_mode, m0,
+                              n0, M, N, kbs, lane);
         }
     }
     pdl_wait(); // a warp with no chunk has not waited yet (once waited, it returns at once)
-    gemv_tile_store(red, acc, out, out_type, sa, sb, scale_mode, m0, n0, M, N);
+    gemv_tile_store(red, acc[0], out, out_type, sa, sb, scale_mode, m0, n0, M, N);
+#pragma unroll
+    for (int mt = 1; mt < MT; mt++) {
+        __syncthreads(); // every thread has read red for the previous tile
+        gemv_tile_store(red, acc[mt], out, out_type, sa, sb, scale_mode, m0 + 16 * mt, n0, M, N);
+    }
 }
 
 // ---- v3: v2's tensor-core math fed by TMA (sm_90). v2 loads W into registers, so the
@@ -321,9 +405,6 @@ gemm_fp8_gemv_v2(const u8 *__restrict__ W, const u8 *__restrict__ X, const float
 // slice's beside the W copies, each next one as soon as the current one is done. The
 // warps' partials meet in shared memory (the W buffers, once drained) and sum in warp
 // order: deterministic.
-#ifndef MT
-#define MT 2
-#endif
 #ifndef CPS
 #define CPS 7
 #endif
