@@ -835,6 +835,25 @@ step_monitor() {
   done
 }
 
+# gemv_v2 at MT=2 (two 16-row tiles a block, the tokens' fp8 -> f16 conversions once for
+# both): parity on every scale mode x two out types at N 1/3/16/17 and a cut last block
+# (M 3600), then rotate timing against MT=1 and cuBLASLt at N 1-64 and the FFN decode shapes
+step_mt() {
+  local t="--mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet --fast-accum off"
+  local v='gemv_v2_b256_u4,gemv_v2_b256_u4_t1_pdl'
+  run mt_parity 120 $K --op gemm_fp8 --shape 3584,3600x1,3,16,17x3584 --backend cuda --variant "$v" --tune MT=2 \
+    --scale tensor,outer,vec128,blk128 --out-type bf16,f32 --no-timing --quiet --csv "$R/mt-parity.csv"
+  run mt_n 200 $K --op gemm_fp8 --shape 3584x1,8,16,32,64x3584 --backend cuda --variant "$v" --tune MT=1,2 \
+    --tune PDL=1 --tune WARPS=4,8,16 --tune UNROLL=2,4 $t --csv "$R/mt-n.csv"
+  run mt_ffn_m 70 $K --op gemm_fp8 --shape 18944x1,16x3584 --backend cuda --variant "$v" \
+    --tune MT=1,2 --tune PDL=1 --tune WARPS=8 --tune UNROLL=2,4 $t --csv "$R/mt-ffn-m.csv"
+  run mt_ffn_k 70 $K --op gemm_fp8 --shape 3584x1,16x18944 --backend cuda --variant "$v" \
+    --tune MT=1,2 --tune PDL=1 --tune WARPS=8 --tune UNROLL=2,4 $t --csv "$R/mt-ffn-k.csv"
+  run mt_lt 60 $K --op gemm_fp8 --shape 3584x1,8,16,32,64x3584 --backend cublaslt $t --csv "$R/mt-lt-n.csv"
+  run mt_lt_m 30 $K --op gemm_fp8 --shape 18944x1,16x3584 --backend cublaslt $t --csv "$R/mt-lt-m.csv"
+  run mt_lt_k 30 $K --op gemm_fp8 --shape 3584x1,16x18944 --backend cublaslt $t --csv "$R/mt-lt-k.csv"
+}
+
 # A step named bg:STEP runs in the background with its own log ($R/log-STEP.txt) beside
 # the steps after it (for runs whose verdicts do not depend on timing: falsify,
 # determinism, sanitize); `wait` waits for them, and so does the end of the call. They
