@@ -620,7 +620,7 @@ static void test_geometry(void) {
     g.n = 17;
     CHECK(plan(&g, "gemv_v2_b128_u2", &p, msg) == KB_OK && p.launch[0].grid[1] == 2 && p.launch[0].block[0] == 128,
           "N = 17 takes two 16-token blocks");
-    CHECK(plan(&g, "gemv_v2_b256_u7_t1", &p, msg) == KB_OK && p.launch[0].grid[1] == 3,
+    CHECK(plan(&g, "gemv_v2_b256_u4_t1_pdl", &p, msg) == KB_OK && p.launch[0].grid[1] == 3,
           "one n8 tile: N = 17 takes three 8-token blocks");
     g.n = 16, g.m = 3585;
     CHECK(plan(&g, "gemv_v2_b256_u2", &p, msg) == KB_OK && p.launch[0].grid[0] == 225, "M = 3585: 225 row blocks");
@@ -1027,8 +1027,8 @@ static void test_tune_resolve(void) {
     CHECK(resolve(KB_OP_rmsnorm, "v2_b256_i4[ITEMS=8,BLOCK=512]", &t, &v, msg) == KB_OK &&
               !strcmp(v->defines, "-DBLOCK=512 -DITEMS=8 -DPDL=0 -DLDHINT=1 -DSTHINT=1 -DWPRE=0") && !strcmp(v->name, "v2_b256_i4[BLOCK=512,ITEMS=8]"),
           "the tunables in any order; the name comes back sorted: %s", v ? v->name : msg);
-    CHECK(resolve(KB_OP_gemm_fp8, "gemv_v2_b256_u7_t1[UNROLL=3]", &t, &v, msg) == KB_OK &&
-              !strcmp(v->defines, "-DWARPS=8 -DUNROLL=3 -DMT=1 -DNT=1 -DLDHINT=2 -DPDL=0 -DMINB=0") && v->min_sm == 80,
+    CHECK(resolve(KB_OP_gemm_fp8, "gemv_v2_b256_u2[UNROLL=3]", &t, &v, msg) == KB_OK &&
+              !strcmp(v->defines, "-DWARPS=8 -DUNROLL=3 -DMT=1 -DNT=2 -DLDHINT=2 -DPDL=0 -DMINB=0") && v->min_sm == 80,
           "the other options and the minimum architecture stay: %s", v ? v->defines : msg);
     char tun[64];
     kbcu_variant_tunables(KB_OP_attention, kbcu_find_variant(KB_OP_attention, "prefill_v1", 1), tun, sizeof tun);
@@ -1144,7 +1144,7 @@ static void test_tune_plans(void) {
           msg);
     kb_case g1 = make_case(KB_OP_gemm_fp8);
     g1.m = 3584, g1.k = 3584, g1.n = 1, g1.a_type = g1.b_type = KB_E4M3, g1.out_type = KB_BF16;
-    CHECK(plan(&g1, "gemv_v2_b128_u2_t1[PDL=1]", &p, msg) == KB_OK && p.launch[0].pdl,
+    CHECK(plan(&g1, "gemv_v2_b128_u2[PDL=1]", &p, msg) == KB_OK && p.launch[0].pdl,
           "gemv_v2 at PDL=1 (%s)", msg);
     rc = plan(&g1, "gemv_v1_b128[PDL=1]", &p, msg);
     CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "no tunable PDL"), "gemv_v1 does not wait: no PDL (%s)", msg);
@@ -1194,7 +1194,11 @@ static void test_tune_plans(void) {
     CHECK(plan(&g, "gemv_v2_b256_u4", &p, msg) == KB_OK && p.launch[0].grid[0] == 225, "gemv_v2 as listed: 16 rows a block");
     rc = plan(&g, "gemv_v2_b256_u4[MT=3]", &p, msg);
     CHECK(rc != KB_OK && strstr(msg, "MT"), "MT is 1 or 2: %s", msg);
-    g.m = 3584;
+    g.m = 3584, g.n = 16;
+    CHECK(plan(&g, "gemv_v2_b512_u2_mt2_pdl", &p, msg) == KB_OK && p.launch[0].grid[0] == 112 &&
+              p.launch[0].grid[1] == 1 && p.launch[0].block[0] == 512 && p.launch[0].pdl,
+          "gemv_v2_b512_u2_mt2_pdl 3584x16: 112 blocks of 32 rows x 16 tokens, 16 warps (%s)", msg);
+    g.n = 17;
     setenv("KB_CUDA_UNVERIFIED", "1", 1);
     CHECK(plan(&g, "gemv_v3_m32_w8[STAGES=2]", &p, msg) == KB_OK && p.launch[0].smem == 2 * 8 * 32 * 448,
           "gemv_v3 at 2 stages: twice the W slices in shared memory (%s)", msg);

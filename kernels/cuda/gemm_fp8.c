@@ -13,13 +13,6 @@ static const kbcu_variant variants[] = {
      80, 0, 0},
     {"gemv_v2_b256_u4", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=4 -DMT=1 -DNT=2 -DLDHINT=2 -DPDL=0 -DMINB=0",
      80, 0, 0},
-    /* one n8 tile: half the token registers, so all 7 chunks of a warp (K = 3584) in flight */
-    {"gemv_v2_b256_u7_t1", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=7 -DMT=1 -DNT=1 -DLDHINT=2 -DPDL=0 -DMINB=0",
-     80, 0, 0},
-    /* 4 warps of 2 chunks: the H200's fastest --tune point where the weight streams (FFN,
-     * lm_head: 139.5 us at 152064x1x3584, 92 % of the copy rate; results/h200/gemv-ldhint.csv) */
-    {"gemv_v2_b128_u2_t1", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=4 -DUNROLL=2 -DMT=1 -DNT=1 -DLDHINT=2 -DPDL=0 -DMINB=0",
-     80, 0, 0},
     /* programmatic dependent launch (PDL=1, sm_90): a block loads its first W chunks, then
      * waits for the previous kernel, so in a back-to-back stream the next GEMV's weights are
      * on their way while this one ends (rotate mode on the H200, results/h200/gemv-pdl.csv:
@@ -28,11 +21,18 @@ static const kbcu_variant variants[] = {
      90, 0, 0},
     {"gemv_v2_b256_u4_t1_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=4 -DMT=1 -DNT=1 -DLDHINT=2 -DPDL=1 -DMINB=0",
      90, 0, 0},
-    {"gemv_v2_b128_u2_t1_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=4 -DUNROLL=2 -DMT=1 -DNT=1 -DLDHINT=2 -DPDL=1 -DMINB=0",
-     90, 0, 0},
+    /* two 16-row tiles a block (MT=2: the tokens' conversions once for both), PDL; rotate,
+     * H200, results/h200/mt-n.csv: 3584x8x3584 5.86 us (MT=1 at best 6.12, cuBLASLt 6.29),
+     * 3584x16x3584 7.83 (8.00), 3584x32x3584 11.0 (13.5), 3584x64x3584 20.9 (22.9) */
+    {"gemv_v2_b512_u2_t1_mt2_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2",
+     "-DWARPS=16 -DUNROLL=2 -DMT=2 -DNT=1 -DLDHINT=2 -DPDL=1 -DMINB=0", 90, 0, 0},
+    {"gemv_v2_b512_u2_mt2_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2",
+     "-DWARPS=16 -DUNROLL=2 -DMT=2 -DNT=2 -DLDHINT=2 -DPDL=1 -DMINB=0", 90, 0, 0},
+    {"gemv_v2_b256_u2_mt2_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2",
+     "-DWARPS=8 -DUNROLL=2 -DMT=2 -DNT=2 -DLDHINT=2 -DPDL=1 -DMINB=0", 90, 0, 0},
     /* 4 warps of 4 chunks held to 80 registers (MINB=6: 6 blocks an SM, where ptxas's own
      * 128 allow 4): for the FFN and lm_head decode shapes, where the weight streams (rotate,
-     * H200, results/h200/minb.csv: 152064x1x3584 135.9 us vs 139.5 for b128_u2_t1_pdl) */
+     * H200, results/h200/minb.csv: 152064x1x3584 135.9 us vs 139.5 at 4 warps of 2 chunks) */
     {"gemv_v2_b128_u4_t1_m6_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2",
      "-DWARPS=4 -DUNROLL=4 -DMT=1 -DNT=1 -DLDHINT=2 -DPDL=1 -DMINB=6", 90, 0, 0},
     /* TMA bulk copies of W rows into shared memory (cp.async.bulk, mbarrier): sm_90.
