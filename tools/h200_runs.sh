@@ -631,6 +631,14 @@ step_fwdfrom() {
   forward_7b fwdfrom_pdl --reps 20 --prefer "gemv_v2_b256_u7_t1_pdl,$(prefer_rest)"
 }
 
+# fwdfrom without the default and PDL-GEMV forwards: the table's picks and cuBLASLt's GEMMs
+step_fwdpick() {
+  local table=${PREFER_TABLE:-devbin/prefer-table.csv}
+  [ -s "$R/table.csv" ] && table=$R/table.csv
+  forward_7b fwdfrom --reps 20 --prefer-from "$table"
+  forward_7b fwdtime_cublaslt --reps 20 --gemm cublaslt
+}
+
 # rope_neox v4's first GPU run: parity on the smoke table, then timing at the qwen2.5-7b
 # rope shapes with every variant and Vulkan's (the same method) beside; --repeat 3; then
 # memcheck and initcheck (its table is copied into the workspace at prepare)
