@@ -1028,7 +1028,7 @@ static void test_tune_resolve(void) {
               !strcmp(v->defines, "-DBLOCK=512 -DITEMS=8 -DPDL=0 -DLDHINT=1 -DSTHINT=1 -DWPRE=0") && !strcmp(v->name, "v2_b256_i4[BLOCK=512,ITEMS=8]"),
           "the tunables in any order; the name comes back sorted: %s", v ? v->name : msg);
     CHECK(resolve(KB_OP_gemm_fp8, "gemv_v2_b256_u2[UNROLL=3]", &t, &v, msg) == KB_OK &&
-              !strcmp(v->defines, "-DWARPS=8 -DUNROLL=3 -DMT=1 -DNT=2 -DLDHINT=2 -DPDL=0 -DMINB=0") && v->min_sm == 80,
+              !strcmp(v->defines, "-DWARPS=8 -DUNROLL=3 -DMT=1 -DNT=2 -DLDHINT=2 -DPDL=0 -DFMTT=0 -DMINB=0") && v->min_sm == 80,
           "the other options and the minimum architecture stay: %s", v ? v->defines : msg);
     char tun[64];
     kbcu_variant_tunables(KB_OP_attention, kbcu_find_variant(KB_OP_attention, "prefill_v1", 1), tun, sizeof tun);
@@ -1064,7 +1064,7 @@ static void test_tune_resolve(void) {
     CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "1792 threads an SM") && strstr(msg, "sm_89: 1536"),
           "v2 is compiled for sm_89 too: WARPS*32*MINB over 1536: %s", msg);
     CHECK(resolve(KB_OP_gemm_fp8, "gemv_v2_b256_u4_t1_pdl[MINB=3]", &t, &v, msg) == KB_OK &&
-              strstr(v->defines, "-DPDL=1 -DMINB=3"),
+              strstr(v->defines, "-DPDL=1 -DFMTT=0 -DMINB=3"),
           "v2's MINB: %s", v ? v->defines : msg);
     CHECK(resolve(KB_OP_gemm_fp8, "gemv_v3_m16_w8[PDL=1]", &t, &v, msg) == KB_OK && strstr(v->defines, "-DPDL=1"),
           "v3 takes PDL (its copies are queued before the wait): %s", v ? v->defines : msg);

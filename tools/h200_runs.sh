@@ -644,6 +644,18 @@ step_ncu16() {
     --no-timing --quiet
 }
 
+# gemv_v2's FMTT (one compiled copy per fp8 format pair instead of a branch at every
+# conversion): parity on every format pair x scale mode, then rotate timing at FMTT 0/1 of
+# the listed PDL variants at the decode shapes
+step_fmtt() {
+  local t="--mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet --fast-accum off --backend cuda"
+  local v='gemv_v2_b512_u2_t1_mt2_pdl,gemv_v2_b512_u2_mt2_pdl,gemv_v2_b256_u2_mt2_pdl,gemv_v2_b128_u4_t1_m6_pdl,gemv_v2_b256_u4_t1_pdl'
+  run fmtt_parity 60 $K --op gemm_fp8 --shape 3600x1,17x3584 --backend cuda --variant "$v" --tune FMTT=1 \
+    --a-type e4m3,e5m2 --b-type e4m3,e5m2 --scale tensor,outer,vec128,blk128 --no-timing --quiet --csv "$R/fmtt-parity.csv"
+  run fmtt_n 100 $K --op gemm_fp8 --shape 3584x1,8,16,32x3584 --variant "$v" --tune FMTT=0,1 $t --csv "$R/fmtt-n.csv"
+  run fmtt_ffn 60 $K --op gemm_fp8 --shape 18944x1,16x3584 --variant "$v" --tune FMTT=0,1 $t --csv "$R/fmtt-ffn.csv"
+}
+
 # fwdfrom without the default and PDL-GEMV forwards: the table's picks and cuBLASLt's GEMMs
 step_fwdpick() {
   local table=${PREFER_TABLE:-devbin/prefer-table.csv}

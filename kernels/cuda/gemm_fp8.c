@@ -7,34 +7,34 @@
 static const kbcu_variant variants[] = {
     {"gemv_v1_b128", "gemm_fp8.cu", "gemm_fp8_gemv_v1", "-DWARPS=4 -DNB=8", 75, 0, 0},
     /* mma.sync m16n8k16 f16 with fp32 accumulation: sm_80 and later */
-    {"gemv_v2_b128_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=4 -DUNROLL=2 -DMT=1 -DNT=2 -DLDHINT=2 -DPDL=0 -DMINB=0",
+    {"gemv_v2_b128_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=4 -DUNROLL=2 -DMT=1 -DNT=2 -DLDHINT=2 -DPDL=0 -DFMTT=0 -DMINB=0",
      80, 0, 0},
-    {"gemv_v2_b256_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=2 -DMT=1 -DNT=2 -DLDHINT=2 -DPDL=0 -DMINB=0",
+    {"gemv_v2_b256_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=2 -DMT=1 -DNT=2 -DLDHINT=2 -DPDL=0 -DFMTT=0 -DMINB=0",
      80, 0, 0},
-    {"gemv_v2_b256_u4", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=4 -DMT=1 -DNT=2 -DLDHINT=2 -DPDL=0 -DMINB=0",
+    {"gemv_v2_b256_u4", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=4 -DMT=1 -DNT=2 -DLDHINT=2 -DPDL=0 -DFMTT=0 -DMINB=0",
      80, 0, 0},
     /* programmatic dependent launch (PDL=1, sm_90): a block loads its first W chunks, then
      * waits for the previous kernel, so in a back-to-back stream the next GEMV's weights are
      * on their way while this one ends (rotate mode on the H200, results/h200/gemv-pdl.csv:
      * 3584x1x3584 7.36 -> 5.75 us, 512x1x3584 4.39 -> 2.58, FFN 18944x1 23.3 -> 22.7) */
-    {"gemv_v2_b256_u7_t1_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=7 -DMT=1 -DNT=1 -DLDHINT=2 -DPDL=1 -DMINB=0",
+    {"gemv_v2_b256_u7_t1_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=7 -DMT=1 -DNT=1 -DLDHINT=2 -DPDL=1 -DFMTT=0 -DMINB=0",
      90, 0, 0},
-    {"gemv_v2_b256_u4_t1_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=4 -DMT=1 -DNT=1 -DLDHINT=2 -DPDL=1 -DMINB=0",
+    {"gemv_v2_b256_u4_t1_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=4 -DMT=1 -DNT=1 -DLDHINT=2 -DPDL=1 -DFMTT=0 -DMINB=0",
      90, 0, 0},
     /* two 16-row tiles a block (MT=2: the tokens' conversions once for both), PDL; rotate,
      * H200, results/h200/mt-n.csv: 3584x8x3584 5.86 us (MT=1 at best 6.12, cuBLASLt 6.29),
      * 3584x16x3584 7.83 (8.00), 3584x32x3584 11.0 (13.5), 3584x64x3584 20.9 (22.9) */
     {"gemv_v2_b512_u2_t1_mt2_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2",
-     "-DWARPS=16 -DUNROLL=2 -DMT=2 -DNT=1 -DLDHINT=2 -DPDL=1 -DMINB=0", 90, 0, 0},
+     "-DWARPS=16 -DUNROLL=2 -DMT=2 -DNT=1 -DLDHINT=2 -DPDL=1 -DFMTT=0 -DMINB=0", 90, 0, 0},
     {"gemv_v2_b512_u2_mt2_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2",
-     "-DWARPS=16 -DUNROLL=2 -DMT=2 -DNT=2 -DLDHINT=2 -DPDL=1 -DMINB=0", 90, 0, 0},
+     "-DWARPS=16 -DUNROLL=2 -DMT=2 -DNT=2 -DLDHINT=2 -DPDL=1 -DFMTT=0 -DMINB=0", 90, 0, 0},
     {"gemv_v2_b256_u2_mt2_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2",
-     "-DWARPS=8 -DUNROLL=2 -DMT=2 -DNT=2 -DLDHINT=2 -DPDL=1 -DMINB=0", 90, 0, 0},
+     "-DWARPS=8 -DUNROLL=2 -DMT=2 -DNT=2 -DLDHINT=2 -DPDL=1 -DFMTT=0 -DMINB=0", 90, 0, 0},
     /* 4 warps of 4 chunks held to 80 registers (MINB=6: 6 blocks an SM, where ptxas's own
      * 128 allow 4): for the FFN and lm_head decode shapes, where the weight streams (rotate,
      * H200, results/h200/minb.csv: 152064x1x3584 135.9 us vs 139.5 at 4 warps of 2 chunks) */
     {"gemv_v2_b128_u4_t1_m6_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2",
-     "-DWARPS=4 -DUNROLL=4 -DMT=1 -DNT=1 -DLDHINT=2 -DPDL=1 -DMINB=6", 90, 0, 0},
+     "-DWARPS=4 -DUNROLL=4 -DMT=1 -DNT=1 -DLDHINT=2 -DPDL=1 -DFMTT=0 -DMINB=6", 90, 0, 0},
     /* TMA bulk copies of W rows into shared memory (cp.async.bulk, mbarrier): sm_90.
      * Parity passes on the H200 but slower than v2 there (results/h200/gemv-v3.csv):
      * listed only with KB_CUDA_UNVERIFIED=1. */
@@ -162,6 +162,7 @@ static const kbcu_tunable tunables[] = {
     {"RPW", 1, 2, 0, "v4: rows of W a warp"},
     {"LOADS", 1, 16, 0, "v4: 16-byte pieces of a row a lane has in flight"},
     {"LDHINT", 1, 2, 0, "v2: W's loads (1 plain, 2 no L1 allocation and a 256-byte L2 prefetch)"},
+    {"FMTT", 0, 1, 0, "v2: the fp8 formats (0 read at every conversion, 1 one compiled copy per format pair)"},
     {"RING", 1, 12, 0, "v5: 64-wide K chunks a warp has in flight (cp.async ring)"},
     {"PER_SM", 1, 8, 0, "v5: blocks an SM holds (grid <= SMs * PER_SM; __launch_bounds__)"},
     KBCU_TUNE_PDL,

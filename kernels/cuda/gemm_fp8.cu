@@ -9,7 +9,8 @@
 //       PDL (1: a programmatic dependent launch, pdl.cuh: W's first chunks load before
 //       the wait for the previous kernel, X and the scales after), MINB (__launch_bounds__
 //       blocks/SM, 0 none: fewer registers, so more blocks an SM, ours and the next kernel's),
-//       MT (m16 row tiles a block, 1 or 2: each token's X converted once for all of them)
+//       MT (m16 row tiles a block, 1 or 2: each token's X converted once for all of them),
+//       FMTT (0: the formats read at every conversion; 1: one compiled copy per format pair)
 //   v3: see its section (PDL: every W copy is queued before the wait)
 //   v4: WARPS (warps per block), RPW (rows of W a warp), NB (tokens per block), LOADS
 //       (16-byte pieces a lane has in flight per row), MINB (__launch_bounds__ blocks/SM)
@@ -309,12 +310,15 @@ __device__ __forceinline__ void gemv_tile_store(float (*red)[NT][4][32], const f
     }
 }
 
-extern "C" __global__ void KB_BOUNDS(WARPS * 32)
-gemm_fp8_gemv_v2(const u8 *__restrict__ W, const u8 *__restrict__ X, const float *__restrict__ sa,
-                 const float *__restrict__ sb, void *__restrict__ out, int M, int N, int K, int scale_mode, int out_type,
-                 int fmt) {
-    const bool ae = fmt & 1, be = fmt & 2;
-    __shared__ float red[WARPS][NT][4][32];
+// v2's body. FMT >= 0: the operand formats are compile-time (fmt's bits, FMTT=1: the
+// kernel branches once to one of four copies); FMT < 0: read from fmt at run time, a
+// uniform branch at every conversion (FMTT=0).
+template <int FMT>
+__device__ __forceinline__ void gemv_v2_body(const u8 *__restrict__ W, const u8 *__restrict__ X,
+                                             const float *__restrict__ sa, const float *__restrict__ sb,
+                                             void *__restrict__ out, int M, int N, int K, int scale_mode, int out_type,
+                                             int fmt, float (*red)[NT][4][32]) {
+    const bool ae = FMT >= 0 ? (FMT & 1) != 0 : (fmt & 1) != 0, be = FMT >= 0 ? (FMT & 2) != 0 : (fmt & 2) != 0;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int g = lane >> 2, t = lane & 3;
     const int m0 = blockIdx.x * 16 * MT, n0 = blockIdx.y * (8 * NT);
@@ -391,6 +395,26 @@ gemm_fp8_gemv_v2(const u8 *__restrict__ W, const u8 *__restrict__ X, const float
         __syncthreads(); // every thread has read red for the previous tile
         gemv_tile_store(red, acc[mt], out, out_type, sa, sb, scale_mode, m0 + 16 * mt, n0, M, N);
     }
+}
+
+#ifndef FMTT
+#define FMTT 0
+#endif
+extern "C" __global__ void KB_BOUNDS(WARPS * 32)
+gemm_fp8_gemv_v2(const u8 *__restrict__ W, const u8 *__restrict__ X, const float *__restrict__ sa,
+                 const float *__restrict__ sb, void *__restrict__ out, int M, int N, int K, int scale_mode, int out_type,
+                 int fmt) {
+    __shared__ float red[WARPS][NT][4][32];
+#if FMTT
+    switch (fmt & 3) {
+    case 0: gemv_v2_body<0>(W, X, sa, sb, out, M, N, K, scale_mode, out_type, fmt, red); break;
+    case 1: gemv_v2_body<1>(W, X, sa, sb, out, M, N, K, scale_mode, out_type, fmt, red); break;
+    case 2: gemv_v2_body<2>(W, X, sa, sb, out, M, N, K, scale_mode, out_type, fmt, red); break;
+    default: gemv_v2_body<3>(W, X, sa, sb, out, M, N, K, scale_mode, out_type, fmt, red); break;
+    }
+#else
+    gemv_v2_body<-1>(W, X, sa, sb, out, M, N, K, scale_mode, out_type, fmt, red);
+#endif
 }
 
 // ---- v3: v2's tensor-core math fed by TMA (sm_90). v2 loads W into registers, so the
