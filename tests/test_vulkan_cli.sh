@@ -181,6 +181,13 @@ gemv_tune)
     ng=$(count '"variant":"gemv_sg\[ROWS=[0-9]*,SGS=1048576\]".*"verdict":"not_supported","reason":"gemv_sg: SGS=1048576 subgroups of [0-9]* exceed the device.s [0-9]* invocations per workgroup"')
     if [ "$t" -eq 4 ] && [ "$nr" -eq 2 ] && [ "$ng" -eq 2 ]; then ok "ROWS=9, ROWS=1048576, SGS=1048576: not_supported saying why"
     else bad "refusals: $t rows (want 4), $nr for ROWS (want 2), $ng for SGS (want 2)"; fi
+    # WDEC: W through binary16 bits (1) or f32 bits (0), either W format; 2 is refused
+    run 0 --op gemm_fp8 --shape 40x1x256 --a-type e4m3,e5m2 --variant gemv_sg --tune WDEC=0,1,2 --no-timing
+    t=$(count '"backend":"vulkan"')
+    p=$(count '"variant":"gemv_sg\[WDEC=[01]\]".*"detail":"[^"]*WDEC=[01][^"]*".*"verdict":"pass"')
+    nw=$(count '"variant":"gemv_sg\[WDEC=2\]".*"verdict":"not_supported","reason":"gemv_sg: WDEC=2: 0 (f32 bits) or 1 (binary16 bits)"')
+    if [ "$t" -eq 6 ] && [ "$p" -eq 4 ] && [ "$nw" -eq 2 ]; then ok "WDEC 0, 1 pass with e4m3 and e5m2 W, WDEC=2 not_supported"
+    else bad "WDEC: $t rows (want 6), $p pass (want 4), $nw refusals (want 2)"; fi
     run 0 --op gemm_fp8 --shape 64x8x256 --tune ROWS=2 --no-timing
     n=$(count '"variant":"\(gemv\|tiled64\)\[ROWS=2\]".*"verdict":"not_supported","reason":"[^"]*has no tunable ROWS (it has none)"')
     if [ "$n" -eq 2 ]; then ok "gemv, tiled64 (no tunables) under ROWS: not_supported"; else bad "gemv, tiled64 under ROWS=2: $n of 2 rows"; fi

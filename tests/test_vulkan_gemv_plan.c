@@ -1,11 +1,11 @@
 /* test_vulkan_gemv_plan.c - gemm_fp8 gemv_sg's plan (kernels/spirv/gemm_fp8.c) on made-up
  * devices, no Vulkan device needed: the layout as written (the table in kernels/spirv/NOTES.md,
- * "gemm_fp8 gemv_sg", for a 32-wide subgroup) and at --tune points ROWS (rows per subgroup) and
- * SGS (subgroups per workgroup): the specialization constants and the workgroup count follow
- * the point, so a point the plan ignores fails here even though its rows would pass parity;
+ * "gemm_fp8 gemv_sg", for a 32-wide subgroup) and at --tune points ROWS (rows per subgroup),
+ * SGS (subgroups per workgroup) and WDEC (W's decode): the specialization constants and the
+ * workgroup count follow the point, so a point the plan ignores fails here even though its rows would pass parity;
  * points it cannot take are KB_NOT_SUPPORTED with the reason.
  * Specialization constants (gemm_fp8.comp): 5 the workgroup size, 6 ROWS, 7 NTOK, 8 SG, 9 USL
- * (16-byte slices per lane per K chunk), 10 ONE_CHUNK. */
+ * (16-byte slices per lane per K chunk), 10 ONE_CHUNK, 11 WDEC (W's decode). */
 #include "bench/kbench.h"
 #include "kernels/spirv/vk_op.h"
 #include "tests/kb_check.h"
@@ -20,7 +20,7 @@ static const device H200 = {32, 1024, 49152}; /* NVIDIA: subgroups of 32, 48 KiB
 
 typedef struct {
     int rc;
-    uint32_t wg_size, rows, ntok, sg, usl, one_chunk, groups;
+    uint32_t wg_size, rows, ntok, sg, usl, one_chunk, groups, wdec, nspec;
     char msg[KB_MSG];
 } layout;
 
@@ -55,7 +55,7 @@ static layout plan(const device *dev, int64_t m, int64_t n, int64_t k, int rows,
     if (l.rc == KB_OK && p.ndisp == 1) {
         const vk_dispatch *d = &p.d[0];
         l.wg_size = d->spec[5], l.rows = d->spec[6], l.ntok = d->spec[7], l.sg = d->spec[8], l.usl = d->spec[9];
-        l.one_chunk = d->spec[10], l.groups = d->groups;
+        l.one_chunk = d->spec[10], l.groups = d->groups, l.wdec = d->spec[11], l.nspec = (uint32_t)d->nspec;
     } else if (l.rc == KB_OK) {
         l.rc = -1;
     }
@@ -84,12 +84,15 @@ static void refused(const device *dev, int64_t n, int rows, int sgs, const char 
 
 int main(void) {
     /* as written (no point): NOTES.md's table at M = K = 3584 on a 32-wide subgroup */
-    expect(&H200, 3584, 1, 3584, 0, 0, 1, 8, 7, 1, 448); /* one 3584-wide chunk; n = 1: 1 row x 8 subgroups */
+    expect(&H200, 3584, 1, 3584, 0, 0, 1, 16, 7, 1, 224); /* one 3584-wide chunk; n = 1: 1 row x 16 subgroups */
+    expect(&H200, 2048, 1, 3584, 0, 0, 1, 16, 7, 1, 128);
+    expect(&H200, 2047, 1, 3584, 0, 0, 1, 8, 7, 1, 256);  /* below 2048 rows: 8 subgroups */
+    expect(&H200, 512, 1, 3584, 0, 0, 1, 8, 7, 1, 64);
     expect(&H200, 3584, 2, 3584, 0, 0, 2, 4, 7, 1, 448);
     for (int n = 3; n <= 8; n++) expect(&H200, 3584, n, 3584, 0, 0, 4, 4, 2, 0, 224); /* 1024-wide chunks */
     for (int n = 9; n <= 16; n++) expect(&H200, 3584, n, 3584, 0, 0, 4, 4, 1, 0, 224); /* 512 */
-    expect(&H200, 18944, 1, 3584, 0, 0, 1, 8, 7, 1, 2368);
-    expect(&H200, 3584, 1, 18944, 0, 0, 1, 8, 8, 0, 448); /* 4096-wide chunks (8 registers of one row) */
+    expect(&H200, 18944, 1, 3584, 0, 0, 1, 16, 7, 1, 1184);
+    expect(&H200, 3584, 1, 18944, 0, 0, 1, 16, 8, 0, 224); /* 4096-wide chunks (8 registers of one row) */
     expect(&H200, 3584, 2, 18944, 0, 0, 2, 4, 4, 0, 448); /* 2048-wide chunks */
     /* as written, a device of 64 invocations: SGS halved to 2 */
     const device small = {32, 64, 32768};
@@ -99,7 +102,7 @@ int main(void) {
     /* tuned: the point's ROWS and SGS, the K chunk re-planned for ROWS */
     expect(&H200, 3584, 1, 3584, 8, 2, 8, 2, 1, 0, 224); /* 7 x 8 slices > 16 registers: two sets of 1 */
     expect(&H200, 3584, 1, 3584, 1, 8, 1, 8, 7, 1, 448);
-    expect(&H200, 3584, 1, 3584, 4, 0, 4, 8, 2, 0, 112); /* SGS as written (8 at n = 1) */
+    expect(&H200, 3584, 1, 3584, 4, 0, 4, 16, 2, 0, 56); /* SGS as written (16 at n = 1, M >= 2048) */
     expect(&H200, 3584, 2, 3584, 0, 8, 2, 8, 7, 1, 224); /* ROWS as written */
     expect(&H200, 3584, 16, 3584, 2, 2, 2, 2, 1, 0, 896);
     expect(&H200, 40, 5, 200, 3, 3, 3, 3, 1, 1, 5); /* 9 rows a workgroup, the last one partial */
@@ -107,6 +110,28 @@ int main(void) {
     /* the body bound USL x ROWS x n <= 64: K = 1024 would be one chunk of 2 slices a lane (80 dot
      * products at n = 5), so two sets of 1 */
     expect(&H200, 64, 5, 1024, 8, 1, 8, 1, 1, 0, 8);
+
+    /* WDEC: 1 as written, 0 or 1 at a point, 2 refused */
+    layout w = plan(&H200, 3584, 1, 3584, 0, 0);
+    CHECK(w.rc == KB_OK && w.wdec == 1 && w.nspec == 12, "WDEC as written: 1 (spec 11 of %u: %u)", w.nspec, w.wdec);
+    for (int v = 0; v <= 2; v++) {
+        kb_case c;
+        memset(&c, 0, sizeof c);
+        c.op = KB_OP_gemm_fp8, c.m = 64, c.n = 2, c.k = 256, c.a_type = c.b_type = KB_E4M3;
+        c.out_type = KB_F32, c.scale_mode = KB_SCALE_TENSOR;
+        kb_tune_point point = {0};
+        kb_tune_set(&point, "WDEC", v);
+        kb_arg args[5];
+        memset(args, 0, sizeof args);
+        vk_plan p = {.c = &c, .variant = "gemv_sg", .tune = &point, .args = args, .n_in = 4, .n_out = 1,
+                     .subgroup_size = 32, .max_shared_bytes = 49152, .max_invocations = 1024};
+        char msg[KB_MSG] = "";
+        const int rc = vk_op_gemm_fp8.plan(&p, msg);
+        if (v < 2) CHECK(rc == KB_OK && p.ndisp == 1 && p.d[0].spec[11] == (uint32_t)v, "WDEC=%d: spec 11 = %d (%s)", v, v, msg);
+        else CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "WDEC=2: 0 (f32 bits) or 1 (binary16 bits)"), "WDEC=2 refused: %s", msg);
+        free(p.d);
+        free(p.scratch);
+    }
 
     /* refused, saying why */
     refused(&H200, 1, 9, 0, "ROWS=9 rows per subgroup: at most 8");

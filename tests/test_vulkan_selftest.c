@@ -591,6 +591,16 @@ static void test_gemm_fp8(void) {
                 gemm_codes("gemv_sg", fp8s[a], fp8s[b], side);
                 gemm_codes("gemv", fp8s[a], fp8s[b], side);
             }
+    /* WDEC=1 (W through binary16 bits): every code of W, either format, exact; each scale mode,
+     * both W formats, K in one chunk and in several */
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++) gemm_codes("gemv_sg[WDEC=1]", fp8s[a], fp8s[b], 1);
+    for (int sm = 0; sm < KB_SCALE_COUNT; sm++)
+        gemm_case(sm == KB_SCALE_BLK128 ? 200 : 70, 2, sg_k[sm], sm & 1 ? KB_E5M2 : KB_E4M3, KB_E4M3, outs[sm % 3],
+                  (kb_scale_mode)sm, "gemv_sg[WDEC=1]", 0);
+    gemm_case(37, 1, 3000, KB_E4M3, KB_E5M2, KB_F32, KB_SCALE_VEC128, "gemv_sg[WDEC=1]", 0);
+    gemm_case(37, 16, 1000, KB_E5M2, KB_E4M3, KB_BF16, KB_SCALE_BLK128, "gemv_sg[WDEC=1]", 0);
+    gemm_overflow("gemv_sg[WDEC=1]");
     gemm_subgroup_mismatch();
     gemm_case(200, 67, 384, KB_E4M3, KB_E5M2, KB_F32, KB_SCALE_BLK128, "tiled64", 0);
     gemm_case(200, 67, 384, KB_E4M3, KB_E5M2, KB_BF16, KB_SCALE_VEC128, "gemv", 0);

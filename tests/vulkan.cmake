@@ -14,7 +14,7 @@
 #   vulkan_list_backends      --list-backends shows the device list
 #   vulkan_tune               --tune BLOCK (the workgroup size): every point passes parity, values
 #                             no workgroup takes are not_supported saying why
-#   vulkan_gemv_sg_tune       --tune ROWS, SGS on gemm_fp8 gemv_sg: every point passes parity (n = 1, 2,
+#   vulkan_gemv_sg_tune       --tune ROWS, SGS, WDEC on gemm_fp8 gemv_sg: every point passes parity (n = 1, 2,
 #                             5, 16; K = 200, 101, 1000; vec128, blk128, e5m2 X), impossible points are
 #                             not_supported saying why
 # Exit code 77 = no usable Vulkan device: CTest reports the test as skipped, never passed.

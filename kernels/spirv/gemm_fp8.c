@@ -34,11 +34,11 @@ static const vk_module mod_tiled16 = {"gemm_fp8.comp -DKB_GEMM_TILED -DKB_OUT16"
  *     products of 16) stays a size compilers handle in reasonable time (llvmpipe: seconds); as
  *     written (ROWS <= 4) the second bound never binds. On a 32-wide subgroup the shared memory
  *     bound is the tighter one for every n.
- * Tunables (--tune, specialization constants 5 and 6): ROWS (rows per subgroup, as written 1 for
+ * Tunables (--tune, specialization constants 5, 6 and 11): ROWS (rows per subgroup, as written 1 for
  * n = 1, 2 for n = 2, else 4) from 1 to SG_MAX_ROWS (two sets of one W slice per row fit
  * SG_W_REGS) with ROWS x n <= SG_BODY (the sums as written at most: 4 x 16); SGS (subgroups per
- * workgroup, as written 8 for n = 1, else SG_SUBGROUPS, halved while the workgroup exceeds the
- * device's invocations) from 1 to what the device's workgroup holds. */
+ * workgroup, as written 8 or 16 for n = 1 (below), else SG_SUBGROUPS, halved while the workgroup exceeds the
+ * device's invocations) from 1 to what the device's workgroup holds; WDEC (below) 0 or 1. */
 #define SG_MAX_N 16
 #define SG_SUBGROUPS 4u
 #define SG_SHARED_BYTES 32768u
@@ -46,13 +46,27 @@ static const vk_module mod_tiled16 = {"gemm_fp8.comp -DKB_GEMM_TILED -DKB_OUT16"
 #define SG_UNROLL 16u
 #define SG_BODY 64u
 #define SG_MAX_ROWS (SG_W_REGS / 2u)
+/* WDEC (spec constant 11): how W's fp8 bytes become floats, 0 by f32 bit manipulation (dec4), 1
+ * through binary16 bits and unpackHalf2x16 (dec4h: about half the integer operations a value).
+ * As written 1: faster at every decode shape on the H200, each shape and point in a process of
+ * its own (results/h200/vkwdec2-*.csv, rotate): 3584x1x3584 14.0 -> 11.6 us at SGS 8,
+ * 18944x1x3584 46.4 -> 35.5, 3584x1x18944 60.5 -> 48.4, n = 2 / 4 / 8 / 16 34.6 / 28.0 / 70.4
+ * / 130.6 -> 29.8 / 25.6 / 65.9 / 126.3. */
+#define SG_WDEC_WRITTEN 1u
 
 /* ROWS and SGS as written: 4 rows share each X read from shared memory once n > 2; at n = 1
  * one row a subgroup and 8 subgroups a workgroup (the same 8 rows and X staging a workgroup
  * as 2 x 4, twice the subgroups): on the H200 14.0 us against 18.2 at 3584x1x3584, 46.4
- * against 64.8 at 18944x1x3584 (results/h200/vk-gemv-tune.csv, rotate mode) */
+ * against 64.8 at 18944x1x3584 (results/h200/vk-gemv-tune.csv, rotate mode). At WDEC=1, 16
+ * subgroups where M gives enough workgroups (SG_WIDE_MIN_M rows: 128 workgroups of 16 rows):
+ * 3584x1x3584 10.1 us against 11.6 at 8, 18944x1x3584 34.9 / 35.5, 152064x1x3584 187 / 807
+ * (that 807 an outlier of 8 subgroups at WDEC=1: 289 at WDEC=0); at 512x1x3584 (32 workgroups
+ * of 16 rows) 5.75 against 5.10 (results/h200/vkwdec2-*.csv) */
+#define SG_WIDE_MIN_M 2048
 static uint32_t sg_rows_written(int64_t n) { return n == 1 ? 1u : n <= 2 ? 2u : 4u; }
-static uint32_t sg_subgroups_written(int64_t n) { return n == 1 ? 8u : SG_SUBGROUPS; }
+static uint32_t sg_subgroups_written(int64_t n, int64_t m) {
+    return n == 1 ? (m >= SG_WIDE_MIN_M ? 16u : 8u) : SG_SUBGROUPS;
+}
 
 static int variants(const kb_case *c, kb_variant *out, int max, char *msg) {
     (void)msg;
@@ -64,8 +78,8 @@ static int variants(const kb_case *c, kb_variant *out, int max, char *msg) {
                        "subgroupAdd",
                        sg_rows_written(c->n), (long long)c->n);
         if (n && !strcmp(out[n - 1].name, "gemv_sg"))
-            snprintf(out[n - 1].tunables, sizeof out[n - 1].tunables, "ROWS=%u SGS=%u", sg_rows_written(c->n),
-                     sg_subgroups_written(c->n));
+            snprintf(out[n - 1].tunables, sizeof out[n - 1].tunables, "ROWS=%u SGS=%u WDEC=%u", sg_rows_written(c->n),
+                     sg_subgroups_written(c->n, c->m), SG_WDEC_WRITTEN);
     }
     if (c->n >= TILED_MIN_N)
         vk_variant_add(out, max, &n, "tiled64",
@@ -84,7 +98,7 @@ static int plan_sg(vk_plan *p, vk_dispatch *d, char *msg) {
     const uint32_t ntok = (uint32_t)c->n;
     const int *tune_sgs = p->tune ? kb_tune_get(p->tune, "SGS") : NULL;
     const int *tune_rows = p->tune ? kb_tune_get(p->tune, "ROWS") : NULL;
-    uint32_t nsg = sg_subgroups_written(c->n);
+    uint32_t nsg = sg_subgroups_written(c->n, c->m);
     if (tune_sgs) {
         if (*tune_sgs < 1) return kb_fail(msg, KB_NOT_SUPPORTED, "gemv_sg: SGS=%d subgroups: at least 1", *tune_sgs);
         nsg = (uint32_t)*tune_sgs;
@@ -113,6 +127,10 @@ static int plan_sg(vk_plan *p, vk_dispatch *d, char *msg) {
                            "gemv_sg: ROWS=%u x %u tokens = %u sums per lane: at most %u (registers)", rows, ntok,
                            rows * ntok, SG_BODY);
     }
+    const int *tune_wdec = p->tune ? kb_tune_get(p->tune, "WDEC") : NULL;
+    if (tune_wdec && *tune_wdec != 0 && *tune_wdec != 1)
+        return kb_fail(msg, KB_NOT_SUPPORTED, "gemv_sg: WDEC=%d: 0 (f32 bits) or 1 (binary16 bits)", *tune_wdec);
+    const uint32_t wdec = tune_wdec ? (uint32_t)*tune_wdec : SG_WDEC_WRITTEN;
     /* K chunk: USL slices of 16 per lane. One slice needs ntok * 64 * sg bytes of shared memory. */
     const uint64_t slice_bytes = (uint64_t)ntok * 64u * sg;
     if (slice_bytes > p->max_shared_bytes)
@@ -136,7 +154,8 @@ static int plan_sg(vk_plan *p, vk_dispatch *d, char *msg) {
     d->spec[8] = sg;
     d->spec[9] = (uint32_t)usl;
     d->spec[10] = one_chunk ? 1u : 0u;
-    d->nspec = 11;
+    d->spec[11] = wdec;
+    d->nspec = 12;
     /* 16-byte loads need every W row on 16 bytes, word loads every row on 4 (views start where
      * minStorageBufferOffsetAlignment allows, possibly below 16) */
     const uint64_t w_off = p->args[0].view.offset, x_off = p->args[1].view.offset;

@@ -180,6 +180,7 @@ layout(constant_id = 7) const uint NTOK = 1u; // tokens: n itself (1..16)
 layout(constant_id = 8) const uint SG = 32u;  // the subgroup size the plan assumed
 layout(constant_id = 9) const uint USL = 1u;  // 16-byte slices per lane per row in a K chunk
 layout(constant_id = 10) const bool ONE_CHUNK = false; // USL covers K: no next chunk to load
+layout(constant_id = 11) const uint WDEC = 0u; // W's decode: 0 through f32 bits (dec4), 1 through binary16 (dec4h)
 const uint NSG = gl_WorkGroupSize.x / SG;     // subgroups per workgroup
 const uint CSL = USL * SG;                    // 16-wide K slices per chunk
 const uint CK = 16u * CSL;                    // K per chunk
@@ -251,6 +252,29 @@ uint load_x4(uint n, uint k) {
         if (k + b < pc.k) w |= uint(xq[base + b]) << (8u * b);
     return w;
 }
+// Four fp8 values -> H * value through binary16 bits and unpackHalf2x16 (WDEC = 1): fewer
+// integer operations than dec4 (two values a 32-bit operation), the conversion is the hardware's.
+// e5m2 is binary16 with its low byte zero (H = 1, inf and NaN included: nothing to fix). e4m3's
+// sign goes to bit 15 and its 7 magnitude bits eeee.mmm to bits 13..7, i.e. binary16 exponent
+// 0eeee and mantissa mmm0000000: 2^(e-15) * 1.mmm against e4m3's 2^(e-7) * 1.mmm, and for e = 0
+// binary16's subnormal 2^-14 * 0.mmm against 2^-6 * 0.mmm: H = 2^-8 both (the selftest checks
+// every code, on a device that flushed binary16 subnormals it would fail). e4m3's NaN code comes
+// out finite (binary16 1.875, H * 480): fixed as in dec4 (special4 / fix4). Output: bytes 0..3.
+vec4 dec4h(uint w, bool e5m2) {
+    uint lo, hi; // binary16 pairs: (byte 0, byte 2) and (byte 1, byte 3)
+    if (e5m2) {
+        lo = (w << 8) & 0xff00ff00u;
+        hi = w & 0xff00ff00u;
+    } else {
+        lo = ((w << 8) & 0x80008000u) | ((w << 7) & 0x3f803f80u);
+        hi = (w & 0x80008000u) | ((w >> 1) & 0x3f803f80u);
+    }
+    vec2 a = unpackHalf2x16(lo), b = unpackHalf2x16(hi);
+    return vec4(a.x, b.x, a.y, b.y);
+}
+// W's decode factor: the S of dec4 or the H of dec4h.
+const float W_FACTOR = WDEC == 1u ? (A_E5M2 ? 1.0 : 0.00390625) : (A_E5M2 ? 65536.0 : 256.0);
+
 // 16 fp8 values (one uvec4) -> S * value, the NaN / inf codes fixed (rare: one test for all 16).
 void dec16(uvec4 q, bool e5m2, out vec4 d0, out vec4 d1, out vec4 d2, out vec4 d3) {
     d0 = dec4(q.x, e5m2);
@@ -262,6 +286,24 @@ void dec16(uvec4 q, bool e5m2, out vec4 d0, out vec4 d1, out vec4 d2, out vec4 d
         d1 = fix4(d1, special4(q.y, e5m2), e5m2);
         d2 = fix4(d2, special4(q.z, e5m2), e5m2);
         d3 = fix4(d3, special4(q.w, e5m2), e5m2);
+    }
+}
+// W's 16 values (one uvec4) -> W_FACTOR * value, by dec16 or (WDEC = 1) dec4h: e5m2 needs no
+// fix there, e4m3 its NaN code only.
+void dec16w(uvec4 q, out vec4 d0, out vec4 d1, out vec4 d2, out vec4 d3) {
+    if (WDEC != 1u) {
+        dec16(q, A_E5M2, d0, d1, d2, d3);
+        return;
+    }
+    d0 = dec4h(q.x, A_E5M2);
+    d1 = dec4h(q.y, A_E5M2);
+    d2 = dec4h(q.z, A_E5M2);
+    d3 = dec4h(q.w, A_E5M2);
+    if (!A_E5M2 && special16(q, false)) {
+        d0 = fix4(d0, special4(q.x, false), false);
+        d1 = fix4(d1, special4(q.y, false), false);
+        d2 = fix4(d2, special4(q.z, false), false);
+        d3 = fix4(d3, special4(q.w, false), false);
     }
 }
 // a0..a3 . b0..b3: 16 products (exact in fp32, so fused or not the same), two chains of 8.
@@ -327,7 +369,7 @@ void main() {
             if (k >= pc.k) break; // later slices of this lane lie further out
             vec4 wd[ROWS * 4u];
             [[unroll]] for (uint r = 0u; r < ROWS; r++)
-                dec16(wcur[r * USL + j], A_E5M2, wd[4u * r], wd[4u * r + 1u], wd[4u * r + 2u], wd[4u * r + 3u]);
+                dec16w(wcur[r * USL + j], wd[4u * r], wd[4u * r + 1u], wd[4u * r + 2u], wd[4u * r + 3u]);
             uint kb = k >> 7;
             float sar[ROWS];
             [[unroll]] for (uint r = 0u; r < ROWS; r++) {
@@ -350,7 +392,7 @@ void main() {
     }
 
     // Undo the decode's factors (powers of two: exact), then the output scale as gemv does.
-    float unscale = (A_E5M2 ? 1.52587890625e-5 : 0.00390625) * (B_E5M2 ? 1.52587890625e-5 : 0.00390625);
+    float unscale = (1.0 / W_FACTOR) * (B_E5M2 ? 1.52587890625e-5 : 0.00390625);
     [[unroll]] for (uint r = 0u; r < ROWS; r++)
         [[unroll]] for (uint n = 0u; n < NTOK; n++) {
             float v = subgroupAdd(acc[r * NTOK + n]); // every lane, then one stores
