@@ -6,7 +6,7 @@ if(TARGET kbcuda_common)
   add_executable(test_nvrtc_compile ${CMAKE_CURRENT_SOURCE_DIR}/test_nvrtc_compile.c)
   target_link_libraries(test_nvrtc_compile PRIVATE kbcore Threads::Threads)
   add_test(NAME cuda_nvrtc_compile COMMAND test_nvrtc_compile)
-  set_tests_properties(cuda_nvrtc_compile PROPERTIES TIMEOUT 600)
+  set_tests_properties(cuda_nvrtc_compile PROPERTIES TIMEOUT 1200)
   # ... and every value of each variant's tunables (--tune), one at a time: a few
   # hundred modules, 2-5 minutes on two cores
   add_test(NAME cuda_nvrtc_compile_tuned COMMAND test_nvrtc_compile --tuned)

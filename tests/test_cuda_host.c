@@ -620,7 +620,7 @@ static void test_geometry(void) {
     g.n = 17;
     CHECK(plan(&g, "gemv_v2_b128_u2", &p, msg) == KB_OK && p.launch[0].grid[1] == 2 && p.launch[0].block[0] == 128,
           "N = 17 takes two 16-token blocks");
-    CHECK(plan(&g, "gemv_v2_b256_u4_t1_pdl", &p, msg) == KB_OK && p.launch[0].grid[1] == 3,
+    CHECK(plan(&g, "gemv_v2_b512_u2_t1_pdl", &p, msg) == KB_OK && p.launch[0].grid[1] == 3,
           "one n8 tile: N = 17 takes three 8-token blocks");
     g.n = 16, g.m = 3585;
     CHECK(plan(&g, "gemv_v2_b256_u2", &p, msg) == KB_OK && p.launch[0].grid[0] == 225, "M = 3585: 225 row blocks");
@@ -1060,10 +1060,10 @@ static void test_tune_resolve(void) {
     CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "2048 threads an SM") && strstr(msg, "sm_89: 1536"),
           "v4 is compiled for sm_89 too: WARPS*32*MINB over 1536: %s", msg);
     CHECK(resolve(KB_OP_gemm_fp8, "gemv_v4_b256_n2[WARPS=16]", &t, &v, msg) == KB_OK, "... 1536 is fine: %s", msg);
-    rc = resolve(KB_OP_gemm_fp8, "gemv_v2_b256_u4_t1_pdl[MINB=7]", &t, &v, msg);
+    rc = resolve(KB_OP_gemm_fp8, "gemv_v2_b256_u7_t1_pdl[MINB=7]", &t, &v, msg);
     CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "1792 threads an SM") && strstr(msg, "sm_89: 1536"),
           "v2 is compiled for sm_89 too: WARPS*32*MINB over 1536: %s", msg);
-    CHECK(resolve(KB_OP_gemm_fp8, "gemv_v2_b256_u4_t1_pdl[MINB=3]", &t, &v, msg) == KB_OK &&
+    CHECK(resolve(KB_OP_gemm_fp8, "gemv_v2_b256_u7_t1_pdl[MINB=3]", &t, &v, msg) == KB_OK &&
               strstr(v->defines, "-DPDL=1 -DFMTT=0 -DMINB=3"),
           "v2's MINB: %s", v ? v->defines : msg);
     CHECK(resolve(KB_OP_gemm_fp8, "gemv_v3_m16_w8[PDL=1]", &t, &v, msg) == KB_OK && strstr(v->defines, "-DPDL=1"),
@@ -1195,9 +1195,13 @@ static void test_tune_plans(void) {
     rc = plan(&g, "gemv_v2_b256_u4[MT=3]", &p, msg);
     CHECK(rc != KB_OK && strstr(msg, "MT"), "MT is 1 or 2: %s", msg);
     g.m = 3584, g.n = 16;
-    CHECK(plan(&g, "gemv_v2_b512_u2_mt2_pdl", &p, msg) == KB_OK && p.launch[0].grid[0] == 112 &&
-              p.launch[0].grid[1] == 1 && p.launch[0].block[0] == 512 && p.launch[0].pdl,
-          "gemv_v2_b512_u2_mt2_pdl 3584x16: 112 blocks of 32 rows x 16 tokens, 16 warps (%s)", msg);
+    CHECK(plan(&g, "gemv_v2_b512_u2_t1_mt2_pdl", &p, msg) == KB_OK && p.launch[0].grid[0] == 112 &&
+              p.launch[0].grid[1] == 2 && p.launch[0].block[0] == 512 && p.launch[0].pdl,
+          "gemv_v2_b512_u2_t1_mt2_pdl 3584x16: 112 x 2 blocks of 32 rows x 8 tokens, 16 warps (%s)", msg);
+    const kbcu_variant *fmtt1 = kbcu_find_variant(KB_OP_gemm_fp8, "gemv_v2_b512_u2_t1_mt2_pdl", 1),
+                       *fmtt0 = kbcu_find_variant(KB_OP_gemm_fp8, "gemv_v2_b256_u2_mt2_pdl", 1);
+    CHECK(fmtt1 && strstr(fmtt1->defines, "-DFMTT=1") && fmtt0 && strstr(fmtt0->defines, "-DFMTT=0"),
+          "FMTT is set per listed variant");
     g.n = 17;
     setenv("KB_CUDA_UNVERIFIED", "1", 1);
     CHECK(plan(&g, "gemv_v3_m32_w8[STAGES=2]", &p, msg) == KB_OK && p.launch[0].smem == 2 * 8 * 32 * 448,
