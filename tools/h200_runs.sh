@@ -71,6 +71,16 @@
 #   san8      compute-sanitizer's four tools over the eighth session's listed variants
 #   vkxreg    Vulkan gemv_sg with X decoded in registers (XREG=1): parity, then beside
 #             XREG=0 and the CUDA GEMV at the decode shapes, SGS x ROWS at n = 1
+#   vkwdec    Vulkan gemv_sg's W decode through binary16 (WDEC=1): selftest, smoke parity,
+#             WDEC 0/1 in fresh processes at the decode shapes, SGS x ROWS at n = 1
+#   mt        gemv_v2 at MT=2 (two 16-row tiles a block): parity, MT x WARPS x UNROLL at N 1-64
+#             and the FFN decode shapes, cuBLASLt beside
+#   ncu16     Nsight Compute on the MT=2 GEMVs and cuBLASLt at 3584x{1,8,16}x3584
+#   fmtt      gemv_v2's FMTT=1 (a compiled body per fp8 format pair): parity, FMTT 0/1 timing
+#   fmtt2     gemv_v2 at FMTT=1: MT x NT x WARPS x UNROLL at N 1-64 and the FFN shapes
+#   vkwdec2   Vulkan gemv_sg WDEC x SGS, each shape and point in its own process
+#   sweep16   gemv_v2 FMTT=1 points at N = 16 and the FFN/lm_head N = 1; Vulkan SGS 8/16/32
+#   fwdpick   fwdfrom's table picks and cuBLASLt's GEMMs only
 #   ropev5    rope v5 (v3's layout, v4's integer angle) on its first GPU run: parity,
 #             memcheck, beside v3 and v4 at the qwen2.5-7b rope shapes
 #   ltdiag    cuBLASLt blk128 split-K configurations: repeats, workspace fills, initcheck
@@ -647,6 +657,7 @@ step_ncu16() {
 # gemv_v2's FMTT (one compiled copy per fp8 format pair instead of a branch at every
 # conversion): parity on every format pair x scale mode, then rotate timing at FMTT 0/1 of
 # the listed PDL variants at the decode shapes
+# (names the variants listed at 7a2b079; run on that tree plus the step)
 step_fmtt() {
   local t="--mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet --fast-accum off --backend cuda"
   local v='gemv_v2_b512_u2_t1_mt2_pdl,gemv_v2_b512_u2_mt2_pdl,gemv_v2_b256_u2_mt2_pdl,gemv_v2_b128_u4_t1_m6_pdl,gemv_v2_b256_u4_t1_pdl'
@@ -654,6 +665,80 @@ step_fmtt() {
     --a-type e4m3,e5m2 --b-type e4m3,e5m2 --scale tensor,outer,vec128,blk128 --no-timing --quiet --csv "$R/fmtt-parity.csv"
   run fmtt_n 100 $K --op gemm_fp8 --shape 3584x1,8,16,32x3584 --variant "$v" --tune FMTT=0,1 $t --csv "$R/fmtt-n.csv"
   run fmtt_ffn 60 $K --op gemm_fp8 --shape 18944x1,16x3584 --variant "$v" --tune FMTT=0,1 $t --csv "$R/fmtt-ffn.csv"
+}
+
+# Vulkan gemv_sg's WDEC (W through binary16 bits and unpackHalf2x16 instead of f32 bit
+# manipulation): the selftest (every W code exact at WDEC=1), smoke parity, then each WDEC in
+# its own processes (one-process slowdowns seen before: vk-gemv-tune.csv) at the decode
+# shapes, --repeat 3; n = 1 also at SGS 4/8/16 x ROWS 1/2
+step_vkwdec() {
+  run vkwdec_selftest 90 devbin/test_vulkan_selftest
+  run vkwdec_smoke 90 $K --op gemm_fp8 --shapes smoke --backend vulkan --variant 'gemv_sg[WDEC=1]' \
+    --no-timing --quiet --csv "$R/vkwdec-smoke.csv"
+  local t="--mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet --repeat 3 --backend vulkan"
+  local w
+  for w in 0 1; do
+    run vkwdec_n_$w 60 $K --op gemm_fp8 --shape 3584x1,2,4,8,16x3584 --variant "gemv_sg[WDEC=$w]" $t \
+      --csv "$R/vkwdec-n-$w.csv"
+    run vkwdec_big_$w 90 $K --op gemm_fp8 --shape 512,18944,152064x1x3584 --variant "gemv_sg[WDEC=$w]" $t \
+      --csv "$R/vkwdec-big-$w.csv"
+    run vkwdec_ffn2_$w 40 $K --op gemm_fp8 --shape 3584x1x18944 --variant "gemv_sg[WDEC=$w]" $t \
+      --csv "$R/vkwdec-ffn2-$w.csv"
+  done
+  run vkwdec_n1 90 $K --op gemm_fp8 --shape 3584x1x3584 --variant gemv_sg --tune WDEC=1 --tune SGS=4,8,16 \
+    --tune ROWS=1,2 $t --csv "$R/vkwdec-n1.csv"
+}
+
+# After fmtt: gemv_v2 at FMTT=1 PDL=1 over MT x NT x WARPS x UNROLL at N 1-64 and the FFN
+# decode shapes (which points to list), cuBLASLt beside
+step_fmtt2() {
+  local t="--mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet --fast-accum off"
+  # (at most 4 tunables a run: NT=1 and NT=2 from the variants that have them with PDL=1)
+  local g="--variant gemv_v2_b256_u4_t1_pdl,gemv_v2_b256_u2_mt2_pdl --tune FMTT=1 --tune MT=1,2 --tune WARPS=4,8,16 --tune UNROLL=2,4"
+  run fmtt2_n 150 $K --op gemm_fp8 --shape 3584x1,8,16,32,64x3584 --backend cuda $g $t --csv "$R/fmtt2-n.csv"
+  run fmtt2_ffn 150 $K --op gemm_fp8 --shape 18944x1,16x3584 --backend cuda $g $t --csv "$R/fmtt2-ffn-m.csv"
+  run fmtt2_ffn_k 150 $K --op gemm_fp8 --shape 3584x1,16x18944 --backend cuda $g $t --csv "$R/fmtt2-ffn-k.csv"
+  run fmtt2_lt 60 $K --op gemm_fp8 --shape 3584x1,8,16,32,64x3584 --backend cublaslt $t --csv "$R/fmtt2-lt-n.csv"
+  run fmtt2_lt_ffn 60 $K --op gemm_fp8 --shape 18944x1,16x3584 --backend cublaslt $t --csv "$R/fmtt2-lt-ffn-m.csv"
+  run fmtt2_lt_ffn_k 60 $K --op gemm_fp8 --shape 3584x1,16x18944 --backend cublaslt $t --csv "$R/fmtt2-lt-ffn-k.csv"
+}
+
+# After vkwdec: Vulkan gemv_sg, every (shape, point) in a process of its own (--repeat 3):
+# WDEC 0/1 x SGS 8/16 (ROWS 1) at the n = 1 decode shapes, WDEC 0/1 at n = 2..16
+step_vkwdec2() {
+  local t="--mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet --repeat 3 --backend vulkan"
+  local s p
+  for s in 3584x1x3584 512x1x3584 18944x1x3584 3584x1x18944 152064x1x3584; do
+    for p in WDEC=0,SGS=8 WDEC=1,SGS=8 WDEC=1,SGS=16 WDEC=0,SGS=16; do
+      run "vkwdec2_${s}_$p" 60 $K --op gemm_fp8 --shape $s --variant "gemv_sg[ROWS=1,$p]" $t \
+        --csv "$R/vkwdec2-$s-${p//[=,]/}.csv"
+    done
+  done
+  for s in 3584x2x3584 3584x4x3584 3584x8x3584 3584x16x3584; do
+    for p in 0 1; do
+      run "vkwdec2_${s}_$p" 60 $K --op gemm_fp8 --shape $s --variant "gemv_sg[WDEC=$p]" $t \
+        --csv "$R/vkwdec2-$s-WDEC$p.csv"
+    done
+  done
+}
+
+# After the FMTT listing (names gemv_v2_b128_u4_t1_m6_pdl, listed until this run): finer points at FMTT=1 where cuBLASLt still leads (N = 16, the FFN
+# up/gate and lm_head at N = 1), and Vulkan gemv_sg at 32 subgroups (each shape and point in a
+# process of its own, --repeat 3)
+step_sweep16() {
+  local t="--mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet --fast-accum off --backend cuda"
+  run sweep16_n16 150 $K --op gemm_fp8 --shape 3584,18944x16x3584 --variant gemv_v2_b256_u4_pdl \
+    --tune WARPS=6,8,12 --tune UNROLL=3,4,5,6 --tune MINB=0,2 $t --csv "$R/sweep16-n16.csv"
+  run sweep16_m 150 $K --op gemm_fp8 --shape 18944,152064x1x3584 --variant gemv_v2_b128_u4_t1_m6_pdl \
+    --tune WARPS=4,8 --tune UNROLL=2,4,6 --tune MINB=0,4,6,8 $t --csv "$R/sweep16-m.csv"
+  local v="--mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet --repeat 3 --backend vulkan"
+  local s p
+  for s in 3584x1x3584 3584x1x18944; do
+    for p in SGS=32 SGS=16 SGS=8; do
+      run "sweep16_vk_${s}_$p" 60 $K --op gemm_fp8 --shape $s --variant "gemv_sg[ROWS=1,$p]" $v \
+        --csv "$R/sweep16-vk-$s-${p//=/}.csv"
+    done
+  done
 }
 
 # fwdfrom without the default and PDL-GEMV forwards: the table's picks and cuBLASLt's GEMMs
