@@ -5,7 +5,7 @@
  * workgroup count follow the point, so a point the plan ignores fails here even though its rows would pass parity;
  * points it cannot take are KB_NOT_SUPPORTED with the reason.
  * Specialization constants (gemm_fp8.comp): 5 the workgroup size, 6 ROWS, 7 NTOK, 8 SG, 9 USL
- * (16-byte slices per lane per K chunk), 10 ONE_CHUNK, 11 WDEC (W's decode). */
+ * (16-byte slices per lane per K chunk), 10 ONE_CHUNK, 11 WDEC (W's decode), 12 XDEC (X's). */
 #include "bench/kbench.h"
 #include "kernels/spirv/vk_op.h"
 #include "tests/kb_check.h"
@@ -20,7 +20,7 @@ static const device H200 = {32, 1024, 49152}; /* NVIDIA: subgroups of 32, 48 KiB
 
 typedef struct {
     int rc;
-    uint32_t wg_size, rows, ntok, sg, usl, one_chunk, groups, wdec, nspec;
+    uint32_t wg_size, rows, ntok, sg, usl, one_chunk, groups, wdec, xdec, nspec;
     char msg[KB_MSG];
 } layout;
 
@@ -55,7 +55,8 @@ static layout plan(const device *dev, int64_t m, int64_t n, int64_t k, int rows,
     if (l.rc == KB_OK && p.ndisp == 1) {
         const vk_dispatch *d = &p.d[0];
         l.wg_size = d->spec[5], l.rows = d->spec[6], l.ntok = d->spec[7], l.sg = d->spec[8], l.usl = d->spec[9];
-        l.one_chunk = d->spec[10], l.groups = d->groups, l.wdec = d->spec[11], l.nspec = (uint32_t)d->nspec;
+        l.one_chunk = d->spec[10], l.groups = d->groups, l.wdec = d->spec[11], l.xdec = d->spec[12];
+        l.nspec = (uint32_t)d->nspec;
     } else if (l.rc == KB_OK) {
         l.rc = -1;
     }
@@ -111,9 +112,10 @@ int main(void) {
      * products at n = 5), so two sets of 1 */
     expect(&H200, 64, 5, 1024, 8, 1, 8, 1, 1, 0, 8);
 
-    /* WDEC: 1 as written, 0 or 1 at a point, 2 refused */
+    /* WDEC, XDEC: 1 as written, 0 or 1 at a point, 2 refused */
     layout w = plan(&H200, 3584, 1, 3584, 0, 0);
-    CHECK(w.rc == KB_OK && w.wdec == 1 && w.nspec == 12, "WDEC as written: 1 (spec 11 of %u: %u)", w.nspec, w.wdec);
+    CHECK(w.rc == KB_OK && w.wdec == 1 && w.xdec == 1 && w.nspec == 13,
+          "WDEC and XDEC as written: 1 (specs 11, 12 of %u: %u, %u)", w.nspec, w.wdec, w.xdec);
     for (int v = 0; v <= 2; v++) {
         kb_case c;
         memset(&c, 0, sizeof c);
@@ -121,13 +123,16 @@ int main(void) {
         c.out_type = KB_F32, c.scale_mode = KB_SCALE_TENSOR;
         kb_tune_point point = {0};
         kb_tune_set(&point, "WDEC", v);
+        kb_tune_set(&point, "XDEC", v);
         kb_arg args[5];
         memset(args, 0, sizeof args);
         vk_plan p = {.c = &c, .variant = "gemv_sg", .tune = &point, .args = args, .n_in = 4, .n_out = 1,
                      .subgroup_size = 32, .max_shared_bytes = 49152, .max_invocations = 1024};
         char msg[KB_MSG] = "";
         const int rc = vk_op_gemm_fp8.plan(&p, msg);
-        if (v < 2) CHECK(rc == KB_OK && p.ndisp == 1 && p.d[0].spec[11] == (uint32_t)v, "WDEC=%d: spec 11 = %d (%s)", v, v, msg);
+        if (v < 2)
+            CHECK(rc == KB_OK && p.ndisp == 1 && p.d[0].spec[11] == (uint32_t)v && p.d[0].spec[12] == (uint32_t)v,
+                  "WDEC=XDEC=%d: specs 11, 12 = %d (%s)", v, v, msg);
         else CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "WDEC=2: 0 (f32 bits) or 1 (binary16 bits)"), "WDEC=2 refused: %s", msg);
         free(p.d);
         free(p.scratch);

@@ -598,6 +598,14 @@ static void test_gemm_fp8(void) {
     for (int sm = 0; sm < KB_SCALE_COUNT; sm++)
         gemm_case(sm == KB_SCALE_BLK128 ? 200 : 70, 2, sg_k[sm], sm & 1 ? KB_E5M2 : KB_E4M3, KB_E4M3, outs[sm % 3],
                   (kb_scale_mode)sm, "gemv_sg[WDEC=1]", 0);
+    /* XDEC=1 (X's staging through binary16 bits): every code of X, with W through either decode */
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++) {
+            gemm_codes("gemv_sg[WDEC=1,XDEC=1]", fp8s[a], fp8s[b], 0);
+            gemm_codes("gemv_sg[WDEC=0,XDEC=1]", fp8s[a], fp8s[b], 0);
+        }
+    gemm_case(45, 7, 200, KB_E4M3, KB_E5M2, KB_F16, KB_SCALE_OUTER, "gemv_sg[XDEC=1]", 0);
+    gemm_case(37, 16, 1000, KB_E5M2, KB_E4M3, KB_F32, KB_SCALE_VEC128, "gemv_sg[XDEC=1]", 0);
     gemm_case(37, 1, 3000, KB_E4M3, KB_E5M2, KB_F32, KB_SCALE_VEC128, "gemv_sg[WDEC=1]", 0);
     gemm_case(37, 16, 1000, KB_E5M2, KB_E4M3, KB_BF16, KB_SCALE_BLK128, "gemv_sg[WDEC=1]", 0);
     gemm_overflow("gemv_sg[WDEC=1]");

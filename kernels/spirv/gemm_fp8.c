@@ -34,11 +34,11 @@ static const vk_module mod_tiled16 = {"gemm_fp8.comp -DKB_GEMM_TILED -DKB_OUT16"
  *     products of 16) stays a size compilers handle in reasonable time (llvmpipe: seconds); as
  *     written (ROWS <= 4) the second bound never binds. On a 32-wide subgroup the shared memory
  *     bound is the tighter one for every n.
- * Tunables (--tune, specialization constants 5, 6 and 11): ROWS (rows per subgroup, as written 1 for
+ * Tunables (--tune, specialization constants 5, 6, 11 and 12): ROWS (rows per subgroup, as written 1 for
  * n = 1, 2 for n = 2, else 4) from 1 to SG_MAX_ROWS (two sets of one W slice per row fit
  * SG_W_REGS) with ROWS x n <= SG_BODY (the sums as written at most: 4 x 16); SGS (subgroups per
  * workgroup, as written 8 or 16 for n = 1 (below), else SG_SUBGROUPS, halved while the workgroup exceeds the
- * device's invocations) from 1 to what the device's workgroup holds; WDEC (below) 0 or 1. */
+ * device's invocations) from 1 to what the device's workgroup holds; WDEC and XDEC (below) 0 or 1. */
 #define SG_MAX_N 16
 #define SG_SUBGROUPS 4u
 #define SG_SHARED_BYTES 32768u
@@ -53,6 +53,11 @@ static const vk_module mod_tiled16 = {"gemm_fp8.comp -DKB_GEMM_TILED -DKB_OUT16"
  * 18944x1x3584 46.4 -> 35.5, 3584x1x18944 60.5 -> 48.4, n = 2 / 4 / 8 / 16 34.6 / 28.0 / 70.4
  * / 130.6 -> 29.8 / 25.6 / 65.9 / 126.3. */
 #define SG_WDEC_WRITTEN 1u
+/* XDEC (spec constant 12): the same choice for X's staging into shared memory. As written 1:
+ * on the H200 (results/h200/vkxdec.csv, a process each shape and point, rotate) the same at
+ * n = 1 (3584x1x3584 10.07 / 10.11 against 10.09 / 10.11, two runs each), 1-4 % faster at
+ * n = 2..16 (3584x16x3584 128.2 -> 124.5 us), the same output bits. */
+#define SG_XDEC_WRITTEN 1u
 
 /* ROWS and SGS as written: 4 rows share each X read from shared memory once n > 2; at n = 1
  * one row a subgroup and 8 subgroups a workgroup (the same 8 rows and X staging a workgroup
@@ -78,8 +83,8 @@ static int variants(const kb_case *c, kb_variant *out, int max, char *msg) {
                        "subgroupAdd",
                        sg_rows_written(c->n), (long long)c->n);
         if (n && !strcmp(out[n - 1].name, "gemv_sg"))
-            snprintf(out[n - 1].tunables, sizeof out[n - 1].tunables, "ROWS=%u SGS=%u WDEC=%u", sg_rows_written(c->n),
-                     sg_subgroups_written(c->n, c->m), SG_WDEC_WRITTEN);
+            snprintf(out[n - 1].tunables, sizeof out[n - 1].tunables, "ROWS=%u SGS=%u WDEC=%u XDEC=%u",
+                     sg_rows_written(c->n), sg_subgroups_written(c->n, c->m), SG_WDEC_WRITTEN, SG_XDEC_WRITTEN);
     }
     if (c->n >= TILED_MIN_N)
         vk_variant_add(out, max, &n, "tiled64",
@@ -131,6 +136,10 @@ static int plan_sg(vk_plan *p, vk_dispatch *d, char *msg) {
     if (tune_wdec && *tune_wdec != 0 && *tune_wdec != 1)
         return kb_fail(msg, KB_NOT_SUPPORTED, "gemv_sg: WDEC=%d: 0 (f32 bits) or 1 (binary16 bits)", *tune_wdec);
     const uint32_t wdec = tune_wdec ? (uint32_t)*tune_wdec : SG_WDEC_WRITTEN;
+    const int *tune_xdec = p->tune ? kb_tune_get(p->tune, "XDEC") : NULL;
+    if (tune_xdec && *tune_xdec != 0 && *tune_xdec != 1)
+        return kb_fail(msg, KB_NOT_SUPPORTED, "gemv_sg: XDEC=%d: 0 (f32 bits) or 1 (binary16 bits)", *tune_xdec);
+    const uint32_t xdec = tune_xdec ? (uint32_t)*tune_xdec : SG_XDEC_WRITTEN;
     /* K chunk: USL slices of 16 per lane. One slice needs ntok * 64 * sg bytes of shared memory. */
     const uint64_t slice_bytes = (uint64_t)ntok * 64u * sg;
     if (slice_bytes > p->max_shared_bytes)
@@ -155,7 +164,8 @@ static int plan_sg(vk_plan *p, vk_dispatch *d, char *msg) {
     d->spec[9] = (uint32_t)usl;
     d->spec[10] = one_chunk ? 1u : 0u;
     d->spec[11] = wdec;
-    d->nspec = 12;
+    d->spec[12] = xdec;
+    d->nspec = 13;
     /* 16-byte loads need every W row on 16 bytes, word loads every row on 4 (views start where
      * minStorageBufferOffsetAlignment allows, possibly below 16) */
     const uint64_t w_off = p->args[0].view.offset, x_off = p->args[1].view.offset;

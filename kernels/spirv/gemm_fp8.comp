@@ -161,7 +161,7 @@ vec4 unpack_b(uint w) { return vec4(lut_b[w & 255u], lut_b[(w >> 8) & 255u], lut
 // A workgroup is NSG subgroups of SG lanes; subgroup g owns output rows m0 + g*ROWS + r
 // (r < ROWS) for every token (NTOK = n <= 16), so each W byte is read once. K goes in chunks of
 // CK = 16*USL*SG: the whole workgroup decodes the chunk of X (NTOK rows) into shared memory
-// (floats, times 2^8 or 2^16, see dec4); each lane takes the 16-wide slices lane, lane + SG, ...
+// (floats, times X_FACTOR: dec4 or, XDEC = 1, dec4h); each lane takes the 16-wide slices lane, lane + SG, ...
 // of the chunk: one uvec4 (16 fp8 values) of each of its ROWS rows, decoded in registers by bit
 // manipulation, times 4 vec4 of each token's X from shared memory (consecutive lanes read
 // consecutive vec4: no bank conflicts). The next chunk's W is loaded before this chunk is
@@ -181,6 +181,7 @@ layout(constant_id = 8) const uint SG = 32u;  // the subgroup size the plan assu
 layout(constant_id = 9) const uint USL = 1u;  // 16-byte slices per lane per row in a K chunk
 layout(constant_id = 10) const bool ONE_CHUNK = false; // USL covers K: no next chunk to load
 layout(constant_id = 11) const uint WDEC = 0u; // W's decode: 0 through f32 bits (dec4), 1 through binary16 (dec4h)
+layout(constant_id = 12) const uint XDEC = 0u; // X's decode (the staging), the same choice
 const uint NSG = gl_WorkGroupSize.x / SG;     // subgroups per workgroup
 const uint CSL = USL * SG;                    // 16-wide K slices per chunk
 const uint CK = 16u * CSL;                    // K per chunk
@@ -274,6 +275,15 @@ vec4 dec4h(uint w, bool e5m2) {
 }
 // W's decode factor: the S of dec4 or the H of dec4h.
 const float W_FACTOR = WDEC == 1u ? (A_E5M2 ? 1.0 : 0.00390625) : (A_E5M2 ? 65536.0 : 256.0);
+const float X_FACTOR = XDEC == 1u ? (B_E5M2 ? 1.0 : 0.00390625) : (B_E5M2 ? 65536.0 : 256.0);
+// 4 X values -> X_FACTOR * value, NaN / inf codes fixed (dec4h's e5m2 needs no fix)
+vec4 dec4x(uint w) {
+    if (XDEC != 1u) return dec4_checked(w, B_E5M2);
+    vec4 v = dec4h(w, B_E5M2);
+    if (B_E5M2) return v;
+    uint t = special4(w, false);
+    return t != 0u ? fix4(v, t, false) : v;
+}
 
 // 16 fp8 values (one uvec4) -> S * value, the NaN / inf codes fixed (rare: one test for all 16).
 void dec16(uvec4 q, bool e5m2, out vec4 d0, out vec4 d1, out vec4 d2, out vec4 d3) {
@@ -349,7 +359,7 @@ void main() {
             [[unroll]] for (uint it = 0u; it < STAGE_IT; it++) {
                 uint i = it * gl_WorkGroupSize.x + gl_LocalInvocationIndex;
                 uint s = i % CSL, q = i / CSL; // consecutive invocations write consecutive vec4
-                if (i < CK / 4u) xs[(n * 4u + q) * CSL + s] = dec4_checked(load_x4(n, c0 + 16u * s + 4u * q), B_E5M2);
+                if (i < CK / 4u) xs[(n * 4u + q) * CSL + s] = dec4x(load_x4(n, c0 + 16u * s + 4u * q));
             }
         barrier();
 
@@ -392,7 +402,7 @@ void main() {
     }
 
     // Undo the decode's factors (powers of two: exact), then the output scale as gemv does.
-    float unscale = (1.0 / W_FACTOR) * (B_E5M2 ? 1.52587890625e-5 : 0.00390625);
+    float unscale = (1.0 / W_FACTOR) * (1.0 / X_FACTOR);
     [[unroll]] for (uint r = 0u; r < ROWS; r++)
         [[unroll]] for (uint n = 0u; n < NTOK; n++) {
             float v = subgroupAdd(acc[r * NTOK + n]); // every lane, then one stores

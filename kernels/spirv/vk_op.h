@@ -28,7 +28,7 @@
 
 #define VK_NBIND 8        /* storage-buffer bindings in set 0 */
 #define VK_PUSH_WORDS 16  /* push-constant block: 64 bytes (128 is the guaranteed minimum) */
-#define VK_MAX_SPEC 12    /* specialization constants 0..11 */
+#define VK_MAX_SPEC 13    /* specialization constants 0..12 */
 
 /* One SPIR-V module, embedded at build time (vulkan.cmake). `name` says what it is
  * built from ("gemm_fp8.comp -DKB_GEMM_TILED"); rows and not_supported reasons show it. */
