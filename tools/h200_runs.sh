@@ -80,6 +80,8 @@
 #   fmtt2     gemv_v2 at FMTT=1: MT x NT x WARPS x UNROLL at N 1-64 and the FFN shapes
 #   vkwdec2   Vulkan gemv_sg WDEC x SGS, each shape and point in its own process
 #   sweep16   gemv_v2 FMTT=1 points at N = 16 and the FFN/lm_head N = 1; Vulkan SGS 8/16/32
+#   vkxdec    Vulkan gemv_sg's X staging through binary16 (XDEC=1): selftest, smoke, XDEC 0/1
+#             a process each shape and point; the CUDA GEMV at 3584x1x3584 beside
 #   fwdpick   fwdfrom's table picks and cuBLASLt's GEMMs only
 #   ropev5    rope v5 (v3's layout, v4's integer angle) on its first GPU run: parity,
 #             memcheck, beside v3 and v4 at the qwen2.5-7b rope shapes
@@ -739,6 +741,28 @@ step_sweep16() {
         --csv "$R/sweep16-vk-$s-${p//=/}.csv"
     done
   done
+}
+
+# Vulkan gemv_sg's XDEC (X's staging through binary16 too): the selftest (every X code exact
+# at XDEC=1), smoke parity, then XDEC 0/1 (as written otherwise) a process each shape and
+# point, --repeat 3, 3584x1x3584 twice in alternation; the listed CUDA GEMVs at 3584x1x3584
+# in the same lease for the ratio
+step_vkxdec() {
+  run vkxdec_selftest 90 devbin/test_vulkan_selftest
+  run vkxdec_smoke 90 $K --op gemm_fp8 --shapes smoke --backend vulkan --variant 'gemv_sg[XDEC=1]' \
+    --no-timing --quiet --csv "$R/vkxdec-smoke.csv"
+  local v="--mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet --repeat 3"
+  local s x i=0
+  for s in 3584x1x3584 3584x1x3584 512x1x3584 18944x1x3584 3584x1x18944 152064x1x3584 3584x2x3584 \
+    3584x4x3584 3584x8x3584 3584x16x3584; do
+    i=$((i + 1))
+    for x in 0 1; do
+      run "vkxdec_${i}_$x" 60 $K --op gemm_fp8 --shape $s --backend vulkan --variant "gemv_sg[XDEC=$x]" $v \
+        --csv "$R/vkxdec-$i-$s-XDEC$x.csv"
+    done
+  done
+  run vkxdec_cuda 60 $K --op gemm_fp8 --shape 3584x1x3584 --backend cuda \
+    --variant 'gemv_v2_b512_u2_t1_pdl,gemv_v2_b256_u4' $v --csv "$R/vkxdec-cuda.csv"
 }
 
 # fwdfrom without the default and PDL-GEMV forwards: the table's picks and cuBLASLt's GEMMs
