@@ -82,6 +82,7 @@
 #   sweep16   gemv_v2 FMTT=1 points at N = 16 and the FFN/lm_head N = 1; Vulkan SGS 8/16/32
 #   vkxdec    Vulkan gemv_sg's X staging through binary16 (XDEC=1): selftest, smoke, XDEC 0/1
 #             a process each shape and point; the CUDA GEMV at 3584x1x3584 beside
+#   ncufmtt   Nsight Compute on the FMTT=1 GEMVs, their FMTT=0 twins and cuBLASLt
 #   fwdpick   fwdfrom's table picks and cuBLASLt's GEMMs only
 #   ropev5    rope v5 (v3's layout, v4's integer angle) on its first GPU run: parity,
 #             memcheck, beside v3 and v4 at the qwen2.5-7b rope shapes
@@ -763,6 +764,19 @@ step_vkxdec() {
   done
   run vkxdec_cuda 60 $K --op gemm_fp8 --shape 3584x1x3584 --backend cuda \
     --variant 'gemv_v2_b512_u2_t1_pdl,gemv_v2_b256_u4' $v --csv "$R/vkxdec-cuda.csv"
+}
+
+# Nsight Compute on the FMTT=1 GEMVs as listed and their FMTT=0 twins at 3584x{1,16}x3584,
+# cuBLASLt's kernel beside (as ncu16): instructions and pipe shares before and after FMTT
+step_ncufmtt() {
+  local ncu=(ncu --target-processes all --clock-control none --cache-control all --section SpeedOfLight
+    --section ComputeWorkloadAnalysis --section WarpStateStats --section Occupancy --section LaunchStats
+    --metrics 'regex:sm__inst_executed_pipe_.*\.avg\.pct_of_peak_sustained_active$,regex:sm__pipe_.*_cycles_active\.avg\.pct_of_peak_sustained_active$,smsp__inst_executed.sum,dram__bytes_read.sum'
+    --kernel-name 'regex:gemm_fp8_gemv|nvjet|sm90' --launch-count 12)
+  run ncufmtt 150 "${ncu[@]}" --log-file "$R/ncu-gemv-fmtt.txt" $K --op gemm_fp8 --shape 3584x1,16x3584 \
+    --backend cuda,cublaslt --fast-accum off \
+    --variant 'gemv_v2_b512_u2_t1_pdl,gemv_v2_b512_u2_t1_pdl[FMTT=0],gemv_v2_b256_u4_pdl,gemv_v2_b256_u4_pdl[FMTT=0],h00_fa0' \
+    --no-timing --quiet
 }
 
 # fwdfrom without the default and PDL-GEMV forwards: the table's picks and cuBLASLt's GEMMs
