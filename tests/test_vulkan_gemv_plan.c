@@ -24,10 +24,9 @@ typedef struct {
     char msg[KB_MSG];
 } layout;
 
-/* The plan for gemv_sg at M x n x K on device dev, at the point rows/sgs (0: not set; ZERO: set
- * to 0, which a tune point may say since PDL=0 is one). */
-#define ZERO (-1)
-static layout plan(const device *dev, int64_t m, int64_t n, int64_t k, int rows, int sgs) {
+/* The plan for gemv_sg at M x n x K on device dev, at a --tune point (its layout: specs and
+ * workgroup count, or the refusal). */
+static layout plan_at(const device *dev, int64_t m, int64_t n, int64_t k, const kb_tune_point *point) {
     kb_case c;
     memset(&c, 0, sizeof c);
     c.op = KB_OP_gemm_fp8;
@@ -35,14 +34,11 @@ static layout plan(const device *dev, int64_t m, int64_t n, int64_t k, int rows,
     c.a_type = c.b_type = KB_E4M3;
     c.out_type = KB_BF16;
     c.scale_mode = KB_SCALE_TENSOR;
-    kb_tune_point point = {0};
-    if (rows) kb_tune_set(&point, "ROWS", rows == ZERO ? 0 : rows);
-    if (sgs) kb_tune_set(&point, "SGS", sgs == ZERO ? 0 : sgs);
     kb_arg args[5];
     memset(args, 0, sizeof args);
     vk_plan p = {.c = &c,
                  .variant = "gemv_sg",
-                 .tune = &point,
+                 .tune = point,
                  .args = args,
                  .n_in = 4,
                  .n_out = 1,
@@ -63,6 +59,15 @@ static layout plan(const device *dev, int64_t m, int64_t n, int64_t k, int rows,
     free(p.d);
     free(p.scratch);
     return l;
+}
+/* ... at the point rows/sgs (0: not set; ZERO: set to 0, which a tune point may say since PDL=0
+ * is one). */
+#define ZERO (-1)
+static layout plan(const device *dev, int64_t m, int64_t n, int64_t k, int rows, int sgs) {
+    kb_tune_point point = {0};
+    if (rows) kb_tune_set(&point, "ROWS", rows == ZERO ? 0 : rows);
+    if (sgs) kb_tune_set(&point, "SGS", sgs == ZERO ? 0 : sgs);
+    return plan_at(dev, m, n, k, &point);
 }
 
 /* expect: the layout at M = 3584 (or m) x n x K on dev */
@@ -117,26 +122,20 @@ int main(void) {
     CHECK(w.rc == KB_OK && w.wdec == 1 && w.xdec == 1 && w.nspec == 13,
           "WDEC and XDEC as written: 1 (specs 11, 12 of %u: %u, %u)", w.nspec, w.wdec, w.xdec);
     for (int v = 0; v <= 2; v++) {
-        kb_case c;
-        memset(&c, 0, sizeof c);
-        c.op = KB_OP_gemm_fp8, c.m = 64, c.n = 2, c.k = 256, c.a_type = c.b_type = KB_E4M3;
-        c.out_type = KB_F32, c.scale_mode = KB_SCALE_TENSOR;
         kb_tune_point point = {0};
         kb_tune_set(&point, "WDEC", v);
         kb_tune_set(&point, "XDEC", v);
-        kb_arg args[5];
-        memset(args, 0, sizeof args);
-        vk_plan p = {.c = &c, .variant = "gemv_sg", .tune = &point, .args = args, .n_in = 4, .n_out = 1,
-                     .subgroup_size = 32, .max_shared_bytes = 49152, .max_invocations = 1024};
-        char msg[KB_MSG] = "";
-        const int rc = vk_op_gemm_fp8.plan(&p, msg);
+        const layout l = plan_at(&H200, 64, 2, 256, &point);
         if (v < 2)
-            CHECK(rc == KB_OK && p.ndisp == 1 && p.d[0].spec[11] == (uint32_t)v && p.d[0].spec[12] == (uint32_t)v,
-                  "WDEC=XDEC=%d: specs 11, 12 = %d (%s)", v, v, msg);
-        else CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "WDEC=2: 0 (f32 bits) or 1 (binary16 bits)"), "WDEC=2 refused: %s", msg);
-        free(p.d);
-        free(p.scratch);
+            CHECK(l.rc == KB_OK && l.wdec == (uint32_t)v && l.xdec == (uint32_t)v, "WDEC=XDEC=%d: specs 11, 12 = %d (%s)",
+                  v, v, l.msg);
+        else CHECK(l.rc == KB_NOT_SUPPORTED && strstr(l.msg, "WDEC=2: 0 (f32 bits) or 1 (binary16 bits)"), "WDEC=2 refused: %s", l.msg);
     }
+    kb_tune_point xdec2 = {0};
+    kb_tune_set(&xdec2, "XDEC", 2);
+    const layout x2 = plan_at(&H200, 64, 2, 256, &xdec2);
+    CHECK(x2.rc == KB_NOT_SUPPORTED && strstr(x2.msg, "XDEC=2: 0 (f32 bits) or 1 (binary16 bits)"), "XDEC=2 refused: %s",
+          x2.msg);
 
     /* refused, saying why */
     refused(&H200, 1, 9, 0, "ROWS=9 rows per subgroup: at most 8");

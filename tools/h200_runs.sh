@@ -644,15 +644,17 @@ step_fwdfrom() {
   forward_7b fwdfrom_pdl --reps 20 --prefer "gemv_v2_b256_u7_t1_pdl,$(prefer_rest)"
 }
 
+# Nsight Compute on single GEMV launches (ours and cuBLASLt's), every pipe's share of its peak
+NCU_GEMV=(ncu --target-processes all --clock-control none --cache-control all --section SpeedOfLight
+  --section ComputeWorkloadAnalysis --section WarpStateStats --section Occupancy --section LaunchStats
+  --metrics 'regex:sm__inst_executed_pipe_.*\.avg\.pct_of_peak_sustained_active$,regex:sm__pipe_.*_cycles_active\.avg\.pct_of_peak_sustained_active$,smsp__inst_executed.sum,dram__bytes_read.sum'
+  --kernel-name 'regex:gemm_fp8_gemv|nvjet|sm90' --launch-count 12)
+
 # what the GEMV spends its time on as N grows (3584x{1,8,16}x3584, the listed MT=2 variants
 # beside cuBLASLt's kernel): Nsight Compute on single launches, with every pipe's share of
 # its peak (the fp8 -> f16 conversions, the mma, the loads)
 step_ncu16() {
-  local ncu=(ncu --target-processes all --clock-control none --cache-control all --section SpeedOfLight
-    --section ComputeWorkloadAnalysis --section WarpStateStats --section Occupancy --section LaunchStats
-    --metrics 'regex:sm__inst_executed_pipe_.*\.avg\.pct_of_peak_sustained_active$,regex:sm__pipe_.*_cycles_active\.avg\.pct_of_peak_sustained_active$,smsp__inst_executed.sum,dram__bytes_read.sum'
-    --kernel-name 'regex:gemm_fp8_gemv|nvjet|sm90' --launch-count 12)
-  run ncu16 150 "${ncu[@]}" --log-file "$R/ncu-gemv-n.txt" $K --op gemm_fp8 --shape 3584x1,8,16x3584 \
+  run ncu16 150 "${NCU_GEMV[@]}" --log-file "$R/ncu-gemv-n.txt" $K --op gemm_fp8 --shape 3584x1,8,16x3584 \
     --backend cuda,cublaslt --fast-accum off --variant 'gemv_v2_b512_u2_t1_mt2_pdl,gemv_v2_b512_u2_mt2_pdl,h00_fa0' \
     --no-timing --quiet
 }
@@ -769,11 +771,7 @@ step_vkxdec() {
 # Nsight Compute on the FMTT=1 GEMVs as listed and their FMTT=0 twins at 3584x{1,16}x3584,
 # cuBLASLt's kernel beside (as ncu16): instructions and pipe shares before and after FMTT
 step_ncufmtt() {
-  local ncu=(ncu --target-processes all --clock-control none --cache-control all --section SpeedOfLight
-    --section ComputeWorkloadAnalysis --section WarpStateStats --section Occupancy --section LaunchStats
-    --metrics 'regex:sm__inst_executed_pipe_.*\.avg\.pct_of_peak_sustained_active$,regex:sm__pipe_.*_cycles_active\.avg\.pct_of_peak_sustained_active$,smsp__inst_executed.sum,dram__bytes_read.sum'
-    --kernel-name 'regex:gemm_fp8_gemv|nvjet|sm90' --launch-count 12)
-  run ncufmtt 150 "${ncu[@]}" --log-file "$R/ncu-gemv-fmtt.txt" $K --op gemm_fp8 --shape 3584x1,16x3584 \
+  run ncufmtt 150 "${NCU_GEMV[@]}" --log-file "$R/ncu-gemv-fmtt.txt" $K --op gemm_fp8 --shape 3584x1,16x3584 \
     --backend cuda,cublaslt --fast-accum off \
     --variant 'gemv_v2_b512_u2_t1_pdl,gemv_v2_b512_u2_t1_pdl[FMTT=0],gemv_v2_b256_u4_pdl,gemv_v2_b256_u4_pdl[FMTT=0],h00_fa0' \
     --no-timing --quiet

@@ -2,23 +2,24 @@
  * D[N][M] = scales * W[M][K] X[N][K]. Tensors: w, x, sa, sb, d. */
 #include "kernels/cuda/cuda_ops.h"
 
-/* v2's W loads carry a 256-byte L2 prefetch hint (LDHINT=2): 2-8 % faster than plain loads
- * at every decode shape on the H200, the same bits (results/h200/gemv-ldhint.csv) */
+/* v2's -D options, every tunable spelled out (the order the tests compare): WARPS, UNROLL, MT,
+ * NT, PDL, FMTT, MINB. Every listed v2 variant's W loads carry a 256-byte L2 prefetch hint
+ * (LDHINT=2): 2-8 % faster than plain loads at every decode shape on the H200, the same bits
+ * (results/h200/gemv-ldhint.csv). */
+#define V2_DEFINES(warps, unroll, mt, nt, pdl, fmtt, minb)                                                   \
+    "-DWARPS=" #warps " -DUNROLL=" #unroll " -DMT=" #mt " -DNT=" #nt " -DLDHINT=2 -DPDL=" #pdl " -DFMTT=" #fmtt \
+    " -DMINB=" #minb
 static const kbcu_variant variants[] = {
     {"gemv_v1_b128", "gemm_fp8.cu", "gemm_fp8_gemv_v1", "-DWARPS=4 -DNB=8", 75, 0, 0},
     /* mma.sync m16n8k16 f16 with fp32 accumulation: sm_80 and later */
-    {"gemv_v2_b128_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=4 -DUNROLL=2 -DMT=1 -DNT=2 -DLDHINT=2 -DPDL=0 -DFMTT=0 -DMINB=0",
-     80, 0, 0},
-    {"gemv_v2_b256_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=2 -DMT=1 -DNT=2 -DLDHINT=2 -DPDL=0 -DFMTT=0 -DMINB=0",
-     80, 0, 0},
-    {"gemv_v2_b256_u4", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=4 -DMT=1 -DNT=2 -DLDHINT=2 -DPDL=0 -DFMTT=0 -DMINB=0",
-     80, 0, 0},
+    {"gemv_v2_b128_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(4, 2, 1, 2, 0, 0, 0), 80, 0, 0},
+    {"gemv_v2_b256_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(8, 2, 1, 2, 0, 0, 0), 80, 0, 0},
+    {"gemv_v2_b256_u4", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(8, 4, 1, 2, 0, 0, 0), 80, 0, 0},
     /* programmatic dependent launch (PDL=1, sm_90): a block loads its first W chunks, then
      * waits for the previous kernel, so in a back-to-back stream the next GEMV's weights are
      * on their way while this one ends (rotate mode on the H200, results/h200/gemv-pdl.csv:
      * 3584x1x3584 7.36 -> 5.75 us, 512x1x3584 4.39 -> 2.58, FFN 18944x1 23.3 -> 22.7) */
-    {"gemv_v2_b256_u7_t1_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", "-DWARPS=8 -DUNROLL=7 -DMT=1 -DNT=1 -DLDHINT=2 -DPDL=1 -DFMTT=0 -DMINB=0",
-     90, 0, 0},
+    {"gemv_v2_b256_u7_t1_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(8, 7, 1, 1, 1, 0, 0), 90, 0, 0},
     /* FMTT=1: the operand formats are compile-time, one copy of the body per fp8 format pair
      * (no uniform branch at every conversion), the same output bits. Rotate, H200,
      * results/h200/fmtt2-*.csv (WARPS x UNROLL x MT x NT at FMTT=1, PDL=1) against the best
@@ -26,30 +27,23 @@ static const kbcu_variant variants[] = {
      * 3584x1x18944 19.8, 3584x16x3584 6.45 (7.86), 3584x32x3584 9.74 (10.97), 18944x1x3584
      * 20.8 (22.0); cuBLASLt 6.20, 21.6, 6.38, 6.53, 19.7. Not every point gains: W8 U4 MT1 NT1
      * (the former gemv_v2_b256_u4_t1_pdl) went 5.65 -> 7.17 us, so FMTT is set per variant. */
-    {"gemv_v2_b512_u2_t1_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2",
-     "-DWARPS=16 -DUNROLL=2 -DMT=1 -DNT=1 -DLDHINT=2 -DPDL=1 -DFMTT=1 -DMINB=0", 90, 0, 0},
-    {"gemv_v2_b256_u4_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2",
-     "-DWARPS=8 -DUNROLL=4 -DMT=1 -DNT=2 -DLDHINT=2 -DPDL=1 -DFMTT=1 -DMINB=0", 90, 0, 0},
-    {"gemv_v2_b128_u2_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2",
-     "-DWARPS=4 -DUNROLL=2 -DMT=1 -DNT=2 -DLDHINT=2 -DPDL=1 -DFMTT=1 -DMINB=0", 90, 0, 0},
+    {"gemv_v2_b512_u2_t1_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(16, 2, 1, 1, 1, 1, 0), 90, 0, 0},
+    {"gemv_v2_b256_u4_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(8, 4, 1, 2, 1, 1, 0), 90, 0, 0},
+    {"gemv_v2_b128_u2_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(4, 2, 1, 2, 1, 1, 0), 90, 0, 0},
     /* two 16-row tiles a block (MT=2: the tokens' conversions once for both), PDL; rotate,
      * H200, results/h200/mt-n.csv: 3584x8x3584 5.86 us (MT=1 at best 6.12, cuBLASLt 6.29),
      * 3584x32x3584 11.0 (13.5), 3584x64x3584 20.9 (22.9); b512_u2_t1_mt2 at FMTT=1 5.27 us at
      * 3584x8x3584 (fmtt2-n.csv) */
-    {"gemv_v2_b512_u2_t1_mt2_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2",
-     "-DWARPS=16 -DUNROLL=2 -DMT=2 -DNT=1 -DLDHINT=2 -DPDL=1 -DFMTT=1 -DMINB=0", 90, 0, 0},
-    {"gemv_v2_b256_u2_mt2_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2",
-     "-DWARPS=8 -DUNROLL=2 -DMT=2 -DNT=2 -DLDHINT=2 -DPDL=1 -DFMTT=0 -DMINB=0", 90, 0, 0},
+    {"gemv_v2_b512_u2_t1_mt2_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(16, 2, 2, 1, 1, 1, 0), 90, 0, 0},
+    {"gemv_v2_b256_u2_mt2_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(8, 2, 2, 2, 1, 0, 0), 90, 0, 0},
     /* 4 warps held to fewer registers (MINB blocks an SM, where ptxas's own 128 allow 4): for
      * the FFN and lm_head decode shapes, where the weight streams. At FMTT=1 (rotate, H200,
      * results/h200/sweep16-m.csv, WARPS x UNROLL x MINB): 18944x1x3584 19.7 us at 4 chunks a
      * warp and MINB=4 (the former listed b128_u4_t1_m6 21.5; cuBLASLt 20.8 in the table run),
      * 152064x1x3584 126.4 at 2 chunks and MINB=8 (b128_u4_t1_m6 137.3 in the table run;
      * cuBLASLt 127.3) */
-    {"gemv_v2_b128_u4_t1_m4_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2",
-     "-DWARPS=4 -DUNROLL=4 -DMT=1 -DNT=1 -DLDHINT=2 -DPDL=1 -DFMTT=1 -DMINB=4", 90, 0, 0},
-    {"gemv_v2_b128_u2_t1_m8_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2",
-     "-DWARPS=4 -DUNROLL=2 -DMT=1 -DNT=1 -DLDHINT=2 -DPDL=1 -DFMTT=1 -DMINB=8", 90, 0, 0},
+    {"gemv_v2_b128_u4_t1_m4_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(4, 4, 1, 1, 1, 1, 4), 90, 0, 0},
+    {"gemv_v2_b128_u2_t1_m8_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(4, 2, 1, 1, 1, 1, 8), 90, 0, 0},
     /* TMA bulk copies of W rows into shared memory (cp.async.bulk, mbarrier): sm_90.
      * Parity passes on the H200 but slower than v2 there (results/h200/gemv-v3.csv):
      * listed only with KB_CUDA_UNVERIFIED=1. */

@@ -92,7 +92,17 @@ static int variants(const kb_case *c, kb_variant *out, int max, char *msg) {
     return n;
 }
 
-/* gemv_sg's layout for this case, device and --tune point: spec constants 5..10 and the workgroup
+/* A decode choice (WDEC, XDEC) at the --tune point, 0 or 1; *out keeps the written one unless
+ * the point sets it. */
+static int sg_decode(const vk_plan *p, const char *name, uint32_t *out, char *msg) {
+    const int *v = p->tune ? kb_tune_get(p->tune, name) : NULL;
+    if (v && *v != 0 && *v != 1)
+        return kb_fail(msg, KB_NOT_SUPPORTED, "gemv_sg: %s=%d: 0 (f32 bits) or 1 (binary16 bits)", name, *v);
+    if (v) *out = (uint32_t)*v;
+    return KB_OK;
+}
+
+/* gemv_sg's layout for this case, device and --tune point: spec constants 5..12 and the workgroup
  * count. */
 static int plan_sg(vk_plan *p, vk_dispatch *d, char *msg) {
     const kb_case *c = p->c;
@@ -132,14 +142,9 @@ static int plan_sg(vk_plan *p, vk_dispatch *d, char *msg) {
                            "gemv_sg: ROWS=%u x %u tokens = %u sums per lane: at most %u (registers)", rows, ntok,
                            rows * ntok, SG_BODY);
     }
-    const int *tune_wdec = p->tune ? kb_tune_get(p->tune, "WDEC") : NULL;
-    if (tune_wdec && *tune_wdec != 0 && *tune_wdec != 1)
-        return kb_fail(msg, KB_NOT_SUPPORTED, "gemv_sg: WDEC=%d: 0 (f32 bits) or 1 (binary16 bits)", *tune_wdec);
-    const uint32_t wdec = tune_wdec ? (uint32_t)*tune_wdec : SG_WDEC_WRITTEN;
-    const int *tune_xdec = p->tune ? kb_tune_get(p->tune, "XDEC") : NULL;
-    if (tune_xdec && *tune_xdec != 0 && *tune_xdec != 1)
-        return kb_fail(msg, KB_NOT_SUPPORTED, "gemv_sg: XDEC=%d: 0 (f32 bits) or 1 (binary16 bits)", *tune_xdec);
-    const uint32_t xdec = tune_xdec ? (uint32_t)*tune_xdec : SG_XDEC_WRITTEN;
+    uint32_t wdec = SG_WDEC_WRITTEN, xdec = SG_XDEC_WRITTEN;
+    if (sg_decode(p, "WDEC", &wdec, msg) != KB_OK || sg_decode(p, "XDEC", &xdec, msg) != KB_OK)
+        return KB_NOT_SUPPORTED;
     /* K chunk: USL slices of 16 per lane. One slice needs ntok * 64 * sg bytes of shared memory. */
     const uint64_t slice_bytes = (uint64_t)ntok * 64u * sg;
     if (slice_bytes > p->max_shared_bytes)

@@ -161,7 +161,7 @@ vec4 unpack_b(uint w) { return vec4(lut_b[w & 255u], lut_b[(w >> 8) & 255u], lut
 // A workgroup is NSG subgroups of SG lanes; subgroup g owns output rows m0 + g*ROWS + r
 // (r < ROWS) for every token (NTOK = n <= 16), so each W byte is read once. K goes in chunks of
 // CK = 16*USL*SG: the whole workgroup decodes the chunk of X (NTOK rows) into shared memory
-// (floats, times X_FACTOR: dec4 or, XDEC = 1, dec4h); each lane takes the 16-wide slices lane, lane + SG, ...
+// (floats, times dec_factor: dec4 or, XDEC = 1, dec4h); each lane takes the 16-wide slices lane, lane + SG, ...
 // of the chunk: one uvec4 (16 fp8 values) of each of its ROWS rows, decoded in registers by bit
 // manipulation, times 4 vec4 of each token's X from shared memory (consecutive lanes read
 // consecutive vec4: no bank conflicts). The next chunk's W is loaded before this chunk is
@@ -223,11 +223,6 @@ vec4 fix4(vec4 v, uint t, bool e5m2) {
     uvec4 f = uvec4(ivec4(uvec4(t << 24u, t << 16u, t << 8u, t)) >> 31) & (e5m2 ? 0x7f800000u : 0x7fc00000u);
     return uintBitsToFloat(floatBitsToUint(v) | f);
 }
-vec4 dec4_checked(uint w, bool e5m2) {
-    uint t = special4(w, e5m2);
-    vec4 v = dec4(w, e5m2);
-    return t != 0u ? fix4(v, t, e5m2) : v;
-}
 
 // 16 W bytes of row `row` from k (k < K), zeros past K.
 uvec4 load_w16(uint row, uint k) {
@@ -273,47 +268,30 @@ vec4 dec4h(uint w, bool e5m2) {
     vec2 a = unpackHalf2x16(lo), b = unpackHalf2x16(hi);
     return vec4(a.x, b.x, a.y, b.y);
 }
-// W's decode factor: the S of dec4 or the H of dec4h.
-const float W_FACTOR = WDEC == 1u ? (A_E5M2 ? 1.0 : 0.00390625) : (A_E5M2 ? 65536.0 : 256.0);
-const float X_FACTOR = XDEC == 1u ? (B_E5M2 ? 1.0 : 0.00390625) : (B_E5M2 ? 65536.0 : 256.0);
-// 4 X values -> X_FACTOR * value, NaN / inf codes fixed (dec4h's e5m2 needs no fix)
-vec4 dec4x(uint w) {
-    if (XDEC != 1u) return dec4_checked(w, B_E5M2);
-    vec4 v = dec4h(w, B_E5M2);
-    if (B_E5M2) return v;
-    uint t = special4(w, false);
-    return t != 0u ? fix4(v, t, false) : v;
+// The decode of an operand: dec4 (f32 bits, values times S) or, h16, dec4h (binary16 bits, times
+// H). Codes left to fix (fix4) after it: e4m3's NaN by either, e5m2's inf/NaN by dec4 only.
+vec4 dec4_by(uint w, bool e5m2, bool h16) { return h16 ? dec4h(w, e5m2) : dec4(w, e5m2); }
+bool leaves_specials(bool e5m2, bool h16) { return !(h16 && e5m2); }
+// The factor S or H that decode's values carry (a power of two, removed at the end).
+float dec_factor(bool e5m2, bool h16) { return h16 ? (e5m2 ? 1.0 : 0.00390625) : (e5m2 ? 65536.0 : 256.0); }
+// 4 fp8 values -> factor * value, the NaN / inf codes fixed.
+vec4 dec4_checked(uint w, bool e5m2, bool h16) {
+    vec4 v = dec4_by(w, e5m2, h16);
+    if (!leaves_specials(e5m2, h16)) return v;
+    uint t = special4(w, e5m2);
+    return t != 0u ? fix4(v, t, e5m2) : v;
 }
-
-// 16 fp8 values (one uvec4) -> S * value, the NaN / inf codes fixed (rare: one test for all 16).
-void dec16(uvec4 q, bool e5m2, out vec4 d0, out vec4 d1, out vec4 d2, out vec4 d3) {
-    d0 = dec4(q.x, e5m2);
-    d1 = dec4(q.y, e5m2);
-    d2 = dec4(q.z, e5m2);
-    d3 = dec4(q.w, e5m2);
-    if (special16(q, e5m2)) {
+// 16 fp8 values (one uvec4) -> factor * value, the NaN / inf codes fixed (rare: one test for all 16).
+void dec16(uvec4 q, bool e5m2, bool h16, out vec4 d0, out vec4 d1, out vec4 d2, out vec4 d3) {
+    d0 = dec4_by(q.x, e5m2, h16);
+    d1 = dec4_by(q.y, e5m2, h16);
+    d2 = dec4_by(q.z, e5m2, h16);
+    d3 = dec4_by(q.w, e5m2, h16);
+    if (leaves_specials(e5m2, h16) && special16(q, e5m2)) {
         d0 = fix4(d0, special4(q.x, e5m2), e5m2);
         d1 = fix4(d1, special4(q.y, e5m2), e5m2);
         d2 = fix4(d2, special4(q.z, e5m2), e5m2);
         d3 = fix4(d3, special4(q.w, e5m2), e5m2);
-    }
-}
-// W's 16 values (one uvec4) -> W_FACTOR * value, by dec16 or (WDEC = 1) dec4h: e5m2 needs no
-// fix there, e4m3 its NaN code only.
-void dec16w(uvec4 q, out vec4 d0, out vec4 d1, out vec4 d2, out vec4 d3) {
-    if (WDEC != 1u) {
-        dec16(q, A_E5M2, d0, d1, d2, d3);
-        return;
-    }
-    d0 = dec4h(q.x, A_E5M2);
-    d1 = dec4h(q.y, A_E5M2);
-    d2 = dec4h(q.z, A_E5M2);
-    d3 = dec4h(q.w, A_E5M2);
-    if (!A_E5M2 && special16(q, false)) {
-        d0 = fix4(d0, special4(q.x, false), false);
-        d1 = fix4(d1, special4(q.y, false), false);
-        d2 = fix4(d2, special4(q.z, false), false);
-        d3 = fix4(d3, special4(q.w, false), false);
     }
 }
 // a0..a3 . b0..b3: 16 products (exact in fp32, so fused or not the same), two chains of 8.
@@ -359,7 +337,8 @@ void main() {
             [[unroll]] for (uint it = 0u; it < STAGE_IT; it++) {
                 uint i = it * gl_WorkGroupSize.x + gl_LocalInvocationIndex;
                 uint s = i % CSL, q = i / CSL; // consecutive invocations write consecutive vec4
-                if (i < CK / 4u) xs[(n * 4u + q) * CSL + s] = dec4x(load_x4(n, c0 + 16u * s + 4u * q));
+                if (i < CK / 4u) xs[(n * 4u + q) * CSL + s] =
+                    dec4_checked(load_x4(n, c0 + 16u * s + 4u * q), B_E5M2, XDEC == 1u);
             }
         barrier();
 
@@ -379,7 +358,8 @@ void main() {
             if (k >= pc.k) break; // later slices of this lane lie further out
             vec4 wd[ROWS * 4u];
             [[unroll]] for (uint r = 0u; r < ROWS; r++)
-                dec16w(wcur[r * USL + j], wd[4u * r], wd[4u * r + 1u], wd[4u * r + 2u], wd[4u * r + 3u]);
+                dec16(wcur[r * USL + j], A_E5M2, WDEC == 1u, wd[4u * r], wd[4u * r + 1u], wd[4u * r + 2u],
+                      wd[4u * r + 3u]);
             uint kb = k >> 7;
             float sar[ROWS];
             [[unroll]] for (uint r = 0u; r < ROWS; r++) {
@@ -402,7 +382,7 @@ void main() {
     }
 
     // Undo the decode's factors (powers of two: exact), then the output scale as gemv does.
-    float unscale = (1.0 / W_FACTOR) * (1.0 / X_FACTOR);
+    float unscale = 1.0 / (dec_factor(A_E5M2, WDEC == 1u) * dec_factor(B_E5M2, XDEC == 1u));
     [[unroll]] for (uint r = 0u; r < ROWS; r++)
         [[unroll]] for (uint n = 0u; n < NTOK; n++) {
             float v = subgroupAdd(acc[r * NTOK + n]); // every lane, then one stores
