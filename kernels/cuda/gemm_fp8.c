@@ -39,9 +39,9 @@ static const kbcu_variant variants[] = {
     /* 4 warps held to fewer registers (MINB blocks an SM, where ptxas's own 128 allow 4): for
      * the FFN and lm_head decode shapes, where the weight streams. At FMTT=1 (rotate, H200,
      * results/h200/sweep16-m.csv, WARPS x UNROLL x MINB): 18944x1x3584 19.7 us at 4 chunks a
-     * warp and MINB=4 (the former listed b128_u4_t1_m6 21.5; cuBLASLt 20.8 in the table run),
-     * 152064x1x3584 126.4 at 2 chunks and MINB=8 (b128_u4_t1_m6 137.3 in the table run;
-     * cuBLASLt 127.3) */
+     * warp and MINB=4 (the former listed b128_u4_t1_m6 at FMTT=1 21.5 in the same run),
+     * 152064x1x3584 126.4 at 2 chunks and MINB=8 (b128_u4_t1_m6 137.7); cuBLASLt 20.7 and
+     * 126.9 in the whole table (table-whole-beb4059.csv.gz) */
     {"gemv_v2_b128_u4_t1_m4_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(4, 4, 1, 1, 1, 1, 4), 90, 0, 0},
     {"gemv_v2_b128_u2_t1_m8_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(4, 2, 1, 1, 1, 1, 8), 90, 0, 0},
     /* TMA bulk copies of W rows into shared memory (cp.async.bulk, mbarrier): sm_90.

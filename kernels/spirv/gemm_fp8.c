@@ -49,7 +49,7 @@ static const vk_module mod_tiled16 = {"gemm_fp8.comp -DKB_GEMM_TILED -DKB_OUT16"
 /* WDEC (spec constant 11): how W's fp8 bytes become floats, 0 by f32 bit manipulation (dec4), 1
  * through binary16 bits and unpackHalf2x16 (dec4h: about half the integer operations a value).
  * As written 1: faster at every decode shape on the H200, each shape and point in a process of
- * its own (results/h200/vkwdec2-*.csv, rotate): 3584x1x3584 14.0 -> 11.6 us at SGS 8,
+ * its own (results/h200/vkwdec2.csv, rotate): 3584x1x3584 14.0 -> 11.6 us at SGS 8,
  * 18944x1x3584 46.4 -> 35.5, 3584x1x18944 60.5 -> 48.4, n = 2 / 4 / 8 / 16 34.6 / 28.0 / 70.4
  * / 130.6 -> 29.8 / 25.6 / 65.9 / 126.3. */
 #define SG_WDEC_WRITTEN 1u
@@ -66,7 +66,7 @@ static const vk_module mod_tiled16 = {"gemm_fp8.comp -DKB_GEMM_TILED -DKB_OUT16"
  * subgroups where M gives enough workgroups (SG_WIDE_MIN_M rows: 128 workgroups of 16 rows):
  * 3584x1x3584 10.1 us against 11.6 at 8, 18944x1x3584 34.9 / 35.5, 152064x1x3584 187 / 807
  * (that 807 an outlier of 8 subgroups at WDEC=1: 289 at WDEC=0); at 512x1x3584 (32 workgroups
- * of 16 rows) 5.75 against 5.10 (results/h200/vkwdec2-*.csv) */
+ * of 16 rows) 5.75 against 5.10 (results/h200/vkwdec2.csv) */
 #define SG_WIDE_MIN_M 2048
 static uint32_t sg_rows_written(int64_t n) { return n == 1 ? 1u : n <= 2 ? 2u : 4u; }
 static uint32_t sg_subgroups_written(int64_t n, int64_t m) {
