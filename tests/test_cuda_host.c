@@ -193,7 +193,10 @@ static void test_variants(void) {
             CHECK(!v[i].test_only && strncmp(v[i].name, "test_", 5) != 0,
                   "test variant %s listed without test_variants", v[i].name);
             CHECK(strstr(v[i].detail, "-D") != NULL, "detail has the -D options: %s", v[i].detail);
-            CHECK(v[i].acc_unit_roundoff == 0, "fp32 accumulation declared");
+            /* fp32, except the fp8 tensor-core steps of MMA8=1 (2^-10/sqrt(K), gemm_fp8.c) */
+            const double u_acc = strstr(v[i].detail, "-DMMA8=1") ? 0x1p-10 / sqrt((double)(c.k > 0 ? c.k : 1)) : 0;
+            CHECK(fabs(v[i].acc_unit_roundoff - u_acc) <= 1e-6 * u_acc, "%s: accumulation unit roundoff %g, want %g",
+                  v[i].name, v[i].acc_unit_roundoff, u_acc);
             for (int j = 0; j < i; j++) CHECK(strcmp(v[i].name, v[j].name) != 0, "duplicate name %s", v[i].name);
         }
         const kbcu_op *o = kbcu_op_of((kb_op_id)op);
@@ -1028,7 +1031,7 @@ static void test_tune_resolve(void) {
               !strcmp(v->defines, "-DBLOCK=512 -DITEMS=8 -DPDL=0 -DLDHINT=1 -DSTHINT=1 -DWPRE=0") && !strcmp(v->name, "v2_b256_i4[BLOCK=512,ITEMS=8]"),
           "the tunables in any order; the name comes back sorted: %s", v ? v->name : msg);
     CHECK(resolve(KB_OP_gemm_fp8, "gemv_v2_b256_u2[UNROLL=3]", &t, &v, msg) == KB_OK &&
-              !strcmp(v->defines, "-DWARPS=8 -DUNROLL=3 -DMT=1 -DNT=2 -DLDHINT=2 -DPDL=0 -DFMTT=0 -DMINB=0") && v->min_sm == 80,
+              !strcmp(v->defines, "-DWARPS=8 -DUNROLL=3 -DMT=1 -DNT=2 -DLDHINT=2 -DPDL=0 -DFMTT=0 -DMINB=0 -DMMA8=0") && v->min_sm == 80,
           "the other options and the minimum architecture stay: %s", v ? v->defines : msg);
     char tun[64];
     kbcu_variant_tunables(KB_OP_attention, kbcu_find_variant(KB_OP_attention, "prefill_v1", 1), tun, sizeof tun);
@@ -1066,6 +1069,15 @@ static void test_tune_resolve(void) {
     CHECK(resolve(KB_OP_gemm_fp8, "gemv_v2_b256_u7_t1_pdl[MINB=3]", &t, &v, msg) == KB_OK &&
               strstr(v->defines, "-DPDL=1 -DFMTT=0 -DMINB=3"),
           "v2's MINB: %s", v ? v->defines : msg);
+    rc = resolve(KB_OP_gemm_fp8, "gemv_v2_b256_u2[MMA8=1]", &t, &v, msg);
+    CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "MMA8=1 (fp8 mma.sync) needs sm_89") && strstr(msg, "sm_80"),
+          "fp8 mma.sync on a variant listed for sm_80: %s", msg);
+    const kbcu_op *gemm = kbcu_op_of(KB_OP_gemm_fp8);
+    CHECK(resolve(KB_OP_gemm_fp8, "gemv_v2_b256_u7_t1_pdl[MMA8=1]", &t, &v, msg) == KB_OK &&
+              strstr(v->defines, "-DMMA8=1") && gemm->acc_unit_roundoff &&
+              fabs(gemm->acc_unit_roundoff(v, 3584) - 0x1p-10 / sqrt(3584.0)) < 1e-18 &&
+              gemm->acc_unit_roundoff(kbcu_find_variant(KB_OP_gemm_fp8, "gemv_v2_b256_u7_t1_pdl", 0), 3584) == 0,
+          "MMA8=1 on an sm_90 variant, its accumulation 2^-10/sqrt(K) (fp32 at MMA8=0): %s", v ? v->defines : msg);
     CHECK(resolve(KB_OP_gemm_fp8, "gemv_v3_m16_w8[PDL=1]", &t, &v, msg) == KB_OK && strstr(v->defines, "-DPDL=1"),
           "v3 takes PDL (its copies are queued before the wait): %s", v ? v->defines : msg);
     unsetenv("KB_CUDA_UNVERIFIED");
@@ -1202,6 +1214,17 @@ static void test_tune_plans(void) {
                        *fmtt0 = kbcu_find_variant(KB_OP_gemm_fp8, "gemv_v2_b256_u2_mt2_pdl", 1);
     CHECK(fmtt1 && strstr(fmtt1->defines, "-DFMTT=1") && fmtt0 && strstr(fmtt0->defines, "-DFMTT=0"),
           "FMTT is set per listed variant");
+    g.n = 64;
+    CHECK(plan(&g, "gemv_v2_b256_u4_pdl[MMA8=1,NT=4]", &p, msg) == KB_OK && p.launch[0].grid[0] == 224 &&
+              p.launch[0].grid[1] == 2,
+          "gemv_v2 at MMA8=1 NT=4: 32 tokens a block, 64 in 2 (%s)", msg);
+    rc = plan(&g, "gemv_v2_b256_u4_pdl[NT=4]", &p, msg);
+    CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "NT=4 token tiles a block needs gemv_v2 at MMA8=1"),
+          "NT > 2 on the f16 path: %s", msg);
+    setenv("KB_CUDA_UNVERIFIED", "1", 1);
+    rc = plan(&g, "gemv_v5_w8_r4[NT=3]", &p, msg);
+    CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "NT=3"), "v5 holds two token tiles: %s", msg);
+    unsetenv("KB_CUDA_UNVERIFIED");
     g.n = 17;
     setenv("KB_CUDA_UNVERIFIED", "1", 1);
     CHECK(plan(&g, "gemv_v3_m32_w8[STAGES=2]", &p, msg) == KB_OK && p.launch[0].smem == 2 * 8 * 32 * 448,

@@ -27,7 +27,10 @@
  * cubin cache (the worker reads $XDG_CACHE_HOME/kbench), so a GPU run can skip NVRTC:
  *   build/tests/test_nvrtc_compile "$PWD/nvrtc-cache/kbench"
  *   XDG_CACHE_HOME="$PWD/nvrtc-cache" kbench ...   (same NVRTC version on both sides)
- * (a --tune sweep's cubins: test_nvrtc_compile --tuned DIR, a few hundred of them) */
+ * (a --tune sweep's cubins: test_nvrtc_compile --tuned DIR, a few hundred of them)
+ * --point OP:NAME (repeatable): only those variants or tuned points (e.g.
+ * "gemm_fp8:gemv_v2_b256_u4_pdl[MMA8=1,WARPS=4]"), for sm_90: the cubins a planned --tune
+ * sweep on the GPU will ask for, compiled here instead of there (tools/device_prepare.sh). */
 #include "bench/op.h"
 #include "kernels/cuda/cublaslt_host.h"
 #include "kernels/cuda/cuda_ops.h"
@@ -222,6 +225,36 @@ static void collect_ops(void) {
     }
 }
 
+/* --point OP:NAME: the modules of that one variant or tuned point on the op's samples */
+static void collect_point(const char *arg) {
+    const char *colon = strchr(arg, ':');
+    int op = 0;
+    while (colon && op < KB_OP_COUNT &&
+           (strlen(kbcu_op_name((kb_op_id)op)) != (size_t)(colon - arg) ||
+            strncmp(kbcu_op_name((kb_op_id)op), arg, (size_t)(colon - arg))))
+        op++;
+    if (!colon || op == KB_OP_COUNT) {
+        printf("FAIL: --point %s: not OP:NAME with a known op\n", arg);
+        setup_failures++;
+        return;
+    }
+    const kbcu_op *o = kbcu_op_of((kb_op_id)op);
+    kbcu_tuned t;
+    const kbcu_variant *v;
+    char msg[KB_MSG];
+    if (kbcu_resolve_variant((kb_op_id)op, colon + 1, 1, &t, &v, msg) != KB_OK) {
+        printf("FAIL: --point %s: %s\n", arg, msg);
+        setup_failures++;
+        return;
+    }
+    kb_case samples[16];
+    const int ns = o->samples(samples, 16);
+    if (!plan_samples(o, v, samples, ns, NULL, NULL)) {
+        printf("FAIL: --point %s plans none of the op's samples\n", arg);
+        setup_failures++;
+    }
+}
+
 static void collect_support(void) {
     add_entry("timing.cu", "", "kb_block_stream", 75);
     add_entry("timing.cu", "", "kb_empty", 75);
@@ -300,9 +333,12 @@ static void *worker(void *arg) {
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     int which = 1; /* 0 --all, 1 the variants as written and the support steps, 2 --tuned */
+    const char *points[256];
+    int npoints = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--all")) which = 0;
         else if (!strcmp(argv[i], "--tuned")) which = 2;
+        else if (!strcmp(argv[i], "--point") && i + 1 < argc && npoints < 256) points[npoints++] = argv[++i];
         else {
             cache_dir = argv[i];
             printf("writing the cubins to %s\n", cache_dir);
@@ -317,8 +353,13 @@ int main(int argc, char **argv) {
     kbcu_nvrtc_version(&vmaj, &vmin);
     printf("NVRTC %d.%d, headers from %s\n", vmaj, vmin, include_dir);
     setenv("KB_CUDA_UNVERIFIED", "1", 1); /* compiled here before they ever run */
-    collect_ops();
-    collect_support();
+    if (npoints) {
+        for (int i = 0; i < npoints; i++) collect_point(points[i]);
+        for (int m = 0; m < nmodules; m++) modules[m].min_sm = TUNED_MIN_ARCH; /* sm_90 only */
+    } else {
+        collect_ops();
+        collect_support();
+    }
     /* every embedded kernel source is some module's */
     for (int i = 0; i < kbcu_source_count; i++) {
         const char *name = kbcu_sources[i].name;
@@ -326,7 +367,7 @@ int main(int argc, char **argv) {
         if (len < 3 || strcmp(name + len - 3, ".cu") != 0) continue;
         int used = 0;
         for (int m = 0; m < nmodules; m++) used |= !strcmp(modules[m].source, name);
-        if (!used) {
+        if (!used && !npoints) {
             printf("FAIL: %s is embedded but no variant or support step launches it\n", name);
             setup_failures++;
         }

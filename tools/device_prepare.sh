@@ -27,6 +27,12 @@ cp build-device/kbench build-device/kbcuda_worker build-device/tests/test_chain 
 # the cubins NVRTC would make on an sm_90 device, so the run spends no time compiling
 # (used when the device's NVRTC is the same version: the cache key holds it)
 build-device/tests/test_nvrtc_compile "$PWD/devbin/nvrtc-cache/kbench" >/dev/null
+# PREP_POINTS=FILE (OP:NAME a line): the tuned points a planned step sweeps, compiled here too
+if [ -n "${PREP_POINTS:-}" ]; then
+  points=()
+  while read -r p; do [ -n "$p" ] && points+=(--point "$p"); done < "$PREP_POINTS"
+  build-device/tests/test_nvrtc_compile "$PWD/devbin/nvrtc-cache/kbench" "${points[@]}" | tail -1
+fi
 if [ -n "${KB_OLD_REV:-}" ]; then
   tmp=$(mktemp -d)
   git worktree add -q --detach "$tmp/old" "$KB_OLD_REV"

@@ -277,4 +277,4 @@ static const kbcu_tunable tunables[] = {
     KBCU_TUNE_END,
 };
 
-const kbcu_op kbcu_op_attention = {variants, 3, 1, plan, samples, tunables, NULL};
+const kbcu_op kbcu_op_attention = {variants, 3, 1, plan, samples, tunables, NULL, NULL};

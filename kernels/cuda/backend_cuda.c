@@ -358,12 +358,12 @@ static int cuda_probe(const kb_options *opt, char *msg) { return shared_probe(op
 /* One listed variant: the name as kbcu_resolve_variant reads it (a tuned name in the
  * worker too), its kernel and -D options after the point's values are written in; a
  * point the variant cannot take is listed with the reason its prepare will give. */
-static void describe(kb_op_id op, const char *name, int allow_test, kb_variant *v) {
+static void describe(kb_op_id op, const char *name, int allow_test, int64_t k, kb_variant *v) {
     kbcu_tuned t;
     const kbcu_variant *r;
     char why[KB_MSG];
     kb_variant_init(v, name);
-    v->acc_unit_roundoff = 0; /* every kernel accumulates in fp32 */
+    v->acc_unit_roundoff = 0; /* fp32, unless the op's entry says the kernel sums coarser */
     if (kbcu_resolve_variant(op, name, allow_test, &t, &r, why) != KB_OK) {
         snprintf(v->detail, sizeof v->detail, "not_supported: %.170s", why);
         char base[64];
@@ -376,6 +376,8 @@ static void describe(kb_op_id op, const char *name, int allow_test, kb_variant *
     }
     snprintf(v->detail, sizeof v->detail, "%s %s", r->kernel, r->defines);
     kbcu_variant_tunables(op, r, v->tunables, sizeof v->tunables);
+    const kbcu_op *entry = kbcu_op_of(op);
+    if (entry && entry->acc_unit_roundoff) v->acc_unit_roundoff = entry->acc_unit_roundoff(r, k);
     v->test_only = r->test_only;
 }
 
@@ -385,7 +387,7 @@ static int cuda_variants(const kb_case *c, const kb_options *opt, kb_variant *ou
     const kb_tune *tune = opt ? opt->tune : NULL;
     if (!tune) {
         const int n = kbcu_list_variants(c->op, allow_test, list, max < 256 ? max : 256);
-        for (int i = 0; i < n; i++) describe(c->op, list[i]->name, allow_test, &out[i]);
+        for (int i = 0; i < n; i++) describe(c->op, list[i]->name, allow_test, c->k, &out[i]);
         return n;
     }
     /* --tune: every variant at every point, none as written */
@@ -399,7 +401,7 @@ static int cuda_variants(const kb_case *c, const kb_options *opt, kb_variant *ou
             if (kb_tune_name(list[i]->name, &tune->p[p], name, sizeof name))
                 return -kb_fail(msg, KB_ERROR, "the tuned name of %s is longer than %zu characters", list[i]->name,
                                 sizeof name - 1);
-            describe(c->op, name, allow_test, &out[k++]);
+            describe(c->op, name, allow_test, c->k, &out[k++]);
         }
     return k;
 }

@@ -69,4 +69,4 @@ static const kbcu_tunable tunables[] = {
     KBCU_TUNE_END,
 };
 
-const kbcu_op kbcu_op_dequant_q4k = {variants, 1, 1, plan, samples, tunables, NULL};
+const kbcu_op kbcu_op_dequant_q4k = {variants, 1, 1, plan, samples, tunables, NULL, NULL};

@@ -68,4 +68,4 @@ static const kbcu_tunable tunables[] = {
     KBCU_TUNE_END,
 };
 
-const kbcu_op kbcu_op_embed = {variants, 2, 1, plan, samples, tunables, NULL};
+const kbcu_op kbcu_op_embed = {variants, 2, 1, plan, samples, tunables, NULL, NULL};

@@ -61,4 +61,4 @@ static const kbcu_tunable tunables[] = {
     KBCU_TUNE_END,
 };
 
-const kbcu_op kbcu_op_gemm_f32 = {variants, 2, 1, plan, samples, tunables, NULL};
+const kbcu_op kbcu_op_gemm_f32 = {variants, 2, 1, plan, samples, tunables, NULL, NULL};

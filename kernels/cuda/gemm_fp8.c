@@ -1,25 +1,27 @@
 /* gemm_fp8.c - the cuda variants and launch plan of gemm_fp8 (gemm_fp8.cu):
  * D[N][M] = scales * W[M][K] X[N][K]. Tensors: w, x, sa, sb, d. */
+#include <math.h>
+
 #include "kernels/cuda/cuda_ops.h"
 
 /* v2's -D options, every tunable spelled out (the order the tests compare): WARPS, UNROLL, MT,
- * NT, PDL, FMTT, MINB. Every listed v2 variant's W loads carry a 256-byte L2 prefetch hint
+ * NT, PDL, FMTT, MINB, MMA8. Every listed v2 variant's W loads carry a 256-byte L2 prefetch hint
  * (LDHINT=2): 2-8 % faster than plain loads at every decode shape on the H200, the same bits
  * (results/h200/gemv-ldhint.csv). */
-#define V2_DEFINES(warps, unroll, mt, nt, pdl, fmtt, minb)                                                   \
+#define V2_DEFINES(warps, unroll, mt, nt, pdl, fmtt, minb, mma8)                                             \
     "-DWARPS=" #warps " -DUNROLL=" #unroll " -DMT=" #mt " -DNT=" #nt " -DLDHINT=2 -DPDL=" #pdl " -DFMTT=" #fmtt \
-    " -DMINB=" #minb
+    " -DMINB=" #minb " -DMMA8=" #mma8
 static const kbcu_variant variants[] = {
     {"gemv_v1_b128", "gemm_fp8.cu", "gemm_fp8_gemv_v1", "-DWARPS=4 -DNB=8", 75, 0, 0},
     /* mma.sync m16n8k16 f16 with fp32 accumulation: sm_80 and later */
-    {"gemv_v2_b128_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(4, 2, 1, 2, 0, 0, 0), 80, 0, 0},
-    {"gemv_v2_b256_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(8, 2, 1, 2, 0, 0, 0), 80, 0, 0},
-    {"gemv_v2_b256_u4", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(8, 4, 1, 2, 0, 0, 0), 80, 0, 0},
+    {"gemv_v2_b128_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(4, 2, 1, 2, 0, 0, 0, 0), 80, 0, 0},
+    {"gemv_v2_b256_u2", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(8, 2, 1, 2, 0, 0, 0, 0), 80, 0, 0},
+    {"gemv_v2_b256_u4", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(8, 4, 1, 2, 0, 0, 0, 0), 80, 0, 0},
     /* programmatic dependent launch (PDL=1, sm_90): a block loads its first W chunks, then
      * waits for the previous kernel, so in a back-to-back stream the next GEMV's weights are
      * on their way while this one ends (rotate mode on the H200, results/h200/gemv-pdl.csv:
      * 3584x1x3584 7.36 -> 5.75 us, 512x1x3584 4.39 -> 2.58, FFN 18944x1 23.3 -> 22.7) */
-    {"gemv_v2_b256_u7_t1_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(8, 7, 1, 1, 1, 0, 0), 90, 0, 0},
+    {"gemv_v2_b256_u7_t1_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(8, 7, 1, 1, 1, 0, 0, 0), 90, 0, 0},
     /* FMTT=1: the operand formats are compile-time, one copy of the body per fp8 format pair
      * (no uniform branch at every conversion), the same output bits. Rotate, H200,
      * results/h200/fmtt2-*.csv (WARPS x UNROLL x MT x NT at FMTT=1, PDL=1) against the best
@@ -27,23 +29,28 @@ static const kbcu_variant variants[] = {
      * 3584x1x18944 19.8, 3584x16x3584 6.45 (7.86), 3584x32x3584 9.74 (10.97), 18944x1x3584
      * 20.8 (22.0); cuBLASLt 6.20, 21.6, 6.38, 6.53, 19.7. Not every point gains: W8 U4 MT1 NT1
      * (the former gemv_v2_b256_u4_t1_pdl) went 5.65 -> 7.17 us, so FMTT is set per variant. */
-    {"gemv_v2_b512_u2_t1_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(16, 2, 1, 1, 1, 1, 0), 90, 0, 0},
-    {"gemv_v2_b256_u4_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(8, 4, 1, 2, 1, 1, 0), 90, 0, 0},
-    {"gemv_v2_b128_u2_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(4, 2, 1, 2, 1, 1, 0), 90, 0, 0},
+    {"gemv_v2_b512_u2_t1_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(16, 2, 1, 1, 1, 1, 0, 0), 90, 0, 0},
+    {"gemv_v2_b256_u4_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(8, 4, 1, 2, 1, 1, 0, 0), 90, 0, 0},
+    {"gemv_v2_b128_u2_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(4, 2, 1, 2, 1, 1, 0, 0), 90, 0, 0},
     /* two 16-row tiles a block (MT=2: the tokens' conversions once for both), PDL; rotate,
      * H200, results/h200/mt-n.csv: 3584x8x3584 5.86 us (MT=1 at best 6.12, cuBLASLt 6.29),
      * 3584x32x3584 11.0 (13.5), 3584x64x3584 20.9 (22.9); b512_u2_t1_mt2 at FMTT=1 5.27 us at
      * 3584x8x3584 (fmtt2-n.csv) */
-    {"gemv_v2_b512_u2_t1_mt2_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(16, 2, 2, 1, 1, 1, 0), 90, 0, 0},
-    {"gemv_v2_b256_u2_mt2_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(8, 2, 2, 2, 1, 0, 0), 90, 0, 0},
+    {"gemv_v2_b512_u2_t1_mt2_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(16, 2, 2, 1, 1, 1, 0, 0), 90, 0, 0},
+    {"gemv_v2_b256_u2_mt2_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(8, 2, 2, 2, 1, 0, 0, 0), 90, 0, 0},
     /* 4 warps held to fewer registers (MINB blocks an SM, where ptxas's own 128 allow 4): for
      * the FFN and lm_head decode shapes, where the weight streams. At FMTT=1 (rotate, H200,
      * results/h200/sweep16-m.csv, WARPS x UNROLL x MINB): 18944x1x3584 19.7 us at 4 chunks a
      * warp and MINB=4 (the former listed b128_u4_t1_m6 at FMTT=1 21.5 in the same run),
      * 152064x1x3584 126.4 at 2 chunks and MINB=8 (b128_u4_t1_m6 137.7); cuBLASLt 20.7 and
      * 126.9 in the whole table (table-whole-beb4059.csv.gz) */
-    {"gemv_v2_b128_u4_t1_m4_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(4, 4, 1, 1, 1, 1, 4), 90, 0, 0},
-    {"gemv_v2_b128_u2_t1_m8_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(4, 2, 1, 1, 1, 1, 8), 90, 0, 0},
+    {"gemv_v2_b128_u4_t1_m4_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(4, 4, 1, 1, 1, 1, 4, 0), 90, 0, 0},
+    {"gemv_v2_b128_u2_t1_m8_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(4, 2, 1, 1, 1, 1, 8, 0), 90, 0, 0},
+    /* MMA8=1: the fp8 bytes straight into mma.m16n8k32 .e4m3/.e5m2 (no fp8 -> f16 conversions,
+     * half the mma steps); each 32-product step promoted to fp32 (gemm_fp8.cu) */
+    {"gemv_v2_b256_u4_mma8_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(8, 4, 1, 2, 1, 1, 0, 1), 90, 0, 0},
+    {"gemv_v2_b256_u7_t1_mma8_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(8, 7, 1, 1, 1, 1, 0, 1), 90, 0, 0},
+    {"gemv_v2_b256_u2_nt4_mma8_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(8, 2, 1, 4, 1, 1, 0, 1), 90, 0, 0},
     /* TMA bulk copies of W rows into shared memory (cp.async.bulk, mbarrier): sm_90.
      * Parity passes on the H200 but slower than v2 there (results/h200/gemv-v3.csv):
      * listed only with KB_CUDA_UNVERIFIED=1. */
@@ -163,7 +170,7 @@ static const kbcu_tunable tunables[] = {
     {"WARPS", 1, 32, 1, "warps a block"},
     {"NB", 1, 16, 1, "v1, v4: tokens a block"},
     {"UNROLL", 1, 8, 0, "v2: 64-wide K chunks a warp has in flight"},
-    {"NT", 1, 2, 0, "v2, v3, v5: n8 token tiles a block"},
+    {"NT", 1, 8, 0, "n8 token tiles a block (v3, v5 and v2 at MMA8=0: 1 or 2)"},
     {"MT", 1, 2, 0, "v2, v3: m16 row tiles a block (v2: X converted once for them; v3: a lane copies a row)"},
     {"CPS", 1, 8, 0, "v3: 64-byte chunks of a bulk-copied slice"},
     {"STAGES", 1, 4, 0, "v3: slices in flight a warp"},
@@ -172,6 +179,7 @@ static const kbcu_tunable tunables[] = {
     {"LOADS", 1, 16, 0, "v4: 16-byte pieces of a row a lane has in flight"},
     {"LDHINT", 1, 2, 0, "v2: W's loads (1 plain, 2 no L1 allocation and a 256-byte L2 prefetch)"},
     {"FMTT", 0, 1, 0, "v2: the fp8 formats (0 read at every conversion, 1 one compiled copy per format pair)"},
+    {"MMA8", 0, 1, 0, "v2: the tensor-core step (0 fp8 -> f16 and mma .f16, 1 mma .e4m3/.e5m2 on the fp8 bytes)"},
     {"RING", 1, 12, 0, "v5: 64-wide K chunks a warp has in flight (cp.async ring)"},
     {"PER_SM", 1, 8, 0, "v5: blocks an SM holds (grid <= SMs * PER_SM; __launch_bounds__)"},
     KBCU_TUNE_PDL,
@@ -191,7 +199,26 @@ static int tune_check(const kbcu_variant *v, char *msg) {
     if ((kbcu_is(v, "gemv_v3") || from_sm80) && warps * 32 * minb > cap)
         return kb_fail(msg, KB_NOT_SUPPORTED, "%s: WARPS*32*%s = %d threads an SM must hold (%s: %d)", v->name,
                        minb_name, warps * 32 * minb, from_sm80 ? "sm_89" : "sm_90", cap);
+    /* v2's f16 chunk, v3 and v5 hold two token tiles; v2 at MMA8=1 any number */
+    const int nt = kbcu_def_int(v, "NT", 1);
+    if (nt > 2 && !(kbcu_is(v, "gemv_v2") && kbcu_def_int(v, "MMA8", 0)))
+        return kb_fail(msg, KB_NOT_SUPPORTED, "%s: NT=%d token tiles a block needs gemv_v2 at MMA8=1 (else 1 or 2)",
+                       v->name, nt);
+    /* mma.sync with fp8 operands exists from sm_89 (PTX ISA); a variant listed for sm_80 would
+     * be offered to devices that cannot compile it */
+    if (kbcu_def_int(v, "MMA8", 0) && v->min_sm < 89)
+        return kb_fail(msg, KB_NOT_SUPPORTED, "%s: MMA8=1 (fp8 mma.sync) needs sm_89; %s is listed from sm_%d", v->name,
+                       v->name, v->min_sm);
     return KB_OK;
 }
 
-const kbcu_op kbcu_op_gemm_fp8 = {variants, 4, 1, plan, samples, tunables, tune_check};
+/* MMA8=1 accumulates each 32-product step in the fp8 tensor core (gemm_fp8.cu: about 14
+ * bits, products aligned to the step's largest) and promotes it to fp32, as cuBLASLt does
+ * with FAST_ACCUM off: the same bound, 32 * 2^-14 * sum|s a b| at any K (cublaslt_host.h
+ * derives it), i.e. u = 2^-10 / sqrt(K) in the tolerance's 2 sqrt(K) u term. */
+static double acc_unit_roundoff(const kbcu_variant *v, int64_t k) {
+    if (!kbcu_def_int(v, "MMA8", 0)) return 0;
+    return 0x1p-10 / sqrt((double)(k > 0 ? k : 1));
+}
+
+const kbcu_op kbcu_op_gemm_fp8 = {variants, 4, 1, plan, samples, tunables, tune_check, acc_unit_roundoff};

@@ -10,7 +10,9 @@
 //       the wait for the previous kernel, X and the scales after), MINB (__launch_bounds__
 //       blocks/SM, 0 none: fewer registers, so more blocks an SM, ours and the next kernel's),
 //       MT (m16 row tiles a block, 1 or 2: each token's X converted once for all of them),
-//       FMTT (0: the formats read at every conversion; 1: one compiled copy per format pair)
+//       FMTT (0: the formats read at every conversion; 1: one compiled copy per format pair),
+//       MMA8 (0: fp8 -> f16 conversions and mma.m16n8k16 .f16; 1: the fp8 bytes straight into
+//       mma.m16n8k32 .e4m3/.e5m2, sm_89+: no conversions, half the mma; a coarser accumulator)
 //   v3: see its section (PDL: every W copy is queued before the wait)
 //   v4: WARPS (warps per block), RPW (rows of W a warp), NB (tokens per block), LOADS
 //       (16-byte pieces a lane has in flight per row), MINB (__launch_bounds__ blocks/SM)
@@ -25,7 +27,11 @@
 //   2 VEC128 sa[m][kb]*sb[n][kb]   3 BLK128 sa[m/128][kb]*sb[n][kb]
 // Every fp8 value is decoded exactly; products of two fp8 values are exact in fp32
 // (4+4 significant bits) and in the f16 tensor-core path (fp8 -> f16 is exact, and
-// HMMA multiplies f16 exactly into an fp32 accumulator). Sums are fp32.
+// HMMA multiplies f16 exactly into an fp32 accumulator). Sums are fp32, except inside one
+// MMA8=1 step: the fp8 tensor core aligns a step's 32 products to the largest and keeps
+// about 14 bits (DeepSeek-V3 report, section 3.3.2, measured on Hopper), so each step
+// starts from zero and its result is added in fp32 (the promotion cuBLASLt does with
+// FAST_ACCUM off); gemm_fp8.c reports the coarser unit roundoff for those variants.
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
 #include "pdl.cuh"    // pdl_enter, pdl_wait: the PDL tunable
@@ -43,6 +49,11 @@
 #ifndef NT
 #define NT 2
 #endif
+// v2's accumulator rows: NT token tiles, at least the two gemv_chunk's f16 path writes
+#define NTA (NT > 2 ? NT : 2)
+#if NT > 2 && !MMA8
+#error "NT > 2 needs MMA8=1 (the f16 path's chunk takes at most two token tiles)"
+#endif
 // MINB: __launch_bounds__'s second argument, the blocks an SM must hold; 0 leaves it out.
 // Not the same as 1: with (256, 1) ptxas takes more registers than with (256) alone
 // (v2 b256_u7_t1: 136 against 128), and an SM then holds one block where it held two.
@@ -51,6 +62,12 @@
 #endif
 #ifndef MT
 #define MT 1
+#endif
+#ifndef MMA8
+#define MMA8 0
+#endif
+#if MMA8 && defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 890
+#error "MMA8=1 needs sm_89 or later (mma.sync with .e4m3/.e5m2 operands)"
 #endif
 #if MINB > 0
 #define KB_BOUNDS(threads) __launch_bounds__(threads, MINB)
@@ -184,6 +201,39 @@ __device__ __forceinline__ void mma16816(float *d, const u32 *a, u32 b0, u32 b1)
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// MMA8=1: mma.m16n8k32 with fp8 operands (PTX ISA, sm_89+). Lane (g, t)'s A regs:
+// {A[g][4t..4t+3], A[g+8][4t..4t+3], A[g][16+4t..16+4t+3], A[g+8][16+4t..]}, B regs:
+// {B[4t..4t+3][g], B[16+4t..16+4t+3][g]}, the first element in the low byte; C as m16n8k16.
+// With lane (g, t)'s contiguous 16 bytes of W and X, words (2s, 2s+1) serve as logical k
+// (4t.., 16+4t..) of step s = 0, 1 for A and B alike. d = the step's sum from a zero
+// accumulator (see the top: each step's result is promoted to fp32 by the caller).
+#define KB_MMA16832(ta, tb)                                                                                    \
+    asm volatile("mma.sync.aligned.m16n8k32.row.col.f32." ta "." tb ".f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "     \
+                 "{%8,%9}, {%10,%10,%10,%10};"                                                                 \
+                 : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])                                              \
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "f"(0.0f))
+__device__ __forceinline__ void mma16832_fp8(float *d, const u32 *a, u32 b0, u32 b1, bool ae, bool be) {
+#if MMA8
+    if (!ae && !be) KB_MMA16832("e4m3", "e4m3");
+    else if (ae && !be) KB_MMA16832("e5m2", "e4m3");
+    else if (!ae && be) KB_MMA16832("e4m3", "e5m2");
+    else KB_MMA16832("e5m2", "e5m2");
+#else
+    (void)a, (void)b0, (void)b1, (void)ae, (void)be;
+    d[0] = d[1] = d[2] = d[3] = 0.0f; // not compiled in (MMA8=0 never calls it)
+#endif
+}
+// Step s of a 64-wide chunk at MMA8=1: W rows g, g+8 (words wa, wb), one n8 token tile (x),
+// the step's sum added to p in fp32.
+__device__ __forceinline__ void mma8_step(float p[4], const u32 *wa, const u32 *wb, const u32 *x, int s, bool ae,
+                                          bool be) {
+    const u32 a[4] = {wa[2 * s], wb[2 * s], wa[2 * s + 1], wb[2 * s + 1]};
+    float q[4];
+    mma16832_fp8(q, a, x[2 * s], x[2 * s + 1], ae, be);
+#pragma unroll
+    for (int i = 0; i < 4; i++) p[i] += q[i];
+}
+
 // W's 16-byte loads (stream.cuh). LDHINT 1: a plain load; 2: read-only, no L1 allocation, and
 // an L2 prefetch size of 256 bytes (PTX ISA, ld: .L2::256B): a warp's load takes 64 bytes of
 // each of 16 rows, the other warps the neighbouring 64 bytes a little later, and the hint asks
@@ -286,18 +336,52 @@ __device__ __forceinline__ void gemv_chunk_mt(float acc[MT][2][4], const uint4 *
     }
 }
 
+// v2's chunk at MMA8=1, for MT row tiles x NT token tiles (any NT: a token tile costs its
+// 16-byte load and two mma a row tile, no conversions), the first ntiles tiles holding tokens
+// (warp-uniform). qx[nt]: lane (g, t)'s 16 bytes of token n0 + 8nt + g. The step sums go to
+// the chunk's partial p in fp32, then into acc as gemv_chunk's do.
+__device__ __forceinline__ void gemv_chunk_mma8(float acc[MT][NTA][4], const uint4 *qa, const uint4 *qb,
+                                                const uint4 *qx, int ntiles, int c, bool ae, bool be,
+                                                const float *sa, const float *sb, int scale_mode, int m0, int n0,
+                                                int M, int N, int kbs, int lane) {
+    const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+        const u32 wa4[4] = {qa[mt].x, qa[mt].y, qa[mt].z, qa[mt].w}, wb4[4] = {qb[mt].x, qb[mt].y, qb[mt].z, qb[mt].w};
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++) {
+            if (nt >= ntiles) break;
+            const u32 x4[4] = {qx[nt].x, qx[nt].y, qx[nt].z, qx[nt].w};
+            float p[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            mma8_step(p, wa4, wb4, x4, 0, ae, be);
+            mma8_step(p, wa4, wb4, x4, 1, ae, be);
+            if (scale_mode >= 2) {
+                const int kb = c >> 1, mr = m0 + 16 * mt;
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    const int m = min((i < 2 ? mr + g : mr + g + 8), M - 1);
+                    const int n = min(n0 + 8 * nt + 2 * t + (i & 1), N - 1);
+                    acc[mt][nt][i] = fmaf(p[i], block_scale(sa, sb, scale_mode, m, n, kb, kbs), acc[mt][nt][i]);
+                }
+            } else {
+#pragma unroll
+                for (int i = 0; i < 4; i++) acc[mt][nt][i] += p[i];
+            }
+        }
+    }
+}
+
 // The block's warps meet on the 16-row tile m0 (v2, v5): each warp's fragments go to red,
 // then thread e of the first NT*128 owns fragment element (n8 tile, i) = (e/128, e/32 % 4)
 // of lane e % 32, sums it over the warps in warp order (deterministic) and stores it.
-__device__ __forceinline__ void gemv_tile_store(float (*red)[NT][4][32], const float acc[2][4], void *out,
+__device__ __forceinline__ void gemv_tile_store(float (*red)[NT][4][32], const float (*acc)[4], void *out,
                                                 int out_type, const float *sa, const float *sb, int scale_mode,
                                                 int m0, int n0, int M, int N) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
-        red[warp][0][i][lane] = acc[0][i];
-        if (NT > 1) red[warp][NT - 1][i][lane] = acc[1][i];
-    }
+    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) red[warp][nt][i][lane] = acc[nt][i];
     __syncthreads();
     for (int e = threadIdx.x; e < NT * 128; e += WARPS * 32) {
         const int tile = e >> 7, i = (e >> 5) & 3, l = e & 31;
@@ -324,7 +408,10 @@ __device__ __forceinline__ void gemv_v2_body(const u8 *__restrict__ W, const u8 
     const int m0 = blockIdx.x * 16 * MT, n0 = blockIdx.y * (8 * NT);
     const int kbs = (K + 127) / 128;
     const int nchunks = (K + 63) / 64;
-    const bool tile1 = NT > 1 && n0 + 8 < N; // the second n8 tile has tokens (warp-uniform)
+    // the n8 tiles that hold tokens (warp-uniform); tile1: the second one does
+    const int ntiles = min(NT, (N - n0 + 7) / 8);
+    const bool tile1 = ntiles > 1;
+    (void)tile1; // (the MMA8=1 chunk takes ntiles)
     // Rows past M are clamped for loading (their results are never stored).
     int ra[MT], rb[MT];
 #pragma unroll
@@ -332,26 +419,30 @@ __device__ __forceinline__ void gemv_v2_body(const u8 *__restrict__ W, const u8 
         ra[mt] = min(m0 + 16 * mt + g, M - 1);
         rb[mt] = min(m0 + 16 * mt + g + 8, M - 1);
     }
-    const bool x0ok = n0 + g < N, x1ok = NT > 1 && n0 + 8 + g < N;
+    bool xok[NT]; // token n0 + 8nt + g exists
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) xok[nt] = n0 + 8 * nt + g < N;
     const u8 *wa[MT], *wb[MT];
 #pragma unroll
     for (int mt = 0; mt < MT; mt++) {
         wa[mt] = W + (long long)ra[mt] * K + 16 * t;
         wb[mt] = W + (long long)rb[mt] * K + 16 * t;
     }
-    const u8 *x0 = X + (long long)(x0ok ? n0 + g : 0) * K + 16 * t;
-    const u8 *x1 = X + (long long)(x1ok ? n0 + 8 + g : 0) * K + 16 * t;
+    const u8 *xp[NT];
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) xp[nt] = X + (long long)(xok[nt] ? n0 + 8 * nt + g : 0) * K + 16 * t;
 
-    float acc[MT][2][4];
+    float acc[MT][NTA][4];
 #pragma unroll
     for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-        for (int i = 0; i < 4; i++) acc[mt][0][i] = acc[mt][1][i] = 0.0f;
+        for (int nt = 0; nt < NTA; nt++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) acc[mt][nt][i] = 0.0f;
 
     pdl_launch_dependents(); // PDL=1: the next kernel may start its weight loads as ours end
     for (int c0 = warp; c0 < nchunks; c0 += WARPS * UNROLL) {
-        uint4 qa[UNROLL][MT], qb[UNROLL][MT], qx0[UNROLL], qx1[NT > 1 ? UNROLL : 1];
-        if (NT == 1) qx1[0] = make_uint4(0, 0, 0, 0); // never used: keeps it defined
+        uint4 qa[UNROLL][MT], qb[UNROLL][MT], qx[UNROLL][NTA];
         // Issue every load of UNROLL chunks before the first use (bytes in flight): W's
         // first, which no kernel writes, so that with PDL=1 the first chunks' weights are
         // on their way while the previous kernel ends; X and the scales only after the wait.
@@ -373,19 +464,26 @@ __device__ __forceinline__ void gemv_v2_body(const u8 *__restrict__ W, const u8 
             const int c = c0 + u * WARPS;
             const long long k = (long long)c * 64;
             const bool kok = c < nchunks && k + 16 * t < K;
-            qx0[u] = (kok && x0ok) ? *(const uint4 *)(x0 + k) : z;
-            if (NT > 1) qx1[NT > 1 ? u : 0] = (kok && x1ok && tile1) ? *(const uint4 *)(x1 + k) : z;
+#pragma unroll
+            for (int nt = 0; nt < NTA; nt++) // (NT = 1: the f16 path's unused second tile is zero)
+                qx[u][nt] = (nt < NT && kok && xok[nt < NT ? nt : 0] && nt < ntiles)
+                                ? *(const uint4 *)(xp[nt < NT ? nt : 0] + k)
+                                : z;
         }
 #pragma unroll
         for (int u = 0; u < UNROLL; u++) {
             const int c = c0 + u * WARPS;
             if (c >= nchunks) break;
+#if MMA8
+            gemv_chunk_mma8(acc, qa[u], qb[u], qx[u], ntiles, c, ae, be, sa, sb, scale_mode, m0, n0, M, N, kbs, lane);
+#else
             if (MT == 1)
-                gemv_chunk(acc[0], qa[u][0], qb[u][0], qx0[u], qx1[NT > 1 ? u : 0], c, ae, be, tile1, sa, sb, scale_mode,
-                           m0, n0, M, N, kbs, lane);
+                gemv_chunk(acc[0], qa[u][0], qb[u][0], qx[u][0], qx[u][1], c, ae, be, tile1, sa, sb, scale_mode, m0, n0,
+                           M, N, kbs, lane);
             else
-                gemv_chunk_mt(acc, qa[u], qb[u], qx0[u], qx1[NT > 1 ? u : 0], c, ae, be, tile1, sa, sb, scale_mode, m0,
-                              n0, M, N, kbs, lane);
+                gemv_chunk_mt(acc, qa[u], qb[u], qx[u][0], qx[u][1], c, ae, be, tile1, sa, sb, scale_mode, m0, n0, M, N,
+                              kbs, lane);
+#endif
         }
     }
     pdl_wait(); // a warp with no chunk has not waited yet (once waited, it returns at once)
@@ -417,6 +515,7 @@ gemm_fp8_gemv_v2(const u8 *__restrict__ W, const u8 *__restrict__ X, const float
 #endif
 }
 
+#if NT <= 2 // v3 and v5 take one or two token tiles (their plans refuse more); v2 at MMA8=1 more
 // ---- v3: v2's tensor-core math fed by TMA (sm_90). v2 loads W into registers, so the
 // bytes a warp has in flight are bounded by its registers and the SM's outstanding-load
 // tracking; the GEMV is then latency-bound (NOTES.md, gemm_fp8). Here one lane per row
@@ -646,6 +745,8 @@ gemm_fp8_gemv_v3(const u8 *__restrict__ W, const u8 *__restrict__ X, const float
 #endif
 }
 
+#endif // NT <= 2 (v3)
+
 // ---- v4: CUDA cores for decode (N <= 8; the plan refuses more), llama.cpp-mmvq style.
 // v2 and v3 are latency-bound at N = 1 (NOTES.md, "gemm_fp8 v4"): v2's warps split K and
 // meet in shared memory after loads issued in rounds. Here a warp owns RPW whole rows of
@@ -784,6 +885,7 @@ gemm_fp8_gemv_v4(const u8 *__restrict__ W, const u8 *__restrict__ X, const float
         }
 }
 
+#if NT <= 2 // v3 and v5 take one or two token tiles (their plans refuse more); v2 at MMA8=1 more
 // ---- v5: v2's tensor-core math fed by a cp.async ring per warp, blocks persistent over
 // row tiles (sm_80). On the H200 (NOTES.md, "gemm_fp8 v5") v2 streams large weights at
 // 60-72 % of the DRAM peak against cuBLASLt's 90 % (Nsight Compute, lm_head 152064x1x3584):
@@ -895,3 +997,4 @@ gemm_fp8_gemv_v5(const u8 *__restrict__ W, const u8 *__restrict__ X, const float
     asm volatile("cp.async.wait_group 0;" ::: "memory");
 #endif
 }
+#endif // NT <= 2 (v5)

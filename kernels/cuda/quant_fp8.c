@@ -125,4 +125,4 @@ static const kbcu_tunable tunables[] = {
     KBCU_TUNE_END,
 };
 
-const kbcu_op kbcu_op_quant_fp8 = {variants, 1, 2, plan, samples, tunables, NULL};
+const kbcu_op kbcu_op_quant_fp8 = {variants, 1, 2, plan, samples, tunables, NULL, NULL};

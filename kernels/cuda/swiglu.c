@@ -24,4 +24,4 @@ static const kbcu_tunable tunables[] = {
     KBCU_TUNE_END,
 };
 
-const kbcu_op kbcu_op_swiglu = {variants, 2, 1, plan, samples, tunables, NULL};
+const kbcu_op kbcu_op_swiglu = {variants, 2, 1, plan, samples, tunables, NULL, NULL};

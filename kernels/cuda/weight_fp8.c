@@ -41,4 +41,4 @@ static const kbcu_tunable tunables[] = {
     KBCU_TUNE_END,
 };
 
-const kbcu_op kbcu_op_weight_fp8 = {variants, 1, 2, plan, samples, tunables, NULL};
+const kbcu_op kbcu_op_weight_fp8 = {variants, 1, 2, plan, samples, tunables, NULL, NULL};
