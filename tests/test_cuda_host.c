@@ -193,7 +193,8 @@ static void test_variants(void) {
             CHECK(!v[i].test_only && strncmp(v[i].name, "test_", 5) != 0,
                   "test variant %s listed without test_variants", v[i].name);
             CHECK(strstr(v[i].detail, "-D") != NULL, "detail has the -D options: %s", v[i].detail);
-            /* fp32, except the fp8 tensor-core steps of MMA8=1 (2^-10/sqrt(K), gemm_fp8.c) */
+            /* fp32, except the fp8 tensor-core steps of MMA8=1 (2^-10/sqrt(K), gemm_fp8.c) on a
+             * device not probed here (sm 0) */
             const double u_acc = strstr(v[i].detail, "-DMMA8=1") ? 0x1p-10 / sqrt((double)(c.k > 0 ? c.k : 1)) : 0;
             CHECK(fabs(v[i].acc_unit_roundoff - u_acc) <= 1e-6 * u_acc, "%s: accumulation unit roundoff %g, want %g",
                   v[i].name, v[i].acc_unit_roundoff, u_acc);
@@ -1075,9 +1076,13 @@ static void test_tune_resolve(void) {
     const kbcu_op *gemm = kbcu_op_of(KB_OP_gemm_fp8);
     CHECK(resolve(KB_OP_gemm_fp8, "gemv_v2_b256_u7_t1_pdl[MMA8=1]", &t, &v, msg) == KB_OK &&
               strstr(v->defines, "-DMMA8=1") && gemm->acc_unit_roundoff &&
-              fabs(gemm->acc_unit_roundoff(v, 3584) - 0x1p-10 / sqrt(3584.0)) < 1e-18 &&
-              gemm->acc_unit_roundoff(kbcu_find_variant(KB_OP_gemm_fp8, "gemv_v2_b256_u7_t1_pdl", 0), 3584) == 0,
-          "MMA8=1 on an sm_90 variant, its accumulation 2^-10/sqrt(K) (fp32 at MMA8=0): %s", v ? v->defines : msg);
+              fabs(gemm->acc_unit_roundoff(v, 3584, 89) - 0x1p-10 / sqrt(3584.0)) < 1e-18 &&
+              fabs(gemm->acc_unit_roundoff(v, 3584, 0) - 0x1p-10 / sqrt(3584.0)) < 1e-18 &&
+              gemm->acc_unit_roundoff(v, 3584, 90) == 0 &&
+              gemm->acc_unit_roundoff(kbcu_find_variant(KB_OP_gemm_fp8, "gemv_v2_b256_u7_t1_pdl", 0), 3584, 89) == 0,
+          "MMA8=1: the fp8 tensor core's 2^-10/sqrt(K) on sm_89 and an unknown device, fp32 on sm_90 (HMMA) and at "
+          "MMA8=0: %s",
+          v ? v->defines : msg);
     CHECK(resolve(KB_OP_gemm_fp8, "gemv_v3_m16_w8[PDL=1]", &t, &v, msg) == KB_OK && strstr(v->defines, "-DPDL=1"),
           "v3 takes PDL (its copies are queued before the wait): %s", v ? v->defines : msg);
     unsetenv("KB_CUDA_UNVERIFIED");

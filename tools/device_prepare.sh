@@ -21,18 +21,29 @@ fi
 cmake -S . -B build-device -G Ninja -DCMAKE_BUILD_TYPE=Release -DKB_PYTHON="$PWD/.venv/bin/python3" >/dev/null
 cmake --build build-device --target kbench kbcuda_worker test_chain test_vulkan_selftest lt_rotate_check copy_rotate_check \
   test_cublaslt_probe test_nvrtc_compile
-rm -rf devbin && mkdir -p devbin
+# devbin/'s files anew; its cubin cache kept (a changed source or option misses it anyway)
+mkdir -p devbin && find devbin -maxdepth 1 -type f -delete
 cp build-device/kbench build-device/kbcuda_worker build-device/tests/test_chain build-device/tests/test_vulkan_selftest \
    build-device/lt_rotate_check build-device/copy_rotate_check build-device/tests/test_cublaslt_probe devbin/
 # the cubins NVRTC would make on an sm_90 device, so the run spends no time compiling
 # (used when the device's NVRTC is the same version: the cache key holds it)
 build-device/tests/test_nvrtc_compile "$PWD/devbin/nvrtc-cache/kbench" >/dev/null
-# PREP_POINTS=FILE (OP:NAME a line): the tuned points a planned step sweeps, compiled here too
+# PREP_POINTS="FILE..." (OP:NAME a line, tools/points/): the tuned points a planned step
+# sweeps, compiled here too
 if [ -n "${PREP_POINTS:-}" ]; then
   points=()
-  while read -r p; do [ -n "$p" ] && points+=(--point "$p"); done < "$PREP_POINTS"
+  while read -r p; do [ -n "$p" ] && points+=(--point "$p"); done < <(cat $PREP_POINTS)
   build-device/tests/test_nvrtc_compile "$PWD/devbin/nvrtc-cache/kbench" "${points[@]}" | tail -1
 fi
+# only the sm_90 cubins travel (the carry's 64 MiB): an ELF's e_flags hold the SM in bits 8-15
+python3 - devbin/nvrtc-cache/kbench <<'EOF'
+import os, struct, sys
+for f in os.scandir(sys.argv[1]):
+    with open(f.path, 'rb') as h:
+        head = h.read(0x34)
+    if head[:4] == b'\x7fELF' and (struct.unpack_from('<I', head, 0x30)[0] >> 8) & 0xff != 90:
+        os.remove(f.path)
+EOF
 if [ -n "${KB_OLD_REV:-}" ]; then
   tmp=$(mktemp -d)
   git worktree add -q --detach "$tmp/old" "$KB_OLD_REV"

@@ -377,7 +377,7 @@ static void describe(kb_op_id op, const char *name, int allow_test, int64_t k, k
     snprintf(v->detail, sizeof v->detail, "%s %s", r->kernel, r->defines);
     kbcu_variant_tunables(op, r, v->tunables, sizeof v->tunables);
     const kbcu_op *entry = kbcu_op_of(op);
-    if (entry && entry->acc_unit_roundoff) v->acc_unit_roundoff = entry->acc_unit_roundoff(r, k);
+    if (entry && entry->acc_unit_roundoff) v->acc_unit_roundoff = entry->acc_unit_roundoff(r, k, W.dev.sm);
     v->test_only = r->test_only;
 }
 

@@ -140,9 +140,10 @@ typedef struct {
     /* What a tuned variant must satisfy beyond each tunable's range (a product of two
      * of them, say): KB_OK or KB_NOT_SUPPORTED with the reason. NULL: nothing. */
     int (*tune_check)(const kbcu_variant *v, char *msg);
-    /* The unit roundoff of v's accumulation at inner dimension k where it is coarser than
-     * fp32 (the op's tolerance takes it: bench/op.h), else 0. NULL: every kernel sums in fp32. */
-    double (*acc_unit_roundoff)(const kbcu_variant *v, int64_t k);
+    /* The unit roundoff of v's accumulation at inner dimension k on a device of compute
+     * capability sm (0: not known yet) where it is coarser than fp32 (the op's tolerance takes
+     * it: bench/op.h), else 0. NULL: every kernel sums in fp32. */
+    double (*acc_unit_roundoff)(const kbcu_variant *v, int64_t k, int sm);
 } kbcu_op;
 
 #define KBCU_OP_DECL(name) extern const kbcu_op kbcu_op_##name;

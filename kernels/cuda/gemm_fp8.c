@@ -46,11 +46,13 @@ static const kbcu_variant variants[] = {
      * 126.9 in the whole table (table-whole-beb4059.csv.gz) */
     {"gemv_v2_b128_u4_t1_m4_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(4, 4, 1, 1, 1, 1, 4, 0), 90, 0, 0},
     {"gemv_v2_b128_u2_t1_m8_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(4, 2, 1, 1, 1, 1, 8, 0), 90, 0, 0},
-    /* MMA8=1: the fp8 bytes straight into mma.m16n8k32 .e4m3/.e5m2 (no fp8 -> f16 conversions,
-     * half the mma steps); each 32-product step promoted to fp32 (gemm_fp8.cu) */
-    {"gemv_v2_b256_u4_mma8_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(8, 4, 1, 2, 1, 1, 0, 1), 90, 0, 0},
+    /* MMA8=1: the fp8 bytes straight into mma.m16n8k32 .e4m3/.e5m2 (on sm_90 ptxas converts
+     * them to f16 itself for HMMA: gemm_fp8.c's acc_unit_roundoff). Rotate, H200, against the
+     * best MMA8=0 point of the same lease (results/h200/mma8nt-n.csv): 3584x1x3584 4.69 us
+     * (gemv_v2_b512_u2_t1_pdl 4.98, cuBLASLt 6.19), 3584x8x3584 5.08 (5.46; 6.30); with four
+     * token tiles a block (NT=4, W read once per 32 tokens) 3584x64x3584 14.89 (18.04; 6.96) */
     {"gemv_v2_b256_u7_t1_mma8_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(8, 7, 1, 1, 1, 1, 0, 1), 90, 0, 0},
-    {"gemv_v2_b256_u2_nt4_mma8_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(8, 2, 1, 4, 1, 1, 0, 1), 90, 0, 0},
+    {"gemv_v2_b128_u1_nt4_mma8_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(4, 1, 1, 4, 1, 1, 0, 1), 90, 0, 0},
     /* TMA bulk copies of W rows into shared memory (cp.async.bulk, mbarrier): sm_90.
      * Parity passes on the H200 but slower than v2 there (results/h200/gemv-v3.csv):
      * listed only with KB_CUDA_UNVERIFIED=1. */
@@ -212,12 +214,17 @@ static int tune_check(const kbcu_variant *v, char *msg) {
     return KB_OK;
 }
 
-/* MMA8=1 accumulates each 32-product step in the fp8 tensor core (gemm_fp8.cu: about 14
- * bits, products aligned to the step's largest) and promotes it to fp32, as cuBLASLt does
- * with FAST_ACCUM off: the same bound, 32 * 2^-14 * sum|s a b| at any K (cublaslt_host.h
- * derives it), i.e. u = 2^-10 / sqrt(K) in the tolerance's 2 sqrt(K) u term. */
-static double acc_unit_roundoff(const kbcu_variant *v, int64_t k) {
-    if (!kbcu_def_int(v, "MMA8", 0)) return 0;
+/* MMA8=1's mma.m16n8k32 on fp8 operands: on sm_89 (and later but sm_90) the fp8 tensor core,
+ * whose step aligns its 32 products to the largest and keeps about 14 bits (gemm_fp8.cu);
+ * each step is promoted to fp32 as cuBLASLt does with FAST_ACCUM off, so the same bound holds:
+ * 32 * 2^-14 * sum|s a b| at any K (cublaslt_host.h derives it), u = 2^-10 / sqrt(K) in the
+ * tolerance's 2 sqrt(K) u term. On sm_90, whose fp8 tensor math is wgmma only, ptxas lowers
+ * the instruction to fp8 -> f16 conversions and HMMA with an fp32 accumulator (the SASS of
+ * every MMA8=1 cubin: no QMMA; results/h200/sass-gemv-v2.txt) and the error at f32 output
+ * equals the f16 path's (results/h200/mma8nt-f32.csv): fp32. A device not yet known (sm 0)
+ * gets the coarse bound. */
+static double acc_unit_roundoff(const kbcu_variant *v, int64_t k, int sm) {
+    if (!kbcu_def_int(v, "MMA8", 0) || sm == 90) return 0;
     return 0x1p-10 / sqrt((double)(k > 0 ? k : 1));
 }
 

@@ -28,10 +28,12 @@
 // Every fp8 value is decoded exactly; products of two fp8 values are exact in fp32
 // (4+4 significant bits) and in the f16 tensor-core path (fp8 -> f16 is exact, and
 // HMMA multiplies f16 exactly into an fp32 accumulator). Sums are fp32, except inside one
-// MMA8=1 step: the fp8 tensor core aligns a step's 32 products to the largest and keeps
-// about 14 bits (DeepSeek-V3 report, section 3.3.2, measured on Hopper), so each step
-// starts from zero and its result is added in fp32 (the promotion cuBLASLt does with
-// FAST_ACCUM off); gemm_fp8.c reports the coarser unit roundoff for those variants.
+// MMA8=1 step where the device has an fp8 mma.sync (sm_89): the fp8 tensor core aligns a
+// step's 32 products to the largest and keeps about 14 bits (DeepSeek-V3 report, section
+// 3.3.2, measured on Hopper's wgmma), so each step starts from zero and its result is added
+// in fp32 (the promotion cuBLASLt does with FAST_ACCUM off); gemm_fp8.c reports the coarser
+// unit roundoff there. On sm_90 ptxas lowers the instruction to fp8 -> f16 conversions and
+// HMMA (no QMMA in the SASS): fp32, as the f16 path.
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
 #include "pdl.cuh"    // pdl_enter, pdl_wait: the PDL tunable
