@@ -381,9 +381,9 @@ __device__ __forceinline__ void gemv_tile_store(float (*red)[NT][4][32], const f
                                                 int m0, int n0, int M, int N) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 #pragma unroll
-    for (int nt = 0; nt < NT; nt++)
+    for (int i = 0; i < 4; i++)
 #pragma unroll
-        for (int i = 0; i < 4; i++) red[warp][nt][i][lane] = acc[nt][i];
+        for (int nt = 0; nt < NT; nt++) red[warp][nt][i][lane] = acc[nt][i];
     __syncthreads();
     for (int e = threadIdx.x; e < NT * 128; e += WARPS * 32) {
         const int tile = e >> 7, i = (e >> 5) & 3, l = e & 31;
@@ -410,10 +410,10 @@ __device__ __forceinline__ void gemv_v2_body(const u8 *__restrict__ W, const u8 
     const int m0 = blockIdx.x * 16 * MT, n0 = blockIdx.y * (8 * NT);
     const int kbs = (K + 127) / 128;
     const int nchunks = (K + 63) / 64;
-    // the n8 tiles that hold tokens (warp-uniform); tile1: the second one does
-    const int ntiles = min(NT, (N - n0 + 7) / 8);
-    const bool tile1 = ntiles > 1;
-    (void)tile1; // (the MMA8=1 chunk takes ntiles)
+    const bool tile1 = NT > 1 && n0 + 8 < N; // the second n8 tile has tokens (warp-uniform)
+#if MMA8
+    const int ntiles = min(NT, (N - n0 + 7) / 8); // the n8 tiles that hold tokens (warp-uniform)
+#endif
     // Rows past M are clamped for loading (their results are never stored).
     int ra[MT], rb[MT];
 #pragma unroll
@@ -421,30 +421,41 @@ __device__ __forceinline__ void gemv_v2_body(const u8 *__restrict__ W, const u8 
         ra[mt] = min(m0 + 16 * mt + g, M - 1);
         rb[mt] = min(m0 + 16 * mt + g + 8, M - 1);
     }
-    bool xok[NT]; // token n0 + 8nt + g exists
-#pragma unroll
-    for (int nt = 0; nt < NT; nt++) xok[nt] = n0 + 8 * nt + g < N;
+    const bool x0ok = n0 + g < N, x1ok = NT > 1 && n0 + 8 + g < N;
     const u8 *wa[MT], *wb[MT];
 #pragma unroll
     for (int mt = 0; mt < MT; mt++) {
         wa[mt] = W + (long long)ra[mt] * K + 16 * t;
         wb[mt] = W + (long long)rb[mt] * K + 16 * t;
     }
+    const u8 *x0 = X + (long long)(x0ok ? n0 + g : 0) * K + 16 * t;
+    const u8 *x1 = X + (long long)(x1ok ? n0 + 8 + g : 0) * K + 16 * t;
+#if MMA8
+    // (MMA8=1 takes any NT; the f16 path keeps its own two-tile code, which ptxas schedules
+    // differently when written with these arrays)
     const u8 *xp[NT];
 #pragma unroll
-    for (int nt = 0; nt < NT; nt++) xp[nt] = X + (long long)(xok[nt] ? n0 + 8 * nt + g : 0) * K + 16 * t;
+    for (int nt = 0; nt < NT; nt++) xp[nt] = X + (long long)(n0 + 8 * nt + g < N ? n0 + 8 * nt + g : 0) * K + 16 * t;
+    (void)x0, (void)x1, (void)tile1;
+#endif
 
     float acc[MT][NTA][4];
 #pragma unroll
     for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-        for (int nt = 0; nt < NTA; nt++)
+        for (int i = 0; i < 4; i++)
 #pragma unroll
-            for (int i = 0; i < 4; i++) acc[mt][nt][i] = 0.0f;
+            for (int nt = 0; nt < NTA; nt++) acc[mt][nt][i] = 0.0f;
 
     pdl_launch_dependents(); // PDL=1: the next kernel may start its weight loads as ours end
     for (int c0 = warp; c0 < nchunks; c0 += WARPS * UNROLL) {
-        uint4 qa[UNROLL][MT], qb[UNROLL][MT], qx[UNROLL][NTA];
+        uint4 qa[UNROLL][MT], qb[UNROLL][MT];
+#if MMA8
+        uint4 qx[UNROLL][NT];
+#else
+        uint4 qx0[UNROLL], qx1[NT > 1 ? UNROLL : 1];
+        if (NT == 1) qx1[0] = make_uint4(0, 0, 0, 0); // never used: keeps it defined
+#endif
         // Issue every load of UNROLL chunks before the first use (bytes in flight): W's
         // first, which no kernel writes, so that with PDL=1 the first chunks' weights are
         // on their way while the previous kernel ends; X and the scales only after the wait.
@@ -466,11 +477,14 @@ __device__ __forceinline__ void gemv_v2_body(const u8 *__restrict__ W, const u8 
             const int c = c0 + u * WARPS;
             const long long k = (long long)c * 64;
             const bool kok = c < nchunks && k + 16 * t < K;
+#if MMA8
 #pragma unroll
-            for (int nt = 0; nt < NTA; nt++) // (NT = 1: the f16 path's unused second tile is zero)
-                qx[u][nt] = (nt < NT && kok && xok[nt < NT ? nt : 0] && nt < ntiles)
-                                ? *(const uint4 *)(xp[nt < NT ? nt : 0] + k)
-                                : z;
+            for (int nt = 0; nt < NT; nt++)
+                qx[u][nt] = (kok && nt < ntiles && n0 + 8 * nt + g < N) ? *(const uint4 *)(xp[nt] + k) : z;
+#else
+            qx0[u] = (kok && x0ok) ? *(const uint4 *)(x0 + k) : z;
+            if (NT > 1) qx1[NT > 1 ? u : 0] = (kok && x1ok && tile1) ? *(const uint4 *)(x1 + k) : z;
+#endif
         }
 #pragma unroll
         for (int u = 0; u < UNROLL; u++) {
@@ -480,11 +494,11 @@ __device__ __forceinline__ void gemv_v2_body(const u8 *__restrict__ W, const u8 
             gemv_chunk_mma8(acc, qa[u], qb[u], qx[u], ntiles, c, ae, be, sa, sb, scale_mode, m0, n0, M, N, kbs, lane);
 #else
             if (MT == 1)
-                gemv_chunk(acc[0], qa[u][0], qb[u][0], qx[u][0], qx[u][1], c, ae, be, tile1, sa, sb, scale_mode, m0, n0,
-                           M, N, kbs, lane);
+                gemv_chunk(acc[0], qa[u][0], qb[u][0], qx0[u], qx1[NT > 1 ? u : 0], c, ae, be, tile1, sa, sb, scale_mode,
+                           m0, n0, M, N, kbs, lane);
             else
-                gemv_chunk_mt(acc, qa[u], qb[u], qx[u][0], qx[u][1], c, ae, be, tile1, sa, sb, scale_mode, m0, n0, M, N,
-                              kbs, lane);
+                gemv_chunk_mt(acc, qa[u], qb[u], qx0[u], qx1[NT > 1 ? u : 0], c, ae, be, tile1, sa, sb, scale_mode, m0,
+                              n0, M, N, kbs, lane);
 #endif
         }
     }
