@@ -1064,22 +1064,22 @@ static void test_tune_resolve(void) {
     CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "2048 threads an SM") && strstr(msg, "sm_89: 1536"),
           "v4 is compiled for sm_89 too: WARPS*32*MINB over 1536: %s", msg);
     CHECK(resolve(KB_OP_gemm_fp8, "gemv_v4_b256_n2[WARPS=16]", &t, &v, msg) == KB_OK, "... 1536 is fine: %s", msg);
-    rc = resolve(KB_OP_gemm_fp8, "gemv_v2_b256_u7_t1_pdl[MINB=7]", &t, &v, msg);
+    rc = resolve(KB_OP_gemm_fp8, "gemv_v2_b256_u7_t1_mma8_pdl[MINB=7]", &t, &v, msg);
     CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "1792 threads an SM") && strstr(msg, "sm_89: 1536"),
           "v2 is compiled for sm_89 too: WARPS*32*MINB over 1536: %s", msg);
-    CHECK(resolve(KB_OP_gemm_fp8, "gemv_v2_b256_u7_t1_pdl[MINB=3]", &t, &v, msg) == KB_OK &&
-              strstr(v->defines, "-DPDL=1 -DFMTT=0 -DMINB=3"),
+    CHECK(resolve(KB_OP_gemm_fp8, "gemv_v2_b256_u7_t1_mma8_pdl[MINB=3]", &t, &v, msg) == KB_OK &&
+              strstr(v->defines, "-DPDL=1 -DFMTT=1 -DMINB=3 -DMMA8=1"),
           "v2's MINB: %s", v ? v->defines : msg);
     rc = resolve(KB_OP_gemm_fp8, "gemv_v2_b256_u2[MMA8=1]", &t, &v, msg);
     CHECK(rc == KB_NOT_SUPPORTED && strstr(msg, "MMA8=1 (fp8 mma.sync) needs sm_89") && strstr(msg, "sm_80"),
           "fp8 mma.sync on a variant listed for sm_80: %s", msg);
     const kbcu_op *gemm = kbcu_op_of(KB_OP_gemm_fp8);
-    CHECK(resolve(KB_OP_gemm_fp8, "gemv_v2_b256_u7_t1_pdl[MMA8=1]", &t, &v, msg) == KB_OK &&
+    CHECK(resolve(KB_OP_gemm_fp8, "gemv_v2_b512_u2_t1_pdl[MMA8=1]", &t, &v, msg) == KB_OK &&
               strstr(v->defines, "-DMMA8=1") && gemm->acc_unit_roundoff &&
               fabs(gemm->acc_unit_roundoff(v, 3584, 89) - 0x1p-10 / sqrt(3584.0)) < 1e-18 &&
               fabs(gemm->acc_unit_roundoff(v, 3584, 0) - 0x1p-10 / sqrt(3584.0)) < 1e-18 &&
               gemm->acc_unit_roundoff(v, 3584, 90) == 0 &&
-              gemm->acc_unit_roundoff(kbcu_find_variant(KB_OP_gemm_fp8, "gemv_v2_b256_u7_t1_pdl", 0), 3584, 89) == 0,
+              gemm->acc_unit_roundoff(kbcu_find_variant(KB_OP_gemm_fp8, "gemv_v2_b512_u2_t1_pdl", 0), 3584, 89) == 0,
           "MMA8=1: the fp8 tensor core's 2^-10/sqrt(K) on sm_89 and an unknown device, fp32 on sm_90 (HMMA) and at "
           "MMA8=0: %s",
           v ? v->defines : msg);
@@ -1216,7 +1216,7 @@ static void test_tune_plans(void) {
               p.launch[0].grid[1] == 2 && p.launch[0].block[0] == 512 && p.launch[0].pdl,
           "gemv_v2_b512_u2_t1_mt2_pdl 3584x16: 112 x 2 blocks of 32 rows x 8 tokens, 16 warps (%s)", msg);
     const kbcu_variant *fmtt1 = kbcu_find_variant(KB_OP_gemm_fp8, "gemv_v2_b512_u2_t1_mt2_pdl", 1),
-                       *fmtt0 = kbcu_find_variant(KB_OP_gemm_fp8, "gemv_v2_b256_u2_mt2_pdl", 1);
+                       *fmtt0 = kbcu_find_variant(KB_OP_gemm_fp8, "gemv_v2_b256_u4", 1);
     CHECK(fmtt1 && strstr(fmtt1->defines, "-DFMTT=1") && fmtt0 && strstr(fmtt0->defines, "-DFMTT=0"),
           "FMTT is set per listed variant");
     g.n = 64;

@@ -20,8 +20,8 @@ static const kbcu_variant variants[] = {
     /* programmatic dependent launch (PDL=1, sm_90): a block loads its first W chunks, then
      * waits for the previous kernel, so in a back-to-back stream the next GEMV's weights are
      * on their way while this one ends (rotate mode on the H200, results/h200/gemv-pdl.csv:
-     * 3584x1x3584 7.36 -> 5.75 us, 512x1x3584 4.39 -> 2.58, FFN 18944x1 23.3 -> 22.7) */
-    {"gemv_v2_b256_u7_t1_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(8, 7, 1, 1, 1, 0, 0, 0), 90, 0, 0},
+     * 3584x1x3584 7.36 -> 5.75 us, 512x1x3584 4.39 -> 2.58, FFN 18944x1 23.3 -> 22.7; that
+     * variant, gemv_v2_b256_u7_t1_pdl, is listed at MMA8=1 since: gemv_v2_b256_u7_t1_mma8_pdl) */
     /* FMTT=1: the operand formats are compile-time, one copy of the body per fp8 format pair
      * (no uniform branch at every conversion), the same output bits. Rotate, H200,
      * results/h200/fmtt2-*.csv (WARPS x UNROLL x MT x NT at FMTT=1, PDL=1) against the best
@@ -37,7 +37,6 @@ static const kbcu_variant variants[] = {
      * 3584x32x3584 11.0 (13.5), 3584x64x3584 20.9 (22.9); b512_u2_t1_mt2 at FMTT=1 5.27 us at
      * 3584x8x3584 (fmtt2-n.csv) */
     {"gemv_v2_b512_u2_t1_mt2_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(16, 2, 2, 1, 1, 1, 0, 0), 90, 0, 0},
-    {"gemv_v2_b256_u2_mt2_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(8, 2, 2, 2, 1, 0, 0, 0), 90, 0, 0},
     /* 4 warps held to fewer registers (MINB blocks an SM, where ptxas's own 128 allow 4): for
      * the FFN and lm_head decode shapes, where the weight streams. At FMTT=1 (rotate, H200,
      * results/h200/sweep16-m.csv, WARPS x UNROLL x MINB): 18944x1x3584 19.7 us at 4 chunks a
@@ -50,7 +49,9 @@ static const kbcu_variant variants[] = {
      * them to f16 itself for HMMA: gemm_fp8.c's acc_unit_roundoff). Rotate, H200, against the
      * best MMA8=0 point of the same lease (results/h200/mma8nt-n.csv): 3584x1x3584 4.69 us
      * (gemv_v2_b512_u2_t1_pdl 4.98, cuBLASLt 6.19), 3584x8x3584 5.08 (5.46; 6.30); with four
-     * token tiles a block (NT=4, W read once per 32 tokens) 3584x64x3584 14.89 (18.04; 6.96) */
+     * token tiles a block (NT=4, W read once per 32 tokens) 3584x64x3584 14.89 (18.04; 6.96).
+     * They replace gemv_v2_b256_u7_t1_pdl and gemv_v2_b256_u2_mt2_pdl, the fastest at none of
+     * the 57 gemm_fp8 shapes of results/h200/table-whole-9dc59f4.csv.gz (the table's 4 minutes) */
     {"gemv_v2_b256_u7_t1_mma8_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(8, 7, 1, 1, 1, 1, 0, 1), 90, 0, 0},
     {"gemv_v2_b128_u1_nt4_mma8_pdl", "gemm_fp8.cu", "gemm_fp8_gemv_v2", V2_DEFINES(4, 1, 1, 4, 1, 1, 0, 1), 90, 0, 0},
     /* TMA bulk copies of W rows into shared memory (cp.async.bulk, mbarrier): sm_90.
