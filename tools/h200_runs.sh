@@ -84,6 +84,13 @@
 #             a process each shape and point; the CUDA GEMV at 3584x1x3584 beside
 #   ncufmtt   Nsight Compute on the FMTT=1 GEMVs, their FMTT=0 twins and cuBLASLt
 #   fwdpick   fwdfrom's table picks and cuBLASLt's GEMMs only
+#   mma8      gemv_v2 at MMA8=1 (fp8 bytes into mma.m16n8k32) on its first GPU run: parity on
+#             every format pair x scale mode and the smoke table, memcheck, then MMA8=1 over
+#             WARPS x UNROLL x MT x NT at the decode shapes beside the listed GEMVs and cuBLASLt
+#   mma8nt    gemv_v2 at MMA8=1 with 4 and 8 token tiles a block (NT > 2): parity (N not a
+#             multiple of 8 included), the accumulation's error at f32 output beside the f16 path
+#             and cuBLASLt, memcheck, then NT x MT x WARPS x UNROLL at N 1-64 and mma8's
+#             points at the FFN and lm_head shapes
 #   ropev5    rope v5 (v3's layout, v4's integer angle) on its first GPU run: parity,
 #             memcheck, beside v3 and v4 at the qwen2.5-7b rope shapes
 #   ltdiag    cuBLASLt blk128 split-K configurations: repeats, workspace fills, initcheck
@@ -783,6 +790,56 @@ step_fwdpick() {
   [ -s "$R/table.csv" ] && table=$R/table.csv
   forward_7b fwdfrom --reps 20 --prefer-from "$table"
   forward_7b fwdtime_cublaslt --reps 20 --gemm cublaslt
+}
+
+# The tuned points of step mma8: tools/points/mma8.txt (OP:NAME a line; tools/device_prepare.sh
+# compiles their cubins here first with PREP_POINTS=tools/points/mma8.txt)
+step_mma8() {
+  # (names the two MMA8 variants listed when it ran: gemv_v2_b256_u4_mma8_pdl and
+  # gemv_v2_b512_u2_t1_mma8_pdl, W16 U2 NT1)
+  local listed=gemv_v2_b256_u4_mma8_pdl,gemv_v2_b512_u2_t1_mma8_pdl
+  local pts
+  pts=$(cut -d: -f2- tools/points/mma8.txt | paste -sd, -)
+  run mma8_parity 90 $K --op gemm_fp8 --shape 3600x1,17,64x3584 --backend cuda \
+    --variant "$listed,gemv_v2_b256_u4_pdl[MMA8=1,MT=2],gemv_v2_b256_u4_pdl" --a-type e4m3,e5m2 --b-type e4m3,e5m2 \
+    --scale tensor,outer,vec128,blk128 --no-timing --quiet --csv "$R/mma8-parity.csv"
+  run mma8_smoke 60 $K --op gemm_fp8 --shapes smoke --backend cuda --variant "$listed" --no-timing --quiet \
+    --csv "$R/mma8-smoke.csv"
+  run mma8_memcheck 60 env KB_CUDA_TIMEOUT_S=300 compute-sanitizer --tool memcheck --target-processes all \
+    --error-exitcode 9 $K --op gemm_fp8 --shape 3600x1,17x3584 --backend cuda --variant "$listed" --mode rotate \
+    --reps 3 --warmup 0 --max-time 0.01 --quiet --csv "$R/mma8-memcheck.csv"
+  local t="--mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet --fast-accum off"
+  run mma8_n 150 $K --op gemm_fp8 --shape 3584x1,8,16,32,64x3584 --backend cuda,cublaslt \
+    --variant "$pts,$listed,gemv_v2_b512_u2_t1_pdl,gemv_v2_b256_u4_pdl,gemv_v2_b512_u2_t1_mt2_pdl,h00_fa0" $t \
+    --csv "$R/mma8-n.csv"
+  # (this run's mma8_ffn named three shape lists in one --shape and was refused: mma8nt has them)
+}
+
+step_mma8nt() {
+  local listed=gemv_v2_b256_u7_t1_mma8_pdl,gemv_v2_b256_u2_nt4_mma8_pdl
+  local nt8='gemv_v2_b256_u2_nt4_mma8_pdl[MT=2,NT=8,WARPS=4]'
+  local pts pts1
+  pts=$(cut -d: -f2- tools/points/mma8nt.txt | paste -sd, -)
+  pts1=$(cut -d: -f2- tools/points/mma8.txt | paste -sd, -)
+  run mma8nt_parity 90 $K --op gemm_fp8 --shape 3600x1,17,37,64,100x3584 --backend cuda --variant "$listed,$nt8" \
+    --a-type e4m3,e5m2 --b-type e4m3,e5m2 --scale tensor,outer,vec128,blk128 --no-timing --quiet \
+    --csv "$R/mma8nt-parity.csv"
+  run mma8nt_f32 90 $K --op gemm_fp8 --shape 3584x1,64x3584 --backend cuda,cublaslt --out-type f32 --scale tensor,vec128 \
+    --fast-accum off --variant "$listed,gemv_v2_b256_u4_pdl,gemv_v2_b256_u7_t1_pdl,h00_fa0" --no-timing --quiet \
+    --csv "$R/mma8nt-f32.csv"
+  run mma8nt_memcheck 60 env KB_CUDA_TIMEOUT_S=300 compute-sanitizer --tool memcheck --target-processes all \
+    --error-exitcode 9 $K --op gemm_fp8 --shape 3600x1,37x3584 --backend cuda --variant "$listed,$nt8" --mode rotate \
+    --reps 3 --warmup 0 --max-time 0.01 --quiet --csv "$R/mma8nt-memcheck.csv"
+  local t="--mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet --fast-accum off"
+  run mma8nt_n 150 $K --op gemm_fp8 --shape 3584x1,8,16,32,64x3584 --backend cuda,cublaslt \
+    --variant "$pts,$listed,gemv_v2_b512_u2_t1_pdl,gemv_v2_b256_u4_pdl,gemv_v2_b512_u2_t1_mt2_pdl,gemv_v2_b128_u2_pdl,h00_fa0" \
+    $t --csv "$R/mma8nt-n.csv"
+  local s
+  for s in 18944x1,16x3584 3584x1,16x18944 152064x1,16x3584; do
+    run "mma8nt_${s//,/_}" 100 $K --op gemm_fp8 --shape $s --backend cuda,cublaslt \
+      --variant "$pts1,$listed,gemv_v2_b128_u4_t1_m4_pdl,gemv_v2_b128_u2_t1_m8_pdl,gemv_v2_b512_u2_t1_pdl,gemv_v2_b256_u4_pdl,h00_fa0" \
+      $t --csv "$R/mma8nt-ffn-${s//,/_}.csv"
+  done
 }
 
 # rope_neox v4's first GPU run: parity on the smoke table, then timing at the qwen2.5-7b
