@@ -794,6 +794,14 @@ step_fwdpick() {
 
 # The tuned points of step mma8: tools/points/mma8.txt (OP:NAME a line; tools/device_prepare.sh
 # compiles their cubins here first with PREP_POINTS=tools/points/mma8.txt)
+# gemm_memcheck NAME SHAPES VARIANTS: compute-sanitizer memcheck over gemm_fp8 cuda variants
+# (short rotate timing, so the timed path runs too), $R/NAME-memcheck.csv
+gemm_memcheck() {
+  run "$1_memcheck" 60 env KB_CUDA_TIMEOUT_S=300 compute-sanitizer --tool memcheck --target-processes all \
+    --error-exitcode 9 $K --op gemm_fp8 --shape "$2" --backend cuda --variant "$3" --mode rotate \
+    --reps 3 --warmup 0 --max-time 0.01 --quiet --csv "$R/$1-memcheck.csv"
+}
+
 step_mma8() {
   # (names the two MMA8 variants listed when it ran: gemv_v2_b256_u4_mma8_pdl and
   # gemv_v2_b512_u2_t1_mma8_pdl, W16 U2 NT1)
@@ -805,9 +813,7 @@ step_mma8() {
     --scale tensor,outer,vec128,blk128 --no-timing --quiet --csv "$R/mma8-parity.csv"
   run mma8_smoke 60 $K --op gemm_fp8 --shapes smoke --backend cuda --variant "$listed" --no-timing --quiet \
     --csv "$R/mma8-smoke.csv"
-  run mma8_memcheck 60 env KB_CUDA_TIMEOUT_S=300 compute-sanitizer --tool memcheck --target-processes all \
-    --error-exitcode 9 $K --op gemm_fp8 --shape 3600x1,17x3584 --backend cuda --variant "$listed" --mode rotate \
-    --reps 3 --warmup 0 --max-time 0.01 --quiet --csv "$R/mma8-memcheck.csv"
+  gemm_memcheck mma8 3600x1,17x3584 "$listed"
   local t="--mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet --fast-accum off"
   run mma8_n 150 $K --op gemm_fp8 --shape 3584x1,8,16,32,64x3584 --backend cuda,cublaslt \
     --variant "$pts,$listed,gemv_v2_b512_u2_t1_pdl,gemv_v2_b256_u4_pdl,gemv_v2_b512_u2_t1_mt2_pdl,h00_fa0" $t \
@@ -815,6 +821,8 @@ step_mma8() {
   # (this run's mma8_ffn named three shape lists in one --shape and was refused: mma8nt has them)
 }
 
+# (names the variants listed at d59da64 plus gemv_v2_b256_u7_t1_mma8_pdl and
+# gemv_v2_b256_u2_nt4_mma8_pdl, W8 U2 NT4, the listing it ran on)
 step_mma8nt() {
   local listed=gemv_v2_b256_u7_t1_mma8_pdl,gemv_v2_b256_u2_nt4_mma8_pdl
   local nt8='gemv_v2_b256_u2_nt4_mma8_pdl[MT=2,NT=8,WARPS=4]'
@@ -827,9 +835,7 @@ step_mma8nt() {
   run mma8nt_f32 90 $K --op gemm_fp8 --shape 3584x1,64x3584 --backend cuda,cublaslt --out-type f32 --scale tensor,vec128 \
     --fast-accum off --variant "$listed,gemv_v2_b256_u4_pdl,gemv_v2_b256_u7_t1_pdl,h00_fa0" --no-timing --quiet \
     --csv "$R/mma8nt-f32.csv"
-  run mma8nt_memcheck 60 env KB_CUDA_TIMEOUT_S=300 compute-sanitizer --tool memcheck --target-processes all \
-    --error-exitcode 9 $K --op gemm_fp8 --shape 3600x1,37x3584 --backend cuda --variant "$listed,$nt8" --mode rotate \
-    --reps 3 --warmup 0 --max-time 0.01 --quiet --csv "$R/mma8nt-memcheck.csv"
+  gemm_memcheck mma8nt 3600x1,37x3584 "$listed,$nt8"
   local t="--mode rotate --reps 20 --max-time 0.1 --warmup 1 --quiet --fast-accum off"
   run mma8nt_n 150 $K --op gemm_fp8 --shape 3584x1,8,16,32,64x3584 --backend cuda,cublaslt \
     --variant "$pts,$listed,gemv_v2_b512_u2_t1_pdl,gemv_v2_b256_u4_pdl,gemv_v2_b512_u2_t1_mt2_pdl,gemv_v2_b128_u2_pdl,h00_fa0" \
