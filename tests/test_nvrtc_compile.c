@@ -228,21 +228,19 @@ static void collect_ops(void) {
 /* --point OP:NAME: the modules of that one variant or tuned point on the op's samples */
 static void collect_point(const char *arg) {
     const char *colon = strchr(arg, ':');
-    int op = 0;
-    while (colon && op < KB_OP_COUNT &&
-           (strlen(kbcu_op_name((kb_op_id)op)) != (size_t)(colon - arg) ||
-            strncmp(kbcu_op_name((kb_op_id)op), arg, (size_t)(colon - arg))))
-        op++;
-    if (!colon || op == KB_OP_COUNT) {
+    char name[64];
+    kb_op_id op;
+    if (!colon || (size_t)(colon - arg) >= sizeof name ||
+        kb_op_lookup((snprintf(name, sizeof name, "%.*s", (int)(colon - arg), arg), name), &op)) {
         printf("FAIL: --point %s: not OP:NAME with a known op\n", arg);
         setup_failures++;
         return;
     }
-    const kbcu_op *o = kbcu_op_of((kb_op_id)op);
+    const kbcu_op *o = kbcu_op_of(op);
     kbcu_tuned t;
     const kbcu_variant *v;
     char msg[KB_MSG];
-    if (kbcu_resolve_variant((kb_op_id)op, colon + 1, 1, &t, &v, msg) != KB_OK) {
+    if (kbcu_resolve_variant(op, colon + 1, 1, &t, &v, msg) != KB_OK) {
         printf("FAIL: --point %s: %s\n", arg, msg);
         setup_failures++;
         return;
@@ -355,7 +353,6 @@ int main(int argc, char **argv) {
     setenv("KB_CUDA_UNVERIFIED", "1", 1); /* compiled here before they ever run */
     if (npoints) {
         for (int i = 0; i < npoints; i++) collect_point(points[i]);
-        for (int m = 0; m < nmodules; m++) modules[m].min_sm = TUNED_MIN_ARCH; /* sm_90 only */
     } else {
         collect_ops();
         collect_support();
@@ -380,7 +377,7 @@ int main(int argc, char **argv) {
         if (modules[m].tuned_only && ntuned_only++ % TUNED_STRIDE) continue;
         compiled++;
         for (int a = 0; a < NARCH; a++) {
-            if (modules[m].tuned_only && archs[a] < TUNED_MIN_ARCH) continue;
+            if ((modules[m].tuned_only || npoints) && archs[a] < TUNED_MIN_ARCH) continue; /* --point: sm_90 */
             jobs[njobs].m = &modules[m];
             jobs[njobs++].sm = archs[a];
         }

@@ -1,7 +1,6 @@
 /* gemm_fp8.c - the cuda variants and launch plan of gemm_fp8 (gemm_fp8.cu):
  * D[N][M] = scales * W[M][K] X[N][K]. Tensors: w, x, sa, sb, d. */
-#include <math.h>
-
+#include "kernels/cuda/cublaslt_host.h"
 #include "kernels/cuda/cuda_ops.h"
 
 /* v2's -D options, every tunable spelled out (the order the tests compare): WARPS, UNROLL, MT,
@@ -217,16 +216,15 @@ static int tune_check(const kbcu_variant *v, char *msg) {
 
 /* MMA8=1's mma.m16n8k32 on fp8 operands: on sm_89 (and later but sm_90) the fp8 tensor core,
  * whose step aligns its 32 products to the largest and keeps about 14 bits (gemm_fp8.cu);
- * each step is promoted to fp32 as cuBLASLt does with FAST_ACCUM off, so the same bound holds:
- * 32 * 2^-14 * sum|s a b| at any K (cublaslt_host.h derives it), u = 2^-10 / sqrt(K) in the
- * tolerance's 2 sqrt(K) u term. On sm_90, whose fp8 tensor math is wgmma only, ptxas lowers
+ * each step is promoted to fp32 as cuBLASLt does with FAST_ACCUM off, so cuBLASLt's bound
+ * holds, and its function gives it (kblt_acc_unit_roundoff: 2^-10 / sqrt(K)). On sm_90, whose fp8 tensor math is wgmma only, ptxas lowers
  * the instruction to fp8 -> f16 conversions and HMMA with an fp32 accumulator (the SASS of
  * every MMA8=1 cubin: no QMMA; results/h200/sass-gemv-v2.txt) and the error at f32 output
  * equals the f16 path's (results/h200/mma8nt-f32.csv): fp32. A device not yet known (sm 0)
  * gets the coarse bound. */
 static double acc_unit_roundoff(const kbcu_variant *v, int64_t k, int sm) {
     if (!kbcu_def_int(v, "MMA8", 0) || sm == 90) return 0;
-    return 0x1p-10 / sqrt((double)(k > 0 ? k : 1));
+    return kblt_acc_unit_roundoff(0, k);
 }
 
 const kbcu_op kbcu_op_gemm_fp8 = {variants, 4, 1, plan, samples, tunables, tune_check, acc_unit_roundoff};

@@ -12,7 +12,8 @@
 //       MT (m16 row tiles a block, 1 or 2: each token's X converted once for all of them),
 //       FMTT (0: the formats read at every conversion; 1: one compiled copy per format pair),
 //       MMA8 (0: fp8 -> f16 conversions and mma.m16n8k16 .f16; 1: the fp8 bytes straight into
-//       mma.m16n8k32 .e4m3/.e5m2, sm_89+: no conversions, half the mma; a coarser accumulator)
+//       mma.m16n8k32 .e4m3/.e5m2, sm_89+: none of our conversions, half the mma instructions;
+//       on sm_90 ptxas converts and issues HMMA itself; NT up to 8)
 //   v3: see its section (PDL: every W copy is queued before the wait)
 //   v4: WARPS (warps per block), RPW (rows of W a warp), NB (tokens per block), LOADS
 //       (16-byte pieces a lane has in flight per row), MINB (__launch_bounds__ blocks/SM)
@@ -339,7 +340,7 @@ __device__ __forceinline__ void gemv_chunk_mt(float acc[MT][2][4], const uint4 *
 }
 
 // v2's chunk at MMA8=1, for MT row tiles x NT token tiles (any NT: a token tile costs its
-// 16-byte load and two mma a row tile, no conversions), the first ntiles tiles holding tokens
+// 16-byte load and two mma a row tile, none of our conversions), the first ntiles tiles holding tokens
 // (warp-uniform). qx[nt]: lane (g, t)'s 16 bytes of token n0 + 8nt + g. The step sums go to
 // the chunk's partial p in fp32, then into acc as gemv_chunk's do.
 __device__ __forceinline__ void gemv_chunk_mma8(float acc[MT][NTA][4], const uint4 *qa, const uint4 *qb,
@@ -433,9 +434,13 @@ __device__ __forceinline__ void gemv_v2_body(const u8 *__restrict__ W, const u8 
 #if MMA8
     // (MMA8=1 takes any NT; the f16 path keeps its own two-tile code, which ptxas schedules
     // differently when written with these arrays)
+    bool xok[NT]; // token n0 + 8nt + g exists
     const u8 *xp[NT];
 #pragma unroll
-    for (int nt = 0; nt < NT; nt++) xp[nt] = X + (long long)(n0 + 8 * nt + g < N ? n0 + 8 * nt + g : 0) * K + 16 * t;
+    for (int nt = 0; nt < NT; nt++) {
+        xok[nt] = n0 + 8 * nt + g < N;
+        xp[nt] = X + (long long)(xok[nt] ? n0 + 8 * nt + g : 0) * K + 16 * t;
+    }
     (void)x0, (void)x1, (void)tile1;
 #endif
 
@@ -480,7 +485,7 @@ __device__ __forceinline__ void gemv_v2_body(const u8 *__restrict__ W, const u8 
 #if MMA8
 #pragma unroll
             for (int nt = 0; nt < NT; nt++)
-                qx[u][nt] = (kok && nt < ntiles && n0 + 8 * nt + g < N) ? *(const uint4 *)(xp[nt] + k) : z;
+                qx[u][nt] = (kok && nt < ntiles && xok[nt]) ? *(const uint4 *)(xp[nt] + k) : z;
 #else
             qx0[u] = (kok && x0ok) ? *(const uint4 *)(x0 + k) : z;
             if (NT > 1) qx1[NT > 1 ? u : 0] = (kok && x1ok && tile1) ? *(const uint4 *)(x1 + k) : z;
